@@ -1,0 +1,37 @@
+# `make test` is the one command CI runs (.ci/run): it builds the environments it needs from
+# scratch, checks formatting and types, and runs the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+CHECKOV_VENV := .venv-checkov
+PY := $(VENV)/bin/python
+
+.PHONY: test lint format typecheck sync clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests lib/functions
+	$(VENV)/bin/ruff format --check src tests lib/functions
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format src tests lib/functions
+	$(VENV)/bin/ruff check --fix src tests lib/functions
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed lint typecheck
+	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from loanstack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""The `loanstack` command line: one sub-command per job, errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from loanstack import __version__, checks, template
+
+ENVIRONMENTS = ("dev", "prod")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, never a traceback."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="loanstack",
+        description="Check, deploy, try and tear down the loan processing stack (lib/TapStack.json).",
+    )
+    parser.add_argument("--version", action="version", version=f"loanstack {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chk = sub.add_parser("check", help="run the project's compliance checks (R1, R4-R7, R12, R15)")
+    chk.add_argument("--env", choices=ENVIRONMENTS, action="append", help="default: both")
+    chk.add_argument("--suffix", default="check", help="EnvironmentSuffix to evaluate with")
+
+    fmt = sub.add_parser("fmt", help="rewrite lib/TapStack.json in canonical form (2-space JSON)")
+    fmt.add_argument("--check", action="store_true", help="exit 1 if the file is not canonical")
+    return parser.parse_args(argv)
+
+
+def run_fmt(args: argparse.Namespace, console: Console) -> int:
+    path = template.TEMPLATE_PATH
+    text = path.read_text(encoding="utf-8")
+    wanted = template.canonical(template.load(path))
+    if text == wanted:
+        console.print(f"{path.name} is canonical")
+        return 0
+    if args.check:
+        console.print(f"[red]{path.name} is not canonical: run loanstack fmt[/]")
+        return 1
+    path.write_text(wanted, encoding="utf-8")
+    console.print(f"rewrote {path.name}")
+    return 0
+
+
+def run_check(args: argparse.Namespace, console: Console) -> int:
+    table = Table(title="loanstack check: lib/TapStack.json")
+    for column in ("env", "check", "requirement", "resource", "result"):
+        table.add_column(column)
+    failures = 0
+    for env in args.env or ENVIRONMENTS:
+        try:
+            instance = template.instantiate(
+                parameters={"EnvironmentType": env, "EnvironmentSuffix": args.suffix}
+            )
+        except template.ParameterError as exc:
+            raise UsageError(str(exc)) from exc
+        for c in checks.CHECKS:
+            findings = list(c.run(instance))
+            failures += len(findings)
+            if not findings:
+                table.add_row(env, c.id, c.requirement, "all", "[green]pass[/]")
+            for f in findings:
+                table.add_row(env, c.id, c.requirement, f.resource, f"[red]{f.message}[/]")
+    console.print(table)
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    try:
+        if args.command == "check":
+            return run_check(args, console)
+        if args.command == "fmt":
+            return run_fmt(args, console)
+    except UsageError as exc:
+        print(f"loanstack: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")

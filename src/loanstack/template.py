@@ -1,0 +1,337 @@
+"""The template model: load `lib/TapStack.json` and see it the way CloudFormation would.
+
+Checks and tests must judge what a given environment really deploys, not the raw JSON with its
+conditions, so this module evaluates `Conditions`, `Fn::If`, `Ref` to parameters and pseudo
+parameters and `Fn::Sub` for one set of parameter values. References to resources and
+attributes (`Ref` to a resource, `Fn::GetAtt`, `${Res.Attr}`) stay symbolic: they only exist
+after a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
+SIZE_LIMIT = 51_200  # bytes the CLI and the CreateStack API accept as a template body
+
+NO_VALUE = object()  # AWS::NoValue: the property is dropped
+
+
+@dataclass(frozen=True)
+class Context:
+    """Values CloudFormation supplies at deploy time; the defaults are a plausible account."""
+
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    partition: str = "aws"
+    stack_name: str = "tapstack-test"
+
+    def pseudo(self) -> dict[str, Any]:
+        return {
+            "AWS::AccountId": self.account_id,
+            "AWS::Region": self.region,
+            "AWS::Partition": self.partition,
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+        }
+
+
+def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+def minified(template: Mapping[str, Any]) -> str:
+    """The body `loanstack deploy` sends: the smallest JSON CloudFormation accepts."""
+    return json.dumps(template, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical(template: Mapping[str, Any]) -> str:
+    """The on-disk form: 2-space JSON, key order as written, trailing newline."""
+    return json.dumps(template, indent=2, ensure_ascii=False) + "\n"
+
+
+class ParameterError(ValueError):
+    """A parameter value CloudFormation itself would refuse."""
+
+
+def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """Defaults plus `given`, validated against the template's own constraints."""
+    declared = template.get("Parameters", {})
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in given:
+            value = str(given[name])
+        elif "Default" in spec:
+            value = str(spec["Default"])
+        else:
+            raise ParameterError(f"parameter {name} has no default and no value was given")
+        problem = constraint_violation(spec, value)
+        if problem:
+            raise ParameterError(f"parameter {name}={value!r}: {problem}")
+        values[name] = value
+    return values
+
+
+def constraint_violation(spec: Mapping[str, Any], value: str) -> str | None:
+    """Why CloudFormation would reject `value` for a parameter declared as `spec`, or None."""
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in allowed:
+        return f"must be one of {', '.join(allowed)}"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"shorter than {spec['MinLength']} characters"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"longer than {spec['MaxLength']} characters"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        return spec.get("ConstraintDescription") or f"does not match {pattern}"
+    return None
+
+
+@dataclass(frozen=True)
+class Resource:
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def deletion_policy(self) -> str | None:
+        return self.raw.get("DeletionPolicy")
+
+    @property
+    def update_replace_policy(self) -> str | None:
+        return self.raw.get("UpdateReplacePolicy")
+
+
+@dataclass
+class Instance:
+    """One environment of the template: the resources that exist and their resolved properties."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    context: Context
+    conditions: dict[str, bool]
+    resources: dict[str, Resource] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return self.parameters["EnvironmentSuffix"]
+
+    def of_type(self, *types: str) -> Iterator[Resource]:
+        return (r for r in self.resources.values() if r.type in types)
+
+    def name_of(self, node: Any) -> Any:
+        """A `Ref` to a resource replaced by the name it will have, where the template names it."""
+        if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in self.resources:
+            target = self.resources[node["Ref"]]
+            for prop in name_properties(target.type):
+                if isinstance(target.properties.get(prop), str):
+                    return target.properties[prop]
+        return node
+
+
+def instantiate(
+    template: dict[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
+    context: Context | None = None,
+) -> Instance:
+    """The environment CloudFormation would build from `template` with these parameters."""
+    template = load() if template is None else template
+    context = context or Context()
+    given = {"EnvironmentSuffix": "dev42", **(parameters or {})}
+    values = parameter_values(template, given)
+    scope: dict[str, Any] = {**context.pseudo(), **values}
+    conditions = evaluate_conditions(template.get("Conditions", {}), scope)
+    instance = Instance(template, values, context, conditions)
+    for logical_id, raw in template.get("Resources", {}).items():
+        if "Condition" in raw and not conditions[raw["Condition"]]:
+            continue
+        props = resolve(raw.get("Properties", {}), scope, conditions)
+        instance.resources[logical_id] = Resource(logical_id, raw["Type"], props, raw)
+    for key, output in template.get("Outputs", {}).items():
+        if "Condition" in output and not conditions[output["Condition"]]:
+            continue
+        instance.outputs[key] = resolve(output, scope, conditions)
+    return instance
+
+
+def evaluate_conditions(declared: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, bool]:
+    results: dict[str, bool] = {}
+
+    def truth(node: Any) -> bool:
+        if isinstance(node, dict) and len(node) == 1:
+            ((fn, arg),) = node.items()
+            if fn == "Condition":
+                if arg not in results:
+                    results[arg] = truth(declared[arg])
+                return results[arg]
+            if fn == "Fn::Equals":
+                left, right = (resolve(a, scope, results) for a in arg)
+                return str(left) == str(right)
+            if fn == "Fn::Not":
+                return not truth(arg[0])
+            if fn == "Fn::And":
+                return all(truth(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(truth(a) for a in arg)
+        raise ValueError(f"unsupported condition expression: {node!r}")
+
+    for name in declared:
+        if name not in results:
+            results[name] = truth(declared[name])
+    return results
+
+
+_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def resolve(node: Any, scope: Mapping[str, Any], conditions: Mapping[str, bool]) -> Any:
+    """Evaluate what is known before deployment; leave resource references symbolic."""
+    if isinstance(node, list):
+        items = (resolve(item, scope, conditions) for item in node)
+        return [item for item in items if item is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((key, arg),) = node.items()
+        if key == "Ref" and arg in scope:
+            return scope[arg]
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            return resolve(when_true if conditions[name] else when_false, scope, conditions)
+        if key == "Fn::Sub":
+            return _sub(arg, scope, conditions)
+        if key == "Fn::Join":
+            sep, parts = arg[0], resolve(arg[1], scope, conditions)
+            if isinstance(parts, list) and all(isinstance(p, str) for p in parts):
+                return sep.join(parts)
+        if key == "Fn::Select":
+            index, items = resolve(arg[0], scope, conditions), resolve(arg[1], scope, conditions)
+            if isinstance(items, list) and isinstance(index, int | str):
+                return items[int(index)]
+        if key == "Fn::GetAZs":
+            region = scope["AWS::Region"]
+            return [f"{region}{letter}" for letter in "abc"]
+    resolved = {k: resolve(v, scope, conditions) for k, v in node.items()}
+    return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+
+def _sub(arg: Any, scope: Mapping[str, Any], conditions: Mapping[str, bool]) -> Any:
+    text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+    local = {k: resolve(v, scope, conditions) for k, v in variables.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = local.get(name, scope.get(name))
+        return value if isinstance(value, str) else match.group(0)
+
+    result = _SUB_VAR.sub(replace, text)
+    return result if not _SUB_VAR.search(result) else {"Fn::Sub": result}
+
+
+def references(node: Any) -> set[str]:
+    """Logical ids a node points at through Ref, Fn::GetAtt or ${…} in Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str) and not value.startswith("AWS::"):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else value.split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".")[0] for m in _SUB_VAR.findall(text) if "::" not in m}
+                if not isinstance(value, str):
+                    found |= references(value[1])
+            else:
+                found |= references(value)
+    return found
+
+
+# --- facts about resource types, from cfn-lint's bundled CloudFormation registry schemas ---
+
+
+@cache
+def resource_schema(type_name: str) -> dict[str, Any]:
+    return PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", type_name).schema
+
+
+def tag_property(type_name: str) -> str | None:
+    """The property that carries tags, or None when the type cannot be tagged."""
+    tagging = resource_schema(type_name).get("tagging", {})
+    if not tagging.get("taggable", False):
+        return None
+    return str(tagging.get("tagProperty", "/properties/Tags")).rsplit("/", 1)[-1]
+
+
+# Create-only string properties ending in Name/Identifier that name something else than the
+# resource itself: the AWS service an endpoint reaches, the MySQL schema inside a cluster.
+NOT_RESOURCE_NAMES = frozenset({"ServiceName", "DatabaseName"})
+
+
+@cache
+def name_properties(type_name: str) -> tuple[str, ...]:
+    """Properties that give a resource its physical name (create-only, string, *Name/*Identifier)."""
+    schema = resource_schema(type_name)
+    read_only = {p.rsplit("/", 1)[-1] for p in schema.get("readOnlyProperties", [])}
+    names = []
+    for pointer in schema.get("createOnlyProperties", []):
+        prop = pointer.rsplit("/", 1)[-1]
+        spec = schema.get("properties", {}).get(prop, {})
+        if (
+            prop.endswith(("Name", "Identifier"))
+            and prop not in NOT_RESOURCE_NAMES
+            and prop not in read_only
+            and spec.get("type") == "string"
+        ):
+            names.append(prop)
+    return tuple(names)
+
+
+def tags_of(resource: Resource) -> dict[str, Any] | None:
+    """The resource's tags as a dict (list-of-Key/Value and map forms alike), None if untaggable."""
+    prop = tag_property(resource.type)
+    if prop is None:
+        return None
+    tags = resource.properties.get(prop, [])
+    if isinstance(tags, dict):
+        return dict(tags)
+    return {t["Key"]: t["Value"] for t in tags if isinstance(t, dict) and "Key" in t}
+
+
+def policy_documents(resource: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Identity policy documents a resource attaches, with a label for messages."""
+    props = resource.properties
+    if resource.type == "AWS::IAM::Role":
+        for policy in props.get("Policies", []):
+            yield policy.get("PolicyName", "?"), policy["PolicyDocument"]
+    elif resource.type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        yield props.get("PolicyName", resource.logical_id), props["PolicyDocument"]
+
+
+def statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement", [])
+    return [found] if isinstance(found, dict) else list(found)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,18 @@
+"""Helpers shared by tests (kept out of conftest so tests can import them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loanstack import template
+
+
+def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Instance:
+    """The environment `env` of a (possibly mutated) template, suffix dev42."""
+    return template.instantiate(
+        doc, {"EnvironmentType": env, "EnvironmentSuffix": "dev42", **params}
+    )
+
+
+def ids(findings: list[Any]) -> set[tuple[str, str]]:
+    return {(f.check_id, f.resource) for f in findings}

@@ -1,0 +1,154 @@
+"""Each compliance check reports a deliberately broken copy of the template.
+
+A check that passes the pristine template proves nothing until it is shown to fail a bad one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loanstack import checks
+from tests.helpers import build, ids
+
+
+def report(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str]]:
+    return ids(checks.run_checks(build(doc, env)))
+
+
+def tags_of(doc: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    return doc["Resources"][logical_id]["Properties"]["Tags"]
+
+
+def test_pristine_template_has_no_findings(pristine: dict[str, Any], env: str) -> None:
+    assert checks.run_checks(build(pristine, env)) == []
+
+
+def test_r1_size_budget_bites(doc: dict[str, Any]) -> None:
+    doc["Resources"]["VPC"]["Metadata"] = {"Padding": "x" * 52_000}
+    assert ("LS001", "template") in report(doc)
+
+
+def test_r4_naming_bites_on_a_bad_name(doc: dict[str, Any]) -> None:
+    doc["Resources"]["FlowLogsRole"]["Properties"]["RoleName"] = {
+        "Fn::Sub": "flowlogs-${EnvironmentSuffix}"
+    }
+    assert ("LS004", "FlowLogsRole") in report(doc)
+
+
+def test_r4_naming_bites_on_a_missing_name(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["DatabaseSecurityGroup"]["Properties"]["GroupName"]
+    assert ("LS004", "DatabaseSecurityGroup") in report(doc)
+
+
+def test_r4_naming_bites_on_a_name_without_the_suffix(doc: dict[str, Any]) -> None:
+    tags_of(doc, "VPC")[0]["Value"] = "vpc-loanprocessing-prod"
+    assert ("LS004", "VPC") in report(doc)
+
+
+def test_r5_tagging_bites_on_a_removed_tag(doc: dict[str, Any]) -> None:
+    tags = tags_of(doc, "KMSKey")
+    tags[:] = [t for t in tags if t["Key"] != "CostCenter"]
+    assert ("LS005", "KMSKey") in report(doc)
+
+
+def test_r5_tagging_bites_on_a_hard_coded_value(doc: dict[str, Any]) -> None:
+    for tag in tags_of(doc, "PrivateSubnet2"):
+        if tag["Key"] == "Environment":
+            tag["Value"] = "dev"
+    assert ("LS005", "PrivateSubnet2") in report(doc, "prod")
+
+
+def test_r5_tagging_bites_on_an_ec2_resource_without_name(doc: dict[str, Any]) -> None:
+    tags = tags_of(doc, "PublicRouteTable")
+    tags[:] = [t for t in tags if t["Key"] != "Name"]
+    assert ("LS005", "PublicRouteTable") in report(doc)
+
+
+def test_r6_destroyable_bites_on_retain(doc: dict[str, Any]) -> None:
+    doc["Resources"]["FlowLogsLogGroup"]["DeletionPolicy"] = "Retain"
+    assert ("LS006", "FlowLogsLogGroup") in report(doc)
+
+
+def test_r6_destroyable_bites_on_snapshot_replace_policy(doc: dict[str, Any]) -> None:
+    doc["Resources"]["KMSKey"]["UpdateReplacePolicy"] = "Snapshot"
+    assert ("LS006", "KMSKey") in report(doc)
+
+
+def test_r6_destroyable_bites_on_stateful_resource_left_to_default(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["KMSKey"]["DeletionPolicy"]
+    assert ("LS006", "KMSKey") in report(doc)
+
+
+def test_r6_destroyable_bites_on_deletion_protection(doc: dict[str, Any]) -> None:
+    doc["Resources"]["Extra"] = {
+        "Type": "AWS::Logs::LogGroup",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {"DeletionProtectionEnabled": True},
+    }
+    assert ("LS006", "Extra") in report(doc)
+
+
+def test_r7_open_ingress_bites(doc: dict[str, Any]) -> None:
+    doc["Resources"]["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
+        {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "CidrIp": "0.0.0.0/0"}
+    ]
+    assert ("LS007", "DatabaseSecurityGroup") in report(doc)
+
+
+def test_r12_retention_bites_on_89_days(doc: dict[str, Any]) -> None:
+    doc["Resources"]["FlowLogsLogGroup"]["Properties"]["RetentionInDays"] = 89
+    assert ("LS012", "FlowLogsLogGroup") in report(doc)
+
+
+def test_r12_encryption_bites_on_missing_key(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["FlowLogsLogGroup"]["Properties"]["KmsKeyId"]
+    assert ("LS012", "FlowLogsLogGroup") in report(doc)
+
+
+def test_r12_bites_on_a_producer_whose_group_is_not_declared(doc: dict[str, Any]) -> None:
+    doc["Resources"]["VPCFlowLog"]["Properties"]["LogGroupName"] = "/aws/vpc/somewhere-else"
+    assert ("LS012", "VPCFlowLog") in report(doc)
+
+
+def test_r12_bites_on_a_lambda_left_to_auto_create_its_log_group(doc: dict[str, Any]) -> None:
+    doc["Resources"]["StrayFunction"] = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "FunctionName": {"Fn::Sub": "lambda-stray-${EnvironmentSuffix}"},
+            "Runtime": "python3.13",
+            "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["FlowLogsRole", "Arn"]},
+            "Code": {"ZipFile": "def handler(e, c): return e"},
+        },
+    }
+    assert ("LS012", "StrayFunction") in report(doc)
+
+
+def test_r15_bites_on_action_star(doc: dict[str, Any]) -> None:
+    policy = doc["Resources"]["FlowLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    policy["Statement"][0]["Action"] = "*"
+    assert ("LS015", "FlowLogsRole/deliver-flow-logs") in report(doc)
+
+
+def test_r15_bites_on_resource_star_for_a_scopable_action(doc: dict[str, Any]) -> None:
+    policy = doc["Resources"]["FlowLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    policy["Statement"][0]["Resource"] = "*"
+    assert ("LS015", "FlowLogsRole/deliver-flow-logs") in report(doc)
+
+
+def test_r15_allows_resource_star_only_for_unscopable_actions(doc: dict[str, Any]) -> None:
+    policy = doc["Resources"]["FlowLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    policy["Statement"].append(
+        {"Effect": "Allow", "Action": ["ec2:DescribeNetworkInterfaces"], "Resource": "*"}
+    )
+    assert report(doc) == set()
+    policy["Statement"][-1]["Action"].append("ec2:CreateNetworkInterface")
+    assert ("LS015", "FlowLogsRole/deliver-flow-logs") in report(doc)
+
+
+def test_r15_bites_on_a_hard_coded_partition(doc: dict[str, Any]) -> None:
+    policy = doc["Resources"]["FlowLogsRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    policy["Statement"][1]["Resource"] = "arn:aws:logs:us-east-1:123456789012:log-group:*"
+    found = {check for check, _ in report(doc)}
+    assert "LS016" in found

@@ -1,0 +1,266 @@
+"""One test (or more) per SPEC requirement, evaluated for dev and prod.
+
+They iterate the template: a resource added later is covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from loanstack import checks, template
+from loanstack.template import Instance
+from tests.helpers import build
+
+R1B_OUTPUTS_SO_FAR = [
+    "VPCId",
+    "PublicSubnet1",
+    "PublicSubnet2",
+    "PrivateSubnet1",
+    "PrivateSubnet2",
+    "KMSKeyId",
+]
+
+
+def findings(instance: Instance, requirement: str) -> list[str]:
+    return [str(f) for f in checks.run_checks(instance, only=requirement)]
+
+
+# --- R1 -------------------------------------------------------------------------------------
+
+
+def test_r1_template_is_canonical_two_space_json(pristine: dict[str, Any]) -> None:
+    on_disk = template.TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert on_disk == template.canonical(pristine), "run: loanstack fmt"
+    assert pristine["AWSTemplateFormatVersion"] == "2010-09-09"
+
+
+def test_r1_minified_template_fits_the_direct_upload_limit(instance: Instance) -> None:
+    size = len(template.minified(instance.template).encode())
+    assert size < template.SIZE_LIMIT
+    assert findings(instance, "R1") == []
+
+
+def test_r1_every_lambda_is_inline_code(instance: Instance) -> None:
+    for fn in instance.of_type("AWS::Lambda::Function"):
+        assert set(fn.properties["Code"]) == {"ZipFile"}, fn.logical_id
+
+
+# --- R2 -------------------------------------------------------------------------------------
+
+
+def test_r2_every_free_text_parameter_is_constrained(pristine: dict[str, Any]) -> None:
+    for name, spec in pristine["Parameters"].items():
+        if spec["Type"] == "String" and "AllowedValues" not in spec:
+            assert "AllowedPattern" in spec and "MaxLength" in spec, name
+            assert spec.get("ConstraintDescription"), name
+        assert spec.get("Description"), name
+
+
+def test_r2_environment_parameters(pristine: dict[str, Any]) -> None:
+    params = pristine["Parameters"]
+    assert params["EnvironmentType"]["AllowedValues"] == ["dev", "prod"]
+    assert params["EnvironmentType"]["Default"] == "dev"
+    for required in ("EnvironmentSuffix", "CostCenter", "MigrationPhase"):
+        assert required in params
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "a", "Dev42", "dev_42", "dev--42", "-dev", "dev-", "x" * 17, "dev 42"]
+)
+def test_r2_environment_suffix_pattern_refuses_bad_values(
+    pristine: dict[str, Any], bad: str
+) -> None:
+    spec = pristine["Parameters"]["EnvironmentSuffix"]
+    assert template.constraint_violation(spec, bad) is not None
+
+
+def test_r2_longest_allowed_suffix_fits_every_name(pristine: dict[str, Any], env: str) -> None:
+    """Names carry the suffix; the longest suffix must still fit each type's name length limit."""
+    longest = "a" * pristine["Parameters"]["EnvironmentSuffix"]["MaxLength"]
+    instance = template.instantiate(
+        pristine, {"EnvironmentType": env, "EnvironmentSuffix": longest}
+    )
+    for r in instance.resources.values():
+        schema = template.resource_schema(r.type)
+        for prop in template.name_properties(r.type):
+            value = r.properties.get(prop)
+            limit = schema["properties"][prop].get("maxLength")
+            if isinstance(value, str) and limit:
+                assert len(value) <= limit, f"{r.logical_id}.{prop} {value!r} > {limit}"
+
+
+def test_r2_console_groups_and_labels_every_parameter(pristine: dict[str, Any]) -> None:
+    interface = pristine["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [p for group in interface["ParameterGroups"] for p in group["Parameters"]]
+    assert sorted(grouped) == sorted(pristine["Parameters"]), "each parameter in exactly one group"
+    assert set(interface["ParameterLabels"]) == set(pristine["Parameters"])
+
+
+# --- R3 -------------------------------------------------------------------------------------
+
+
+def test_r3_prod_has_a_nat_gateway_per_az_dev_one(pristine: dict[str, Any]) -> None:
+    dev, prod = build(pristine, "dev"), build(pristine, "prod")
+    assert len(list(dev.of_type("AWS::EC2::NatGateway"))) == 1
+    assert len(list(prod.of_type("AWS::EC2::NatGateway"))) == 2
+    subnets = {n.properties["SubnetId"]["Ref"] for n in prod.of_type("AWS::EC2::NatGateway")}
+    assert subnets == {"PublicSubnet1", "PublicSubnet2"}
+
+
+def test_r3_each_private_route_table_uses_its_own_az_nat_when_there_is_one(
+    pristine: dict[str, Any],
+) -> None:
+    for env, second in (("dev", "NatGateway1"), ("prod", "NatGateway2")):
+        instance = build(pristine, env)
+        routes = {
+            r.properties["RouteTableId"]["Ref"]: r.properties.get("NatGatewayId", {}).get("Ref")
+            for r in instance.of_type("AWS::EC2::Route")
+        }
+        assert routes["PrivateRouteTable1"] == "NatGateway1"
+        assert routes["PrivateRouteTable2"] == second
+        assert set(routes.values()) - {None} <= set(instance.resources)
+
+
+def test_r3_differences_are_driven_by_named_conditions(pristine: dict[str, Any]) -> None:
+    assert "IsProduction" in pristine["Conditions"]
+    conditional = [r for r in pristine["Resources"].values() if "Condition" in r]
+    assert conditional and all(r["Condition"] in pristine["Conditions"] for r in conditional)
+
+
+# --- R4 R5 R6 -------------------------------------------------------------------------------
+
+
+def test_r4_every_named_resource_follows_the_naming_convention(instance: Instance) -> None:
+    assert findings(instance, "R4") == []
+    named = [r for r in instance.resources.values() if template.name_properties(r.type)]
+    assert named, "the convention must judge something"
+
+
+def test_r5_every_taggable_resource_carries_the_cost_tags(instance: Instance) -> None:
+    assert findings(instance, "R5") == []
+    assert sum(template.tags_of(r) is not None for r in instance.resources.values()) >= 10
+
+
+def test_r6_everything_is_destroyable(instance: Instance) -> None:
+    assert findings(instance, "R6") == []
+
+
+# --- R7 -------------------------------------------------------------------------------------
+
+
+def test_r7_subnets_span_two_azs_public_and_private(instance: Instance) -> None:
+    subnets = {r.logical_id: r.properties for r in instance.of_type("AWS::EC2::Subnet")}
+    assert set(subnets) == {"PublicSubnet1", "PublicSubnet2", "PrivateSubnet1", "PrivateSubnet2"}
+    assert (
+        subnets["PublicSubnet1"]["AvailabilityZone"]
+        == subnets["PrivateSubnet1"]["AvailabilityZone"]
+    )
+    assert (
+        subnets["PublicSubnet1"]["AvailabilityZone"] != subnets["PublicSubnet2"]["AvailabilityZone"]
+    )
+    assert all(s["MapPublicIpOnLaunch"] is False for s in subnets.values())
+    raw = instance.template["Resources"]["PublicSubnet1"]["Properties"]["AvailabilityZone"]
+    assert "Fn::GetAZs" in str(raw), "AZs come from Fn::GetAZs, never hard-coded"
+
+
+def test_r7_every_subnet_has_a_route_table_and_a_network_acl(instance: Instance) -> None:
+    for kind in ("AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::SubnetNetworkAclAssociation"):
+        associated = {r.properties["SubnetId"]["Ref"] for r in instance.of_type(kind)}
+        assert associated == {r.logical_id for r in instance.of_type("AWS::EC2::Subnet")}, kind
+
+
+def test_r7_network_acls_have_explicit_documented_rules_both_ways(instance: Instance) -> None:
+    acls = [r.logical_id for r in instance.of_type("AWS::EC2::NetworkAcl")]
+    assert len(acls) == 2
+    for acl in acls:
+        entries = [
+            e
+            for e in instance.of_type("AWS::EC2::NetworkAclEntry")
+            if e.properties["NetworkAclId"] == {"Ref": acl}
+        ]
+        assert {e.properties["Egress"] for e in entries} == {True, False}, acl
+        assert all(e.raw["Metadata"]["Purpose"] for e in entries), "each rule says why it exists"
+        # stateless ACLs must let the replies to HTTPS calls back in
+        assert any(
+            not e.properties["Egress"]
+            and e.properties.get("PortRange") == {"From": 1024, "To": 65535}
+            for e in entries
+        ), acl
+
+
+def test_r7_no_security_group_ingress_from_the_internet(instance: Instance) -> None:
+    assert findings(instance, "R7") == []
+
+
+def test_r7_flow_logs_and_s3_gateway_endpoint(instance: Instance) -> None:
+    (flow,) = instance.of_type("AWS::EC2::FlowLog")
+    assert flow.properties["ResourceId"] == {"Ref": "VPC"}
+    assert flow.properties["TrafficType"] == "ALL"
+    (endpoint,) = instance.of_type("AWS::EC2::VPCEndpoint")
+    assert endpoint.properties["VpcEndpointType"] == "Gateway"
+    assert endpoint.properties["ServiceName"] == f"com.amazonaws.{instance.context.region}.s3"
+    private_tables = {
+        r.logical_id for r in instance.of_type("AWS::EC2::RouteTable") if "Private" in r.logical_id
+    }
+    assert {t["Ref"] for t in endpoint.properties["RouteTableIds"]} == private_tables
+
+
+# --- R8 -------------------------------------------------------------------------------------
+
+
+def test_r8_customer_managed_key_rotates_and_has_an_alias(instance: Instance) -> None:
+    key = instance.resources["KMSKey"]
+    assert key.properties["EnableKeyRotation"] is True
+    (alias,) = instance.of_type("AWS::KMS::Alias")
+    assert alias.properties["TargetKeyId"] == {"Ref": "KMSKey"}
+
+
+def test_r8_key_policy_scopes_every_service_principal(instance: Instance) -> None:
+    """A service may use the key only under a condition that ties it to this account/stack."""
+    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    for st in template.statements(policy):
+        principal = st["Principal"]
+        if "Service" in principal:
+            assert st.get("Condition"), st.get("Sid")
+            assert not any(a in ("kms:*", "*") for a in template.as_list(st["Action"]))
+        else:
+            assert principal == {"AWS": f"arn:aws:iam::{instance.context.account_id}:root"}
+
+
+def test_r8_logs_may_use_the_key_only_for_this_stacks_log_groups(instance: Instance) -> None:
+    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    (logs,) = [s for s in template.statements(policy) if "logs." in str(s["Principal"])]
+    patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    for group in instance.of_type("AWS::Logs::LogGroup"):
+        arn = f"arn:aws:logs:us-east-1:{instance.context.account_id}:log-group:{group.properties['LogGroupName']}"
+        assert any(re.fullmatch(p.replace("*", ".*"), arn) for p in patterns), arn
+    other = f"arn:aws:logs:us-east-1:{instance.context.account_id}:log-group:/aws/lambda/other-stack-dev4"
+    assert not any(re.fullmatch(p.replace("*", ".*"), other) for p in patterns)
+
+
+# --- R12 R15 R16 ----------------------------------------------------------------------------
+
+
+def test_r12_every_log_group_retains_exactly_90_days(instance: Instance) -> None:
+    assert findings(instance, "R12") == []
+    groups = list(instance.of_type("AWS::Logs::LogGroup"))
+    assert groups and all(g.properties["RetentionInDays"] == 90 for g in groups)
+
+
+def test_r15_iam_is_least_privilege_and_partition_free(instance: Instance) -> None:
+    assert findings(instance, "R15") == []
+    assert any(True for _ in instance.of_type("AWS::IAM::Role"))
+
+
+def test_r16_every_output_is_exported_under_the_stack_name(pristine: dict[str, Any]) -> None:
+    for key, output in pristine["Outputs"].items():
+        assert output["Export"]["Name"] == {"Fn::Sub": f"${{AWS::StackName}}-{key}"}, key
+        assert output.get("Description"), key
+
+
+def test_r1b_r16_compatibility_outputs_exist(instance: Instance) -> None:
+    for key in R1B_OUTPUTS_SO_FAR:
+        assert key in instance.outputs, key
