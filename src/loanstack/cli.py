@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from loanstack import __version__, checks, template
+from loanstack import __version__, checks, embed, template
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -32,7 +32,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     fmt = sub.add_parser("fmt", help="rewrite lib/TapStack.json in canonical form (2-space JSON)")
     fmt.add_argument("--check", action="store_true", help="exit 1 if the file is not canonical")
+
+    syn = sub.add_parser("sync", help="embed lib/functions/*/index.py into the template's ZipFile")
+    syn.add_argument("--check", action="store_true", help="exit 1 if an embedded copy is stale")
     return parser.parse_args(argv)
+
+
+def run_sync(args: argparse.Namespace, console: Console) -> int:
+    doc = template.load()
+    if args.check:
+        stale = embed.stale(doc)
+        for logical_id in stale:
+            console.print(f"[red]{logical_id}: embedded code differs from its source[/]")
+        if stale:
+            console.print("run: loanstack sync")
+        return 1 if stale else 0
+    changed = embed.sync(doc)
+    if changed:
+        template.TEMPLATE_PATH.write_text(template.canonical(doc), encoding="utf-8")
+    console.print(f"embedded: {', '.join(changed) if changed else 'nothing changed'}")
+    return 0
 
 
 def run_fmt(args: argparse.Namespace, console: Console) -> int:
@@ -79,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return run_check(args, console)
+        if args.command == "sync":
+            return run_sync(args, console)
         if args.command == "fmt":
             return run_fmt(args, console)
     except UsageError as exc:

@@ -283,28 +283,37 @@ def tag_property(type_name: str) -> str | None:
     return str(tagging.get("tagProperty", "/properties/Tags")).rsplit("/", 1)[-1]
 
 
-# Create-only string properties ending in Name/Identifier that name something else than the
-# resource itself: the AWS service an endpoint reaches, the MySQL schema inside a cluster.
+# Create-only string properties ending in Name that name something else than the resource itself:
+# the AWS service an endpoint reaches, the MySQL schema inside a cluster.
 NOT_RESOURCE_NAMES = frozenset({"ServiceName", "DatabaseName"})
 
 
 @cache
 def name_properties(type_name: str) -> tuple[str, ...]:
-    """Properties that give a resource its physical name (create-only, string, *Name/*Identifier)."""
+    """The property that gives a resource its physical name, from the registry schema.
+
+    That is the primary identifier when the template may set it (FunctionName, BucketName,
+    DBClusterIdentifier...); for types identified by a generated id or ARN, the create-only
+    string property ending in Name (GroupName, TopicName, a secret's Name...).
+    """
     schema = resource_schema(type_name)
+    props = schema.get("properties", {})
     read_only = {p.rsplit("/", 1)[-1] for p in schema.get("readOnlyProperties", [])}
-    names = []
-    for pointer in schema.get("createOnlyProperties", []):
-        prop = pointer.rsplit("/", 1)[-1]
-        spec = schema.get("properties", {}).get(prop, {})
-        if (
-            prop.endswith(("Name", "Identifier"))
-            and prop not in NOT_RESOURCE_NAMES
-            and prop not in read_only
-            and spec.get("type") == "string"
-        ):
-            names.append(prop)
-    return tuple(names)
+    primary = [p.rsplit("/", 1)[-1] for p in schema.get("primaryIdentifier", [])]
+    if (
+        len(primary) == 1
+        and primary[0] not in read_only
+        and props.get(primary[0], {}).get("type") == "string"
+    ):
+        return (primary[0],)
+    return tuple(
+        prop
+        for prop in (p.rsplit("/", 1)[-1] for p in schema.get("createOnlyProperties", []))
+        if prop.endswith("Name")
+        and prop not in NOT_RESOURCE_NAMES
+        and prop not in read_only
+        and props.get(prop, {}).get("type") == "string"
+    )
 
 
 def tags_of(resource: Resource) -> dict[str, Any] | None:

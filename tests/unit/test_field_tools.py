@@ -88,7 +88,7 @@ def test_d5_cfn_lint_gate_bites(tmp_path: Path, doc: dict[str, Any]) -> None:
     assert "I3011" in rules  # informational: stateful resource without UpdateReplacePolicy
 
 
-def test_d5_checkov_reports_no_failed_check() -> None:
+def test_d5_checkov_reports_no_failed_check(pristine: dict[str, Any]) -> None:
     report = checkov(template.TEMPLATE_PATH)
     failed = report["results"]["failed_checks"]
     assert report["summary"]["parsing_errors"] == 0

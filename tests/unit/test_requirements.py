@@ -218,16 +218,37 @@ def test_r8_customer_managed_key_rotates_and_has_an_alias(instance: Instance) ->
     assert alias.properties["TargetKeyId"] == {"Ref": "KMSKey"}
 
 
-def test_r8_key_policy_scopes_every_service_principal(instance: Instance) -> None:
-    """A service may use the key only under a condition that ties it to this account/stack."""
+DATA_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:*",
+    "*",
+)
+
+
+def test_r8_key_policy_grants_data_use_only_under_conditions(instance: Instance) -> None:
+    """Administrators manage the key; using it to encrypt or decrypt needs a scoping condition."""
     policy = instance.resources["KMSKey"].properties["KeyPolicy"]
     for st in template.statements(policy):
-        principal = st["Principal"]
-        if "Service" in principal:
+        actions = template.as_list(st["Action"])
+        if any(a in DATA_ACTIONS for a in actions):
             assert st.get("Condition"), st.get("Sid")
-            assert not any(a in ("kms:*", "*") for a in template.as_list(st["Action"]))
-        else:
-            assert principal == {"AWS": f"arn:aws:iam::{instance.context.account_id}:root"}
+        if "AWS" in st["Principal"]:
+            assert st["Principal"] == {"AWS": f"arn:aws:iam::{instance.context.account_id}:root"}
+
+
+def test_r8_key_is_usable_through_the_services_that_use_it(instance: Instance) -> None:
+    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    via: set[str] = set()
+    for st in template.statements(policy):
+        condition = st.get("Condition", {}).get("StringEquals", {})
+        via |= set(template.as_list(condition.get("kms:ViaService", [])))
+        if "kms:ViaService" in condition:
+            assert condition["kms:CallerAccount"] == instance.context.account_id
+    region = instance.context.region
+    assert {f"{svc}.{region}.amazonaws.com" for svc in ("rds", "secretsmanager", "lambda")} <= via
 
 
 def test_r8_logs_may_use_the_key_only_for_this_stacks_log_groups(instance: Instance) -> None:
@@ -264,3 +285,189 @@ def test_r16_every_output_is_exported_under_the_stack_name(pristine: dict[str, A
 def test_r1b_r16_compatibility_outputs_exist(instance: Instance) -> None:
     for key in R1B_OUTPUTS_SO_FAR:
         assert key in instance.outputs, key
+
+
+# --- R9 -------------------------------------------------------------------------------------
+
+DATA_API_MIN = (3, 7)
+
+
+def aurora_version(version: str) -> tuple[int, int]:
+    major, minor = version.split("mysql_aurora.")[1].split(".")[:2]
+    return int(major), int(minor)
+
+
+def test_r9_aurora_mysql_3_with_a_data_api_capable_default(pristine: dict[str, Any]) -> None:
+    spec = pristine["Parameters"]["DBEngineVersion"]
+    assert aurora_version(spec["Default"]) >= DATA_API_MIN
+    assert template.constraint_violation(spec, "8.0.mysql_aurora.3.06.0") is not None
+    assert template.constraint_violation(spec, "5.7.mysql_aurora.2.11.0") is not None
+    assert template.constraint_violation(spec, "8.0.mysql_aurora.3.07.1") is None
+
+
+def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(instance: Instance) -> None:
+    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
+    p = cluster.properties
+    assert p["Engine"] == "aurora-mysql"
+    assert p["StorageEncrypted"] is True and p["KmsKeyId"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}
+    assert p["BackupRetentionPeriod"] >= 7
+    assert p["DeletionProtection"] is False
+    assert cluster.deletion_policy == "Delete" == cluster.update_replace_policy
+    assert p["EnableHttpEndpoint"] is True
+    assert set(p["EnableCloudwatchLogsExports"]) == {"audit", "error", "general", "slowquery"}
+    assert {g["Ref"] for g in p["VpcSecurityGroupIds"]} == {"DatabaseSecurityGroup"}
+
+
+def test_r9_credentials_only_through_dynamic_references_to_the_secret(instance: Instance) -> None:
+    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
+    raw = instance.template["Resources"][cluster.logical_id]["Properties"]
+    for prop, key in (("MasterUsername", "username"), ("MasterUserPassword", "password")):
+        assert raw[prop] == {
+            "Fn::Sub": f"{{{{resolve:secretsmanager:${{DBSecret}}:SecretString:{key}}}}}"
+        }
+
+
+def test_r9_parameter_group_requires_tls_and_audits_connections_ddl_dcl(instance: Instance) -> None:
+    (group,) = instance.of_type("AWS::RDS::DBClusterParameterGroup")
+    params = group.properties["Parameters"]
+    assert group.properties["Family"] == "aurora-mysql8.0"
+    assert params["require_secure_transport"] == "ON"
+    assert params["server_audit_logging"] == "1"
+    assert {"CONNECT", "QUERY_DDL", "QUERY_DCL"} <= set(params["server_audit_events"].split(","))
+    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
+    assert cluster.properties["DBClusterParameterGroupName"] == {"Ref": group.logical_id}
+
+
+def test_r9_database_runs_in_the_private_subnets(instance: Instance) -> None:
+    (group,) = instance.of_type("AWS::RDS::DBSubnetGroup")
+    assert {s["Ref"] for s in group.properties["SubnetIds"]} == {"PrivateSubnet1", "PrivateSubnet2"}
+    assert all(
+        i.properties["PubliclyAccessible"] is False
+        for i in instance.of_type("AWS::RDS::DBInstance")
+    )
+
+
+def test_r3_prod_adds_an_aurora_reader_in_the_second_az(pristine: dict[str, Any]) -> None:
+    dev, prod = build(pristine, "dev"), build(pristine, "prod")
+    assert [i.logical_id for i in dev.of_type("AWS::RDS::DBInstance")] == ["DBInstance1"]
+    assert [i.logical_id for i in prod.of_type("AWS::RDS::DBInstance")] == [
+        "DBInstance1",
+        "DBInstance2",
+    ]
+    writer, reader = (
+        prod.resources["DBInstance1"].properties,
+        prod.resources["DBInstance2"].properties,
+    )
+    assert writer["AvailabilityZone"] != reader["AvailabilityZone"]
+    assert (
+        writer["AvailabilityZone"]
+        == prod.resources["PrivateSubnet1"].properties["AvailabilityZone"]
+    )
+    assert (
+        reader["AvailabilityZone"]
+        == prod.resources["PrivateSubnet2"].properties["AvailabilityZone"]
+    )
+
+
+# --- R10 ------------------------------------------------------------------------------------
+
+
+def test_r10_secret_is_cmk_encrypted_and_attached_to_the_cluster(instance: Instance) -> None:
+    secret = instance.resources["DBSecret"]
+    assert secret.properties["KmsKeyId"] == {"Ref": "KMSKey"}
+    (attachment,) = instance.of_type("AWS::SecretsManager::SecretTargetAttachment")
+    assert attachment.properties == {
+        "SecretId": {"Ref": "DBSecret"},
+        "TargetId": {"Ref": "DBCluster"},
+        "TargetType": "AWS::RDS::DBCluster",
+    }
+
+
+def test_r10_generated_passwords_avoid_what_rds_and_shells_refuse(instance: Instance) -> None:
+    generated = instance.resources["DBSecret"].properties["GenerateSecretString"]
+    excluded = set(generated["ExcludeCharacters"])
+    assert {"/", "@", '"', " ", "'", "`", "$", "\\"} <= excluded  # RDS refuses / @ " space
+    rotation_env = instance.resources["SecretRotationLambda"].properties["Environment"]["Variables"]
+    assert rotation_env["EXCLUDE_CHARACTERS"] == generated["ExcludeCharacters"]
+    assert int(rotation_env["PASSWORD_LENGTH"]) == generated["PasswordLength"] >= 32
+
+
+def test_r10_rotation_resources_in_order_role_function_permission_schedule(
+    pristine: dict[str, Any],
+) -> None:
+    order = list(pristine["Resources"])
+    names = [
+        "SecretRotationLambdaRole",
+        "SecretRotationLambda",
+        "SecretRotationLambdaPermission",
+        "SecretRotationSchedule",
+    ]
+    positions = [order.index(n) for n in names]
+    assert positions == sorted(positions)
+
+
+def test_r10_rotates_every_30_days_with_the_custom_function(instance: Instance) -> None:
+    schedule = instance.resources["SecretRotationSchedule"]
+    assert schedule.properties["SecretId"] == {"Ref": "DBSecret"}
+    assert schedule.properties["RotationLambdaARN"] == {
+        "Fn::GetAtt": ["SecretRotationLambda", "Arn"]
+    }
+    assert schedule.properties["RotationRules"] == {"AutomaticallyAfterDays": 30}
+    needs = set(schedule.raw["DependsOn"]) | template.references(schedule.raw["Properties"])
+    assert {"SecretRotationLambdaPermission", "DBSecretAttachment", "DBInstance1"} <= needs
+
+
+def test_r10_only_secrets_manager_of_this_account_may_invoke_for_this_secret(
+    instance: Instance,
+) -> None:
+    permission = instance.resources["SecretRotationLambdaPermission"].properties
+    assert permission["Principal"] == "secretsmanager.amazonaws.com"
+    assert permission["SourceAccount"] == instance.context.account_id
+    assert permission["SourceArn"] == {"Ref": "DBSecret"}
+
+
+def test_r10_r15_rotation_role_reaches_only_this_secret_and_this_cluster(
+    instance: Instance,
+) -> None:
+    role = instance.resources["SecretRotationLambdaRole"]
+    for _, document in template.policy_documents(role):
+        for st in template.statements(document):
+            actions = template.as_list(st["Action"])
+            if any(
+                a.startswith("secretsmanager:") and a != "secretsmanager:GetRandomPassword"
+                for a in actions
+            ):
+                assert st["Resource"] == {"Ref": "DBSecret"}
+            if any(a.startswith("rds:") for a in actions):
+                assert st["Resource"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
+                assert set(actions) == {"rds:DescribeDBClusters", "rds:ModifyDBCluster"}
+
+
+# --- R11 (every function) -----------------------------------------------------------------
+
+
+def test_r11_every_function_runs_in_the_private_subnets_with_its_own_security_group(
+    instance: Instance,
+) -> None:
+    groups: list[str] = []
+    for fn in instance.of_type("AWS::Lambda::Function"):
+        vpc = fn.properties["VpcConfig"]
+        assert {s["Ref"] for s in vpc["SubnetIds"]} == {"PrivateSubnet1", "PrivateSubnet2"}, (
+            fn.logical_id
+        )
+        groups += [g["Ref"] for g in vpc["SecurityGroupIds"]]
+        assert set(fn.raw.get("DependsOn", [])) >= {"PrivateRoute1", "PrivateRoute2"}, (
+            "network path before first call"
+        )
+    assert len(groups) == len(set(groups)), "no security group shared between functions"
+
+
+def test_r11_every_function_logs_json_to_its_declared_group_encrypted_and_bounded(
+    instance: Instance,
+) -> None:
+    for fn in instance.of_type("AWS::Lambda::Function"):
+        p = fn.properties
+        assert p["LoggingConfig"]["LogFormat"] == "JSON", fn.logical_id
+        assert p["LoggingConfig"]["LogGroup"]["Ref"] in instance.resources, fn.logical_id
+        assert p["KmsKeyArn"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}, fn.logical_id
+        assert p["ReservedConcurrentExecutions"] >= 1, fn.logical_id

@@ -1,0 +1,304 @@
+"""The rotation function (D2) driven the way Secrets Manager drives it, against moto.
+
+Secrets Manager's RotateSecret stages a new version id as AWSPENDING (no value yet), then calls
+the function with the same token for createSecret, setSecret, testSecret and finishSecret.
+`moto`'s rotate_secret without a Lambda ARN does exactly the staging part, so the tests call the
+handler for each step themselves.
+
+Where moto differs from AWS, the tests go around it:
+- reading a secret without VersionStage can return a stale value: every read names the stage;
+- put_secret_value with an existing token and a different value overwrites instead of failing:
+  the tests assert createSecret never calls it twice (one version per rotation);
+- a modify_db_cluster that fails validation removes the cluster from moto: failures of the RDS
+  call are injected in front of moto instead of provoked inside it.
+- moto never reports a cluster as "resetting-master-credentials": the waiting is tested with a
+  scripted describe_db_clusters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.backends import get_backend
+
+from tests.helpers import load_function
+
+STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+CLUSTER = "aurora-loanprocessing-dev42"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+OLD_PASSWORD = "initial-password-0001"
+EXCLUDED = " \"'`@/\\$&;|<>(){}[]*?!#%^~,:="
+
+rotation = load_function("secret_rotation")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "EXCLUDE_CHARACTERS": EXCLUDED,
+        "FIRST_POLL_SECONDS": "0",
+        "MAX_WAIT_SECONDS": "5",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def secret_arn(aws: None) -> str:
+    """A cluster and its attached secret, as the template deploys them."""
+    boto3.client("rds").create_db_cluster(
+        DBClusterIdentifier=CLUSTER,
+        Engine="aurora-mysql",
+        MasterUsername="loanadmin",
+        MasterUserPassword=OLD_PASSWORD,
+    )
+    value = {
+        "engine": "mysql",
+        "host": f"{CLUSTER}.cluster-x.{REGION}.rds.amazonaws.com",
+        "port": 3306,
+        "username": "loanadmin",
+        "password": OLD_PASSWORD,
+        "dbClusterIdentifier": CLUSTER,
+    }
+    sm = boto3.client("secretsmanager")
+    return str(sm.create_secret(Name="secret-aurora-dev42", SecretString=json.dumps(value))["ARN"])
+
+
+def start_rotation(arn: str, copy_current: bool = False) -> str:
+    """What RotateSecret does before the first step: enable rotation, stage a new version id.
+
+    moto's own rotate_secret, given no Lambda ARN, skips the steps and labels the new version
+    AWSCURRENT at once, so the tests stage it in moto's backend the way AWS does: an AWSPENDING
+    version with no value yet (or, for RotateImmediately=false, a copy of the current value).
+    """
+    secret = get_backend("secretsmanager")[ACCOUNT][REGION].secrets[arn]
+    secret.rotation_requested = secret.rotation_enabled = True
+    secret.auto_rotate_after_days = 30
+    token = str(uuid.uuid4())
+    version: dict[str, Any] = {
+        "createdate": int(time.time()),
+        "version_id": token,
+        "version_stages": ["AWSPENDING"],
+    }
+    if copy_current:
+        version["secret_string"] = secret.secret_string
+    secret.remove_version_stages_from_old_versions(["AWSPENDING"])
+    secret.versions[token] = version
+    return token
+
+
+def step(arn: str, token: str, name: str) -> None:
+    rotation.handler({"SecretId": arn, "ClientRequestToken": token, "Step": name}, None)
+
+
+def cluster_password() -> str:
+    # moto keeps the password it was given; its public getter refuses to return it
+    return str(get_backend("rds")[ACCOUNT][REGION].clusters[CLUSTER]._master_user_password)
+
+
+def secret_value(arn: str, stage: str) -> dict[str, Any]:
+    sm = boto3.client("secretsmanager")
+    return dict(json.loads(sm.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]))
+
+
+def versions(arn: str) -> dict[str, list[str]]:
+    return dict(boto3.client("secretsmanager").describe_secret(SecretId=arn)["VersionIdsToStages"])
+
+
+def assert_rotated(arn: str, token: str) -> None:
+    current = secret_value(arn, "AWSCURRENT")
+    assert cluster_password() == current["password"] != OLD_PASSWORD
+    assert secret_value(arn, "AWSPREVIOUS")["password"] == OLD_PASSWORD
+    assert "AWSCURRENT" in versions(arn)[token]
+    assert {k: v for k, v in current.items() if k != "password"} == {
+        k: v for k, v in secret_value(arn, "AWSPREVIOUS").items() if k != "password"
+    }
+
+
+def test_r10_full_rotation_leaves_cluster_password_equal_to_awscurrent(secret_arn: str) -> None:
+    token = start_rotation(secret_arn)
+    for name in STEPS:
+        step(secret_arn, token, name)
+    assert_rotated(secret_arn, token)
+
+
+def test_r10_new_password_is_long_and_avoids_excluded_characters(secret_arn: str) -> None:
+    token = start_rotation(secret_arn)
+    for name in STEPS:
+        step(secret_arn, token, name)
+    password = secret_value(secret_arn, "AWSCURRENT")["password"]
+    assert len(password) == 32
+    assert not set(password) & set(EXCLUDED)
+
+
+def test_r10_each_step_run_twice_gives_the_same_end_state(secret_arn: str) -> None:
+    token = start_rotation(secret_arn)
+    for name in STEPS:
+        step(secret_arn, token, name)
+        step(secret_arn, token, name)
+    assert_rotated(secret_arn, token)
+    assert len(versions(secret_arn)) == 2, "one new version per rotation, never two"
+
+
+@pytest.mark.parametrize("done", range(1, len(STEPS) + 1))
+def test_r10_interrupted_rotation_restarted_with_same_token_completes(
+    secret_arn: str, done: int
+) -> None:
+    token = start_rotation(secret_arn)
+    for name in STEPS[:done]:
+        step(secret_arn, token, name)
+    first_pending = secret_value(secret_arn, "AWSCURRENT" if done == 4 else "AWSPENDING")[
+        "password"
+    ]
+    for name in STEPS:
+        step(secret_arn, token, name)
+    assert_rotated(secret_arn, token)
+    assert secret_value(secret_arn, "AWSCURRENT")["password"] == first_pending
+
+
+class RejectingRds:
+    """An RDS client whose ModifyDBCluster is refused, as AWS does for a busy cluster."""
+
+    def __init__(self) -> None:
+        self.real = boto3.client("rds")
+
+    def describe_db_clusters(self, **kwargs: Any) -> Any:
+        return self.real.describe_db_clusters(**kwargs)
+
+    def modify_db_cluster(self, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": "InvalidDBClusterStateFault", "Message": "cluster is busy"}}
+        raise ClientError(error, "ModifyDBCluster")
+
+
+def test_r10_failed_set_secret_is_raised_logged_and_retry_completes(
+    secret_arn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = start_rotation(secret_arn)
+    step(secret_arn, token, "createSecret")
+    with monkeypatch.context() as patched:
+        patched.setattr(rotation, "rds_client", RejectingRds)
+        with (
+            caplog.at_level(logging.ERROR),
+            pytest.raises(ClientError, match="InvalidDBClusterStateFault"),
+        ):
+            step(secret_arn, token, "setSecret")
+    assert cluster_password() == secret_value(secret_arn, "AWSCURRENT")["password"] == OLD_PASSWORD
+    logged = caplog.text
+    assert "setSecret" in logged and secret_arn in logged
+    for name in STEPS:  # Secrets Manager retries the rotation with the same token
+        step(secret_arn, token, name)
+    assert_rotated(secret_arn, token)
+
+
+class StuckRds:
+    """A cluster that never finishes applying the password change."""
+
+    def describe_db_clusters(self, **kwargs: Any) -> Any:
+        cluster = {
+            "Status": "resetting-master-credentials",
+            "PendingModifiedValues": {"MasterUserPassword": "****"},
+        }
+        return {"DBClusters": [cluster]}
+
+
+def test_r10_test_secret_fails_clearly_when_the_change_never_applies(
+    secret_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_WAIT_SECONDS", "0")
+    token = start_rotation(secret_arn)
+    step(secret_arn, token, "createSecret")
+    monkeypatch.setattr(rotation, "rds_client", StuckRds)
+    with pytest.raises(TimeoutError, match=f"{CLUSTER}.*resetting-master-credentials"):
+        step(secret_arn, token, "testSecret")
+    assert "AWSCURRENT" not in versions(secret_arn)[token]
+
+
+class SettlingRds:
+    """Reports the change as pending twice, then applied."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe_db_clusters(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        pending = {"MasterUserPassword": "****"} if self.calls <= 2 else {}
+        status = "resetting-master-credentials" if pending else "available"
+        return {"DBClusters": [{"Status": status, "PendingModifiedValues": pending}]}
+
+
+def test_r10_test_secret_waits_until_two_settled_observations(
+    secret_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = start_rotation(secret_arn)
+    step(secret_arn, token, "createSecret")
+    rds = SettlingRds()
+    monkeypatch.setattr(rotation, "rds_client", lambda: rds)
+    step(secret_arn, token, "testSecret")
+    assert rds.calls == 4
+
+
+def test_r10_deploy_time_test_of_the_setup_passes(secret_arn: str) -> None:
+    """RotateImmediatelyOnUpdate false: Secrets Manager stages a copy of current, runs testSecret."""
+    token = start_rotation(secret_arn, copy_current=True)
+    step(secret_arn, token, "testSecret")
+    assert cluster_password() == OLD_PASSWORD
+
+
+def test_r10_unknown_step_is_refused(secret_arn: str) -> None:
+    token = start_rotation(secret_arn)
+    with pytest.raises(ValueError, match="unknown rotation step 'dropTable'"):
+        step(secret_arn, token, "dropTable")
+
+
+def test_r10_token_without_a_stage_is_refused(secret_arn: str) -> None:
+    start_rotation(secret_arn)
+    with pytest.raises(ValueError, match="has no stage"):
+        step(secret_arn, "00000000-0000-4000-8000-000000000000", "createSecret")
+
+
+def test_r10_rotation_disabled_is_refused(secret_arn: str) -> None:
+    token = next(iter(versions(secret_arn)))
+    with pytest.raises(ValueError, match="not enabled for rotation"):
+        step(secret_arn, token, "createSecret")
+
+
+def test_r10_token_that_is_neither_current_nor_pending_is_refused(secret_arn: str) -> None:
+    first = start_rotation(secret_arn)
+    for name in STEPS:
+        step(secret_arn, first, name)
+    previous = next(v for v, stages in versions(secret_arn).items() if "AWSPREVIOUS" in stages)
+    with pytest.raises(ValueError, match="not AWSPENDING"):
+        step(secret_arn, previous, "setSecret")
+
+
+def test_r10_current_token_is_a_no_op(secret_arn: str) -> None:
+    token = start_rotation(secret_arn)
+    for name in STEPS:
+        step(secret_arn, token, name)
+    password = cluster_password()
+    step(secret_arn, token, "setSecret")
+    assert cluster_password() == password
+
+
+def test_r10_secret_not_attached_to_a_cluster_is_refused(aws: None) -> None:
+    sm = boto3.client("secretsmanager")
+    arn = sm.create_secret(
+        Name="x", SecretString=json.dumps({"username": "u", "password": OLD_PASSWORD})
+    )["ARN"]
+    token = start_rotation(arn)
+    step(arn, token, "createSecret")
+    with pytest.raises(ValueError, match="dbClusterIdentifier"):
+        step(arn, token, "setSecret")
