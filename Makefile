@@ -5,7 +5,7 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 
-.PHONY: test lint format typecheck sync clean
+.PHONY: test lint format typecheck mariadb clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,10 @@ format: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed lint typecheck
+mariadb:
+	./scripts/ensure-mariadb.sh
+
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed mariadb lint typecheck
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 clean:

@@ -88,9 +88,18 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
 
 def constraint_violation(spec: Mapping[str, Any], value: str) -> str | None:
     """Why CloudFormation would reject `value` for a parameter declared as `spec`, or None."""
-    allowed = spec.get("AllowedValues")
-    if allowed is not None and value not in allowed:
+    allowed = [str(v) for v in spec.get("AllowedValues", [])]
+    if allowed and value not in allowed:
         return f"must be one of {', '.join(allowed)}"
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return "must be a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"smaller than {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"larger than {spec['MaxValue']}"
     if "MinLength" in spec and len(value) < int(spec["MinLength"]):
         return f"shorter than {spec['MinLength']} characters"
     if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
@@ -156,6 +165,10 @@ def instantiate(
     given = {"EnvironmentSuffix": "dev42", **(parameters or {})}
     values = parameter_values(template, given)
     scope: dict[str, Any] = {**context.pseudo(), **values}
+    for name, spec in template.get("Parameters", {}).items():
+        if spec.get("Type") == "Number":  # resources see numbers, as CloudFormation passes them
+            number = float(values[name])
+            scope[name] = int(number) if number.is_integer() else number
     conditions = evaluate_conditions(template.get("Conditions", {}), scope)
     instance = Instance(template, values, context, conditions)
     for logical_id, raw in template.get("Resources", {}).items():

@@ -69,3 +69,43 @@ def test_d3_functions_run_on_the_python313_runtime_with_index_handler(
     for fn in instance.of_type("AWS::Lambda::Function"):
         assert fn.properties["Runtime"] == "python3.13", fn.logical_id
         assert fn.properties["Handler"] == "index.handler", fn.logical_id
+
+
+def test_d3_compact_form_drops_only_what_never_runs() -> None:
+    source = '''"""Module doc."""
+from __future__ import annotations
+import os
+
+LIMIT: int = 3
+pending: list[str]
+
+
+def f(a: int, *rest: str, flag: bool = False, **kw: object) -> int:
+    """Doc."""
+    # a comment
+    if a:
+        for x in rest:
+            if x:
+                return a + len(x)
+    return LIMIT
+
+
+class C:
+    """Only a docstring."""
+'''
+    compact = embed.compact(source)
+    for gone in (
+        "Module doc",
+        "__future__",
+        "comment",
+        "Doc.",
+        ": int",
+        "-> int",
+        ": str",
+        "pending",
+    ):
+        assert gone not in compact
+    assert "\n    return a + len(x)" in compact  # four levels, one space each
+    namespace: dict[str, object] = {}
+    exec(compile(compact, "compact", "exec"), namespace)
+    assert namespace["f"](2, "abc") == 5 and namespace["f"](0) == 3  # type: ignore[operator]

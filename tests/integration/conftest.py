@@ -1,0 +1,59 @@
+"""Fixtures for tests that need a real MySQL-compatible server (MariaDB) or the AWS emulator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.helpers import load_function
+from tests.support.mariadb import DataApiBridge, MariaDB
+
+REGION = "us-east-1"
+BUCKET = "s3-loandocuments-dev42-123456789012"
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    # the socket path must stay short (unix sockets allow ~100 bytes)
+    server = MariaDB(Path(tmp_path_factory.mktemp("mdb", numbered=True)))
+    try:
+        server.start()
+    except Exception as exc:  # any failure to start is reported the same way
+        message = f"MariaDB could not start: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must install mariadb-server)")
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def loans(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The validation function wired as deployed: Data API (bridged to MariaDB), S3 (moto)."""
+    module = load_function("loan_validation")
+    mariadb.reset()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "DB_CLUSTER_ARN": f"arn:aws:rds:{REGION}:123456789012:cluster:aurora-loanprocessing-dev42",
+        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:secret-aurora-dev42-AbCdEf",
+        "DB_NAME": "loans",
+        "DOCUMENTS_BUCKET": BUCKET,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    bridge = DataApiBridge(mariadb)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        monkeypatch.setattr(
+            module, "rds_data_client", lambda: bridge.install(boto3.client("rds-data"))
+        )
+        module.bridge = bridge
+        yield module

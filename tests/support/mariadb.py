@@ -1,0 +1,157 @@
+"""A private MariaDB server for the SQL tests, and a bridge from the RDS Data API to it.
+
+The loan validation function talks to Aurora only through `rds-data` (D1). To exercise its SQL
+for real, the bridge hooks botocore's `before-call` event of ExecuteStatement and
+BatchExecuteStatement, runs the statement on MariaDB with PyMySQL (translating `:name`
+parameters and Data API field values both ways), and answers in the Data API's response shape.
+No request reaches moto or AWS.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pymysql
+
+SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class MariaDB:
+    """mariadbd on a unix socket under `root` (no TCP port), started and stopped by the tests."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.data, self.socket = root, root / "data", root / "mysqld.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
+            raise RuntimeError(
+                f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
+            )
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", *user],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        log = (self.root / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", "--skip-networking",
+             f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=64M", *user],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.root / "server.log").read_text()[-2000:])
+            try:
+                self.connect(None).close()
+                return
+            except pymysql.err.OperationalError:
+                time.sleep(0.2)
+        raise RuntimeError("MariaDB did not accept connections in time")
+
+    def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            unix_socket=str(self.socket), user="root", database=database, autocommit=True
+        )
+
+    def reset(self, database: str = "loans") -> None:
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
+            cur.execute(f"CREATE DATABASE {database}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def from_field(field: dict[str, Any], hint: str | None) -> Any:
+    if field.get("isNull"):
+        return None
+    for key in ("stringValue", "longValue", "doubleValue", "booleanValue", "blobValue"):
+        if key in field:
+            value = field[key]
+            return Decimal(value) if hint == "DECIMAL" else value
+    raise ValueError(f"unsupported Data API value {field}")
+
+
+def to_field(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"isNull": True}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"longValue": value}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"blobValue": value}
+    if isinstance(value, datetime.datetime):
+        return {"stringValue": value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}
+    return {"stringValue": str(value)}  # DECIMAL and text come back as strings, as from Aurora
+
+
+def translate(sql: str, parameters: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    values = {p["name"]: from_field(p["value"], p.get("typeHint")) for p in parameters}
+    return PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")), values
+
+
+class DataApiBridge:
+    """Answers rds-data calls from a MariaDB connection; counts the calls made."""
+
+    def __init__(self, server: MariaDB) -> None:
+        self.server = server
+        self.calls: dict[str, int] = {"ExecuteStatement": 0, "BatchExecuteStatement": 0}
+
+    def install(self, client: Any) -> Any:
+        for operation in self.calls:
+            client.meta.events.register(f"before-parameter-build.rds-data.{operation}", self.keep)
+            client.meta.events.register(f"before-call.rds-data.{operation}", self.answer)
+        return client
+
+    @staticmethod
+    def keep(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """At before-call the request is already serialised; keep the API parameters for it."""
+        context["data_api_params"] = dict(params)
+
+    def answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        self.calls[model.name] += 1
+        params = context["data_api_params"]
+        try:
+            with (
+                self.server.connect(params.get("database") or "loans") as conn,
+                conn.cursor() as cur,
+            ):
+                if model.name == "BatchExecuteStatement":
+                    sets = params.get("parameterSets", [])
+                    for parameters in sets:
+                        cur.execute(*translate(params["sql"], parameters))
+                    return SimpleNamespace(status_code=200), {
+                        "updateResults": [{"generatedFields": []} for _ in sets]
+                    }
+                cur.execute(*translate(params["sql"], params.get("parameters", [])))
+                records = (
+                    [[to_field(v) for v in row] for row in cur.fetchall()]
+                    if cur.description
+                    else []
+                )
+                return SimpleNamespace(status_code=200), {
+                    "numberOfRecordsUpdated": max(cur.rowcount, 0),
+                    "records": records,
+                }
+        except pymysql.MySQLError as err:
+            error = {"Error": {"Code": "BadRequestException", "Message": f"Database error: {err}"}}
+            return SimpleNamespace(status_code=400), error
