@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from loanstack import __version__, checks, embed, template
+from loanstack import __version__, embed, linters, report, template
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -26,7 +26,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"loanstack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    chk = sub.add_parser("check", help="run the project's compliance checks (R1, R4-R7, R12, R15)")
+    chk = sub.add_parser(
+        "check",
+        help="judge the template: cfn-lint, checkov, own compliance checks, Control Tower rules",
+    )
     chk.add_argument("--env", choices=ENVIRONMENTS, action="append", help="default: both")
     chk.add_argument("--suffix", default="check", help="EnvironmentSuffix to evaluate with")
 
@@ -70,25 +73,26 @@ def run_fmt(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_check(args: argparse.Namespace, console: Console) -> int:
-    table = Table(title="loanstack check: lib/TapStack.json")
-    for column in ("env", "check", "requirement", "resource", "result"):
-        table.add_column(column)
-    failures = 0
-    for env in args.env or ENVIRONMENTS:
-        try:
-            instance = template.instantiate(
-                parameters={"EnvironmentType": env, "EnvironmentSuffix": args.suffix}
-            )
-        except template.ParameterError as exc:
-            raise UsageError(str(exc)) from exc
-        for c in checks.CHECKS:
-            findings = list(c.run(instance))
-            failures += len(findings)
-            if not findings:
-                table.add_row(env, c.id, c.requirement, "all", "[green]pass[/]")
-            for f in findings:
-                table.add_row(env, c.id, c.requirement, f.resource, f"[red]{f.message}[/]")
+    envs = tuple(args.env or ENVIRONMENTS)
+    try:
+        template.parameter_values(template.load(), {"EnvironmentSuffix": args.suffix})
+        found = list(report.rows(envs, args.suffix))
+    except template.ParameterError as exc:
+        raise UsageError(str(exc)) from exc
+    except linters.ToolMissing as exc:
+        raise UsageError(str(exc)) from exc
+    table = Table(title="loanstack check: lib/TapStack.json", show_lines=False)
+    for column in ("env", "check", "tool", "resource", "result", "reason"):
+        table.add_column(column, overflow="fold")
+    style = {"pass": "green", "accepted": "yellow", "FAIL": "bold red"}
+    for row in found:
+        result = f"[{style[row.result]}]{row.result}[/]"
+        table.add_row(row.env, row.check, row.tool, row.resource, result, row.reason)
     console.print(table)
+    failures = sum(row.result == "FAIL" for row in found)
+    console.print(
+        f"{failures} failing, {sum(r.result == 'accepted' for r in found)} accepted with a reason"
+    )
     return 1 if failures else 0
 
 

@@ -48,7 +48,8 @@ class MariaDB:
         log = (self.root / "server.log").open("wb")
         self.process = subprocess.Popen(
             [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", "--skip-networking",
-             f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=64M", *user],
+             f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
+             "--innodb-flush-log-at-trx-commit=2", *user],  # a test server: no fsync per commit
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -137,8 +138,10 @@ class DataApiBridge:
             ):
                 if model.name == "BatchExecuteStatement":
                     sets = params.get("parameterSets", [])
+                    conn.begin()  # like Aurora's Data API: one batch, one transaction
                     for parameters in sets:
                         cur.execute(*translate(params["sql"], parameters))
+                    conn.commit()
                     return SimpleNamespace(status_code=200), {
                         "updateResults": [{"generatedFields": []} for _ in sets]
                     }

@@ -6,67 +6,23 @@ resource's Metadata with a written reason. A missing tool fails the test, it nev
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loanstack import template
-
-ROOT = template.ROOT
-CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".venv-checkov" / "bin" / "checkov"))
-REGIONS = ["us-east-1", "us-west-2", "eu-west-1"]
+from loanstack import linters, template
 
 
 def cfn_lint(path: Path) -> list[dict[str, Any]]:
-    run = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "cfn-lint"),
-            "--include-checks",
-            "I",
-            "--format",
-            "json",
-            "--regions",
-            *REGIONS,
-            "--",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.stdout.strip(), f"cfn-lint printed nothing: {run.stderr}"
-    return json.loads(run.stdout)
+    return linters.cfn_lint(path)
 
 
 def checkov(path: Path) -> dict[str, Any]:
-    if not CHECKOV.exists():
-        pytest.fail(f"checkov not found at {CHECKOV}: run `make test` (it builds .venv-checkov)")
-    run = subprocess.run(
-        [
-            str(CHECKOV),
-            "-f",
-            str(path),
-            "--framework",
-            "cloudformation",
-            "--skip-download",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    assert run.stdout.strip(), f"checkov printed nothing: {run.stderr[-2000:]}"
-    report = json.loads(run.stdout)
-    return report[0] if isinstance(report, list) else report
+    try:
+        return linters.checkov(path)
+    except linters.ToolMissing as exc:
+        pytest.fail(str(exc))
 
 
 def write(tmp_path: Path, doc: dict[str, Any]) -> Path:

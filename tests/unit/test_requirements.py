@@ -184,10 +184,12 @@ def test_r7_network_acls_have_explicit_documented_rules_both_ways(instance: Inst
         ]
         assert {e.properties["Egress"] for e in entries} == {True, False}, acl
         assert all(e.raw["Metadata"]["Purpose"] for e in entries), "each rule says why it exists"
-        # stateless ACLs must let the replies to HTTPS calls back in
+        # stateless ACLs must let the replies to HTTPS calls back in (Linux ephemeral ports)
         assert any(
             not e.properties["Egress"]
-            and e.properties.get("PortRange") == {"From": 1024, "To": 65535}
+            and e.properties["CidrBlock"] == "0.0.0.0/0"
+            and e.properties["PortRange"]["From"] <= 32768
+            and e.properties["PortRange"]["To"] >= 60999
             for e in entries
         ), acl
 
@@ -236,7 +238,7 @@ def test_r8_key_policy_grants_data_use_only_under_conditions(instance: Instance)
         actions = template.as_list(st["Action"])
         if any(a in DATA_ACTIONS for a in actions):
             assert st.get("Condition"), st.get("Sid")
-        if "AWS" in st["Principal"]:
+        if st["Effect"] == "Allow" and "AWS" in st["Principal"]:
             assert st["Principal"] == {"AWS": f"arn:aws:iam::{instance.context.account_id}:root"}
 
 
@@ -249,7 +251,7 @@ def test_r8_key_is_usable_through_the_services_that_use_it(instance: Instance) -
         if "kms:ViaService" in condition:
             assert condition["kms:CallerAccount"] == instance.context.account_id
     region = instance.context.region
-    used = ("rds", "secretsmanager", "lambda", "s3", "sqs")
+    used = ("rds", "secretsmanager", "lambda", "s3", "sqs", "sns")
     assert {f"{svc}.{region}.amazonaws.com" for svc in used} <= via
 
 
@@ -596,3 +598,98 @@ def test_r13_every_bucket_denies_requests_without_tls(instance: Instance) -> Non
 def test_r4_r13_bucket_names_carry_the_account_id(instance: Instance) -> None:
     for bucket in buckets(instance):
         assert bucket.properties["BucketName"].endswith(f"-dev42-{instance.context.account_id}")
+
+
+# --- R14 ------------------------------------------------------------------------------------
+
+
+def alarms(instance: Instance) -> dict[tuple[str, str, str], template.Resource]:
+    """(namespace, metric, watched resource) -> alarm."""
+    found = {}
+    for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
+        p = alarm.properties
+        [dimension] = p["Dimensions"]
+        watched = next(iter(template.references(dimension["Value"])))
+        found[(p["Namespace"], p["MetricName"], watched)] = alarm
+    return found
+
+
+def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(instance: Instance) -> None:
+    assert set(alarms(instance)) == {
+        ("AWS/Lambda", "Errors", "LoanValidationFunction"),
+        ("AWS/Lambda", "Throttles", "LoanValidationFunction"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ValidationDeadLetterQueue"),
+        ("AWS/Lambda", "Errors", "SecretRotationLambda"),
+        ("AWS/RDS", "CPUUtilization", "DBInstance1"),
+        ("AWS/RDS", "FreeableMemory", "DBInstance1"),
+    }
+
+
+def test_r14_every_alarm_notifies_the_encrypted_topic_and_says_what_to_do(
+    instance: Instance,
+) -> None:
+    (topic,) = instance.of_type("AWS::SNS::Topic")
+    assert topic.properties["KmsMasterKeyId"] == {"Ref": "KMSKey"}
+    for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
+        p = alarm.properties
+        assert p["AlarmActions"] == [{"Ref": topic.logical_id}], alarm.logical_id
+        assert len(p["AlarmDescription"]) > 40, alarm.logical_id
+    assert "AlarmTopicArn" in instance.outputs
+
+
+def test_r14_alarm_email_subscription_only_when_an_address_is_given(
+    pristine: dict[str, Any],
+) -> None:
+    without = build(pristine, "dev")
+    with_mail = build(pristine, "dev", AlarmEmail="ops@bank.example")
+    assert not list(without.of_type("AWS::SNS::Subscription"))
+    [subscription] = with_mail.of_type("AWS::SNS::Subscription")
+    assert subscription.properties["Endpoint"] == "ops@bank.example"
+    spec = pristine["Parameters"]["AlarmEmail"]
+    assert template.constraint_violation(spec, "not-an-address") is not None
+
+
+def test_r14_trail_records_documents_bucket_data_events_with_validation(instance: Instance) -> None:
+    (trail,) = instance.of_type("AWS::CloudTrail::Trail")
+    p = trail.properties
+    assert p["EnableLogFileValidation"] is True and p["IsLogging"] is True
+    assert p["KMSKeyId"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}
+    [selector] = p["EventSelectors"]
+    assert selector["ReadWriteType"] == "All" and selector["IncludeManagementEvents"] is True
+    [data] = selector["DataResources"]
+    assert data["Type"] == "AWS::S3::Object"
+    assert data["Values"] == [{"Fn::Sub": "arn:aws:s3:::${LoanDocumentsBucket}/"}]
+    assert template.references(p["CloudWatchLogsLogGroupArn"]) == {"TrailLogGroup"}
+
+
+def test_r14_trail_bucket_keeps_90_days(instance: Instance) -> None:
+    bucket = instance.resources["TrailBucket"]
+    [rule] = bucket.properties["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90
+
+
+def test_r14_an_organisation_trail_switches_ours_off(pristine: dict[str, Any]) -> None:
+    assert pristine["Parameters"]["EnableCloudTrail"]["Default"] == "true"
+    off = build(pristine, "prod", EnableCloudTrail="false")
+    assert not [r for r in off.resources.values() if r.logical_id.startswith("Trail")]
+    assert "TrailArn" not in off.outputs
+    assert checks.run_checks(off, only="R12") == [] and checks.run_checks(off, only="R4") == []
+
+
+def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(instance: Instance) -> None:
+    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    by_service = {
+        st["Principal"]["Service"]: st
+        for st in template.statements(policy)
+        if "Service" in st.get("Principal", {})
+    }
+    trail = by_service["cloudtrail.amazonaws.com"]
+    assert trail["Condition"]["StringEquals"]["aws:SourceArn"].endswith(
+        ":trail/trail-loanprocessing-dev42"
+    )
+    alarms_key = by_service["cloudwatch.amazonaws.com"]
+    assert (
+        alarms_key["Condition"]["StringEquals"]["aws:SourceAccount"] == instance.context.account_id
+    )
+    deny = [st for st in template.statements(policy) if st["Effect"] == "Deny"]
+    assert deny and deny[0]["Action"] == "kms:CreateGrant"

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -227,10 +228,13 @@ def evaluate(app: Any, limits: dict[str, Any]) -> tuple[dict[str, Any] | None, d
 # --- AWS --------------------------------------------------------------------------------------
 
 
+@cache
 def rds_data_client() -> Any:
+    """One client per execution environment, reused by every invocation and chunk."""
     return boto3.client("rds-data", config=CONFIG)
 
 
+@cache
 def s3_client() -> Any:
     return boto3.client("s3", config=CONFIG)
 
