@@ -20,8 +20,8 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	touch $@
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests lib/functions
-	$(VENV)/bin/ruff format --check src tests lib/functions
+	$(VENV)/bin/ruff check src tests bench lib/functions
+	$(VENV)/bin/ruff format --check src tests bench lib/functions
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format src tests lib/functions

@@ -45,7 +45,12 @@ def batch(rows: int) -> bytes:
     base = {"applicantId": "A-1", "loanType": "mortgage", "loanAmount": 300000, "termMonths": 360,
             "annualInterestRate": 6.5, "annualIncome": 150000, "monthlyDebtPayments": 800,
             "collateralValue": 400000}  # fmt: skip
-    lines = [json.dumps({**base, "loanId": f"M-{i}", "creditScore": 560 + i % 290}) if i % 1000 else "{broken" for i in range(rows)]
+    lines = [
+        json.dumps({**base, "loanId": f"M-{i}", "creditScore": 560 + i % 290})
+        if i % 1000
+        else "{broken"
+        for i in range(rows)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -53,8 +58,14 @@ def child(endpoint: str, key: str, socket_dir: str) -> None:
     """Runs in a fresh process: the handler on one file, then a JSON line of measurements."""
     loans = load_function("loan_validation")
     bridge = DataApiBridge(MariaDB(Path(socket_dir)))
-    s3, rds_data = boto3.client("s3", endpoint_url=endpoint), bridge.install(boto3.client("rds-data"))
-    loans.s3_client, loans.rds_data_client = (lambda: s3), (lambda: rds_data)  # one client each, as deployed
+    s3, rds_data = (
+        boto3.client("s3", endpoint_url=endpoint),
+        bridge.install(boto3.client("rds-data")),
+    )
+    loans.s3_client, loans.rds_data_client = (
+        (lambda: s3),
+        (lambda: rds_data),
+    )  # one client each, as deployed
     tracemalloc.start()
     event = {"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {"key": key}}}]}
     start = time.perf_counter()
@@ -101,12 +112,16 @@ def main() -> None:
                     s3.put_object(Bucket=BUCKET, Key=key, Body=batch(rows))
                     run = subprocess.run([sys.executable, __file__, "--child", endpoint, key, tmp],
                                          capture_output=True, text=True, check=True)  # fmt: skip
-                    results.append({"rows": rows, **json.loads(run.stdout.strip().splitlines()[-1])})
+                    results.append(
+                        {"rows": rows, **json.loads(run.stdout.strip().splitlines()[-1])}
+                    )
             finally:
                 server.stop()
     finally:
         moto.terminate()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     for r in results:
         print(f"{r['rows']:>8} rows: {r['wall']:7.1f} s, {r['rows'] / r['wall']:7,.0f} rows/s, "
               f"Data API calls {r['calls']}, peak Python heap {r['heap_mib']:.1f} MiB, peak RSS {r['peak_mib']:.0f} MiB, "

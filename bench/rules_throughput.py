@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers import load_function  # noqa: E402
+from tests.helpers import load_function
 
 loans = load_function("loan_validation")
 
@@ -45,9 +45,13 @@ def main() -> None:
         for app in apps:
             loans.evaluate(app, limits)
         best = min(best, time.perf_counter() - start)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"{n} applications in {best:.3f} s (best of 3, one core): {n / best:,.0f} applications/s")
-    print(f"target 50,000/s: {'met' if n / best >= 50_000 else 'NOT met'} ({n / best / 50_000:.2f}x)")
+    print(
+        f"target 50,000/s: {'met' if n / best >= 50_000 else 'NOT met'} ({n / best / 50_000:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

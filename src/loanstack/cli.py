@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from loanstack import __version__, embed, linters, report, template
+from loanstack import __version__, cost, diagram, embed, linters, report, template
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -36,9 +36,79 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     fmt = sub.add_parser("fmt", help="rewrite lib/TapStack.json in canonical form (2-space JSON)")
     fmt.add_argument("--check", action="store_true", help="exit 1 if the file is not canonical")
 
+    cst = sub.add_parser("cost", help="estimate the monthly bill of one environment")
+    cst.add_argument("--env", choices=ENVIRONMENTS, required=True)
+    cst.add_argument("--region", default="us-east-1")
+    cst.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
+    )
+
+    dia = sub.add_parser("diagram", help="print the architecture as Mermaid (from the template)")
+    dia.add_argument("--write", action="store_true", help="update the diagram block in README.md")
+
     syn = sub.add_parser("sync", help="embed lib/functions/*/index.py into the template's ZipFile")
     syn.add_argument("--check", action="store_true", help="exit 1 if an embedded copy is stale")
     return parser.parse_args(argv)
+
+
+def overrides(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param takes KEY=VALUE, got {pair!r}")
+        found[key] = value
+    return found
+
+
+def run_cost(args: argparse.Namespace, console: Console) -> int:
+    params = {"EnvironmentSuffix": "estimate", **overrides(args.param), "EnvironmentType": args.env}
+    try:
+        instance = template.instantiate(
+            parameters=params, context=template.Context(region=args.region)
+        )
+        lines, assumptions = cost.estimate(instance, args.region)
+    except (template.ParameterError, FileNotFoundError, KeyError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from exc
+    table = Table(
+        title=f"Monthly estimate: {args.env} in {args.region} (USD, on-demand list prices)"
+    )
+    for column, justify in (
+        ("resource", "left"),
+        ("item", "left"),
+        ("quantity", "right"),
+        ("unit", "left"),
+        ("unit price", "right"),
+        ("monthly", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for ln in sorted(lines, key=lambda x: -x.monthly):
+        table.add_row(
+            ln.resource,
+            ln.item,
+            f"{ln.quantity:,.2f}",
+            ln.unit,
+            f"{ln.unit_price:g}",
+            f"{ln.monthly:,.2f}",
+        )
+    total = sum(ln.monthly for ln in lines)
+    table.add_row("total", "", "", "", "", f"[bold]{total:,.2f}[/]")
+    console.print(table)
+    console.print("Assumptions: " + ", ".join(f"{k}={v:g}" for k, v in assumptions.items()))
+    console.print(
+        "Prices: data/prices-us-east-1.json (sources and review date inside); free tiers ignored."
+    )
+    return 0
+
+
+def run_diagram(args: argparse.Namespace, console: Console) -> int:
+    doc = template.load()
+    if args.write:
+        changed = diagram.write_readme(doc)
+        console.print("README.md diagram " + ("updated" if changed else "already current"))
+    else:
+        print(diagram.mermaid(doc), end="")
+    return 0
 
 
 def run_sync(args: argparse.Namespace, console: Console) -> int:
@@ -102,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return run_check(args, console)
+        if args.command == "cost":
+            return run_cost(args, console)
+        if args.command == "diagram":
+            return run_diagram(args, console)
         if args.command == "sync":
             return run_sync(args, console)
         if args.command == "fmt":

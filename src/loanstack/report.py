@@ -53,7 +53,7 @@ def checkov_rows() -> Iterator[Row]:
             "checkov",
             s["resource"].split(".")[-1],
             "accepted",
-            s.get("suppress_comment", ""),
+            s.get("check_result", {}).get("suppress_comment", ""),
         )
     yield Row("both", f"{report['summary']['passed']} checks", "checkov", "template", "pass")
 

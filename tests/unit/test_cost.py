@@ -1,0 +1,64 @@
+"""`loanstack cost`: the estimate follows the template, the environment and the parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loanstack import cli, cost, template
+from tests.helpers import build
+
+
+def total(instance: template.Instance) -> float:
+    lines, _ = cost.estimate(instance)
+    return sum(line.monthly for line in lines)
+
+
+def test_dev_costs_less_than_prod(pristine: dict[str, Any]) -> None:
+    dev, prod = total(build(pristine, "dev")), total(build(pristine, "prod"))
+    assert 0 < dev < prod
+
+
+def test_prod_pays_for_a_second_nat_gateway_and_the_reader(pristine: dict[str, Any]) -> None:
+    lines, _ = cost.estimate(build(pristine, "prod"))
+    priced = {line.resource for line in lines}
+    assert {"NatGateway2", "DBInstance2"} <= priced
+    dev_lines, _ = cost.estimate(build(pristine, "dev"))
+    assert not {"NatGateway2", "DBInstance2"} & {line.resource for line in dev_lines}
+
+
+def test_instance_class_moves_the_estimate(pristine: dict[str, Any]) -> None:
+    small = total(build(pristine, "prod", DBInstanceClass="db.t4g.medium"))
+    large = total(build(pristine, "prod", DBInstanceClass="db.r7g.xlarge"))
+    hours = cost.PriceBook("us-east-1").hours
+    assert large - small == pytest.approx(2 * hours * (0.553 - 0.073))
+
+
+def test_every_resource_type_of_the_template_has_a_price_entry(pristine: dict[str, Any]) -> None:
+    types = {r["Type"] for r in pristine["Resources"].values()}
+    book = cost.PriceBook("us-east-1")
+    assert types - set(cost.PRICERS) - set(book.data["no_charge"]) == set()
+    classes = set(pristine["Parameters"]["DBInstanceClass"]["AllowedValues"])
+    assert classes <= set(book.data["prices"]["aurora_instance_hour"]["by_class"])
+    assert all(
+        entry["source"].startswith("https://aws.amazon.com/")
+        for entry in book.data["prices"].values()
+    )
+
+
+def test_an_unpriced_type_is_refused(doc: dict[str, Any]) -> None:
+    doc["Resources"]["Cache"] = {"Type": "AWS::ElastiCache::CacheCluster", "Properties": {}}
+    with pytest.raises(KeyError, match="AWS::ElastiCache::CacheCluster"):
+        cost.estimate(build(doc, "dev"))
+
+
+def test_cli_prints_every_assumption_and_refuses_an_unknown_region(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["cost", "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    for name in cost.PriceBook("us-east-1").assumptions("dev"):
+        assert name in out.replace("\n", "")
+    assert cli.main(["cost", "--env", "dev", "--region", "eu-west-1"]) == 2
+    assert "no price file for region eu-west-1" in capsys.readouterr().err
