@@ -1,11 +1,11 @@
-# `make test` is the one command CI runs (.ci/run): it builds the environments it needs from
+# `make demo` shows the stack working; `make test` is the one command CI runs (.ci/run): it builds the environments it needs from
 # scratch, checks formatting and types, and runs the whole test suite.
 PYTHON ?= python3
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 
-.PHONY: test lint format typecheck mariadb clean
+.PHONY: demo test lint format typecheck mariadb clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
+# Deploy the dev stack on the embedded emulator, try it, rotate its password, destroy it.
+demo: $(VENV)/.installed mariadb
+	$(PY) -m loanstack demo
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench lib/functions
 	$(VENV)/bin/ruff format --check src tests bench lib/functions
 
 format: $(VENV)/.installed
-	$(VENV)/bin/ruff format src tests lib/functions
-	$(VENV)/bin/ruff check --fix src tests lib/functions
+	$(VENV)/bin/ruff format src tests bench lib/functions
+	$(VENV)/bin/ruff check --fix src tests bench lib/functions
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
+from rich.prompt import Confirm
 from rich.table import Table
 
-from loanstack import __version__, cost, diagram, embed, linters, report, template
+from loanstack import __version__, cost, demo, deploy, diagram, embed, linters, report, template
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -48,7 +53,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     syn = sub.add_parser("sync", help="embed lib/functions/*/index.py into the template's ZipFile")
     syn.add_argument("--check", action="store_true", help="exit 1 if an embedded copy is stale")
+
+    dep = sub.add_parser("deploy", help="create or update the stack through a change set")
+    dep.add_argument("--env", choices=ENVIRONMENTS, required=True)
+    add_stack_options(dep, suffix_required=True)
+    dep.add_argument("--yes", action="store_true", help="execute the change set without asking")
+    dep.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
+    )
+    dep.add_argument(
+        "--template-bucket",
+        help="(aws) bucket to stage the template in when it exceeds the 51,200-byte body limit",
+    )
+
+    des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
+    add_stack_options(des, suffix_required=True)
+    des.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    sub.add_parser("outputs", help="print cfn-outputs/flat-outputs.json as a table")
+
+    inv = sub.add_parser("invoke", help="run the deployed validation function on a payload")
+    inv.add_argument("function", choices=("validate",))
+    inv.add_argument("--payload", required=True, help="JSON file, or - for standard input")
+    add_stack_options(inv, suffix_required=False)
+
+    rot = sub.add_parser("rotate", help="rotate the database secret now and wait for it")
+    add_stack_options(rot, suffix_required=False)
+
+    emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
+    emu.add_argument("action", choices=("start",))
+
+    sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     return parser.parse_args(argv)
+
+
+def add_stack_options(parser: argparse.ArgumentParser, suffix_required: bool) -> None:
+    if suffix_required:
+        parser.add_argument("--suffix", required=True, help="EnvironmentSuffix, e.g. dev42")
+    parser.add_argument("--region", default=default_region())
+    parser.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        help="default: aws when AWS credentials are configured, else the local emulator",
+    )
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def overrides(pairs: list[str]) -> dict[str, str]:
@@ -59,6 +110,110 @@ def overrides(pairs: list[str]) -> dict[str, str]:
             raise UsageError(f"--param takes KEY=VALUE, got {pair!r}")
         found[key] = value
     return found
+
+
+def run_deploy(args: argparse.Namespace, console: Console) -> int:
+    params = deploy.parameters_for(args.env, args.suffix, overrides(args.param))
+    target = deploy.connect(args.target, args.region)
+    try:
+        warn_if_ephemeral(target, console)
+        d = deploy.Deployment(
+            target, args.env, args.suffix, params, console, template_bucket=args.template_bucket
+        )
+        outputs = deploy.deploy(
+            d, confirm=lambda: args.yes or ask(console, "Execute this change set?")
+        )
+    finally:
+        target.close()
+    deploy.outputs_table(console, outputs)
+    return 0
+
+
+def run_destroy(args: argparse.Namespace, console: Console) -> int:
+    deploy.parameters_for("dev", args.suffix, {})  # a bad suffix is refused before connecting
+    if not (
+        args.yes or ask(console, f"Delete stack {deploy.stack_name(args.suffix)} and its data?")
+    ):
+        raise UsageError("not confirmed (use --yes)")
+    target = deploy.connect(args.target, args.region)
+    try:
+        deploy.destroy(target, args.suffix, console)
+    finally:
+        target.close()
+    return 0
+
+
+def run_invoke(args: argparse.Namespace, console: Console) -> int:
+    raw = sys.stdin.read() if args.payload == "-" else read_payload(args.payload)
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"payload is not JSON: {exc}") from exc
+    deploy.read_outputs()  # a missing outputs file is reported before anything starts
+    target = deploy.connect(args.target, args.region)
+    try:
+        result = deploy.invoke_validation(target, payload)
+    finally:
+        target.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def read_payload(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read payload {path}: {exc.strerror}") from exc
+
+
+def run_rotate(args: argparse.Namespace, console: Console) -> int:
+    deploy.read_outputs()
+    target = deploy.connect(args.target, args.region)
+    try:
+        deploy.rotate(target, console)
+    finally:
+        target.close()
+    return 0
+
+
+def run_outputs(args: argparse.Namespace, console: Console) -> int:
+    deploy.outputs_table(console, deploy.read_outputs())
+    return 0
+
+
+def run_emulator(args: argparse.Namespace, console: Console) -> int:
+    from loanstack.emulator import Emulator, EmulatorError
+
+    try:
+        emulator = Emulator().start()
+    except EmulatorError as exc:
+        raise UsageError(str(exc)) from exc
+    console.print(f"emulator listening on {emulator.url}; in another shell:")
+    console.print(f"  export {deploy.EMULATOR_URL_VARIABLE}={emulator.url}")
+    console.print("Ctrl-C stops it (and forgets every stack).")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def warn_if_ephemeral(target: deploy.Target, console: Console) -> None:
+    if target.emulator is not None:
+        console.print(
+            "[yellow]note:[/] this emulator lives as long as this command; to keep the stack for "
+            f"`invoke`, `rotate` or `destroy`, run `loanstack emulator start` and export "
+            f"{deploy.EMULATOR_URL_VARIABLE}"
+        )
+
+
+def ask(console: Console, question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return Confirm.ask(question, console=console)
 
 
 def run_cost(args: argparse.Namespace, console: Console) -> int:
@@ -180,7 +335,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sync(args, console)
         if args.command == "fmt":
             return run_fmt(args, console)
+        handler = {
+            "deploy": run_deploy,
+            "destroy": run_destroy,
+            "outputs": run_outputs,
+            "invoke": run_invoke,
+            "rotate": run_rotate,
+            "emulator": run_emulator,
+            "demo": lambda a, c: demo.run(c),
+        }[args.command]
+        return int(handler(args, console))
+    except deploy.DeployError as exc:
+        print(f"loanstack: error: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"loanstack: error: {exc}", file=sys.stderr)
         return 2
-    raise AssertionError(f"unhandled command {args.command}")

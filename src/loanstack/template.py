@@ -162,7 +162,11 @@ def instantiate(
     """The environment CloudFormation would build from `template` with these parameters."""
     template = load() if template is None else template
     context = context or Context()
-    given = {"EnvironmentSuffix": "dev42", **(parameters or {})}
+    declared = template.get("Parameters", {})
+    given = {
+        **({"EnvironmentSuffix": "dev42"} if "EnvironmentSuffix" in declared else {}),
+        **(parameters or {}),
+    }
     values = parameter_values(template, given)
     scope: dict[str, Any] = {**context.pseudo(), **values}
     for name, spec in template.get("Parameters", {}).items():

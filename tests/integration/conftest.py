@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 from tests.helpers import load_function
-from tests.support.mariadb import DataApiBridge, MariaDB
 
 REGION = "us-east-1"
 BUCKET = "s3-loandocuments-dev42-123456789012"

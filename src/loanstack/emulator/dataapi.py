@@ -1,15 +1,19 @@
-"""A private MariaDB server for the SQL tests, and a bridge from the RDS Data API to it.
+"""The RDS Data API on a private MariaDB server: Aurora MySQL's SQL, for real, on any machine.
 
-The loan validation function talks to Aurora only through `rds-data` (D1). To exercise its SQL
-for real, the bridge hooks botocore's `before-call` event of ExecuteStatement and
-BatchExecuteStatement, runs the statement on MariaDB with PyMySQL (translating `:name`
-parameters and Data API field values both ways), and answers in the Data API's response shape.
-No request reaches moto or AWS.
+The loan validation function talks to Aurora only through `rds-data` (D1). Its statements run on
+MariaDB with PyMySQL (`:name` parameters and Data API field values translated both ways) and are
+answered in the Data API's response shape. Two ways in, one execution path (`execute`):
+
+- `serve`: the emulator's rds-data endpoint (moto's own only echoes canned results). Like Aurora,
+  it refuses a cluster without the Data API and a secret whose password the cluster does not
+  accept, so a broken rotation shows as a failing Data API call.
+- `DataApiBridge`: a botocore hook on one client, for tests that use moto's in-memory mocks.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -130,31 +134,99 @@ class DataApiBridge:
 
     def answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         self.calls[model.name] += 1
-        params = context["data_api_params"]
-        try:
-            with (
-                self.server.connect(params.get("database") or "loans") as conn,
-                conn.cursor() as cur,
-            ):
-                if model.name == "BatchExecuteStatement":
-                    sets = params.get("parameterSets", [])
-                    conn.begin()  # like Aurora's Data API: one batch, one transaction
-                    for parameters in sets:
-                        cur.execute(*translate(params["sql"], parameters))
-                    conn.commit()
-                    return SimpleNamespace(status_code=200), {
-                        "updateResults": [{"generatedFields": []} for _ in sets]
-                    }
-                cur.execute(*translate(params["sql"], params.get("parameters", [])))
-                records = (
-                    [[to_field(v) for v in row] for row in cur.fetchall()]
-                    if cur.description
-                    else []
-                )
-                return SimpleNamespace(status_code=200), {
-                    "numberOfRecordsUpdated": max(cur.rowcount, 0),
-                    "records": records,
-                }
-        except pymysql.MySQLError as err:
-            error = {"Error": {"Code": "BadRequestException", "Message": f"Database error: {err}"}}
-            return SimpleNamespace(status_code=400), error
+        status, body = execute(self.server, model.name, context["data_api_params"])
+        if status != 200:
+            body = {"Error": {"Code": body["__type"], "Message": body["message"]}}
+        return SimpleNamespace(status_code=status), body
+
+
+class DataApiError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def execute(server: MariaDB, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape)."""
+    try:
+        with server.connect(params.get("database") or "loans") as conn, conn.cursor() as cur:
+            if operation == "BatchExecuteStatement":
+                sets = params.get("parameterSets", [])
+                conn.begin()  # like Aurora's Data API: one batch, one transaction
+                for parameters in sets:
+                    cur.execute(*translate(params["sql"], parameters))
+                conn.commit()
+                return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
+            cur.execute(*translate(params["sql"], params.get("parameters", [])))
+            records = (
+                [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
+            )
+            return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
+    except pymysql.MySQLError as err:
+        return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+
+
+# --- the emulator's endpoint --------------------------------------------------------------------
+
+SERVED: dict[str, MariaDB] = {}
+
+
+def serve(server: MariaDB) -> None:
+    """Answer rds-data on the emulator from `server` (moto's URL map and response class)."""
+    from moto.rdsdata import responses, urls
+
+    SERVED["server"] = server
+    urls.url_paths["{0}/BatchExecute$"] = urls.response.dispatch
+    handler: Any = responses.RDSDataServiceResponse
+    handler.execute_statement = lambda self: respond(self, "ExecuteStatement")
+    handler.batch_execute_statement = lambda self: respond(self, "BatchExecuteStatement")
+
+
+def respond(response: Any, operation: str) -> Any:
+    params = json.loads(response.body or "{}")
+    try:
+        check_access(response.current_account, response.region, params)
+        server = SERVED.get("server")
+        if server is None:
+            raise DataApiError(
+                "InternalServerErrorException", "the emulator's Data API has no MariaDB server"
+            )
+        status, body = execute(server, operation, params)
+    except DataApiError as err:
+        status, body = 400, {"__type": err.code, "message": str(err)}
+    return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
+    """What Aurora checks before running a statement: the cluster, its Data API, the secret."""
+    from moto.rds.models import rds_backends
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    cluster_id = str(params.get("resourceArn", "")).rsplit(":", 1)[-1]
+    cluster = rds_backends[account_id][region].clusters.get(cluster_id)
+    if cluster is None:
+        raise DataApiError(
+            "BadRequestException", f"DB cluster {params.get('resourceArn')} not found"
+        )
+    if not cluster._enable_http_endpoint:
+        raise DataApiError(
+            "BadRequestException", f"HttpEndpoint is not enabled for cluster {cluster_id}"
+        )
+    secrets: Any = secretsmanager_backends[account_id][region]
+    try:
+        credentials = json.loads(
+            secrets.get_secret_value(params.get("secretArn", ""), None, "AWSCURRENT")[
+                "SecretString"
+            ]
+        )
+    except Exception as exc:
+        raise DataApiError(
+            "BadRequestException", f"cannot read secret {params.get('secretArn')}: {exc}"
+        ) from exc
+    if (credentials.get("username"), credentials.get("password")) != (
+        cluster.master_username,
+        cluster._master_user_password,
+    ):
+        raise DataApiError(
+            "BadRequestException", f"Access denied for user '{credentials.get('username')}'"
+        )

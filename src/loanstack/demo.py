@@ -1,0 +1,127 @@
+"""`make demo`: the whole life of a dev stack on the embedded emulator, in one process.
+
+Deploy, validate the sample applications under `examples/`, rotate the database password and
+show the database now takes the new one, print the outputs, destroy. Exit 0 only when every step
+did what it should.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from loanstack import deploy
+from loanstack.template import ROOT
+
+EXAMPLES = ROOT / "examples"
+EXPECTED = {
+    "approved.json": "APPROVED",
+    "manual_review.json": "MANUAL_REVIEW",
+    "rejected.json": "REJECTED",
+    "malformed.json": "INVALID",
+}
+
+
+def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> int:
+    started = time.monotonic()
+    console.rule("loanstack demo: the dev stack on the embedded AWS emulator")
+    target = deploy.connect("local", region)
+    try:
+        console.print(
+            f"emulator: {target.endpoint_url} (moto, in this process; MariaDB behind the Data API)"
+        )
+        d = deploy.Deployment(
+            target, "dev", suffix, deploy.parameters_for("dev", suffix, {}), console
+        )
+        outputs = deploy.deploy(d, confirm=lambda: True)
+        problems = validate_examples(target, console, outputs)
+        problems += rotate(target, console, outputs)
+        deploy.outputs_table(console, outputs)
+        deploy.destroy(target, suffix, console)
+    finally:
+        target.close()
+    verdict = (
+        "[green]all steps passed[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
+    )
+    console.rule(f"{verdict} in {time.monotonic() - started:.1f} s")
+    for problem in problems:
+        console.print(f"[red]- {problem}[/]")
+    return 1 if problems else 0
+
+
+def validate_examples(
+    target: deploy.Target, console: Console, outputs: dict[str, str]
+) -> list[str]:
+    table = Table(title="Sample applications through LoanValidationFunction")
+    for column in ("file", "loan", "decision", "why", "document in S3"):
+        table.add_column(column)
+    problems = []
+    s3 = target.client("s3")
+    for name, expected in EXPECTED.items():
+        result = deploy.invoke_validation(target, json.loads((EXAMPLES / name).read_text()))
+        decision = result.get("decision")
+        why = ", ".join(result.get("reasons", [])) or ", ".join(
+            f"{e['field']}: {e['message']}" for e in result.get("errors", [])
+        )
+        key = f"validations/{result.get('loanId')}.json"
+        stored = key_exists(s3, outputs["LoanDocumentsBucketName"], key)
+        table.add_row(
+            name, str(result.get("loanId", "")), str(decision), why or "-", key if stored else "-"
+        )
+        if decision != expected:
+            problems.append(f"{name}: expected {expected}, got {decision}")
+        if (expected != "INVALID") != stored:
+            problems.append(
+                f"{name}: result document {'missing' if not stored else 'written for invalid input'}"
+            )
+    console.print(table)
+    return problems
+
+
+def key_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        return False
+    return True
+
+
+def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> list[str]:
+    sm = target.client("secretsmanager")
+    before = json.loads(
+        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+            "SecretString"
+        ]
+    )
+    deploy.rotate(target, console)
+    after = json.loads(
+        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+            "SecretString"
+        ]
+    )
+    in_database = cluster_password(target, outputs)
+    table = Table(title="Password rotation")
+    table.add_column("check")
+    table.add_column("result")
+    checks = {
+        "AWSCURRENT changed": before["password"] != after["password"],
+        "database password == AWSCURRENT": in_database == after["password"],
+        "database password != old password": in_database != before["password"],
+    }
+    for check, ok in checks.items():
+        table.add_row(check, "[green]yes[/]" if ok else "[red]no[/]")
+    console.print(table)
+    return [f"rotation: {check} is false" for check, ok in checks.items() if not ok]
+
+
+def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:
+    """Read from the emulator's RDS backend (this process): AWS never shows a password."""
+    from moto.rds.models import rds_backends
+
+    cluster_id = outputs["DBClusterArn"].rsplit(":", 1)[-1]
+    account = outputs["DBClusterArn"].split(":")[4]
+    return str(rds_backends[account][target.region].clusters[cluster_id]._master_user_password)

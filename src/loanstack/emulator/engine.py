@@ -1,0 +1,428 @@
+"""What moto's CloudFormation engine needs to deploy this template faithfully.
+
+- every resource type is modelled, by moto or by an extension here; an unknown type fails the
+  deployment instead of being skipped with a warning (moto's default);
+- `{{resolve:secretsmanager:…}}` dynamic references resolve against the emulated secret;
+- each resource reports CREATE/DELETE events as CloudFormation does (moto reports the stack's);
+- executing a change set builds the stack in dependency order and, when a resource fails,
+  records the resource's failure and rolls the stack back instead of answering HTTP 500.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+import re
+from typing import Any
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.cloudformation import responses as cfn_responses
+from moto.secretsmanager.models import secretsmanager_backends
+
+from loanstack.emulator import base, deletion, secrets, storage
+
+DYNAMIC_REFERENCE = re.compile(
+    r"\{\{resolve:secretsmanager:(?P<id>arn:[^:]+:secretsmanager:[^:]+:\d+:secret:[^:}]+|[^:}]+)"
+    r"(?::SecretString:(?P<key>[^:}]*))?(?::(?P<stage>[^:}]*))?(?::(?P<version>[^:}]*))?\}\}"
+)
+
+_installed: dict[str, Any] = {}
+
+
+class UnsupportedResourceType(ValueError):
+    pass
+
+
+def install() -> None:
+    """Patch moto once per process; idempotent."""
+    if _installed:
+        return
+    _installed["get_model_list"] = parsing.get_model_list
+    _installed["resource_class_from_type"] = parsing.resource_class_from_type
+    _installed["clean_json"] = parsing.clean_json
+    _installed["parse_and_create_resource"] = parsing.parse_and_create_resource
+    _installed["parse_and_update_resource"] = parsing.parse_and_update_resource
+    _installed["delete_resource"] = parsing.ResourceMap._delete_resource
+    _installed["delete"] = parsing.ResourceMap.delete
+    _installed["execute_change_set"] = cfn_models.CloudFormationBackend.execute_change_set
+    _installed["diff"] = cfn_models.ChangeSet.diff
+
+    parsing.get_model_list = model_list  # type: ignore[assignment]
+    for cached in (parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    parsing.resource_class_from_type = resource_class_from_type
+    parsing.clean_json = clean_json
+    parsing.parse_and_create_resource = create_with_events  # type: ignore[assignment]
+    parsing.parse_and_update_resource = update_with_events  # type: ignore[assignment]
+    parsing.ResourceMap._delete_resource = delete_with_events  # type: ignore[method-assign]
+    parsing.ResourceMap.delete = delete_in_reverse_order  # type: ignore[method-assign]
+    cfn_responses.CloudFormationResponse.list_stack_resources = list_stack_resources  # type: ignore[method-assign]
+    cfn_models.CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+    cfn_models.ChangeSet.diff = diff_with_parameters  # type: ignore[method-assign]
+    cfn_models.ChangeSet.apply = apply_change_set  # type: ignore[method-assign]
+    storage.install()
+    secrets.install()
+
+
+def model_list() -> list[type[Any]]:
+    """moto's models, with each type an extension covers replaced by the extension."""
+    ours = {ext.TYPE for ext in base.EXTENSIONS}
+    moto_models = [
+        m
+        for m in _installed["get_model_list"]()
+        if m is not base.Extension and m.cloudformation_type() not in ours
+    ]
+    return moto_models + list(base.EXTENSIONS)
+
+
+def modelled_types() -> set[str]:
+    return set(parsing.get_model_map())
+
+
+def resource_class_from_type(resource_type: str) -> Any:
+    found = _installed["resource_class_from_type"](resource_type)
+    if found is None and resource_type not in parsing.NULL_MODELS:
+        raise UnsupportedResourceType(f"the emulator does not model {resource_type}")
+    return found
+
+
+def clean_json(resource_json: Any, resources_map: Any) -> Any:
+    if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
+        return cidr(*(clean_json(arg, resources_map) for arg in resource_json["Fn::Cidr"]))
+    if isinstance(resource_json, dict) and "Fn::GetAZs" in resource_json:
+        region = (
+            clean_json(resource_json["Fn::GetAZs"], resources_map) or resources_map._region_name
+        )
+        return [f"{region}{zone}" for zone in "abc"]  # moto would answer us-east-1's zones anywhere
+    cleaned = _installed["clean_json"](resource_json, resources_map)
+    if isinstance(cleaned, str) and "{{resolve:" in cleaned:
+        return DYNAMIC_REFERENCE.sub(lambda m: resolve(m, resources_map), cleaned)
+    return cleaned
+
+
+def cidr(block: str, count: Any, bits: Any) -> list[str]:
+    """Fn::Cidr, which moto does not implement: `count` blocks of `bits` host bits."""
+    network = ipaddress.ip_network(block)
+    return [
+        str(n)
+        for n in itertools.islice(
+            network.subnets(new_prefix=network.max_prefixlen - int(bits)), int(count)
+        )
+    ]
+
+
+def resolve(match: re.Match[str], resources_map: Any) -> str:
+    backend: Any = secretsmanager_backends[resources_map._account_id][resources_map._region_name]
+    value = backend.get_secret_value(
+        match["id"], match["version"] or None, match["stage"] or "AWSCURRENT"
+    )
+    text = str(value["SecretString"])
+    return str(json.loads(text)[match["key"]]) if match["key"] else text
+
+
+def stack_of(resources_map: Any) -> Any:
+    backend = cfn_models.cloudformation_backends[resources_map._account_id][
+        resources_map._region_name
+    ]
+    return backend.stacks.get(resources_map.stack_id)
+
+
+def event(
+    resources_map: Any,
+    logical_id: str,
+    rtype: str,
+    status: str,
+    physical: str = "",
+    reason: str | None = None,
+) -> None:
+    stack = stack_of(resources_map)
+    if stack is None:
+        return
+    stack.events.append(
+        cfn_models.Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=physical,
+            resource_type=rtype,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=None,
+        )
+    )
+
+
+def create_with_events(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    condition = resource_json.get("Condition")
+    if condition and not resources_map.lazy_condition_map[condition]:
+        return None
+    rtype = resource_json["Type"]
+    event(resources_map, logical_id, rtype, "CREATE_IN_PROGRESS")
+    try:
+        resource = _installed["parse_and_create_resource"](
+            logical_id, resource_json, resources_map, account_id, region_name
+        )
+    except Exception as exc:
+        if not getattr(exc, "reported", False):
+            event(
+                resources_map,
+                logical_id,
+                rtype,
+                "CREATE_FAILED",
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+            exc.reported = True  # type: ignore[attr-defined]
+        raise
+    event(
+        resources_map,
+        logical_id,
+        rtype,
+        "CREATE_COMPLETE",
+        physical=str(getattr(resource, "physical_resource_id", "")),
+    )
+    if resource is not None:
+        resources_map.__dict__.setdefault("creation_order", []).append(logical_id)
+    return resource
+
+
+def update_with_events(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto updates resources whose condition is false under the new parameters; skip them."""
+    condition = resource_json.get("Condition")
+    if condition and not resources_map.lazy_condition_map[condition]:
+        return None
+    rtype = resource_json["Type"]
+    event(resources_map, logical_id, rtype, "UPDATE_IN_PROGRESS")
+    try:
+        resource = _installed["parse_and_update_resource"](
+            logical_id, resource_json, resources_map, account_id, region_name
+        )
+    except Exception as exc:
+        event(
+            resources_map, logical_id, rtype, "UPDATE_FAILED", reason=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    event(
+        resources_map,
+        logical_id,
+        rtype,
+        "UPDATE_COMPLETE",
+        physical=str(getattr(resource, "physical_resource_id", "")),
+    )
+    return resource
+
+
+def delete_in_reverse_order(self: Any) -> None:
+    """CloudFormation deletes dependents before what they depend on; moto deletes in set order
+    and retries. Creation order is a dependency order, so deleting in reverse is faithful;
+    moto's retrying delete then handles whatever is left (resources added by an update)."""
+    for logical_id in reversed(self.__dict__.get("creation_order", [])):
+        resource = self._parsed_resources.get(logical_id)
+        if (
+            resource is None
+            or isinstance(resource, str)
+            or logical_id not in self._resource_json_map
+        ):
+            continue
+        self._delete_resource(resource, self._resource_json_map[logical_id])
+        self._parsed_resources.pop(logical_id)
+    _installed["delete"](self)
+
+
+def delete_with_events(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+    logical_id, rtype = parsed_resource.logical_resource_id, resource_json["Type"]
+    physical = str(getattr(parsed_resource, "physical_resource_id", ""))
+    event(self, logical_id, rtype, "DELETE_IN_PROGRESS", physical)
+    try:
+        if not deletion.delete(rtype, parsed_resource, self._account_id, self._region_name):
+            _installed["delete_resource"](self, parsed_resource, resource_json)
+    except Exception as exc:
+        event(
+            self,
+            logical_id,
+            rtype,
+            "DELETE_FAILED",
+            physical,
+            f"{type(exc).__name__}: {exc} (retried)",
+        )
+        raise
+    event(self, logical_id, rtype, "DELETE_COMPLETE", physical)
+
+
+def environment(template_dict: dict[str, Any], parameters: dict[str, Any], stack: Any) -> Any:
+    from loanstack import template
+
+    context = template.Context(region=stack.region_name, account_id=stack.account_id)
+    params = {k: str(v) for k, v in parameters.items() if v is not None}
+    return template.instantiate(template_dict, params, context)
+
+
+def diff_with_parameters(self: Any) -> list[Any]:
+    """The changes CloudFormation would list: resources that come or go with the template or
+    its conditions, and those whose properties resolve differently under the new parameters
+    (moto marks every resource that mentions any parameter it was not given at creation)."""
+    new = environment(self.template_dict, self.parameters or {}, self.stack)
+    rm = self.stack.resource_map
+    existing = [k for k in rm._resource_json_map if rm._parsed_resources.get(k) is not None]
+    old = None
+    if existing:
+        old = environment(rm._template, dict(rm.resolved_parameters), self.stack).resources
+    changes = [("Add", n, r.type) for n, r in new.resources.items() if n not in existing]
+    for name in existing:
+        if name not in new.resources:
+            changes.append(("Remove", name, rm._resource_json_map[name]["Type"]))
+        elif old is not None and old[name].properties != new.resources[name].properties:
+            changes.append(("Modify", name, new.resources[name].type))
+    return [
+        cfn_models.Change(action=a, logical_resource_id=n, resource_type=t) for a, n, t in changes
+    ]
+
+
+def apply_change_set(self: Any) -> None:
+    """Carry out exactly the listed changes: removals in reverse creation order, additions,
+    then modifications, with the new template, parameters and conditions in force."""
+    rm = self.stack.resource_map
+    wanted = {
+        a: [c.logical_resource_id for c in self.changes if c.action == a]
+        for a in ("Add", "Modify", "Remove")
+    }
+    order = rm.__dict__.get("creation_order", [])
+    for name in sorted(wanted["Remove"], key=lambda n: -order.index(n) if n in order else 0):
+        rm._delete_resource(rm._parsed_resources[name], rm._resource_json_map[name])
+        rm._parsed_resources.pop(name)
+    rm._template, rm.input_parameters = self.template_dict, self.parameters
+    rm.load_mapping()
+    rm.load_parameters()
+    rm.load_conditions()
+    rm._resource_json_map = self.template_dict["Resources"]
+    for name in wanted["Add"]:
+        _ = rm[name]
+    for name in wanted["Modify"]:
+        rm._parsed_resources[name] = parsing.parse_and_update_resource(
+            name, rm._resource_json_map[name], rm, rm._account_id, rm._region_name
+        )
+
+
+def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+    change_set = self.change_sets.get(change_set_name) or next(
+        (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
+    )
+    if change_set is None:
+        raise cfn_models.ValidationError(stack_name)
+    stack = self.stacks[change_set.stack_id]
+    if change_set.change_set_type == "CREATE":
+        create(self, stack, change_set)
+    else:
+        update(stack, change_set)
+    change_set.execution_status = "EXECUTE_COMPLETE"
+
+
+def create(backend: Any, stack: Any, change_set: Any) -> None:
+    stack.template, stack.parameters = change_set.template, change_set.parameters
+    stack._parse_template()
+    stack._add_stack_event("CREATE_IN_PROGRESS", resource_status_reason="User Initiated")
+    try:
+        stack.resource_map = stack._create_resource_map()
+        stack.create_resources()
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            backend.exports[export.name] = export
+    except Exception as exc:
+        roll_back(stack, f"{type(exc).__name__}: {exc}")
+
+
+def roll_back(stack: Any, reason: str) -> None:
+    stack.status = "ROLLBACK_IN_PROGRESS"
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS", resource_status_reason=f"Resource creation failed: {reason}"
+    )
+    try:
+        stack.resource_map.delete()
+    except Exception as exc:  # what could not be removed stays listed, as in CloudFormation
+        stack.status = "ROLLBACK_FAILED"
+        stack._add_stack_event("ROLLBACK_FAILED", resource_status_reason=str(exc))
+        return
+    stack.resource_map._resource_json_map = {}  # moto's lazy map would recreate them on listing
+    stack.status = "ROLLBACK_COMPLETE"
+    stack._add_stack_event("ROLLBACK_COMPLETE")
+
+
+def list_stack_resources(self: Any) -> Any:
+    """The resources that exist, each with the status its last event gave it (moto lists
+    condition-false resources as blanks and calls everything CREATE_COMPLETE)."""
+    from moto.core.responses import ActionResult
+
+    stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+    status = {e.logical_resource_id: e.resource_status for e in stack.events}
+    summaries = [
+        {
+            "ResourceStatus": status.get(logical_id, "CREATE_COMPLETE"),
+            "LogicalResourceId": logical_id,
+            "LastUpdatedTimestamp": stack.creation_time,
+            "PhysicalResourceId": str(getattr(resource, "physical_resource_id", "") or ""),
+            "ResourceType": getattr(resource, "cf_resource_type", ""),
+        }
+        for logical_id, resource in stack.resource_map._parsed_resources.items()
+        if logical_id in stack.resource_map._resource_json_map and resource is not None
+    ]
+    return ActionResult({"StackResourceSummaries": summaries})
+
+
+def delete_stack(self: Any, name_or_stack_id: str) -> None:
+    """Delete, or stop at DELETE_FAILED with the reason (moto answers HTTP 500), and leave
+    nothing behind that moto's lazy resource map would re-create when the stack is described."""
+    stack = self.stacks.get(name_or_stack_id) or next(
+        (s for s in self.stacks.values() if s.name == name_or_stack_id), None
+    )
+    if stack is None:  # CloudFormation accepts deleting a stack that is not there
+        return
+    exports = [export.name for export in stack.exports]
+    stack.status = "DELETE_IN_PROGRESS"
+    stack._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
+    try:
+        stack.resource_map.delete()
+    except Exception as exc:
+        stack.status = "DELETE_FAILED"
+        stack._add_stack_event(
+            "DELETE_FAILED", resource_status_reason=f"{type(exc).__name__}: {exc}"
+        )
+        return
+    stack.resource_map._resource_json_map = {}
+    stack.output_map = cfn_models.OutputMap(stack.resource_map, {"Outputs": {}}, stack.stack_id)
+    stack.status = "DELETE_COMPLETE"
+    stack._add_stack_event("DELETE_COMPLETE")
+    self.stacks.pop(stack.stack_id, None)
+    self.deleted_stacks[stack.stack_id] = stack
+    for name in exports:
+        self.exports.pop(name, None)
+
+
+def update(stack: Any, change_set: Any) -> None:
+    stack._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
+    try:
+        change_set.apply()
+    except Exception as exc:
+        stack.status = "UPDATE_ROLLBACK_FAILED"
+        stack._add_stack_event(
+            "UPDATE_ROLLBACK_FAILED", resource_status_reason=f"{type(exc).__name__}: {exc}"
+        )
+        return
+    stack.template, stack.parameters = change_set.template, change_set.parameters
+    stack._parse_template()
+    stack.output_map = stack._create_output_map()
+    stack.status = "UPDATE_COMPLETE"
+    stack._add_stack_event("UPDATE_COMPLETE")

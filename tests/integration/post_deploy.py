@@ -1,0 +1,114 @@
+"""Post-deploy assertions through AWS's own APIs, shared by the emulator tests (CI) and the
+opt-in tests against a real deployment (LOANSTACK_AWS_TESTS=1): the same checks, both targets.
+They read the stack only through its outputs (R1b), as the client's pipeline does."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+R1B_OUTPUTS = (
+    "VPCId",
+    "PublicSubnet1",
+    "PublicSubnet2",
+    "PrivateSubnet1",
+    "PrivateSubnet2",
+    "DBClusterEndpoint",
+    "DBSecretArn",
+    "LoanDocumentsBucketName",
+    "LoanValidationFunctionArn",
+    "LoanValidationFunctionName",
+    "KMSKeyId",
+)
+
+
+def assert_r1b_outputs_present(outputs: dict[str, str]) -> None:
+    missing = [k for k in R1B_OUTPUTS if not outputs.get(k)]
+    assert missing == [], f"R1b outputs missing: {missing}"
+
+
+def assert_network(client: Any, outputs: dict[str, str]) -> None:
+    ec2 = client("ec2")
+    vpc = ec2.describe_vpcs(VpcIds=[outputs["VPCId"]])["Vpcs"][0]
+    assert vpc["VpcId"] == outputs["VPCId"]
+    ids = [
+        outputs[k] for k in ("PublicSubnet1", "PublicSubnet2", "PrivateSubnet1", "PrivateSubnet2")
+    ]
+    subnets = ec2.describe_subnets(SubnetIds=ids)["Subnets"]
+    assert {s["VpcId"] for s in subnets} == {outputs["VPCId"]}
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2, "two AZs (R7)"
+
+
+def assert_database(client: Any, outputs: dict[str, str]) -> dict[str, Any]:
+    cluster_id = outputs["DBClusterArn"].rsplit(":", 1)[-1]
+    cluster = client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    assert cluster["Endpoint"] == outputs["DBClusterEndpoint"]
+    assert cluster["StorageEncrypted"] is True
+    assert cluster["HttpEndpointEnabled"] is True, "the Data API (D1)"
+    assert cluster.get("DeletionProtection") is False
+    return dict(cluster)
+
+
+def assert_secret(client: Any, outputs: dict[str, str]) -> None:
+    described = client("secretsmanager").describe_secret(SecretId=outputs["DBSecretArn"])
+    assert described["RotationEnabled"] is True
+    assert described["RotationRules"]["AutomaticallyAfterDays"] == 30
+    assert described["KmsKeyId"]
+
+
+def assert_documents_bucket(client: Any, outputs: dict[str, str]) -> None:
+    s3 = client("s3")
+    bucket = outputs["LoanDocumentsBucketName"]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+
+
+def application(loan_id: str) -> dict[str, Any]:
+    return {
+        "loanId": loan_id,
+        "applicantId": "A-POST-DEPLOY",
+        "loanType": "mortgage",
+        "loanAmount": 300000,
+        "termMonths": 360,
+        "annualInterestRate": 6.5,
+        "creditScore": 760,
+        "annualIncome": 150000,
+        "monthlyDebtPayments": 800,
+        "collateralValue": 400000,
+    }
+
+
+def assert_validation_records_and_documents(client: Any, outputs: dict[str, str]) -> str:
+    """Invoke the deployed function; the decision is in Aurora and the document in S3."""
+    loan_id = f"POST-{uuid.uuid4().hex[:10]}"
+    reply = client("lambda").invoke(
+        FunctionName=outputs["LoanValidationFunctionName"], Payload=json.dumps(application(loan_id))
+    )
+    body = json.loads(reply["Payload"].read())
+    assert "FunctionError" not in reply, body
+    assert body["decision"] == "APPROVED"
+    rows = client("rds-data").execute_statement(
+        resourceArn=outputs["DBClusterArn"],
+        secretArn=outputs["DBSecretArn"],
+        database="loans",
+        sql="SELECT decision FROM loan_decisions WHERE loan_id = :id",
+        parameters=[{"name": "id", "value": {"stringValue": loan_id}}],
+    )["records"]
+    assert rows == [[{"stringValue": "APPROVED"}]]
+    document = client("s3").get_object(
+        Bucket=outputs["LoanDocumentsBucketName"], Key=f"validations/{loan_id}.json"
+    )
+    assert json.loads(document["Body"].read())["decision"] == "APPROVED"
+    return loan_id
+
+
+def wait_for(check: Any, timeout: float, every: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)

@@ -1,0 +1,322 @@
+"""The whole template deployed on the embedded emulator (SPEC D4): dev and prod, through the
+same deploy code the `loanstack` command uses, checked in the emulator's own service backends.
+
+The emulator is module-scoped: moto's in-memory mocks used by other modules reset the shared
+backends, so its stacks must live and die inside this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from rich.console import Console
+
+from loanstack import deploy, template
+from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
+from tests.integration import post_deploy
+from tests.support import backends
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    try:
+        emu = Emulator().start()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the emulator could not start: {exc}")
+        pytest.skip(f"the emulator could not start: {exc}")
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def target(emulator: Emulator) -> deploy.Target:
+    session = boto3.Session(region_name=REGION, **CREDENTIALS)
+    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
+
+
+@pytest.fixture(scope="module")
+def outputs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("cfn-outputs"))
+
+
+def deploy_stack(
+    target: deploy.Target, env: str, suffix: str, out: Path, **params: str
+) -> dict[str, str]:
+    deploy.OUTPUTS_FILE = out / f"{suffix}.json"
+    d = deploy.Deployment(
+        target,
+        env,
+        suffix,
+        deploy.parameters_for(env, suffix, params),
+        Console(record=True, width=200),
+    )
+    return deploy.deploy(d, confirm=lambda: True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_outputs_file() -> Iterator[None]:
+    """Tests here point deploy.OUTPUTS_FILE at temporary files; the repository's stays alone."""
+    original = deploy.OUTPUTS_FILE
+    yield
+    deploy.OUTPUTS_FILE = original
+
+
+@pytest.fixture(scope="module")
+def stacks(target: deploy.Target, outputs_dir: Path) -> dict[str, dict[str, str]]:
+    return {
+        "dev": deploy_stack(target, "dev", "dev42", outputs_dir),
+        "prod": deploy_stack(target, "prod", "prod42", outputs_dir, AlarmEmail="ops@example.com"),
+    }
+
+
+SUFFIX = {"dev": "dev42", "prod": "prod42"}
+PARAMS: dict[str, dict[str, str]] = {"dev": {}, "prod": {"AlarmEmail": "ops@example.com"}}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_d4_every_resource_of_the_environment_is_create_complete(
+    stacks: dict[str, Any], target: deploy.Target, env: str
+) -> None:
+    expected = template.instantiate(
+        parameters={"EnvironmentType": env, "EnvironmentSuffix": SUFFIX[env], **PARAMS[env]}
+    ).resources
+    listed = {
+        r["LogicalResourceId"]: r for r in deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")
+    }
+    assert set(listed) == set(expected)
+    assert {r["ResourceStatus"] for r in listed.values()} == {"CREATE_COMPLETE"}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_d4_every_resource_exists_in_the_emulator_backends(
+    stacks: dict[str, Any], target: deploy.Target, env: str
+) -> None:
+    missing = [
+        f"{r['LogicalResourceId']} ({r['ResourceType']}: {r['PhysicalResourceId']!r})"
+        for r in deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")
+        if not r["PhysicalResourceId"]
+        or not backends.exists(r["ResourceType"], r["PhysicalResourceId"], ACCOUNT_ID, REGION)
+    ]
+    assert missing == []
+
+
+def test_r3_prod_has_the_second_nat_gateway_and_the_reader_dev_has_neither(
+    stacks: dict[str, Any], target: deploy.Target
+) -> None:
+    ec2, rds = target.client("ec2"), target.client("rds")
+    for env, count in (("dev", 1), ("prod", 2)):
+        vpc = stacks[env]["VPCId"]
+        nats = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+            "NatGateways"
+        ]
+        assert len(nats) == count, env
+        cluster = rds.describe_db_clusters(
+            DBClusterIdentifier=f"aurora-loanprocessing-{SUFFIX[env]}"
+        )
+        members = cluster["DBClusters"][0]["DBClusterMembers"]
+        assert sorted(m["IsClusterWriter"] for m in members) == (
+            [True] if env == "dev" else [False, True]
+        )
+    prod_rt = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [stacks["prod"]["VPCId"]]}]
+    )
+    nat_routes = {
+        route["NatGatewayId"]
+        for table in prod_rt["RouteTables"]
+        for route in table["Routes"]
+        if route.get("NatGatewayId")
+    }
+    assert len(nat_routes) == 2, "each private route table uses its own AZ's NAT gateway (R7)"
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_r1b_outputs_are_present_and_written_flat(
+    stacks: dict[str, Any], outputs_dir: Path, env: str
+) -> None:
+    post_deploy.assert_r1b_outputs_present(stacks[env])
+    written = json.loads((outputs_dir / f"{SUFFIX[env]}.json").read_text())
+    assert written == stacks[env]
+    assert "TrailArn" in written and "AlarmTopicArn" in written
+
+
+def test_r14_audit_and_alarms_exist_with_the_email_subscription_in_prod(
+    stacks: dict[str, Any], target: deploy.Target
+) -> None:
+    trail = target.client("cloudtrail").get_trail_status(Name=stacks["prod"]["TrailArn"])
+    assert trail["IsLogging"] is True
+    alarms = target.client("cloudwatch").describe_alarms(AlarmNamePrefix="alarm-")["MetricAlarms"]
+    prod = [a for a in alarms if a["AlarmName"].endswith("-prod42")]
+    assert len(prod) == 6 and all(
+        a["AlarmActions"] == [stacks["prod"]["AlarmTopicArn"]] for a in prod
+    )
+    subs = target.client("sns").list_subscriptions_by_topic(
+        TopicArn=stacks["prod"]["AlarmTopicArn"]
+    )
+    assert [s["Endpoint"] for s in subs["Subscriptions"]] == ["ops@example.com"]
+    dev_subs = target.client("sns").list_subscriptions_by_topic(
+        TopicArn=stacks["dev"]["AlarmTopicArn"]
+    )
+    assert dev_subs["Subscriptions"] == []
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_post_deploy_checks_pass_on_the_emulator(
+    stacks: dict[str, Any], target: deploy.Target, env: str
+) -> None:
+    outputs = stacks[env]
+    post_deploy.assert_network(target.client, outputs)
+    post_deploy.assert_database(target.client, outputs)
+    post_deploy.assert_secret(target.client, outputs)
+    post_deploy.assert_documents_bucket(target.client, outputs)
+
+
+def test_r11_validation_runs_in_process_records_the_decision_and_writes_the_document(
+    stacks: dict[str, Any], target: deploy.Target
+) -> None:
+    post_deploy.assert_validation_records_and_documents(target.client, stacks["dev"])
+
+
+def test_r13_a_batch_file_dropped_under_incoming_produces_one_report(
+    stacks: dict[str, Any], target: deploy.Target
+) -> None:
+    bucket = stacks["dev"]["LoanDocumentsBucketName"]
+    rows = [post_deploy.application(f"BATCH-{i}") for i in range(3)]
+    body = "\n".join(
+        [*map(json.dumps, rows), '{"loanId": "BATCH-BAD", "loanType": "yacht"}', "not json"]
+    )
+    s3 = target.client("s3")
+    s3.put_object(Bucket=bucket, Key="incoming/emulator.jsonl", Body=body.encode())
+    report = json.loads(
+        s3.get_object(Bucket=bucket, Key="reports/emulator.jsonl.report.json")["Body"].read()
+    )
+    assert report["rows"] == 5 and report["summary"]["APPROVED"] == 3
+    assert sorted(p["line"] for p in report["problems"]) == [4, 5]
+
+
+def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
+    stacks: dict[str, Any],
+    target: deploy.Target,
+    outputs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.rds.models import rds_backends
+
+    outputs = stacks["dev"]
+    monkeypatch.setattr(deploy, "OUTPUTS_FILE", outputs_dir / "dev42.json")
+    sm = target.client("secretsmanager")
+    old = json.loads(
+        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+            "SecretString"
+        ]
+    )
+    versions = deploy.rotate(target, Console(record=True))
+    current = json.loads(
+        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+            "SecretString"
+        ]
+    )
+    previous = json.loads(
+        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSPREVIOUS")[
+            "SecretString"
+        ]
+    )
+    cluster = rds_backends[ACCOUNT_ID][REGION].clusters["aurora-loanprocessing-dev42"]
+    assert current["password"] != old["password"] and previous["password"] == old["password"]
+    assert cluster._master_user_password == current["password"]
+    assert versions["current"] != versions["previous"]
+    post_deploy.assert_validation_records_and_documents(target.client, outputs)  # still opens
+
+
+def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter_touches(
+    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+) -> None:
+    console = Console(record=True, width=200)
+    d = deploy.Deployment(
+        target,
+        "dev",
+        "dev42",
+        deploy.parameters_for("dev", "dev42", {"ValidationMemorySize": "2048"}),
+        console,
+    )
+    deploy.OUTPUTS_FILE = outputs_dir / "dev42-update.json"
+    deploy.deploy(d, confirm=lambda: True)
+    shown = console.export_text()
+    assert "change set (update, 1 changes)" in shown and "LoanValidationFunction" in shown
+    config = target.client("lambda").get_function_configuration(
+        FunctionName=stacks["dev"]["LoanValidationFunctionName"]
+    )
+    assert config["MemorySize"] == 2048
+    assert deploy.stack_status(target, "tapstack-dev42")["StackStatus"] == "UPDATE_COMPLETE"
+
+
+def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
+    target: deploy.Target, tmp_path: Path
+) -> None:
+    doc = template.load()
+    doc["Resources"]["PublicSubnet1"]["Properties"]["CidrBlock"] = (
+        "192.168.0.0/24"  # not in the VPC
+    )
+    console = Console(record=True, width=200)
+    d = deploy.Deployment(
+        target,
+        "dev",
+        "broken1",
+        deploy.parameters_for("dev", "broken1", {}),
+        console,
+        template_doc=doc,
+    )
+    deploy.OUTPUTS_FILE = tmp_path / "broken.json"
+    with pytest.raises(
+        deploy.DeployError, match=r"ROLLBACK_COMPLETE: PublicSubnet1 \(AWS::EC2::Subnet\) failed"
+    ):
+        deploy.deploy(d, confirm=lambda: True)
+    with pytest.raises(
+        deploy.DeployError, match="is ROLLBACK_COMPLETE: remove it with `loanstack destroy"
+    ):
+        deploy.deploy(d, confirm=lambda: True)
+
+
+def test_the_cli_refuses_to_deploy_over_a_failed_stack_in_one_line(
+    target: deploy.Target,
+    emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loanstack import cli
+
+    assert deploy.stack_status(target, "tapstack-broken1")["StackStatus"] == "ROLLBACK_COMPLETE"
+    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    code = cli.main(["deploy", "--env", "dev", "--suffix", "broken1", "--target", "local", "--yes"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "stack tapstack-broken1 is ROLLBACK_COMPLETE" in err
+
+
+def test_d4_destroy_leaves_nothing_of_the_stacks_in_the_emulator(
+    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+) -> None:
+    before = {
+        env: list(deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")) for env in SUFFIX
+    }
+    bucket = stacks["prod"]["LoanDocumentsBucketName"]
+    target.client("s3").put_object(Bucket=bucket, Key="validations/x.json", Body=b"{}")
+    target.client("s3").delete_object(Bucket=bucket, Key="validations/x.json")  # a delete marker
+    for env, suffix in SUFFIX.items():
+        deploy.OUTPUTS_FILE = outputs_dir / f"{suffix}.json"
+        deploy.destroy(target, suffix, Console(record=True))
+        left = [
+            r["LogicalResourceId"]
+            for r in before[env]
+            if backends.exists(r["ResourceType"], r["PhysicalResourceId"], ACCOUNT_ID, REGION)
+        ]
+        assert left == [], f"{env}: left behind {left}"
+        assert deploy.stack_status(target, f"tapstack-{suffix}") is None

@@ -1,0 +1,79 @@
+"""Bad input to the `loanstack` command: one line on stderr, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loanstack import cli, deploy
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:  # argparse's own refusals
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_an_unknown_environment_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run(capsys, "deploy", "--env", "qa", "--suffix", "dev42")
+    assert code == 2 and "invalid choice: 'qa'" in err
+
+
+@pytest.mark.parametrize("suffix", ["Dev42", "dev_42", "x", "a-very-long-suffix-indeed", "dev--42"])
+def test_a_bad_suffix_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    code, err = run(
+        capsys, "deploy", "--env", "dev", "--suffix", suffix, "--target", "local", "--yes"
+    )
+    assert code == 1
+    assert err.startswith("loanstack: error: parameter EnvironmentSuffix=") and err.count("\n") == 1
+
+
+def test_an_unknown_parameter_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "deploy", "--env", "dev", "--suffix", "dev42", "--param", "Colour=blue")
+    assert code == 1 and "unknown parameter(s): Colour" in err
+
+
+def test_commands_that_need_the_outputs_file_say_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deploy, "OUTPUTS_FILE", tmp_path / "cfn-outputs" / "flat-outputs.json")
+    payload = tmp_path / "app.json"
+    payload.write_text('{"loanId": "L-1"}')
+    for argv in (
+        ["outputs"],
+        ["invoke", "validate", "--payload", str(payload), "--target", "local"],
+        ["rotate", "--target", "local"],
+    ):
+        code, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert (
+            "flat-outputs.json not found: run `loanstack deploy` first" in err
+            and err.count("\n") == 1
+        )
+
+
+def test_a_payload_that_is_not_json_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    payload = tmp_path / "app.json"
+    payload.write_text("{not json")
+    code, err = run(capsys, "invoke", "validate", "--payload", str(payload))
+    assert code == 2 and "payload is not JSON" in err
+    code, err = run(capsys, "invoke", "validate", "--payload", str(tmp_path / "missing.json"))
+    assert code == 2 and "cannot read payload" in err
+
+
+def test_destroy_asks_first_and_refuses_without_confirmation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run(capsys, "destroy", "--suffix", "dev42", "--target", "local")
+    assert code == 2 and "not confirmed (use --yes)" in err
