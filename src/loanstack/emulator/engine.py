@@ -155,75 +155,43 @@ def event(
     )
 
 
-def create_with_events(
+def with_events(
+    action: str,
     logical_id: str,
     resource_json: dict[str, Any],
     resources_map: Any,
     account_id: str,
     region_name: str,
 ) -> Any:
+    """moto's create or update of one resource, reported as CloudFormation reports it. A
+    resource whose condition is false is left alone (moto would update it anyway)."""
     condition = resource_json.get("Condition")
     if condition and not resources_map.lazy_condition_map[condition]:
         return None
     rtype = resource_json["Type"]
-    event(resources_map, logical_id, rtype, "CREATE_IN_PROGRESS")
+    event(resources_map, logical_id, rtype, f"{action}_IN_PROGRESS")
+    moto_step = _installed[f"parse_and_{action.lower()}_resource"]
     try:
-        resource = _installed["parse_and_create_resource"](
-            logical_id, resource_json, resources_map, account_id, region_name
-        )
+        resource = moto_step(logical_id, resource_json, resources_map, account_id, region_name)
     except Exception as exc:
-        if not getattr(exc, "reported", False):
-            event(
-                resources_map,
-                logical_id,
-                rtype,
-                "CREATE_FAILED",
-                reason=f"{type(exc).__name__}: {exc}",
-            )
+        if not getattr(exc, "reported", False):  # the innermost resource is the one that failed
+            reason = f"{type(exc).__name__}: {exc}"
+            event(resources_map, logical_id, rtype, f"{action}_FAILED", reason=reason)
             exc.reported = True  # type: ignore[attr-defined]
         raise
-    event(
-        resources_map,
-        logical_id,
-        rtype,
-        "CREATE_COMPLETE",
-        physical=str(getattr(resource, "physical_resource_id", "")),
-    )
-    if resource is not None:
+    physical = str(getattr(resource, "physical_resource_id", ""))
+    event(resources_map, logical_id, rtype, f"{action}_COMPLETE", physical=physical)
+    if action == "CREATE" and resource is not None:
         resources_map.__dict__.setdefault("creation_order", []).append(logical_id)
     return resource
 
 
-def update_with_events(
-    logical_id: str,
-    resource_json: dict[str, Any],
-    resources_map: Any,
-    account_id: str,
-    region_name: str,
-) -> Any:
-    """moto updates resources whose condition is false under the new parameters; skip them."""
-    condition = resource_json.get("Condition")
-    if condition and not resources_map.lazy_condition_map[condition]:
-        return None
-    rtype = resource_json["Type"]
-    event(resources_map, logical_id, rtype, "UPDATE_IN_PROGRESS")
-    try:
-        resource = _installed["parse_and_update_resource"](
-            logical_id, resource_json, resources_map, account_id, region_name
-        )
-    except Exception as exc:
-        event(
-            resources_map, logical_id, rtype, "UPDATE_FAILED", reason=f"{type(exc).__name__}: {exc}"
-        )
-        raise
-    event(
-        resources_map,
-        logical_id,
-        rtype,
-        "UPDATE_COMPLETE",
-        physical=str(getattr(resource, "physical_resource_id", "")),
-    )
-    return resource
+def create_with_events(*args: Any, **kwargs: Any) -> Any:
+    return with_events("CREATE", *args, **kwargs)
+
+
+def update_with_events(*args: Any, **kwargs: Any) -> Any:
+    return with_events("UPDATE", *args, **kwargs)
 
 
 def delete_in_reverse_order(self: Any) -> None:
