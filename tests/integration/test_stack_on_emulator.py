@@ -258,6 +258,27 @@ def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter
     assert deploy.stack_status(target, "tapstack-dev42")["StackStatus"] == "UPDATE_COMPLETE"
 
 
+def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resources(
+    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+) -> None:
+    console = Console(record=True, width=200)
+    params = deploy.parameters_for("prod", "prod42", {"EnableCloudTrail": "false"})
+    deploy.OUTPUTS_FILE = outputs_dir / "prod42-no-trail.json"
+    outputs = deploy.deploy(
+        deploy.Deployment(target, "prod", "prod42", params, console), confirm=lambda: True
+    )
+    trail_tier = {"Trail", "TrailBucket", "TrailBucketPolicy", "TrailLogGroup", "TrailLogsRole"}
+    cells = [line.split("│") for line in console.export_text().splitlines()]
+    removed = {row[2].strip() for row in cells if len(row) > 2 and row[1].strip() == "Remove"}
+    assert removed == trail_tier
+    assert "TrailArn" not in outputs and "AlarmTopicArn" in outputs
+    trail = "trail-loanprocessing-prod42"
+    assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
+    assert not deploy.bucket_exists(target, "s3-loantrail-prod42-123456789012")
+    listed = {r["LogicalResourceId"] for r in deploy.stack_resources(target, "tapstack-prod42")}
+    assert not listed & trail_tier and "LoanValidationFunction" in listed
+
+
 def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
     target: deploy.Target, tmp_path: Path
 ) -> None:

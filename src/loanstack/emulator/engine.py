@@ -63,6 +63,7 @@ def install() -> None:
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     cfn_models.ChangeSet.diff = diff_with_parameters  # type: ignore[method-assign]
     cfn_models.ChangeSet.apply = apply_change_set  # type: ignore[method-assign]
+    parsing.OutputMap.exports = property(exports_of_existing_outputs)  # type: ignore[assignment,method-assign]
     storage.install()
     secrets.install()
 
@@ -327,6 +328,19 @@ def roll_back(stack: Any, reason: str) -> None:
     stack.resource_map._resource_json_map = {}  # moto's lazy map would recreate them on listing
     stack.status = "ROLLBACK_COMPLETE"
     stack._add_stack_event("ROLLBACK_COMPLETE")
+
+
+def exports_of_existing_outputs(self: Any) -> list[Any]:
+    """Exports of the outputs whose condition holds (moto evaluates every output's export, and
+    one that names a resource the conditions left out breaks every DescribeStacks)."""
+    conditions = self._resource_map.lazy_condition_map
+    found = []
+    for value in (self._output_json_map or {}).values():
+        if value.get("Export") and conditions.get(value.get("Condition"), True) is not False:
+            name = clean_json(value["Export"].get("Name"), self._resource_map)
+            exported = clean_json(value.get("Value"), self._resource_map)
+            found.append(parsing.Export(self._stack_id, name, exported))
+    return found
 
 
 def list_stack_resources(self: Any) -> Any:
