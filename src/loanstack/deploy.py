@@ -393,12 +393,12 @@ def destroy(target: Target, suffix: str, console: Console) -> None:
     if final != "DELETE_COMPLETE" or left:
         reason = first_failure(target, stack["StackId"], before)
         raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
-    if OUTPUTS_FILE.exists() and read_outputs().get("VPCId") == stack_outputs_or_none(stack):
-        OUTPUTS_FILE.unlink()
+    if OUTPUTS_FILE.exists() and read_outputs().get("VPCId") == vpc_of(stack):
+        OUTPUTS_FILE.unlink()  # the outputs of the stack just deleted, not of another one
     console.print(f"{name}: deleted, nothing left behind")
 
 
-def stack_outputs_or_none(stack: dict[str, Any]) -> str | None:
+def vpc_of(stack: dict[str, Any]) -> str | None:
     return next(
         (o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "VPCId"), None
     )

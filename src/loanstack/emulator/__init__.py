@@ -42,7 +42,6 @@ class EmulatorError(RuntimeError):
 class Emulator:
     """moto's ThreadedMotoServer on a free loopback port, with MariaDB behind its Data API."""
 
-    database: bool = True
     url: str = ""
     _server: Any = field(default=None, repr=False)
     _mariadb: Any = field(default=None, repr=False)
@@ -51,8 +50,7 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         install()
-        if self.database:
-            self._start_mariadb()
+        self._start_mariadb()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()

@@ -132,7 +132,9 @@ class Bucket(Extension):
             backend.get_bucket(name).set_notification_configuration(
                 {"CloudFunctionConfiguration": [lambda_notification(c) for c in lambdas]}
             )
-        partition = "aws"
+        from moto.utilities.utils import get_partition
+
+        partition = get_partition(region)
         return cls(
             name,
             account_id,
