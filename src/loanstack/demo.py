@@ -120,8 +120,7 @@ def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> 
 
 def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:
     """Read from the emulator's RDS backend (this process): AWS never shows a password."""
-    from moto.rds.models import rds_backends
+    from loanstack.emulator.data import master_password
 
-    cluster_id = outputs["DBClusterArn"].rsplit(":", 1)[-1]
-    account = outputs["DBClusterArn"].split(":")[4]
-    return str(rds_backends[account][target.region].clusters[cluster_id]._master_user_password)
+    arn = outputs["DBClusterArn"].split(":")
+    return master_password(arn[4], target.region, arn[-1])

@@ -208,7 +208,7 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
     outputs_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from moto.rds.models import rds_backends
+    from loanstack.emulator.data import master_password
 
     outputs = stacks["dev"]
     monkeypatch.setattr(deploy, "OUTPUTS_FILE", outputs_dir / "dev42.json")
@@ -229,9 +229,10 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
             "SecretString"
         ]
     )
-    cluster = rds_backends[ACCOUNT_ID][REGION].clusters["aurora-loanprocessing-dev42"]
+
     assert current["password"] != old["password"] and previous["password"] == old["password"]
-    assert cluster._master_user_password == current["password"]
+    in_database = master_password(ACCOUNT_ID, REGION, "aurora-loanprocessing-dev42")
+    assert in_database == current["password"]
     assert versions["current"] != versions["previous"]
     post_deploy.assert_validation_records_and_documents(target.client, outputs)  # still opens
 

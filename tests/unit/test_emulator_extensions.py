@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from loanstack import template
 from loanstack.emulator import ACCOUNT_ID, deletion, install, lambdas, modelled_types
+from loanstack.emulator.data import master_password
 from loanstack.emulator.dataapi import DataApiError, check_access
 
 REGION = "us-east-1"
@@ -217,7 +218,8 @@ def test_data_tier_cluster_takes_its_password_from_the_secret_and_the_writer_joi
             SecretId="secret-ext", VersionStage="AWSCURRENT"
         )["SecretString"]
     )
-    assert cluster._master_user_password == value["password"] and cluster.master_username == "admin"
+    assert master_password(ACCOUNT_ID, REGION, "aurora-ext") == value["password"]
+    assert cluster.master_username == "admin"
     assert len(value["password"]) == 24 and not set(value["password"]) & set("\"@/\\'")
     assert value["host"] == stack["Outputs"][0]["OutputValue"] == cluster.endpoint  # the attachment
     described = aws.client("rds").describe_db_clusters(DBClusterIdentifier="aurora-ext")[

@@ -14,6 +14,11 @@ def rds(account_id: str, region: str) -> Any:
     return rds_backends[account_id][region]
 
 
+def master_password(account_id: str, region: str, cluster_id: str) -> str:
+    """The password the emulated cluster accepts (moto's public property refuses to tell)."""
+    return str(rds(account_id, region).clusters[cluster_id]._master_user_password)
+
+
 class DBClusterParameterGroup(Extension):
     TYPE = "AWS::RDS::DBClusterParameterGroup"
     NAME_PROPERTY = "DBClusterParameterGroupName"

@@ -223,10 +223,10 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
         raise DataApiError(
             "BadRequestException", f"cannot read secret {params.get('secretArn')}: {exc}"
         ) from exc
-    if (credentials.get("username"), credentials.get("password")) != (
-        cluster.master_username,
-        cluster._master_user_password,
-    ):
+    from loanstack.emulator.data import master_password
+
+    accepted = (cluster.master_username, master_password(account_id, region, cluster_id))
+    if (credentials.get("username"), credentials.get("password")) != accepted:
         raise DataApiError(
             "BadRequestException", f"Access denied for user '{credentials.get('username')}'"
         )
