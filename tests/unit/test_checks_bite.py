@@ -50,8 +50,8 @@ def test_r4_naming_bites_on_a_bad_name(doc: dict[str, Any]) -> None:
 
 
 def test_r4_naming_bites_on_a_missing_name(doc: dict[str, Any]) -> None:
-    del doc["Resources"]["DatabaseSecurityGroup"]["Properties"]["GroupName"]
-    assert ("LS004", "DatabaseSecurityGroup") in report(doc)
+    del doc["Resources"]["DBSecurityGroup"]["Properties"]["GroupName"]
+    assert ("LS004", "DBSecurityGroup") in report(doc)
 
 
 def test_r4_naming_bites_on_a_name_without_the_suffix(doc: dict[str, Any]) -> None:
@@ -104,10 +104,10 @@ def test_r6_destroyable_bites_on_deletion_protection(doc: dict[str, Any]) -> Non
 
 
 def test_r7_open_ingress_bites(doc: dict[str, Any]) -> None:
-    doc["Resources"]["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
+    doc["Resources"]["DBSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
         {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "CidrIp": "0.0.0.0/0"}
     ]
-    assert ("LS007", "DatabaseSecurityGroup") in report(doc)
+    assert ("LS007", "DBSecurityGroup") in report(doc)
 
 
 def test_r12_retention_bites_on_89_days(doc: dict[str, Any]) -> None:

@@ -23,9 +23,9 @@ def test_dev_costs_less_than_prod(pristine: dict[str, Any]) -> None:
 def test_prod_pays_for_a_second_nat_gateway_and_the_reader(pristine: dict[str, Any]) -> None:
     lines, _ = cost.estimate(build(pristine, "prod"))
     priced = {line.resource for line in lines}
-    assert {"NatGateway2", "DBInstance2"} <= priced
+    assert {"NATGateway2", "DBInstance2"} <= priced
     dev_lines, _ = cost.estimate(build(pristine, "dev"))
-    assert not {"NatGateway2", "DBInstance2"} & {line.resource for line in dev_lines}
+    assert not {"NATGateway2", "DBInstance2"} & {line.resource for line in dev_lines}
 
 
 def test_instance_class_moves_the_estimate(pristine: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ def test_d5_checkov_reports_no_failed_check(pristine: dict[str, Any]) -> None:
 
 
 def test_d5_checkov_gate_bites(tmp_path: Path, doc: dict[str, Any]) -> None:
-    doc["Resources"]["DatabaseSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
+    doc["Resources"]["DBSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
         {
             "IpProtocol": "tcp",
             "FromPort": 22,

@@ -114,13 +114,13 @@ def test_r3_prod_has_a_nat_gateway_per_az_dev_one(pristine: dict[str, Any]) -> N
 def test_r3_each_private_route_table_uses_its_own_az_nat_when_there_is_one(
     pristine: dict[str, Any],
 ) -> None:
-    for env, second in (("dev", "NatGateway1"), ("prod", "NatGateway2")):
+    for env, second in (("dev", "NATGateway1"), ("prod", "NATGateway2")):
         instance = build(pristine, env)
         routes = {
             r.properties["RouteTableId"]["Ref"]: r.properties.get("NatGatewayId", {}).get("Ref")
             for r in instance.of_type("AWS::EC2::Route")
         }
-        assert routes["PrivateRouteTable1"] == "NatGateway1"
+        assert routes["PrivateRouteTable1"] == "NATGateway1"
         assert routes["PrivateRouteTable2"] == second
         assert set(routes.values()) - {None} <= set(instance.resources)
 
@@ -319,7 +319,7 @@ def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(instance: I
     assert cluster.deletion_policy == "Delete" == cluster.update_replace_policy
     assert p["EnableHttpEndpoint"] is True
     assert set(p["EnableCloudwatchLogsExports"]) == {"audit", "error", "general", "slowquery"}
-    assert {g["Ref"] for g in p["VpcSecurityGroupIds"]} == {"DatabaseSecurityGroup"}
+    assert {g["Ref"] for g in p["VpcSecurityGroupIds"]} == {"DBSecurityGroup"}
 
 
 def test_r9_credentials_only_through_dynamic_references_to_the_secret(instance: Instance) -> None:
