@@ -6,10 +6,6 @@ from typing import Any
 
 from loanstack import template
 
-# R1's 51,200-byte budget cannot hold the whole stack with its inline Lambda code; the decision
-# is asked of the spec owner (README, "Known gaps"). Strict: the marker must go once it fits.
-R1_BUDGET_CONFLICT = "R1 size budget exceeded by the full stack with inline code: decision pending"
-
 
 def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Instance:
     """The environment `env` of a (possibly mutated) template, suffix dev42."""

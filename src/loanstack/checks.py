@@ -18,8 +18,10 @@ from typing import Any
 
 import cfnlint
 
+from loanstack import contract
+from loanstack.policy import Request, allows
 from loanstack.template import (
-    SIZE_LIMIT,
+    SIZE_BUDGET,
     Instance,
     Resource,
     as_list,
@@ -81,13 +83,43 @@ def run_checks(instance: Instance, only: str | None = None) -> list[Finding]:
 @check(
     "LS001",
     "R1",
-    f"Minified template stays under {SIZE_LIMIT} bytes (no staging bucket needed)",
+    f"Minified template stays within the {SIZE_BUDGET:,}-byte budget (staged in S3 by the tool)",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html",
 )
 def size_budget(instance: Instance) -> Iterator[Finding]:
     size = len(minified(instance.template).encode("utf-8"))
-    if size >= SIZE_LIMIT:
-        yield Finding("LS001", "template", f"minified size {size} bytes >= {SIZE_LIMIT}")
+    if size > SIZE_BUDGET:
+        yield Finding("LS001", "template", f"minified size {size:,} bytes > {SIZE_BUDGET:,}")
+
+
+@check(
+    "LS002",
+    "R1b",
+    "The client's logical ids, condition, outputs and Name tags exist as their tests expect",
+    f"{SPEC}#R1b",
+)
+def client_contract(instance: Instance) -> Iterator[Finding]:
+    declared = instance.template.get("Resources", {})
+    for logical_id, condition in contract.RESOURCES.items():
+        raw = declared.get(logical_id)
+        if raw is None:
+            yield Finding("LS002", logical_id, "logical id missing (the client's tests name it)")
+        elif raw.get("Type") != contract.TYPES[logical_id]:
+            yield Finding(
+                "LS002", logical_id, f"is {raw.get('Type')}, not {contract.TYPES[logical_id]}"
+            )
+        elif raw.get("Condition") != condition:
+            yield Finding("LS002", logical_id, f"condition {raw.get('Condition')}, not {condition}")
+    for name in contract.CONDITIONS:
+        if name not in instance.template.get("Conditions", {}):
+            yield Finding("LS002", name, "condition missing")
+    for key in contract.OUTPUTS:
+        if key not in instance.template.get("Outputs", {}):
+            yield Finding("LS002", key, "output missing")
+    for logical_id in contract.NAME_TAGGED:
+        resource = instance.resources.get(logical_id)
+        if resource is not None and "Name" not in (tags_of(resource) or {}):
+            yield Finding("LS002", logical_id, "no Name tag")
 
 
 # --- R4 -----------------------------------------------------------------------------------
@@ -137,6 +169,19 @@ def naming(instance: Instance) -> Iterator[Finding]:
                 yield Finding(
                     "LS004", r.logical_id, f"{prop} {value!r} breaks the naming convention"
                 )
+
+
+@check(
+    "LS003",
+    "R4",
+    "Security group names do not start with sg- (EC2 refuses them: InvalidParameterValue)",
+    "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html",
+)
+def security_group_names(instance: Instance) -> Iterator[Finding]:
+    for group in instance.of_type("AWS::EC2::SecurityGroup"):
+        name = group.properties.get("GroupName")
+        if isinstance(name, str) and name.lower().startswith("sg-"):
+            yield Finding("LS003", group.logical_id, f"GroupName {name!r} starts with sg-")
 
 
 # --- R5 -----------------------------------------------------------------------------------
@@ -228,6 +273,268 @@ def no_open_ingress(instance: Instance) -> Iterator[Finding]:
         for rule in rules:
             if {rule.get("CidrIp"), rule.get("CidrIpv6")} & OPEN_CIDRS:
                 yield Finding("LS007", r.logical_id, "ingress open to the internet")
+
+
+@check(
+    "LS017",
+    "R7",
+    "Subnets holding Lambda ENIs admit inbound TCP 1024-65535 (replies; NACLs are stateless)",
+    "https://docs.aws.amazon.com/vpc/latest/userguide/custom-network-acl.html#nacl-ephemeral-ports",
+)
+def lambda_return_traffic(instance: Instance) -> Iterator[Finding]:
+    for subnet in sorted(lambda_subnets(instance)):
+        acl = subnet_acl(instance, subnet)
+        if acl is None:
+            continue  # the default ACL of a VPC allows all traffic
+        if not covers(admitted_tcp_ports(instance, acl), EPHEMERAL):
+            yield Finding(
+                "LS017",
+                acl,
+                f"{subnet} holds Lambda ENIs but {acl} does not admit TCP "
+                f"{EPHEMERAL[0]}-{EPHEMERAL[1]} inbound: replies to low ports are dropped",
+            )
+
+
+EPHEMERAL = (1024, 65535)  # the range Lambda ENIs (and NAT gateways) pick source ports from
+
+
+def lambda_subnets(instance: Instance) -> set[str]:
+    found: set[str] = set()
+    for fn in instance.of_type("AWS::Lambda::Function"):
+        for subnet in fn.properties.get("VpcConfig", {}).get("SubnetIds", []):
+            found |= references(subnet)
+    return found
+
+
+def subnet_acl(instance: Instance, subnet: str) -> str | None:
+    for assoc in instance.of_type("AWS::EC2::SubnetNetworkAclAssociation"):
+        if subnet in references(assoc.properties.get("SubnetId")):
+            return next(iter(references(assoc.properties.get("NetworkAclId"))), None)
+    return None
+
+
+def admitted_tcp_ports(instance: Instance, acl: str) -> list[tuple[int, int]]:
+    """Port ranges an inbound allow rule from anywhere opens, before any deny (rule order)."""
+    entries = sorted(
+        (
+            e.properties
+            for e in instance.of_type("AWS::EC2::NetworkAclEntry")
+            if acl in references(e.properties.get("NetworkAclId"))
+            and not e.properties.get("Egress", False)
+            and str(e.properties.get("Protocol")) in ("6", "-1")
+        ),
+        key=lambda p: int(p.get("RuleNumber", 0)),
+    )
+    opened: list[tuple[int, int]] = []
+    for entry in entries:
+        if entry.get("CidrBlock") != "0.0.0.0/0":
+            continue
+        ports = entry.get("PortRange", {"From": 0, "To": 65535})
+        span = (int(ports["From"]), int(ports["To"]))
+        if str(entry.get("Protocol")) == "-1":
+            span = (0, 65535)
+        if entry.get("RuleAction") == "deny":
+            break  # a deny before the allow would shadow it; treat it as the end
+        opened.append(span)
+    return opened
+
+
+def covers(spans: list[tuple[int, int]], wanted: tuple[int, int]) -> bool:
+    reach = wanted[0]
+    for low, high in sorted(spans):
+        if low <= reach <= high:
+            reach = high + 1
+    return reach > wanted[1]
+
+
+# --- R8 -----------------------------------------------------------------------------------
+
+CONTEXT_FREE_ACTIONS = ("kms:describekey", "kms:getkeypolicy", "kms:getkeyrotationstatus")
+
+
+@check(
+    "LS008",
+    "R8",
+    "No key policy grants DescribeKey under an encryption-context condition (it never matches)",
+    "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context",
+)
+def context_conditions(instance: Instance) -> Iterator[Finding]:
+    for key in instance.of_type("AWS::KMS::Key"):
+        for st in statements(key.properties.get("KeyPolicy", {})):
+            keys = {k.lower() for tests in st.get("Condition", {}).values() for k in tests}
+            if st.get("Effect") != "Allow" or not any(
+                k.startswith("kms:encryptioncontext") for k in keys
+            ):
+                continue
+            for action in as_list(st.get("Action", [])):
+                if any(fnmatchcase(a, str(action).lower()) for a in CONTEXT_FREE_ACTIONS):
+                    yield Finding(
+                        "LS008",
+                        f"{key.logical_id}/{st.get('Sid', '?')}",
+                        f"{action} carries no encryption context: the condition denies it",
+                    )
+
+
+def key_of(instance: Instance, node: Any) -> str | None:
+    keys = {k.logical_id for k in instance.of_type("AWS::KMS::Key")}
+    found = references(node) & keys
+    return found.pop() if found else None
+
+
+def arn(instance: Instance, service: str, resource: str, region: bool = True) -> str:
+    c = instance.context
+    return f"arn:{c.partition}:{service}:{c.region if region else ''}:{c.account_id}:{resource}"
+
+
+def key_requests(instance: Instance) -> Iterator[tuple[str, str, Request]]:
+    """(key, who asks, request) for each call AWS documents a service making with the key."""
+    c = instance.context
+    for trail in instance.of_type("AWS::CloudTrail::Trail"):
+        key = key_of(instance, trail.properties.get("KMSKeyId"))
+        if key is None:
+            continue
+        trail_arn = arn(instance, "cloudtrail", f"trail/{trail.properties.get('TrailName')}")
+        source = {"aws:SourceArn": trail_arn, "aws:SourceAccount": c.account_id}
+        principal = ("Service", "cloudtrail.amazonaws.com")
+        yield key, trail.logical_id, Request(principal, "kms:DescribeKey", source)
+        ctx = {**source, "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+        yield key, trail.logical_id, Request(principal, "kms:GenerateDataKey", ctx)
+        bucket = instance.resources.get(
+            next(iter(references(trail.properties.get("S3BucketName"))), "")
+        )
+        if bucket is not None and uses_bucket_key(bucket):
+            # with an S3 Bucket Key, creating or updating the trail needs kms:Decrypt
+            caller = {"kms:CallerAccount": c.account_id, **ctx}
+            yield key, trail.logical_id, Request(("AWS", c.account_id), "kms:Decrypt", caller)
+    for group in instance.of_type("AWS::Logs::LogGroup"):
+        key = key_of(instance, group.properties.get("KmsKeyId"))
+        if key is None:
+            continue
+        ctx = {
+            "kms:EncryptionContext:aws:logs:arn": arn(
+                instance, "logs", f"log-group:{group.properties.get('LogGroupName')}"
+            )
+        }
+        principal = ("Service", f"logs.{c.region}.amazonaws.com")
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            yield key, group.logical_id, Request(principal, action, ctx)
+    topics = {
+        t.logical_id: key_of(instance, t.properties.get("KmsMasterKeyId"))
+        for t in instance.of_type("AWS::SNS::Topic")
+    }
+    for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
+        targets = references(alarm.properties.get("AlarmActions", [])) & set(topics)
+        for key in {topics[t] for t in targets} - {None}:
+            alarm_arn = arn(instance, "cloudwatch", f"alarm:{alarm.properties.get('AlarmName')}")
+            ctx = {"aws:SourceArn": alarm_arn, "aws:SourceAccount": c.account_id}
+            principal = ("Service", "cloudwatch.amazonaws.com")
+            for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                yield str(key), alarm.logical_id, Request(principal, action, ctx)
+
+
+def uses_bucket_key(bucket: Resource) -> bool:
+    rules = bucket.properties.get("BucketEncryption", {}).get(
+        "ServerSideEncryptionConfiguration", []
+    )
+    return any(rule.get("BucketKeyEnabled") is True for rule in rules)
+
+
+def foreign(request: Request) -> Request:
+    """The same request on behalf of a resource of another stack whose name ends the same way."""
+    context = {
+        k: re.sub(r"([:/])([^:/]+)$", r"\1other-\2", v) if k.lower() != "aws:sourceaccount" else v
+        for k, v in request.context.items()
+    }
+    return Request(request.principal, request.action, context)
+
+
+@check(
+    "LS018",
+    "R8",
+    "Every service that uses a key is let in by its key policy, as that service documents",
+    "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html",
+)
+def key_users_allowed(instance: Instance) -> Iterator[Finding]:
+    for key, user, request in key_requests(instance):
+        policy = instance.resources[key].properties.get("KeyPolicy", {})
+        if not allows(policy, request):
+            who = request.principal[1] if request.principal[0] == "Service" else "the account"
+            yield Finding("LS018", key, f"denies {request.action} by {who} for {user}")
+
+
+@check(
+    "LS019",
+    "R8",
+    "Service grants on a key name this stack's resources exactly (no lookalike of another stack)",
+    "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
+)
+def key_users_scoped(instance: Instance) -> Iterator[Finding]:
+    for key, user, request in key_requests(instance):
+        if request.principal[0] != "Service":
+            continue
+        policy = instance.resources[key].properties.get("KeyPolicy", {})
+        other = foreign(request)
+        if allows(policy, other):
+            yield Finding(
+                "LS019",
+                key,
+                f"lets {request.principal[1]} {request.action} beyond {user}: {other.context}",
+            )
+
+
+# --- R9 -----------------------------------------------------------------------------------
+
+
+def burstable(instance_class: Any) -> bool:
+    return isinstance(instance_class, str) and instance_class.startswith("db.t")
+
+
+@check(
+    "LS009",
+    "R9",
+    "No T instance class reachable on a cluster with the Data API (AWS does not run it there)",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html#data-api.limitations",
+)
+def data_api_instance_class(instance: Instance) -> Iterator[Finding]:
+    clusters = {
+        c.logical_id
+        for c in instance.of_type("AWS::RDS::DBCluster")
+        if c.properties.get("EnableHttpEndpoint") is True
+    }
+    for db in instance.of_type("AWS::RDS::DBInstance"):
+        if not references(db.properties.get("DBClusterIdentifier")) & clusters:
+            continue
+        raw = db.raw.get("Properties", {}).get("DBInstanceClass")
+        offered = [db.properties.get("DBInstanceClass")]
+        for parameter in references(raw) & set(instance.template.get("Parameters", {})):
+            spec = instance.template["Parameters"][parameter]
+            offered += [spec.get("Default"), *spec.get("AllowedValues", [])]
+        for cls in sorted({str(c) for c in offered if burstable(c)}):
+            yield Finding("LS009", db.logical_id, f"{cls} offered: the Data API refuses T classes")
+
+
+# --- R11 ----------------------------------------------------------------------------------
+
+
+@check(
+    "LS011",
+    "R11",
+    "Reserved concurrency only where a parameter can switch it off (accounts keep 100 unreserved)",
+    "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html",
+)
+def switchable_reservations(instance: Instance) -> Iterator[Finding]:
+    for fn in instance.of_type("AWS::Lambda::Function"):
+        raw = fn.raw.get("Properties", {}).get("ReservedConcurrentExecutions")
+        if raw is None:
+            continue
+        switch = raw.get("Fn::If") if isinstance(raw, dict) else None
+        if not (switch and {"Ref": "AWS::NoValue"} in switch[1:]):
+            yield Finding(
+                "LS011",
+                fn.logical_id,
+                "reserved concurrency cannot be switched off: CREATE fails on an account "
+                "without the headroom",
+            )
 
 
 # --- R12 ----------------------------------------------------------------------------------

@@ -75,9 +75,27 @@ def nat(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Itera
 
 
 @prices("AWS::RDS::DBInstance")
-def db_instance(r: Resource, book: PriceBook, _: dict[str, float], __: Instance) -> Iterator[Line]:
+def db_instance(
+    r: Resource, book: PriceBook, a: dict[str, float], instance: Instance
+) -> Iterator[Line]:
     cls = str(r.properties["DBInstanceClass"])
-    yield line(r, book, f"{cls} hours", book.hours, "aurora_instance_hour", cls)
+    if cls != "db.serverless":
+        yield line(r, book, f"{cls} hours", book.hours, "aurora_instance_hour", cls)
+        return
+    # Serverless v2 bills ACU-seconds while active; a paused instance (0 ACU) bills none.
+    scaling: dict[str, Any] = next(
+        (
+            c.properties.get("ServerlessV2ScalingConfiguration", {})
+            for c in instance.of_type("AWS::RDS::DBCluster")
+        ),
+        {},
+    )
+    floor = float(scaling.get("MinCapacity", 0.5))
+    acu = max(floor, a["serverless_average_acu"])
+    active = a["serverless_active_hours_per_day"] if floor == 0 else 24
+    item = f"Serverless v2: {active:g} h/day at {acu:g} ACU on average"
+    item += ", paused otherwise" if floor == 0 else f", never below {floor:g} ACU"
+    yield line(r, book, item, active * DAYS * acu, "aurora_serverless_v2_acu_hour")
 
 
 @prices("AWS::RDS::DBCluster")

@@ -9,19 +9,7 @@ import time
 import uuid
 from typing import Any
 
-R1B_OUTPUTS = (
-    "VPCId",
-    "PublicSubnet1",
-    "PublicSubnet2",
-    "PrivateSubnet1",
-    "PrivateSubnet2",
-    "DBClusterEndpoint",
-    "DBSecretArn",
-    "LoanDocumentsBucketName",
-    "LoanValidationFunctionArn",
-    "LoanValidationFunctionName",
-    "KMSKeyId",
-)
+from loanstack.contract import OUTPUTS as R1B_OUTPUTS
 
 
 def assert_r1b_outputs_present(outputs: dict[str, str]) -> None:

@@ -29,17 +29,29 @@ def test_prod_pays_for_a_second_nat_gateway_and_the_reader(pristine: dict[str, A
 
 
 def test_instance_class_moves_the_estimate(pristine: dict[str, Any]) -> None:
-    small = total(build(pristine, "prod", DBInstanceClass="db.t4g.medium"))
+    small = total(build(pristine, "prod", DBInstanceClass="db.r7g.large"))
     large = total(build(pristine, "prod", DBInstanceClass="db.r7g.xlarge"))
     hours = cost.PriceBook("us-east-1").hours
-    assert large - small == pytest.approx(2 * hours * (0.553 - 0.073))
+    assert large - small == pytest.approx(2 * hours * (0.553 - 0.276))
+
+
+def test_serverless_v2_is_priced_by_acu_hours_and_dev_pauses(pristine: dict[str, Any]) -> None:
+    book = cost.PriceBook("us-east-1")
+    acu_hour, _ = book.price("aurora_serverless_v2_acu_hour")
+    dev_lines, dev_a = cost.estimate(build(pristine, "dev"))
+    (dev_db,) = [x for x in dev_lines if x.resource == "DBInstance1"]
+    assert "paused" in dev_db.item
+    expected = dev_a["serverless_active_hours_per_day"] * 30 * dev_a["serverless_average_acu"]
+    assert dev_db.monthly == pytest.approx(expected * acu_hour)
+    floor = total(build(pristine, "prod", DBServerlessMinCapacityProd="8"))
+    assert floor > total(build(pristine, "prod"))  # a higher prod floor costs more
 
 
 def test_every_resource_type_of_the_template_has_a_price_entry(pristine: dict[str, Any]) -> None:
     types = {r["Type"] for r in pristine["Resources"].values()}
     book = cost.PriceBook("us-east-1")
     assert types - set(cost.PRICERS) - set(book.data["no_charge"]) == set()
-    classes = set(pristine["Parameters"]["DBInstanceClass"]["AllowedValues"])
+    classes = set(pristine["Parameters"]["DBInstanceClass"]["AllowedValues"]) - {"db.serverless"}
     assert classes <= set(book.data["prices"]["aurora_instance_hour"]["by_class"])
     assert all(
         entry["source"].startswith("https://aws.amazon.com/")

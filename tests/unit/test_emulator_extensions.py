@@ -189,7 +189,7 @@ def secret_and_cluster() -> dict[str, Any]:
                 "DBInstanceIdentifier": "aurora-ext-writer",
                 "DBClusterIdentifier": {"Ref": "Cluster"},
                 "Engine": "aurora-mysql",
-                "DBInstanceClass": "db.t4g.medium",
+                "DBInstanceClass": "db.serverless",
                 "PromotionTier": 0,
             },
         },

@@ -1,0 +1,93 @@
+"""Does a resource policy (a KMS key policy) let a given request through?
+
+The key policy is the one place where a mistake stops a service at deploy time (CloudTrail
+refuses to create a trail whose key it cannot describe) or silently over-grants (a wildcard
+that matches another stack's log groups). Reading the JSON is not enough to see either, so the
+checks replay the requests each service documents it makes and ask this small evaluator for
+the answer: explicit deny wins, then any allow, else denied.
+
+It covers what key policies in this project use: Principal (AWS account, service, "*"),
+Action wildcards, and the String/Arn/Null/Bool condition operators with `IfExists`. A value
+that is still symbolic (a reference resolved only at deploy time) never matches.
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from loanstack.template import as_list, statements
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as the key policy sees it: who, what, and the request context."""
+
+    principal: tuple[str, str]  # ("Service", "cloudtrail.amazonaws.com") or ("AWS", account id)
+    action: str
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+def allows(document: Mapping[str, Any], request: Request) -> bool:
+    matching = [st for st in statements(document) if applies(st, request)]
+    if any(st.get("Effect") == "Deny" for st in matching):
+        return False
+    return any(st.get("Effect") == "Allow" for st in matching)
+
+
+def applies(statement: Mapping[str, Any], request: Request) -> bool:
+    return (
+        principal_matches(statement.get("Principal"), request.principal)
+        and any(
+            fnmatchcase(request.action.lower(), str(a).lower())
+            for a in as_list(statement.get("Action", []))
+        )
+        and conditions_hold(statement.get("Condition", {}), request.context)
+    )
+
+
+def principal_matches(declared: Any, principal: tuple[str, str]) -> bool:
+    if declared == "*":
+        return True
+    if not isinstance(declared, dict):
+        return False
+    kind, who = principal
+    for value in as_list(declared.get(kind, [])):
+        if value == "*" or value == who:
+            return True
+        # a key policy naming an account (its root ARN) admits that account's IAM principals
+        if kind == "AWS" and isinstance(value, str) and value.endswith(f"::{who}:root"):
+            return True
+    return False
+
+
+def conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    lowered = {k.lower(): v for k, v in context.items()}
+    for operator, tests in conditions.items():
+        for key, expected in tests.items():
+            if not condition_holds(operator, lowered.get(key.lower()), as_list(expected)):
+                return False
+    return True
+
+
+def condition_holds(operator: str, actual: str | None, expected: list[Any]) -> bool:
+    base, if_exists = operator.removesuffix("IfExists"), operator.endswith("IfExists")
+    if base == "Null":
+        return (actual is None) == (str(expected[0]).lower() == "true")
+    if actual is None:
+        return if_exists
+    values = [v for v in expected if isinstance(v, str | bool)]
+    if base in ("StringEquals", "ArnEquals"):
+        return actual in values
+    if base in ("StringLike", "ArnLike"):
+        return any(fnmatchcase(actual, str(v)) for v in values)
+    if base in ("StringNotEquals", "ArnNotEquals"):
+        return actual not in values
+    if base in ("StringNotLike", "ArnNotLike"):
+        return not any(fnmatchcase(actual, str(v)) for v in values)
+    if base == "Bool":
+        return actual.lower() in (str(v).lower() for v in values)
+    raise ValueError(f"condition operator {operator} is not modelled")
