@@ -8,6 +8,7 @@ command with the failing resource and its reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -26,7 +27,12 @@ from loanstack import template
 from loanstack.template import ROOT
 
 OUTPUTS_FILE = ROOT / "cfn-outputs" / "flat-outputs.json"
-DIRECT_UPLOAD_LIMIT = 51_200  # CloudFormation's TemplateBody limit, in bytes
+STAGED_TEMPLATE_DAYS = 30  # the staging bucket's lifecycle expires templates after this
+# Lambda keeps this much of an account's concurrency unreserved (or the whole limit, when the
+# limit is below it, as on young accounts): "Configuring reserved concurrency".
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+MIN_UNRESERVED_CONCURRENCY = 100
+CONCURRENCY_QUOTA_CODE = "L-B99A9384"  # Service Quotas: Lambda "Concurrent executions"
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 TERMINAL = ("_COMPLETE", "_FAILED")
 FAILED_STATES = {
@@ -139,30 +145,178 @@ class Deployment:
         return len(instance.resources)
 
     def body(self) -> dict[str, str]:
-        """TemplateBody when it fits CloudFormation's limit; else a URL in the staging bucket."""
+        """TemplateBody when it fits CloudFormation's inline limit; else a staged TemplateURL.
+
+        The template outgrew the 51,200-byte inline limit (SPEC R1), so it goes through S3 as
+        `sam deploy --resolve-s3` and rain do: into a bucket this tool manages for the account
+        and region (or --template-bucket), under a content-addressed key. The emulator takes the
+        same path, so the staging code is tested where AWS is not at hand.
+        """
         text = template.minified(self.template_doc)
-        size = len(text.encode())
-        if size <= DIRECT_UPLOAD_LIMIT:
+        if len(text.encode()) <= template.DIRECT_UPLOAD_LIMIT:
             return {"TemplateBody": text}
-        if self.target.name == "local":
-            self.console.print(
-                f"[yellow]note:[/] the minified template is {size:,} bytes, over AWS's "
-                f"{DIRECT_UPLOAD_LIMIT:,}-byte TemplateBody limit (README, Known gaps); the "
-                "emulator takes it, AWS needs --template-bucket"
-            )
-            return {"TemplateBody": text}
-        if not self.template_bucket:
-            raise DeployError(
-                f"the minified template is {size:,} bytes, over CloudFormation's "
-                f"{DIRECT_UPLOAD_LIMIT:,}-byte TemplateBody limit: pass --template-bucket BUCKET "
-                "(an existing bucket of yours) to upload it first"
-            )
-        key = f"loanstack/{self.name}/TapStack-{int(time.time())}.json"
-        self.target.client("s3").put_object(
-            Bucket=self.template_bucket, Key=key, Body=text.encode()
+        return {"TemplateURL": stage_template(self.target, text, self.name, self.template_bucket)}
+
+
+def account_of(target: Target) -> str:
+    return str(target.client("sts").get_caller_identity()["Account"])
+
+
+def staging_bucket_name(account: str, region: str) -> str:
+    return f"loanstack-templates-{account}-{region}"
+
+
+def stage_template(target: Target, text: str, stack: str, bucket: str | None = None) -> str:
+    """Upload the template (creating the managed bucket on first use); its TemplateURL."""
+    account = account_of(target)
+    if bucket is None:
+        bucket = staging_bucket_name(account, target.region)
+        ensure_staging_bucket(target, bucket, account)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = f"{stack}/TapStack-{digest}.json"
+    try:
+        target.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=text.encode(), ExpectedBucketOwner=account
         )
-        region = self.target.region
-        return {"TemplateURL": f"https://{self.template_bucket}.s3.{region}.amazonaws.com/{key}"}
+    except ClientError as exc:
+        raise DeployError(
+            f"cannot stage the template in s3://{bucket}: {exc.response['Error']['Message']} "
+            "(pass --template-bucket with a bucket of this account you may write to)"
+        ) from exc
+    suffix = "amazonaws.com.cn" if target.region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{target.region}.{suffix}/{key}"
+
+
+def ensure_staging_bucket(target: Target, bucket: str, account: str) -> None:
+    """The tool's own bucket: private, TLS only, encrypted, versioned, templates expire."""
+    s3 = target.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        return
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise DeployError(
+                f"bucket {bucket} exists but is not this account's (or not readable): pass "
+                "--template-bucket with a bucket of yours"
+            ) from exc
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    created: dict[str, Any] = {"Bucket": bucket}
+    if target.region != "us-east-1":
+        created["CreateBucketConfiguration"] = {"LocationConstraint": target.region}
+    s3.create_bucket(**created)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-staged-templates",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": STAGED_TEMPLATE_DAYS},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
+    partition = "aws-cn" if target.region.startswith("cn-") else "aws"
+    arn = f"arn:{partition}:s3:::{bucket}"
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [arn, f"{arn}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
+    )
+
+
+# --- reserved concurrency preflight --------------------------------------------------------------
+
+
+def concurrency_shortfall(
+    limit: int, unreserved: int, requested: int, held: int, region: str
+) -> str | None:
+    """Why reserving `requested` (the function holds `held` today) does not fit, or None."""
+    floor = min(MIN_UNRESERVED_CONCURRENCY, limit)
+    left = unreserved + held - requested
+    if requested == 0 or left >= floor:
+        return None
+    fits = unreserved + held - floor
+    advice = (
+        f"--param ValidationReservedConcurrency={fits} (or 0 for no reservation)"
+        if fits > 0
+        else "--param ValidationReservedConcurrency=0 (no reservation)"
+    )
+    return (
+        f"reserving {requested} concurrent executions for the validation function would leave "
+        f"{left} of the account's {limit} unreserved in {region}; Lambda keeps at least {floor}. "
+        f"Deploy with {advice}, or raise the quota (Service Quotas, Lambda {CONCURRENCY_QUOTA_CODE})"
+    )
+
+
+def requested_reservation(d: Deployment, current: dict[str, Any] | None) -> int:
+    """The ValidationReservedConcurrency this deployment asks for (given, kept, or default)."""
+    if "ValidationReservedConcurrency" in d.parameters:
+        return int(float(d.parameters["ValidationReservedConcurrency"]))
+    for p in (current or {}).get("Parameters", []):
+        if p["ParameterKey"] == "ValidationReservedConcurrency":
+            return int(float(p["ParameterValue"]))
+    return int(d.template_doc["Parameters"]["ValidationReservedConcurrency"]["Default"])
+
+
+def check_concurrency(d: Deployment, current: dict[str, Any] | None) -> None:
+    """Refuse, before any change set, a reservation the account cannot give (CREATE would fail
+    with "...decreases account's UnreservedConcurrentExecution below its minimum value")."""
+    requested = requested_reservation(d, current)
+    if requested == 0:
+        return
+    lam = d.target.client("lambda")
+    limits = lam.get_account_settings()["AccountLimit"]
+    held = 0
+    try:
+        reply = lam.get_function_concurrency(FunctionName=f"lambda-loanvalidator-{d.suffix}")
+        held = int(reply.get("ReservedConcurrentExecutions", 0))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    problem = concurrency_shortfall(
+        int(limits["ConcurrentExecutions"]),
+        int(limits["UnreservedConcurrentExecutions"]),
+        requested,
+        held,
+        d.target.region,
+    )
+    if problem:
+        raise DeployError(problem)
 
 
 def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
@@ -178,6 +332,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {d.name} is busy ({status}); wait for it to finish")
     kind = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
+    check_concurrency(d, current)
     params: list[dict[str, Any]] = [
         {"ParameterKey": k, "ParameterValue": v} for k, v in d.parameters.items()
     ]
@@ -205,6 +360,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     if not confirm():
         cfn.delete_change_set(ChangeSetName=change_set["Id"])
         raise DeployError("change set not executed (rerun with --yes to execute without asking)")
+    prepare_removals(d.target, d.name, changes, d.console)
     before = event_ids(d.target, d.name)
     cfn.execute_change_set(ChangeSetName=change_set["Id"])
     final = follow(d.target, d.name, d.console, d.expected_resources(), before)
@@ -375,27 +531,73 @@ def output(outputs: dict[str, str], key: str) -> str:
 # --- destroy -----------------------------------------------------------------------------------
 
 
-def destroy(target: Target, suffix: str, console: Console) -> None:
-    """Empty the stack's buckets (every version and delete marker), delete, wait, report."""
+def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) -> None:
+    """Stop the stack's trails, empty its buckets, delete; when a bucket delete fails because
+    late log files arrived, empty again and retry."""
     name = stack_name(suffix)
     stack = stack_status(target, name)
     if stack is None:
         raise DeployError(f"no stack {name} to destroy")
     resources = list(stack_resources(target, name))
-    buckets = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::S3::Bucket"]
-    for bucket in buckets:
-        removed = empty_bucket(target, bucket)
-        console.print(f"emptied {bucket}: {removed} object versions and delete markers removed")
-    before = event_ids(target, stack["StackId"])
-    target.client("cloudformation").delete_stack(StackName=stack["StackId"])
-    final = follow(target, stack["StackId"], console, len(resources), before)
-    left = [b for b in buckets if bucket_exists(target, b)]
-    if final != "DELETE_COMPLETE" or left:
-        reason = first_failure(target, stack["StackId"], before)
-        raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
+    for trail in physical_ids(resources, "AWS::CloudTrail::Trail"):
+        stop_trail(target, trail, console)
+    buckets = physical_ids(resources, "AWS::S3::Bucket")
+    for attempt in range(1, attempts + 1):
+        for bucket in buckets:
+            removed = empty_bucket(target, bucket)
+            console.print(f"emptied {bucket}: {removed} object versions and delete markers removed")
+        before = event_ids(target, stack["StackId"])
+        target.client("cloudformation").delete_stack(StackName=stack["StackId"])
+        final = follow(target, stack["StackId"], console, len(resources), before)
+        left = [b for b in buckets if bucket_exists(target, b)]
+        if final == "DELETE_COMPLETE" and not left:
+            break
+        if not left or attempt == attempts:
+            reason = first_failure(target, stack["StackId"], before)
+            raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
+        console.print(f"{', '.join(left)} not empty yet (late deliveries): emptying again")
     if OUTPUTS_FILE.exists() and read_outputs().get("VPCId") == vpc_of(stack):
         OUTPUTS_FILE.unlink()  # the outputs of the stack just deleted, not of another one
     console.print(f"{name}: deleted, nothing left behind")
+
+
+def physical_ids(resources: list[dict[str, Any]], resource_type: str) -> list[str]:
+    return [
+        r["PhysicalResourceId"]
+        for r in resources
+        if r["ResourceType"] == resource_type and r.get("PhysicalResourceId")
+    ]
+
+
+def stop_trail(target: Target, trail: str, console: Console) -> None:
+    """A logging trail writes into its bucket until it is gone, the teardown's own calls too."""
+    try:
+        target.client("cloudtrail").stop_logging(Name=trail)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "TrailNotFoundException":
+            raise
+        return
+    console.print(f"stopped logging of trail {trail} (it would keep writing into its bucket)")
+
+
+def prepare_removals(
+    target: Target, name: str, changes: list[dict[str, Any]], console: Console
+) -> None:
+    """An update that removes a trail and its bucket (EnableCloudTrail=false) meets the same
+    race as a destroy: stop the trail, then empty the buckets the change set removes."""
+    removed = {
+        c["ResourceChange"]["LogicalResourceId"]
+        for c in changes
+        if c.get("ResourceChange", {}).get("Action") == "Remove"
+    }
+    if not removed:
+        return
+    doomed = [r for r in stack_resources(target, name) if r["LogicalResourceId"] in removed]
+    for trail in physical_ids(doomed, "AWS::CloudTrail::Trail"):
+        stop_trail(target, trail, console)
+    for bucket in physical_ids(doomed, "AWS::S3::Bucket"):
+        count = empty_bucket(target, bucket)
+        console.print(f"emptied {bucket} before the update removes it: {count} removed")
 
 
 def vpc_of(stack: dict[str, Any]) -> str | None:

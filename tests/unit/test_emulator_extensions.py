@@ -447,6 +447,13 @@ def test_monitoring_alarm_subscription_and_trail(aws: boto3.Session) -> None:
         ]
         == "AWS::S3::Object"
     )
+    logged = aws.client("s3").list_objects_v2(Bucket="s3-trail-ext")["Contents"]
+    assert logged and all(o["Key"].startswith(f"AWSLogs/{ACCOUNT_ID}/CloudTrail/") for o in logged)
+    assert delete(aws) == "DELETE_FAILED"  # the trail logged DeleteStack into its own bucket
+    assert trail.describe_trails()["trailList"] == []  # the trail went first; the bucket stays
+    s3 = aws.client("s3")
+    for o in s3.list_objects_v2(Bucket="s3-trail-ext")["Contents"]:
+        s3.delete_object(Bucket="s3-trail-ext", Key=o["Key"])
     assert delete(aws) == "DELETE_COMPLETE"
     assert aws.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert trail.describe_trails()["trailList"] == []

@@ -75,6 +75,9 @@ class DBCluster(Extension):
                 "deletion_protection": bool(props.get("DeletionProtection")),
                 "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
                 "copy_tags_to_snapshot": bool(props.get("CopyTagsToSnapshot")),
+                "serverless_v2_scaling_configuration": props.get(
+                    "ServerlessV2ScalingConfiguration"
+                ),
                 "tags": tags(props),
             }
         )

@@ -194,7 +194,8 @@ def respond(response: Any, operation: str) -> Any:
         status, body = execute(server, operation, params)
     except DataApiError as err:
         status, body = 400, {"__type": err.code, "message": str(err)}
-    return status, {"Content-Type": "application/json"}, json.dumps(body)
+    # moto takes the HTTP status from the "status" header, not from the tuple (200 otherwise)
+    return status, {"Content-Type": "application/json", "status": str(status)}, json.dumps(body)
 
 
 def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
@@ -212,6 +213,12 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
         raise DataApiError(
             "BadRequestException", f"HttpEndpoint is not enabled for cluster {cluster_id}"
         )
+    from loanstack.emulator.capacity import CapacityError, admit
+
+    try:
+        admit(rds_backends[account_id][region], cluster)
+    except CapacityError as err:
+        raise DataApiError(err.code, str(err)) from err
     secrets: Any = secretsmanager_backends[account_id][region]
     try:
         credentials = json.loads(

@@ -21,7 +21,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
 from moto.secretsmanager.models import secretsmanager_backends
 
-from loanstack.emulator import base, deletion, secrets, storage
+from loanstack.emulator import base, deletion, lambdas, monitoring, network, secrets, storage
 
 DYNAMIC_REFERENCE = re.compile(
     r"\{\{resolve:secretsmanager:(?P<id>arn:[^:]+:secretsmanager:[^:]+:\d+:secret:[^:}]+|[^:}]+)"
@@ -66,6 +66,9 @@ def install() -> None:
     parsing.OutputMap.exports = property(exports_of_existing_outputs)  # type: ignore[assignment,method-assign]
     storage.install()
     secrets.install()
+    network.install()
+    monitoring.install_delivery()
+    lambdas.install_account_settings()
 
 
 def model_list() -> list[type[Any]]:

@@ -105,3 +105,40 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
             return json.dumps(error), True, logs.getvalue()
         finally:
             root.removeHandler(capture)
+
+
+# --- GetAccountSettings (moto has none): what `loanstack deploy` checks before reserving --------
+
+DEFAULT_CONCURRENCY_LIMIT = (
+    1000  # AWS's default Lambda quota; MOTO_LAMBDA_CONCURRENCY_QUOTA sets it
+)
+
+
+def install_account_settings() -> None:
+    """Answer Lambda's GetAccountSettings from the functions the emulator holds; idempotent."""
+    from moto.awslambda import responses, urls
+
+    urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = (
+        responses.LambdaResponse.dispatch
+    )
+    handler: Any = responses.LambdaResponse
+    handler.get_account_settings = lambda self: (
+        200,
+        {},
+        json.dumps(account_settings(self.backend.list_functions())),
+    )
+
+
+def account_settings(functions: list[Any]) -> dict[str, Any]:
+    limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", DEFAULT_CONCURRENCY_LIMIT))
+    reserved = sum(int(fn.reserved_concurrency or 0) for fn in functions)
+    return {
+        "AccountLimit": {
+            "ConcurrentExecutions": limit,
+            "UnreservedConcurrentExecutions": limit - reserved,
+            "CodeSizeUnzipped": 262144000,
+            "CodeSizeZipped": 52428800,
+            "TotalCodeSize": 80530636800,
+        },
+        "AccountUsage": {"FunctionCount": len(functions), "TotalCodeSize": 0},
+    }

@@ -1,7 +1,17 @@
-"""CloudWatch alarms, SNS subscriptions and the CloudTrail trail, on moto's backends."""
+"""CloudWatch alarms, SNS subscriptions and the CloudTrail trail, on moto's backends.
+
+A logging trail delivers: every API call the emulator answers while a trail logs writes one
+log object into that trail's bucket, written when the call arrives (as CloudTrail records it),
+so a teardown that empties the bucket and then deletes the stack meets the same race as on AWS
+(the DeleteStack call itself lands in the bucket before CloudFormation reaches it).
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from moto.cloudtrail.models import cloudtrail_backends
@@ -91,3 +101,48 @@ class Trail(Extension):
 
     def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
         cloudtrail_backends[self.account_id][self.region].delete_trail(self.physical_id)
+
+
+_delivery: dict[str, Callable[..., Any]] = {}
+
+
+def install_delivery() -> None:
+    """Record every API call into the buckets of the account's logging trails; idempotent."""
+    from moto.core.responses import BaseResponse
+
+    if _delivery:
+        return
+    _delivery["call_action"] = BaseResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        deliver(self.current_account, f"{self.service_name}:{self._get_action()}")
+        return _delivery["call_action"](self)
+
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+
+
+def deliver(account_id: str, event_name: str) -> int:
+    """One log object per logging trail of the account; how many were written."""
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+
+    written = 0
+    now = datetime.datetime.now(datetime.UTC)
+    for region, backend in list(cloudtrail_backends[account_id].items()):
+        for trail in list(backend.trails.values()):
+            if not trail.status.is_logging:
+                continue
+            prefix = f"{trail.s3_key_prefix}/" if trail.s3_key_prefix else ""
+            key = (
+                f"{prefix}AWSLogs/{account_id}/CloudTrail/{region}/{now:%Y/%m/%d}/"
+                f"{account_id}_CloudTrail_{region}_{now:%Y%m%dT%H%MZ}_{uuid.uuid4().hex}.json"
+            )
+            body = json.dumps(
+                {"Records": [{"eventName": event_name, "eventTime": now.isoformat()}]}
+            )
+            try:
+                s3_backends[account_id]["aws"].put_object(trail.bucket_name, key, body.encode())
+            except MissingBucket:  # the bucket is gone: CloudTrail's delivery fails too
+                continue
+            written += 1
+    return written

@@ -13,6 +13,35 @@ def ec2(account_id: str, region: str) -> Any:
     return ec2_backends[account_id][region]
 
 
+_installed: dict[str, Any] = {}
+
+
+def install() -> None:
+    """EC2 as AWS answers it where moto is laxer; idempotent.
+
+    CreateSecurityGroup refuses a GroupName that starts with "sg-" (API reference: "Constraints:
+    ... cannot start with sg-"; EC2 answers InvalidParameterValue).
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html
+    """
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    if _installed:
+        return
+    original = _installed["create_security_group"] = SecurityGroupBackend.create_security_group
+
+    def create_security_group(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if str(name).lower().startswith("sg-"):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Value ({name}) for parameter GroupName is invalid. "
+                "Group names may not be in the format sg-*.",
+            )
+        return original(self, name, *args, **kwargs)
+
+    SecurityGroupBackend.create_security_group = create_security_group  # type: ignore[method-assign]
+
+
 class NetworkAcl(Extension):
     TYPE = "AWS::EC2::NetworkAcl"
     ATTRIBUTES = ("Id",)

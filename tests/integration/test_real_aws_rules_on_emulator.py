@@ -1,0 +1,180 @@
+"""What real AWS refuses or does, reproduced by the emulator so `make demo` and CI meet it first
+(SPEC D7, issue "Ready for a real AWS account"): sg- group names, the Data API on T classes,
+a paused Serverless v2 cluster, the template staged through S3, the reserved-concurrency
+preflight and the trail that keeps writing into its bucket during a teardown.
+
+The emulator is module-scoped: its stacks must live and die inside this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from rich.console import Console
+
+from loanstack import deploy, template
+from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator, capacity
+from tests.support import backends
+
+REGION = "us-east-1"
+EXAMPLE = json.loads((template.ROOT / "examples" / "approved.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    try:
+        emu = Emulator().start()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the emulator could not start: {exc}")
+        pytest.skip(f"the emulator could not start: {exc}")
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def target(emulator: Emulator) -> deploy.Target:
+    session = boto3.Session(region_name=REGION, **CREDENTIALS)
+    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
+
+
+@pytest.fixture(autouse=True)
+def private_outputs_file(tmp_path: Path) -> Iterator[None]:
+    original = deploy.OUTPUTS_FILE
+    deploy.OUTPUTS_FILE = tmp_path / "flat-outputs.json"
+    yield
+    deploy.OUTPUTS_FILE = original
+
+
+def deploy_dev(
+    target: deploy.Target, suffix: str, doc: dict | None = None, **params: str
+) -> dict[str, str]:  # type: ignore[type-arg]
+    d = deploy.Deployment(
+        target,
+        "dev",
+        suffix,
+        {**params, "EnvironmentType": "dev", "EnvironmentSuffix": suffix},
+        Console(record=True, width=200),
+        template_doc=doc or template.load(),
+    )
+    return deploy.deploy(d, confirm=lambda: True)
+
+
+def test_r4_the_emulator_refuses_a_security_group_named_like_an_id(
+    target: deploy.Target,
+) -> None:
+    ec2 = target.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    with pytest.raises(ClientError, match="Group names may not be in the format sg-") as refused:
+        ec2.create_security_group(GroupName="sg-aurora-x", Description="d", VpcId=vpc)
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+    ec2.create_security_group(GroupName="secgroup-aurora-x", Description="d", VpcId=vpc)
+
+    doc = template.load()
+    doc["Resources"]["DBSecurityGroup"]["Properties"]["GroupName"] = {
+        "Fn::Sub": "sg-aurora-${EnvironmentSuffix}"
+    }
+    with pytest.raises(deploy.DeployError, match=r"DBSecurityGroup .* Group names may not be"):
+        deploy_dev(target, "sgname1", doc)
+
+
+def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: deploy.Target) -> None:
+    outputs = deploy_dev(target, "stage1")
+    assert outputs["VPCId"]
+    bucket = deploy.staging_bucket_name(ACCOUNT_ID, REGION)
+    s3 = target.client("s3")
+    staged = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.startswith("tapstack-stage1/TapStack-") for k in staged)
+    (key,) = [k for k in staged if k.startswith("tapstack-stage1/")]
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert body == template.minified(template.load())
+    assert len(body.encode()) > template.DIRECT_UPLOAD_LIMIT  # why it had to be staged
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Expiration"]["Days"] == deploy.STAGED_TEMPLATE_DAYS
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    deploy.destroy(target, "stage1", Console(record=True))
+
+
+def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
+    target: deploy.Target,
+) -> None:
+    outputs = deploy_dev(target, "pause1")
+    cluster_arn = outputs["DBClusterArn"]
+    data = target.client("rds-data")
+    call = {"resourceArn": cluster_arn, "secretArn": outputs["DBSecretArn"], "sql": "SELECT 1"}
+    data.execute_statement(**call)
+
+    capacity.pause(cluster_arn)  # as after five idle minutes at 0 ACU (dev)
+    with pytest.raises(ClientError) as resuming:
+        data.execute_statement(**call)
+    assert resuming.value.response["Error"]["Code"] == "DatabaseResumingException"
+    capacity.pause(cluster_arn)
+    result = deploy.invoke_validation(target, EXAMPLE)  # the function retries the resume
+    assert result["decision"] == "APPROVED"
+
+    from moto.rds.models import rds_backends
+
+    writer = rds_backends[ACCOUNT_ID][REGION].databases["aurora-writer-pause1"]
+    writer.db_instance_class = "db.t4g.medium"  # what the old default deployed
+    with pytest.raises(ClientError, match="T DB instance classes"):
+        data.execute_statement(**call)
+    writer.db_instance_class = "db.serverless"
+    deploy.destroy(target, "pause1", Console(record=True))
+
+
+def test_r11_preflight_refuses_a_reservation_the_account_cannot_give(
+    target: deploy.Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", "105")
+    with pytest.raises(deploy.DeployError) as refused:
+        deploy_dev(target, "conc1")
+    message = str(refused.value)
+    assert "would leave 95 of the account's 105 unreserved" in message
+    assert "--param ValidationReservedConcurrency=5" in message
+    assert deploy.stack_status(target, "tapstack-conc1") is None  # refused before any change set
+    outputs = deploy_dev(target, "conc1", ValidationReservedConcurrency="0")
+    reply = target.client("lambda").get_function_concurrency(
+        FunctionName=outputs["LoanValidationFunctionName"]
+    )
+    assert "ReservedConcurrentExecutions" not in reply or not reply["ReservedConcurrentExecutions"]
+    deploy.destroy(target, "conc1", Console(record=True))
+
+
+def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
+    target: deploy.Target,
+) -> None:
+    outputs = deploy_dev(target, "race1")
+    trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}"
+    target.client("lambda").get_function(FunctionName=outputs["LoanValidationFunctionName"])
+    assert target.client("s3").list_objects_v2(Bucket=trail_bucket)["KeyCount"] > 0
+
+    # the old teardown: empty the buckets, then delete; the DeleteStack call itself is logged
+    stack = deploy.stack_status(target, "tapstack-race1")
+    assert stack is not None
+    for bucket in (trail_bucket, outputs["LoanDocumentsBucketName"]):
+        deploy.empty_bucket(target, bucket)
+    cfn = target.client("cloudformation")
+    cfn.delete_stack(StackName=stack["StackId"])
+    status = cfn.describe_stacks(StackName=stack["StackId"])["Stacks"][0]["StackStatus"]
+    assert status == "DELETE_FAILED"
+    assert deploy.bucket_exists(target, trail_bucket)
+
+    console = Console(record=True, width=200)
+    deploy.destroy(target, "race1", console)
+    assert "stopped logging of trail trail-loanprocessing-race1" in console.export_text()
+    assert not deploy.bucket_exists(target, trail_bucket)
+    assert not backends.exists(
+        "AWS::CloudTrail::Trail", "trail-loanprocessing-race1", ACCOUNT_ID, REGION
+    )
