@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     dep.add_argument(
         "--template-bucket",
-        help="(aws) bucket to stage the template in when it exceeds the 51,200-byte body limit",
+        help="bucket to stage the template in (default: loanstack-templates-<account>-<region>, created on first use)",
     )
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")

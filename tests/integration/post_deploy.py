@@ -39,6 +39,78 @@ def assert_database(client: Any, outputs: dict[str, str]) -> dict[str, Any]:
     return dict(cluster)
 
 
+def assert_security_group_names(client: Any, outputs: dict[str, str]) -> None:
+    """Issue 10 item 1: EC2 refuses names that start with sg-; none of ours does."""
+    groups = client("ec2").describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [outputs["VPCId"]]}]
+    )["SecurityGroups"]
+    names = {g["GroupName"] for g in groups} - {"default"}
+    assert names and all(n.startswith("secgroup-") for n in names), names
+
+
+def assert_trail_uses_the_key(client: Any, outputs: dict[str, str]) -> None:
+    """Item 2: the trail exists, logs, is encrypted with the stack's key, delivers no error."""
+    if "TrailArn" not in outputs:
+        return  # EnableCloudTrail=false: an organisation trail records the account
+    trails = client("cloudtrail").describe_trails(trailNameList=[outputs["TrailArn"]])["trailList"]
+    (trail,) = [t for t in trails if t["TrailARN"] == outputs["TrailArn"]]
+    assert trail["KmsKeyId"] == outputs["KMSKeyArn"]
+    status = client("cloudtrail").get_trail_status(Name=outputs["TrailArn"])
+    assert status["IsLogging"] is True
+    assert not status.get("LatestDeliveryError"), status.get("LatestDeliveryError")
+
+
+def assert_database_takes_the_data_api(client: Any, outputs: dict[str, str]) -> None:
+    """Item 3: no T class in the cluster (the Data API refuses them); a statement runs."""
+    cluster_id = outputs["DBClusterArn"].rsplit(":", 1)[-1]
+    members = client("rds").describe_db_instances(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster_id]}]
+    )["DBInstances"]
+    assert members and not [m for m in members if m["DBInstanceClass"].startswith("db.t")]
+    reply = wait_for_resume(
+        lambda: client("rds-data").execute_statement(
+            resourceArn=outputs["DBClusterArn"], secretArn=outputs["DBSecretArn"], sql="SELECT 1"
+        )
+    )
+    assert reply["records"] == [[{"longValue": 1}]]
+
+
+def wait_for_resume(call: Any, timeout: float = 120) -> Any:
+    """A paused Serverless v2 cluster answers DatabaseResumingException until it is back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code != "DatabaseResumingException" or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def assert_concurrency_headroom(client: Any, outputs: dict[str, str]) -> None:
+    """Item 4: after our reservation the account still keeps Lambda's minimum unreserved."""
+    limits = client("lambda").get_account_settings()["AccountLimit"]
+    floor = min(100, limits["ConcurrentExecutions"])
+    assert limits["UnreservedConcurrentExecutions"] >= floor, limits
+
+
+def assert_private_subnets_take_replies(client: Any, outputs: dict[str, str]) -> None:
+    """Item 5: the ACL of the Lambda subnets admits TCP 1024-65535 back in."""
+    acls = client("ec2").describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [outputs["PrivateSubnet1"]]}]
+    )["NetworkAcls"]
+    entries = [e for acl in acls for e in acl["Entries"] if not e["Egress"]]
+    assert any(
+        e["RuleAction"] == "allow"
+        and e["Protocol"] in ("6", "-1")
+        and e.get("CidrBlock") == "0.0.0.0/0"
+        and e.get("PortRange", {"From": 0, "To": 65535})["From"] <= 1024
+        and e.get("PortRange", {"From": 0, "To": 65535})["To"] >= 65535
+        for e in entries
+    ), entries
+
+
 def assert_secret(client: Any, outputs: dict[str, str]) -> None:
     described = client("secretsmanager").describe_secret(SecretId=outputs["DBSecretArn"])
     assert described["RotationEnabled"] is True

@@ -57,3 +57,44 @@ def test_r13_documents_bucket(client: Any, outputs: dict[str, str]) -> None:
 
 def test_r11_validation_records_and_documents(client: Any, outputs: dict[str, str]) -> None:
     post_deploy.assert_validation_records_and_documents(client, outputs)
+
+
+# --- what AWS refused before (issue 10): each item proven on a real account ------------------
+
+
+def test_r4_security_group_names_ec2_accepts(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_security_group_names(client, outputs)
+
+
+def test_r8_trail_logs_with_the_stack_key(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_trail_uses_the_key(client, outputs)
+
+
+def test_r9_data_api_runs_on_the_cluster_class(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_database_takes_the_data_api(client, outputs)
+
+
+def test_r11_account_keeps_its_unreserved_concurrency(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_concurrency_headroom(client, outputs)
+
+
+def test_r7_lambda_subnets_admit_replies(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_private_subnets_take_replies(client, outputs)
+
+
+DESTROY = os.environ.get("LOANSTACK_AWS_DESTROY") == "1"
+
+
+@pytest.mark.skipif(
+    not DESTROY, reason="tears the stack down: also set LOANSTACK_AWS_DESTROY=1 (runs last)"
+)
+def test_r6_destroy_leaves_nothing_behind_despite_the_trail(outputs: dict[str, str]) -> None:
+    """Item 6, last in this module: destroy stops the trail, empties, deletes, retries."""
+    from rich.console import Console
+
+    suffix = outputs["LoanValidationFunctionName"].removeprefix("lambda-loanvalidator-")
+    target = deploy.connect("aws", boto3.Session().region_name or "us-east-1")
+    buckets = [outputs["LoanDocumentsBucketName"]]
+    deploy.destroy(target, suffix, Console())
+    assert deploy.stack_status(target, deploy.stack_name(suffix)) is None
+    assert not [b for b in buckets if deploy.bucket_exists(target, b)]

@@ -177,6 +177,11 @@ def test_post_deploy_checks_pass_on_the_emulator(
     post_deploy.assert_database(target.client, outputs)
     post_deploy.assert_secret(target.client, outputs)
     post_deploy.assert_documents_bucket(target.client, outputs)
+    post_deploy.assert_security_group_names(target.client, outputs)
+    post_deploy.assert_trail_uses_the_key(target.client, outputs)
+    post_deploy.assert_database_takes_the_data_api(target.client, outputs)
+    post_deploy.assert_concurrency_headroom(target.client, outputs)
+    post_deploy.assert_private_subnets_take_replies(target.client, outputs)
 
 
 def test_r11_validation_runs_in_process_records_the_decision_and_writes_the_document(

@@ -77,3 +77,27 @@ def test_destroy_asks_first_and_refuses_without_confirmation(
 ) -> None:
     code, err = run(capsys, "destroy", "--suffix", "dev42", "--target", "local")
     assert code == 2 and "not confirmed (use --yes)" in err
+
+
+# --- reserved-concurrency preflight (issue 10 item 4): the arithmetic, before any AWS call ------
+
+
+@pytest.mark.parametrize(
+    ("limit", "unreserved", "requested", "held", "fits"),
+    [
+        (1000, 1000, 10, 0, True),  # a normal account
+        (1000, 109, 10, 0, False),  # others reserved the rest: 99 would be left
+        (1000, 100, 10, 10, True),  # an update that keeps the same reservation
+        (10, 10, 1, 0, False),  # a young account (limit 10) keeps all 10 unreserved
+        (10, 10, 0, 0, True),  # reservation switched off
+    ],
+)
+def test_r11_concurrency_preflight_arithmetic(
+    limit: int, unreserved: int, requested: int, held: int, fits: bool
+) -> None:
+    problem = deploy.concurrency_shortfall(limit, unreserved, requested, held, "us-east-1")
+    assert (problem is None) == fits
+    if problem:
+        assert "ValidationReservedConcurrency=" in problem and "L-B99A9384" in problem
+        if limit == 10:
+            assert "ValidationReservedConcurrency=0 (no reservation)" in problem
