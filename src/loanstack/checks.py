@@ -439,13 +439,24 @@ def uses_bucket_key(bucket: Resource) -> bool:
     return any(rule.get("BucketKeyEnabled") is True for rule in rules)
 
 
-def foreign(request: Request) -> Request:
-    """The same request on behalf of a resource of another stack whose name ends the same way."""
-    context = {
-        k: re.sub(r"([:/])([^:/]+)$", r"\1other-\2", v) if k.lower() != "aws:sourceaccount" else v
-        for k, v in request.context.items()
-    }
-    return Request(request.principal, request.action, context)
+OTHER_ACCOUNT = "210987654321"
+
+
+def lookalikes(request: Request, instance: Instance) -> Iterator[Request]:
+    """The same request on behalf of resources that are not this stack's: a name with another
+    prefix or suffix, the same name in another region, or in another account."""
+    region, account = instance.context.region, instance.context.account_id
+    other_region = "eu-west-1" if region != "eu-west-1" else "us-east-1"
+    edits: list[Callable[[str], str]] = [
+        lambda v: re.sub(r"([:/])([^:/]+)$", r"\1other-\2", v),
+        lambda v: v + "-other",
+        lambda v: v.replace(f":{region}:", f":{other_region}:"),
+        lambda v: v.replace(f":{account}:", f":{OTHER_ACCOUNT}:").replace(account, OTHER_ACCOUNT),
+    ]
+    for edit in edits:
+        context = {k: edit(v) for k, v in request.context.items()}
+        if context != dict(request.context):
+            yield Request(request.principal, request.action, context)
 
 
 @check(
@@ -473,8 +484,8 @@ def key_users_scoped(instance: Instance) -> Iterator[Finding]:
         if request.principal[0] != "Service":
             continue
         policy = instance.resources[key].properties.get("KeyPolicy", {})
-        other = foreign(request)
-        if allows(policy, other):
+        other = next((o for o in lookalikes(request, instance) if allows(policy, o)), None)
+        if other is not None:
             yield Finding(
                 "LS019",
                 key,

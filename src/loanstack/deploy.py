@@ -107,10 +107,30 @@ def parameters_for(env: str, suffix: str, overrides: dict[str, str]) -> dict[str
     """The parameters sent, validated first against the template's own constraints."""
     given = {**overrides, "EnvironmentType": env, "EnvironmentSuffix": suffix}
     try:
-        template.parameter_values(template.load(), given)
+        values = template.parameter_values(template.load(), given)
     except template.ParameterError as exc:
         raise DeployError(str(exc)) from exc
+    problem = capacity_problem(values)
+    if problem:
+        raise DeployError(problem)
     return given
+
+
+def capacity_problem(values: dict[str, str]) -> str | None:
+    """What RDS would refuse about the Serverless v2 range, late (after the VPC and NAT are
+    built): ACUs come in steps of 0.5 and the floor may not exceed the ceiling. CloudFormation
+    Rules cannot compare numbers, so the tool does. (ServerlessV2ScalingConfiguration, RDS API)"""
+    floor = float(values.get("DBServerlessMinCapacityProd", "0.5"))
+    ceiling = float(values.get("DBServerlessMaxCapacity", "1"))
+    for name, acu in (("DBServerlessMinCapacityProd", floor), ("DBServerlessMaxCapacity", ceiling)):
+        if (acu * 2) != int(acu * 2):
+            return f"{name}={acu:g}: Aurora capacity comes in steps of 0.5 ACU"
+    if values.get("EnvironmentType") == "prod" and floor > ceiling:
+        return (
+            f"DBServerlessMinCapacityProd={floor:g} is above DBServerlessMaxCapacity={ceiling:g}: "
+            "raise the maximum or lower the floor"
+        )
+    return None
 
 
 def stack_status(target: Target, name: str) -> dict[str, Any] | None:
@@ -158,8 +178,10 @@ class Deployment:
         return {"TemplateURL": stage_template(self.target, text, self.name, self.template_bucket)}
 
 
-def account_of(target: Target) -> str:
-    return str(target.client("sts").get_caller_identity()["Account"])
+def identity(target: Target) -> tuple[str, str]:
+    """(account, partition) of the caller: the partition from its ARN (aws, aws-cn, aws-us-gov)."""
+    me = target.client("sts").get_caller_identity()
+    return str(me["Account"]), str(me["Arn"]).split(":")[1]
 
 
 def staging_bucket_name(account: str, region: str) -> str:
@@ -168,10 +190,10 @@ def staging_bucket_name(account: str, region: str) -> str:
 
 def stage_template(target: Target, text: str, stack: str, bucket: str | None = None) -> str:
     """Upload the template (creating the managed bucket on first use); its TemplateURL."""
-    account = account_of(target)
+    account, partition = identity(target)
     if bucket is None:
         bucket = staging_bucket_name(account, target.region)
-        ensure_staging_bucket(target, bucket, account)
+        ensure_staging_bucket(target, bucket, account, partition)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     key = f"{stack}/TapStack-{digest}.json"
     try:
@@ -187,25 +209,23 @@ def stage_template(target: Target, text: str, stack: str, bucket: str | None = N
     return f"https://{bucket}.s3.{target.region}.{suffix}/{key}"
 
 
-def ensure_staging_bucket(target: Target, bucket: str, account: str) -> None:
-    """The tool's own bucket: private, TLS only, encrypted, versioned, templates expire."""
+def ensure_staging_bucket(target: Target, bucket: str, account: str, partition: str) -> None:
+    """The tool's own bucket: private, TLS only, encrypted, versioned, templates expire. The
+    settings are applied on every run (each call is idempotent), so a first run cut short or a
+    setting changed by hand is put right the next time."""
     s3 = target.client("s3")
     try:
         s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
-        return
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
-        if code in ("403", "AccessDenied", "Forbidden"):
+        if code in ("403", "AccessDenied", "Forbidden", "301", "400", "PermanentRedirect"):
             raise DeployError(
-                f"bucket {bucket} exists but is not this account's (or not readable): pass "
+                f"bucket {bucket} exists but is not this account's in {target.region}: pass "
                 "--template-bucket with a bucket of yours"
             ) from exc
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
-    created: dict[str, Any] = {"Bucket": bucket}
-    if target.region != "us-east-1":
-        created["CreateBucketConfiguration"] = {"LocationConstraint": target.region}
-    s3.create_bucket(**created)
+        create_bucket(s3, bucket, target.region)
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
@@ -237,7 +257,6 @@ def ensure_staging_bucket(target: Target, bucket: str, account: str) -> None:
             ]
         },
     )
-    partition = "aws-cn" if target.region.startswith("cn-") else "aws"
     arn = f"arn:{partition}:s3:::{bucket}"
     s3.put_bucket_policy(
         Bucket=bucket,
@@ -257,6 +276,17 @@ def ensure_staging_bucket(target: Target, bucket: str, account: str) -> None:
             }
         ),
     )
+
+
+def create_bucket(s3: Any, bucket: str, region: str) -> None:
+    created: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        created["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**created)
+    except ClientError as exc:  # another deploy of this account created it a moment ago
+        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
 
 
 # --- reserved concurrency preflight --------------------------------------------------------------
@@ -337,6 +367,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
         {"ParameterKey": k, "ParameterValue": v} for k, v in d.parameters.items()
     ]
     if kind == "UPDATE":  # keep values given before unless changed now, as the console does
+        refuse_stale_previous_values(d, current)
         previous = {p["ParameterKey"] for p in current.get("Parameters", [])} if current else set()
         params += [
             {"ParameterKey": k, "UsePreviousValue": True}
@@ -360,16 +391,36 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     if not confirm():
         cfn.delete_change_set(ChangeSetName=change_set["Id"])
         raise DeployError("change set not executed (rerun with --yes to execute without asking)")
-    prepare_removals(d.target, d.name, changes, d.console)
+    stopped = prepare_removals(d.target, d.name, changes, d.console)
     before = event_ids(d.target, d.name)
     cfn.execute_change_set(ChangeSetName=change_set["Id"])
     final = follow(d.target, d.name, d.console, d.expected_resources(), before)
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        for trail in stopped:  # the trail stays: it must log again
+            d.target.client("cloudtrail").start_logging(Name=trail)
+            d.console.print(f"trail {trail} logs again (the update that removed it failed)")
         reason = first_failure(d.target, d.name, before)
         raise DeployError(f"{d.name} ended {final}: {reason}")
     outputs = write_outputs(d.target, d.name)
     d.console.print(f"{d.name}: {final}; outputs in {shown(OUTPUTS_FILE)}")
     return outputs
+
+
+def refuse_stale_previous_values(d: Deployment, current: dict[str, Any] | None) -> None:
+    """A value kept from the last deploy that this template no longer allows (the old default
+    db.t4g.medium, an engine before 3.08) would fail CreateChangeSet: say which and what to pass."""
+    declared = d.template_doc.get("Parameters", {})
+    for p in (current or {}).get("Parameters", []):
+        key, value = p["ParameterKey"], str(p.get("ParameterValue", ""))
+        if key in d.parameters or key not in declared:
+            continue
+        problem = template.constraint_violation(declared[key], value)
+        if problem:
+            default = declared[key].get("Default")
+            fix = f"--param {key}={default}" if default is not None else f"--param {key}=<value>"
+            raise DeployError(
+                f"the stack's {key}={value!r} is no longer allowed ({problem}): deploy with {fix}"
+            )
 
 
 def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, Any]] | None:
@@ -543,6 +594,8 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
         stop_trail(target, trail, console)
     buckets = physical_ids(resources, "AWS::S3::Bucket")
     for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            time.sleep(target.poll_seconds * 6)  # late deliveries: give them time to land
         for bucket in buckets:
             removed = empty_bucket(target, bucket)
             console.print(f"emptied {bucket}: {removed} object versions and delete markers removed")
@@ -570,34 +623,52 @@ def physical_ids(resources: list[dict[str, Any]], resource_type: str) -> list[st
 
 
 def stop_trail(target: Target, trail: str, console: Console) -> None:
-    """A logging trail writes into its bucket until it is gone, the teardown's own calls too."""
+    """A logging trail writes into its bucket until it is gone, the teardown's own calls too;
+    digest files can still arrive after StopLogging, so the bucket's policy, the only grant
+    CloudTrail has to write there, goes as well."""
+    cloudtrail = target.client("cloudtrail")
     try:
-        target.client("cloudtrail").stop_logging(Name=trail)
+        cloudtrail.stop_logging(Name=trail)
+        listed = cloudtrail.describe_trails(trailNameList=[trail])["trailList"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "TrailNotFoundException":
             raise
         return
     console.print(f"stopped logging of trail {trail} (it would keep writing into its bucket)")
+    bucket = next(
+        (t.get("S3BucketName") for t in listed if trail in (t["Name"], t["TrailARN"])), None
+    )
+    if bucket:
+        try:
+            target.client("s3").delete_bucket_policy(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchBucket", "NoSuchBucketPolicy"):
+                raise
+        console.print(f"removed the policy of {bucket}: CloudTrail can no longer deliver there")
 
 
 def prepare_removals(
     target: Target, name: str, changes: list[dict[str, Any]], console: Console
-) -> None:
+) -> list[str]:
     """An update that removes a trail and its bucket (EnableCloudTrail=false) meets the same
-    race as a destroy: stop the trail, then empty the buckets the change set removes."""
+    race as a destroy: stop the trail, then empty the buckets the change set removes (the user
+    approved their removal with the change set). Returns the trails stopped, to restart them
+    should the update fail."""
     removed = {
         c["ResourceChange"]["LogicalResourceId"]
         for c in changes
         if c.get("ResourceChange", {}).get("Action") == "Remove"
     }
     if not removed:
-        return
+        return []
     doomed = [r for r in stack_resources(target, name) if r["LogicalResourceId"] in removed]
-    for trail in physical_ids(doomed, "AWS::CloudTrail::Trail"):
+    trails = physical_ids(doomed, "AWS::CloudTrail::Trail")
+    for trail in trails:
         stop_trail(target, trail, console)
     for bucket in physical_ids(doomed, "AWS::S3::Bucket"):
         count = empty_bucket(target, bucket)
         console.print(f"emptied {bucket} before the update removes it: {count} removed")
+    return trails
 
 
 def vpc_of(stack: dict[str, Any]) -> str | None:
@@ -622,9 +693,15 @@ def empty_bucket(target: Target, bucket: str) -> int:
                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
             ]
             for start in range(0, len(doomed), 1000):
-                s3.delete_objects(
+                reply = s3.delete_objects(
                     Bucket=bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True}
                 )
+                if reply.get("Errors"):
+                    first = reply["Errors"][0]
+                    raise DeployError(
+                        f"cannot empty {bucket}: {first.get('Key')}: {first.get('Message')} "
+                        f"({len(reply['Errors'])} objects refused)"
+                    )
             removed += len(doomed)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NoSuchBucket":
@@ -633,10 +710,13 @@ def empty_bucket(target: Target, bucket: str) -> int:
 
 
 def bucket_exists(target: Target, bucket: str) -> bool:
+    """False only when S3 says the bucket is gone (403: it exists, we may not look)."""
     try:
         target.client("s3").head_bucket(Bucket=bucket)
-    except ClientError:
-        return False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
     return True
 
 

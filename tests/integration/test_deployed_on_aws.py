@@ -66,16 +66,21 @@ def test_r4_security_group_names_ec2_accepts(client: Any, outputs: dict[str, str
     post_deploy.assert_security_group_names(client, outputs)
 
 
-def test_r8_trail_logs_with_the_stack_key(client: Any, outputs: dict[str, str]) -> None:
-    post_deploy.assert_trail_uses_the_key(client, outputs)
+def test_r8_trail_delivers_with_the_stack_key(client: Any, outputs: dict[str, str]) -> None:
+    """Waits for the first delivery (CloudTrail delivers about every 5 minutes)."""
+    post_deploy.assert_trail_uses_the_key(client, outputs, wait=20 * 60)
+
+
+def test_r14_alarms_publish_to_the_encrypted_topic(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_alarm_reaches_the_encrypted_topic(client, outputs)
 
 
 def test_r9_data_api_runs_on_the_cluster_class(client: Any, outputs: dict[str, str]) -> None:
     post_deploy.assert_database_takes_the_data_api(client, outputs)
 
 
-def test_r11_account_keeps_its_unreserved_concurrency(client: Any, outputs: dict[str, str]) -> None:
-    post_deploy.assert_concurrency_headroom(client, outputs)
+def test_r11_reservation_granted_as_asked(client: Any, outputs: dict[str, str]) -> None:
+    post_deploy.assert_reservation_as_deployed(client, outputs)
 
 
 def test_r7_lambda_subnets_admit_replies(client: Any, outputs: dict[str, str]) -> None:

@@ -173,8 +173,24 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
 
     console = Console(record=True, width=200)
     deploy.destroy(target, "race1", console)
-    assert "stopped logging of trail trail-loanprocessing-race1" in console.export_text()
+    text = console.export_text()
+    assert "stopped logging of trail trail-loanprocessing-race1" in text
+    assert f"removed the policy of {trail_bucket}" in text
     assert not deploy.bucket_exists(target, trail_bucket)
     assert not backends.exists(
         "AWS::CloudTrail::Trail", "trail-loanprocessing-race1", ACCOUNT_ID, REGION
     )
+
+
+def test_an_update_of_a_stack_on_the_old_t_class_default_says_what_to_pass(
+    target: deploy.Target,
+) -> None:
+    old = template.load()
+    old["Parameters"]["DBInstanceClass"]["AllowedValues"].append("db.t4g.medium")
+    deploy_dev(target, "old1", old, DBInstanceClass="db.t4g.medium")
+    with pytest.raises(deploy.DeployError) as refused:
+        deploy_dev(target, "old1")  # today's template, the previous value kept
+    assert "DBInstanceClass='db.t4g.medium' is no longer allowed" in str(refused.value)
+    assert "--param DBInstanceClass=db.serverless" in str(refused.value)
+    deploy_dev(target, "old1", DBInstanceClass="db.r7g.large")
+    deploy.destroy(target, "old1", Console(record=True))

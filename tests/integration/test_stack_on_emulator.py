@@ -180,7 +180,7 @@ def test_post_deploy_checks_pass_on_the_emulator(
     post_deploy.assert_security_group_names(target.client, outputs)
     post_deploy.assert_trail_uses_the_key(target.client, outputs)
     post_deploy.assert_database_takes_the_data_api(target.client, outputs)
-    post_deploy.assert_concurrency_headroom(target.client, outputs)
+    post_deploy.assert_reservation_as_deployed(target.client, outputs)
     post_deploy.assert_private_subnets_take_replies(target.client, outputs)
 
 

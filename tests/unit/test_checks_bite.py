@@ -262,3 +262,20 @@ def test_r9_a_t_class_offered_with_the_data_api_bites(doc: dict[str, Any]) -> No
 def test_r11_a_fixed_reservation_bites(doc: dict[str, Any]) -> None:
     doc["Resources"]["SecretRotationLambda"]["Properties"]["ReservedConcurrentExecutions"] = 1
     assert ("LS011", "SecretRotationLambda") in report(doc)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:alarm-*",
+        "arn:${AWS::Partition}:cloudwatch:*:${AWS::AccountId}:alarm:alarm-validatorerrors-${EnvironmentSuffix}",
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:*:alarm:alarm-validatorerrors-${EnvironmentSuffix}*",
+    ],
+)
+def test_r8_alarm_grants_wider_than_the_stack_bite(doc: dict[str, Any], pattern: str) -> None:
+    """A trailing wildcard, another region or another account: each lets in others' alarms."""
+    alarms = statement(doc, "CloudWatchAlarmsToTopic")["Condition"]
+    del alarms["ArnEquals"]
+    del alarms["StringEquals"]
+    alarms["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": pattern}}
+    assert ("LS019", "KMSKey") in report(doc)

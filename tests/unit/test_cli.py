@@ -101,3 +101,21 @@ def test_r11_concurrency_preflight_arithmetic(
         assert "ValidationReservedConcurrency=" in problem and "L-B99A9384" in problem
         if limit == 10:
             assert "ValidationReservedConcurrency=0 (no reservation)" in problem
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"DBServerlessMinCapacityProd": "8", "DBServerlessMaxCapacity": "4"}, "is above"),
+        ({"DBServerlessMinCapacityProd": "1.25"}, "steps of 0.5"),
+        ({"DBServerlessMinCapacityProd": "4", "DBServerlessMaxCapacity": "4"}, None),
+    ],
+)
+def test_r9_serverless_range_is_checked_before_anything_is_built(
+    params: dict[str, str], problem: str | None
+) -> None:
+    if problem is None:
+        assert deploy.parameters_for("prod", "p1", params)
+        return
+    with pytest.raises(deploy.DeployError, match=problem):
+        deploy.parameters_for("prod", "p1", params)
