@@ -33,6 +33,7 @@ OUTPUTS_FILE = Path(
 )
 DIRECT_UPLOAD_LIMIT = 51_200  # CloudFormation's TemplateBody limit, in bytes
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
+SHOWN_VALUE_LIMIT = 120  # longer property values are summarised by length in the change set
 TERMINAL = ("_COMPLETE", "_FAILED")
 FAILED_STATES = {
     "CREATE_FAILED",
@@ -375,8 +376,14 @@ def property_changes(resource_change: dict[str, Any]) -> str:
             continue
         recreation = {"Always": " (replaces)", "Conditionally": " (may replace)"}
         text = t["Name"] + recreation.get(t.get("RequiresRecreation", ""), "")
-        if "BeforeValue" in t or "AfterValue" in t:
-            text += f": {t.get('BeforeValue', '-')} -> {t.get('AfterValue', '-')}"
+        before, after = t.get("BeforeValue", "-"), t.get("AfterValue", "-")
+        if "BeforeValue" in t or "AfterValue" in t:  # code and policies: too long to read here
+            fits = max(len(before), len(after)) <= SHOWN_VALUE_LIMIT
+            text += (
+                f": {before} -> {after}"
+                if fits
+                else f": {len(before):,} -> {len(after):,} characters"
+            )
         if text not in shown:
             shown.append(text)
     return "; ".join(shown)

@@ -65,4 +65,4 @@ def records(
         )
         out.print(line, soft_wrap=True)
         if prose is not None and row[columns.index(prose)]:
-            out.print(Padding(Text(row[columns.index(prose)]), (0, 0, 0, 4)))
+            out.print(Padding(Text(row[columns.index(prose)]), (0, 0, 0, 4), expand=False))
