@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 MIN_PROSE_WIDTH = 30  # narrower than this, a reason column reads one word per line
+INDENT = 4  # free text under its row in the list layout
 STYLES = {"pass": "green", "accepted": "yellow", "FAIL": "bold red", "True": "bold red"}
 
 
@@ -65,4 +66,6 @@ def records(
         )
         out.print(line, soft_wrap=True)
         if prose is not None and row[columns.index(prose)]:
-            out.print(Padding(Text(row[columns.index(prose)]), (0, 0, 0, 4), expand=False))
+            width = max(out.width - INDENT, MIN_PROSE_WIDTH)
+            for part in textwrap.wrap(row[columns.index(prose)], width, break_long_words=False):
+                out.print(Text(" " * INDENT + part), soft_wrap=True)

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,7 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     records = [json.loads(ln.split(" ", 2)[2]) for ln in logs.out.splitlines() if " {" in ln]
     decided = [r for r in records if r["message"] == "loan decision"]
     assert decided and decided[-1]["decision"] == "APPROVED", records
+    assert follow_until_ctrl_c(env, decided[-1]["requestId"]) == 0
     assert all({"timestamp", "level", "message", "requestId"} <= set(r) for r in records)
 
     # rotate as JSON; the rotation function's own records are there too
@@ -116,6 +118,28 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert "loanstack emulator start" in missing.err
 
 
+def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
+    """`loanstack logs --follow` prints what is there, keeps going, and ends cleanly on Ctrl-C."""
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "loanstack", "logs", "--follow"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert follower.stdout is not None
+    for line in follower.stdout:
+        if expected.encode() in line:
+            break
+    time.sleep(1)  # now polling for more
+    assert follower.poll() is None, "--follow keeps running"
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=30)
+    assert b"Traceback" not in out + err, err.decode()
+    return follower.returncode
+
+
 def test_lambda_tail_returns_the_invocations_log(env: dict[str, str]) -> None:
     """`aws lambda invoke --log-type Tail` on the emulator returns the records (it was empty)."""
     import boto3
@@ -141,8 +165,11 @@ def test_sigterm_stops_the_emulator_and_its_mariadb_and_removes_the_data(tmp_pat
     """What CI, `timeout` and `docker stop` send: nothing may be left running or on disk."""
     env = ci_env(tmp_path)
     state_file = Path(env["LOANSTACK_EMULATOR_STATE"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "loanstack", "emulator", "start"],
+        [sys.executable, "-m", "loanstack", "emulator", "start", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -157,6 +184,7 @@ def test_sigterm_stops_the_emulator_and_its_mariadb_and_removes_the_data(tmp_pat
         require_emulator(server.returncode, (out + err).decode())
         pytest.fail((out + err).decode()[-2000:])
     state = json.loads(state_file.read_text())
+    assert state["url"] == f"http://127.0.0.1:{port}"
     assert Path(state["data_dir"]).is_dir() and alive(state["mariadb_pid"])
     server.send_signal(signal.SIGTERM)
     out, err = server.communicate(timeout=60)
