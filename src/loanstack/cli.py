@@ -194,10 +194,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     name = deploy.stack_name(args.suffix)
     with connected(args, console) as target:
         if deploy.stack_status(target, name) is None:
-            console.print(
-                Text(f"no stack {name} in {target.describe(name).removeprefix('target: ')}: "),
-                Text("nothing to destroy"),
-            )
+            console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
             return 0
         if not (args.yes or ask(console, f"Delete stack {name} and its data?")):
             raise UsageError("not confirmed (use --yes)")
@@ -257,7 +254,7 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
     outputs = deploy.read_outputs()
     with connected(args, console) as target:
         group = deploy.log_group(target, outputs, args.function)
-        console.print(Text(f"{group} ({target.describe(deploy.LOGGED[args.function])})"))
+        console.print(Text(f"log group {group} ({target.where()})"))
         try:
             for record in deploy.log_records(target, group, since, args.follow):
                 console.print(Text(record), soft_wrap=True)
@@ -481,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except Terminated:
-        return fail("terminated (SIGTERM); the emulator this command held is stopped", 143)
+        return fail("terminated (SIGTERM)", EXIT_TERMINATED)
     except Exception as exc:  # the last line of defence: still one line, never a traceback
         if os.environ.get("LOANSTACK_DEBUG"):
             traceback.print_exc()

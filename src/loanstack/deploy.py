@@ -99,10 +99,13 @@ class Target:
                 ) from exc
         return str(self._clients["account"])
 
+    def where(self) -> str:
+        kind = "AWS" if self.name == "aws" else f"local emulator {self.endpoint_url}"
+        return f"{kind}, account {self.account()}, region {self.region}"
+
     def describe(self, stack: str) -> str:
         """The one line printed before every change set: where it is about to land."""
-        where = "AWS" if self.name == "aws" else f"local emulator {self.endpoint_url}"
-        return f"target: {where}, account {self.account()}, region {self.region}, stack {stack}"
+        return f"target: {self.where()}, stack {stack}"
 
 
 def unreachable(target: Target) -> str:
