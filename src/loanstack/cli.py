@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -466,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     json_output = getattr(args, "output", "text") == "json"
     console = layout.console(stderr=json_output)
-    previous = signal.signal(signal.SIGTERM, terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
     try:
         return int(HANDLERS[args.command](args, console))
     except deploy.Interrupted as exc:
@@ -487,7 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_FAILURE,
         )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message: object, code: int) -> int:
