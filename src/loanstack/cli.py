@@ -349,6 +349,7 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
         ("resource", "item", "quantity", "unit", "unit price", "monthly"),
         rows,
         prose="item",
+        numbers=("quantity", "unit price", "monthly"),
     )
     console.print(Text("Assumptions: " + ", ".join(f"{k}={v:g}" for k, v in assumptions.items())))
     console.print(

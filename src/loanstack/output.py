@@ -41,8 +41,10 @@ def records(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     prose: str | None = None,
+    numbers: Sequence[str] = (),
 ) -> None:
-    """Rows under `columns`; `prose` names the one column that may wrap at words."""
+    """Rows under `columns`; `prose` names the one column that may wrap at words, `numbers`
+    the columns aligned right in a table."""
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     ids = [i for i, name in enumerate(columns) if name != prose]
     widths = {i: max([len(columns[i])] + [len(row[i]) for row in cells]) for i in ids}
@@ -51,7 +53,13 @@ def records(
         table = Table(title=Text(title))
         for i, name in enumerate(columns):
             if i in widths:
-                table.add_column(name, no_wrap=True, min_width=widths[i], overflow="fold")
+                table.add_column(
+                    name,
+                    no_wrap=True,
+                    min_width=widths[i],
+                    overflow="fold",
+                    justify="right" if name in numbers else "left",
+                )
             else:
                 table.add_column(name, overflow="fold", ratio=1)
         for row in cells:
