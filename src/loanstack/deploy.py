@@ -411,7 +411,17 @@ def event_ids(target: Target, name: str) -> set[str]:
 
 
 def follow(target: Target, name: str, console: Console, expected: int, before: set[str]) -> str:
-    """Stream events (one line each) under a progress bar until the stack settles."""
+    """Stream events (one line each) under a progress bar until the stack settles; Ctrl-C
+    stops following (one line saying what carries on), not the stack."""
+    try:
+        return stream_events(target, name, console, expected, before)
+    except KeyboardInterrupt:
+        raise Interrupted(still_running(target, name)) from None
+
+
+def stream_events(
+    target: Target, name: str, console: Console, expected: int, before: set[str]
+) -> str:
     seen = set(before)
     stack_id = (stack_status(target, name) or {}).get("StackId", name)
     done: set[str] = set()
@@ -424,11 +434,7 @@ def follow(target: Target, name: str, console: Console, expected: int, before: s
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(short_name(name), total=expected)
         while True:
-            try:
-                fresh = new_events(target, stack_id, seen)
-            except KeyboardInterrupt:
-                raise Interrupted(still_running(target, name)) from None
-            for event in fresh:
+            for event in new_events(target, stack_id, seen):
                 progress.console.print(event_line(event), soft_wrap=True)
                 status = event["ResourceStatus"]
                 if event["ResourceType"] != "AWS::CloudFormation::Stack" and status in (
@@ -443,10 +449,7 @@ def follow(target: Target, name: str, console: Console, expected: int, before: s
                 if current in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE"):
                     progress.update(task, completed=expected)
                 return str(current)
-            try:
-                time.sleep(target.poll_seconds)
-            except KeyboardInterrupt:
-                raise Interrupted(still_running(target, name)) from None
+            time.sleep(target.poll_seconds)
 
 
 def short_name(name_or_id: str) -> str:
