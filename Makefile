@@ -5,7 +5,7 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint format typecheck mariadb clean
+.PHONY: demo check test lint format typecheck mariadb clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 # Deploy the dev stack on the embedded emulator, try it, rotate its password, destroy it.
 demo: $(VENV)/.installed mariadb
 	$(PY) -m loanstack demo
+
+# Every judge of the template (cfn-lint, checkov, own checks, Control Tower rules); builds the
+# checkov environment first, so it works right after `make demo`.
+check: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m loanstack check
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench lib/functions

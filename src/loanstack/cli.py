@@ -1,32 +1,50 @@
-"""The `loanstack` command line: one sub-command per job, errors as one line and exit code 2."""
+"""The `loanstack` command line: one sub-command per job; errors as one line that says what to do.
+
+Exit codes (the same for the same kind of error): 0 done (also "no changes" and destroying a
+stack that is not there), 1 failure (AWS or the emulator refused, the stack failed, `check` found
+an unexplained finding), 2 usage (bad arguments or input files, an action not confirmed), 130
+interrupted (Ctrl-C), 143 terminated (SIGTERM). No traceback reaches the user
+(`LOANSTACK_DEBUG=1` shows one for an unexpected error).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
-import time
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.prompt import Confirm
-from rich.table import Table
+from rich.text import Text
 
 from loanstack import __version__, cost, demo, deploy, diagram, embed, linters, report, template
+from loanstack import output as layout
 
 ENVIRONMENTS = ("dev", "prod")
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, never a traceback."""
+class UsageError(deploy.UsageError):
+    """Bad input from the user: reported as one line, never a traceback (exit 2)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (CI, `timeout`, `docker stop`): unwinds like Ctrl-C so the emulator is stopped."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="loanstack",
         description="Check, deploy, try and tear down the loan processing stack (lib/TapStack.json).",
+        epilog="exit codes: 0 done, 1 failure, 2 usage, 130 interrupted, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"loanstack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     chk.add_argument("--env", choices=ENVIRONMENTS, action="append", help="default: both")
     chk.add_argument("--suffix", default="check", help="EnvironmentSuffix to evaluate with")
+    chk.add_argument("--sarif", metavar="FILE", help="also write the findings as SARIF 2.1.0")
+    add_output_option(chk)
 
     fmt = sub.add_parser("fmt", help="rewrite lib/TapStack.json in canonical form (2-space JSON)")
     fmt.add_argument("--check", action="store_true", help="exit 1 if the file is not canonical")
@@ -47,6 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cst.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
     )
+    add_output_option(cst)
 
     dia = sub.add_parser("diagram", help="print the architecture as Mermaid (from the template)")
     dia.add_argument("--write", action="store_true", help="update the diagram block in README.md")
@@ -65,12 +86,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--template-bucket",
         help="bucket to stage the template in (default: loanstack-templates-<account>-<region>, created on first use)",
     )
+    add_output_option(dep)
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
     add_stack_options(des, suffix_required=True)
     des.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    sub.add_parser("outputs", help="print cfn-outputs/flat-outputs.json as a table")
+    out = sub.add_parser("outputs", help="print cfn-outputs/flat-outputs.json")
+    add_output_option(out)
 
     inv = sub.add_parser("invoke", help="run the deployed validation function on a payload")
     inv.add_argument("function", choices=("validate",))
@@ -79,9 +102,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     rot = sub.add_parser("rotate", help="rotate the database secret now and wait for it")
     add_stack_options(rot, suffix_required=False)
+    add_output_option(rot)
+
+    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
+    logs.add_argument("function", nargs="?", choices=tuple(deploy.LOGGED), default="validate")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    logs.add_argument(
+        "--since", default="10m", help="how far back to start: 30s, 10m, 2h, 1d (default 10m)"
+    )
+    add_stack_options(logs, suffix_required=False)
 
     emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
-    emu.add_argument("action", choices=("start",))
+    emu.add_argument("action", choices=("start", "status", "stop"))
+    emu.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    emu.add_argument(
+        "--detach", action="store_true", help="(start) run in the background and return"
+    )
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     return parser.parse_args(argv)
@@ -94,7 +130,19 @@ def add_stack_options(parser: argparse.ArgumentParser, suffix_required: bool) ->
     parser.add_argument(
         "--target",
         choices=("local", "aws"),
-        help="default: aws when AWS credentials are configured, else the local emulator",
+        help=(
+            "default: local (the emulator at $LOANSTACK_EMULATOR_URL, or one for this command); "
+            "AWS only with --target aws or when confirmed at a terminal"
+        ),
+    )
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON document on stdout, human text on stderr",
     )
 
 
@@ -112,10 +160,21 @@ def overrides(pairs: list[str]) -> dict[str, str]:
     return found
 
 
+@contextmanager
+def connected(args: argparse.Namespace, console: Console) -> Iterator[deploy.Target]:
+    """The target chosen by the rule in `deploy.choose_target`, its errors as one line, and
+    its emulator (when this command started one) stopped on the way out."""
+    target = deploy.connect(args.target, args.region, lambda question: ask(console, question))
+    try:
+        with deploy.aws_errors(target):
+            yield target
+    finally:
+        target.close()
+
+
 def run_deploy(args: argparse.Namespace, console: Console) -> int:
     params = deploy.parameters_for(args.env, args.suffix, overrides(args.param))
-    target = deploy.connect(args.target, args.region)
-    try:
+    with connected(args, console) as target:
         warn_if_ephemeral(target, console)
         d = deploy.Deployment(
             target, args.env, args.suffix, params, console, template_bucket=args.template_bucket
@@ -123,38 +182,36 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         outputs = deploy.deploy(
             d, confirm=lambda: args.yes or ask(console, "Execute this change set?")
         )
-    finally:
-        target.close()
-    deploy.outputs_table(console, outputs)
+        where = {"target": target.name, "account": target.account(), "region": target.region}
+    if args.output == "json":
+        layout.emit({"stack": d.name, **where, "outputs": outputs})
+    else:
+        deploy.outputs_table(console, outputs)
     return 0
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
     deploy.parameters_for("dev", args.suffix, {})  # a bad suffix is refused before connecting
-    if not (
-        args.yes or ask(console, f"Delete stack {deploy.stack_name(args.suffix)} and its data?")
-    ):
-        raise UsageError("not confirmed (use --yes)")
-    target = deploy.connect(args.target, args.region)
-    try:
+    name = deploy.stack_name(args.suffix)
+    with connected(args, console) as target:
+        if deploy.stack_status(target, name) is None:
+            console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
+            return 0
+        if not (args.yes or ask(console, f"Delete stack {name} and its data?")):
+            raise UsageError("not confirmed (use --yes)")
         deploy.destroy(target, args.suffix, console)
-    finally:
-        target.close()
     return 0
 
 
 def run_invoke(args: argparse.Namespace, console: Console) -> int:
-    raw = sys.stdin.read() if args.payload == "-" else read_payload(args.payload)
+    raw = read_stdin() if args.payload == "-" else read_payload(args.payload)
     try:
         payload = json.loads(raw)
     except ValueError as exc:
         raise UsageError(f"payload is not JSON: {exc}") from exc
     deploy.read_outputs()  # a missing outputs file is reported before anything starts
-    target = deploy.connect(args.target, args.region)
-    try:
+    with connected(args, console) as target:
         result = deploy.invoke_validation(target, payload)
-    finally:
-        target.close()
     print(json.dumps(result, indent=2))
     return 0
 
@@ -162,43 +219,64 @@ def run_invoke(args: argparse.Namespace, console: Console) -> int:
 def read_payload(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"payload {path} is not text (UTF-8 JSON expected)") from exc
     except OSError as exc:
         raise UsageError(f"cannot read payload {path}: {exc.strerror}") from exc
 
 
+def read_stdin() -> str:
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError("payload on standard input is not text (UTF-8 JSON expected)") from exc
+
+
 def run_rotate(args: argparse.Namespace, console: Console) -> int:
     deploy.read_outputs()
-    target = deploy.connect(args.target, args.region)
-    try:
-        deploy.rotate(target, console)
-    finally:
-        target.close()
+    with connected(args, console) as target:
+        versions = deploy.rotate(target, console)
+    if args.output == "json":
+        layout.emit(versions)
     return 0
 
 
 def run_outputs(args: argparse.Namespace, console: Console) -> int:
-    deploy.outputs_table(console, deploy.read_outputs())
+    outputs = deploy.read_outputs()
+    if args.output == "json":
+        layout.emit(outputs)
+    else:
+        deploy.outputs_table(console, outputs)
+    return 0
+
+
+def run_logs(args: argparse.Namespace, console: Console) -> int:
+    since = deploy.parse_since(args.since)
+    outputs = deploy.read_outputs()
+    with connected(args, console) as target:
+        group = deploy.log_group(target, outputs, args.function)
+        console.print(Text(f"log group {group} ({target.where()})"))
+        try:
+            for record in deploy.log_records(target, group, since, args.follow):
+                console.print(Text(record), soft_wrap=True)
+        except KeyboardInterrupt:
+            pass  # --follow ends with Ctrl-C, as `aws logs tail --follow` does
     return 0
 
 
 def run_emulator(args: argparse.Namespace, console: Console) -> int:
-    from loanstack.emulator import Emulator, EmulatorError
+    from loanstack.emulator import EmulatorError, control
 
     try:
-        emulator = Emulator().start()
+        if args.action == "status":
+            return control.status(console)
+        if args.action == "stop":
+            return control.stop(console)
+        if args.detach:
+            return control.start_detached(console, args.port)
+        return control.serve(console, args.port)
     except EmulatorError as exc:
-        raise UsageError(str(exc)) from exc
-    console.print(f"emulator listening on {emulator.url}; in another shell:")
-    console.print(f"  export {deploy.EMULATOR_URL_VARIABLE}={emulator.url}")
-    console.print("Ctrl-C stops it (and forgets every stack).")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+        raise deploy.DeployError(str(exc)) from exc
 
 
 def warn_if_ephemeral(target: deploy.Target, console: Console) -> None:
@@ -211,9 +289,13 @@ def warn_if_ephemeral(target: deploy.Target, console: Console) -> None:
 
 
 def ask(console: Console, question: str) -> bool:
+    """A yes/no question at a terminal; without one (CI, a pipe) the answer is no."""
     if not sys.stdin.isatty():
         return False
-    return Confirm.ask(question, console=console)
+    try:
+        return Confirm.ask(Text(question), console=console)
+    except EOFError:
+        return False
 
 
 def run_cost(args: argparse.Namespace, console: Console) -> int:
@@ -225,20 +307,32 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
         lines, assumptions = cost.estimate(instance, args.region)
     except (template.ParameterError, FileNotFoundError, KeyError) as exc:
         raise UsageError(str(exc).strip("'\"")) from exc
-    table = Table(
-        title=f"Monthly estimate: {args.env} in {args.region} (USD, on-demand list prices)"
-    )
-    for column, justify in (
-        ("resource", "left"),
-        ("item", "left"),
-        ("quantity", "right"),
-        ("unit", "left"),
-        ("unit price", "right"),
-        ("monthly", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for ln in sorted(lines, key=lambda x: -x.monthly):
-        table.add_row(
+    ordered = sorted(lines, key=lambda x: -x.monthly)
+    total = round(sum(ln.monthly for ln in lines), 2)
+    if args.output == "json":
+        layout.emit(
+            {
+                "env": args.env,
+                "region": args.region,
+                "currency": "USD",
+                "monthly_total": total,
+                "lines": [
+                    {
+                        "resource": ln.resource,
+                        "item": ln.item,
+                        "quantity": ln.quantity,
+                        "unit": ln.unit,
+                        "unit_price": ln.unit_price,
+                        "monthly": round(ln.monthly, 2),
+                    }
+                    for ln in ordered
+                ],
+                "assumptions": assumptions,
+            }
+        )
+        return 0
+    rows = [
+        (
             ln.resource,
             ln.item,
             f"{ln.quantity:,.2f}",
@@ -246,10 +340,18 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
             f"{ln.unit_price:g}",
             f"{ln.monthly:,.2f}",
         )
-    total = sum(ln.monthly for ln in lines)
-    table.add_row("total", "", "", "", "", f"[bold]{total:,.2f}[/]")
-    console.print(table)
-    console.print("Assumptions: " + ", ".join(f"{k}={v:g}" for k, v in assumptions.items()))
+        for ln in ordered
+    ]
+    rows.append(("total", "", "", "", "", f"{total:,.2f}"))
+    layout.records(
+        console,
+        f"Monthly estimate: {args.env} in {args.region} (USD, on-demand list prices)",
+        ("resource", "item", "quantity", "unit", "unit price", "monthly"),
+        rows,
+        prose="item",
+        numbers=("quantity", "unit price", "monthly"),
+    )
+    console.print(Text("Assumptions: " + ", ".join(f"{k}={v:g}" for k, v in assumptions.items())))
     console.print(
         "Prices: data/prices-us-east-1.json (sources and review date inside); free tiers ignored."
     )
@@ -301,53 +403,98 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
     envs = tuple(args.env or ENVIRONMENTS)
     try:
         template.parameter_values(template.load(), {"EnvironmentSuffix": args.suffix})
+        if not linters.checkov_bin().exists():  # before minutes of cfn-lint, not after
+            raise linters.ToolMissing(f"checkov not found at {linters.checkov_bin()}")
         found = list(report.rows(envs, args.suffix))
     except template.ParameterError as exc:
         raise UsageError(str(exc)) from exc
     except linters.ToolMissing as exc:
-        raise UsageError(str(exc)) from exc
-    table = Table(title="loanstack check: lib/TapStack.json", show_lines=False)
-    for column in ("env", "check", "tool", "resource", "result", "reason"):
-        table.add_column(column, overflow="fold")
-    style = {"pass": "green", "accepted": "yellow", "FAIL": "bold red"}
-    for row in found:
-        result = f"[{style[row.result]}]{row.result}[/]"
-        table.add_row(row.env, row.check, row.tool, row.resource, result, row.reason)
-    console.print(table)
+        raise deploy.DeployError(
+            f"{exc}; `make check` installs what `loanstack check` needs and runs it"
+        ) from exc
     failures = sum(row.result == "FAIL" for row in found)
-    console.print(
-        f"{failures} failing, {sum(r.result == 'accepted' for r in found)} accepted with a reason"
-    )
+    accepted = sum(row.result == "accepted" for row in found)
+    if args.sarif:
+        write_sarif(Path(args.sarif), found)
+    if args.output == "json":
+        layout.emit(
+            {
+                "failing": failures,
+                "accepted": accepted,
+                "findings": [report.as_dict(row) for row in found],
+            }
+        )
+    else:
+        layout.records(
+            console,
+            "loanstack check: lib/TapStack.json",
+            ("env", "check", "tool", "resource", "result", "reason"),
+            [(row.env, row.check, row.tool, row.resource, row.result, row.reason) for row in found],
+            prose="reason",
+        )
+    console.print(f"{failures} failing, {accepted} accepted with a reason")
     return 1 if failures else 0
+
+
+def write_sarif(path: Path, found: list[report.Row]) -> None:
+    try:
+        path.write_text(json.dumps(report.sarif(found), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+HANDLERS: dict[str, Any] = {
+    "check": run_check,
+    "cost": run_cost,
+    "diagram": run_diagram,
+    "sync": run_sync,
+    "fmt": run_fmt,
+    "deploy": run_deploy,
+    "destroy": run_destroy,
+    "outputs": run_outputs,
+    "invoke": run_invoke,
+    "rotate": run_rotate,
+    "logs": run_logs,
+    "emulator": run_emulator,
+    "demo": lambda a, c: demo.run(c),
+}
+
+
+def terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    json_output = getattr(args, "output", "text") == "json"
+    console = layout.console(stderr=json_output)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
     try:
-        if args.command == "check":
-            return run_check(args, console)
-        if args.command == "cost":
-            return run_cost(args, console)
-        if args.command == "diagram":
-            return run_diagram(args, console)
-        if args.command == "sync":
-            return run_sync(args, console)
-        if args.command == "fmt":
-            return run_fmt(args, console)
-        handler = {
-            "deploy": run_deploy,
-            "destroy": run_destroy,
-            "outputs": run_outputs,
-            "invoke": run_invoke,
-            "rotate": run_rotate,
-            "emulator": run_emulator,
-            "demo": lambda a, c: demo.run(c),
-        }[args.command]
-        return int(handler(args, console))
+        return int(HANDLERS[args.command](args, console))
+    except deploy.Interrupted as exc:
+        return fail(exc, EXIT_INTERRUPTED)
+    except deploy.UsageError as exc:
+        return fail(exc, EXIT_USAGE)
     except deploy.DeployError as exc:
-        print(f"loanstack: error: {exc}", file=sys.stderr)
-        return 1
-    except UsageError as exc:
-        print(f"loanstack: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_INTERRUPTED)
+    except Terminated:
+        return fail("terminated (SIGTERM)", EXIT_TERMINATED)
+    except Exception as exc:  # the last line of defence: still one line, never a traceback
+        if os.environ.get("LOANSTACK_DEBUG"):
+            traceback.print_exc()
+        return fail(
+            f"unexpected {type(exc).__name__}: {exc} (LOANSTACK_DEBUG=1 shows where)",
+            EXIT_FAILURE,
+        )
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def fail(message: object, code: int) -> int:
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"loanstack: error: {text}", file=sys.stderr)
+    return code

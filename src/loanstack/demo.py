@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from loanstack import deploy
+from loanstack import output as layout
 from loanstack.template import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -32,7 +33,8 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
     target = deploy.connect("local", region)
     try:
         console.print(
-            f"emulator: {target.endpoint_url} (moto, in this process; MariaDB behind the Data API)"
+            Text(f"emulator: {target.endpoint_url}"),
+            "(moto, in this process; MariaDB behind the Data API)",
         )
         d = deploy.Deployment(
             target, "dev", suffix, deploy.parameters_for("dev", suffix, {}), console
@@ -56,9 +58,7 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
 def validate_examples(
     target: deploy.Target, console: Console, outputs: dict[str, str]
 ) -> list[str]:
-    table = Table(title="Sample applications through LoanValidationFunction")
-    for column in ("file", "loan", "decision", "why", "document in S3"):
-        table.add_column(column)
+    rows = []
     problems = []
     s3 = target.client("s3")
     for name, expected in EXPECTED.items():
@@ -69,8 +69,8 @@ def validate_examples(
         )
         key = f"validations/{result.get('loanId')}.json"
         stored = key_exists(s3, outputs["LoanDocumentsBucketName"], key)
-        table.add_row(
-            name, str(result.get("loanId", "")), str(decision), why or "-", key if stored else "-"
+        rows.append(
+            (name, str(result.get("loanId", "")), str(decision), key if stored else "-", why or "-")
         )
         if decision != expected:
             problems.append(f"{name}: expected {expected}, got {decision}")
@@ -78,7 +78,13 @@ def validate_examples(
             problems.append(
                 f"{name}: result document {'missing' if not stored else 'written for invalid input'}"
             )
-    console.print(table)
+    layout.records(
+        console,
+        "Sample applications through LoanValidationFunction",
+        ("file", "loan", "decision", "document in S3", "why"),
+        rows,
+        prose="why",
+    )
     return problems
 
 
@@ -104,17 +110,17 @@ def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> 
         ]
     )
     in_database = cluster_password(target, outputs)
-    table = Table(title="Password rotation")
-    table.add_column("check")
-    table.add_column("result")
     checks = {
         "AWSCURRENT changed": before["password"] != after["password"],
         "database password == AWSCURRENT": in_database == after["password"],
         "database password != old password": in_database != before["password"],
     }
-    for check, ok in checks.items():
-        table.add_row(check, "[green]yes[/]" if ok else "[red]no[/]")
-    console.print(table)
+    layout.records(
+        console,
+        "Password rotation",
+        ("check", "result"),
+        [(check, "yes" if ok else "no") for check, ok in checks.items()],
+    )
     return [f"rotation: {check} is false" for check, ok in checks.items() if not ok]
 
 

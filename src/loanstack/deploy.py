@@ -13,20 +13,25 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
+from loanstack import output as layout
 from loanstack import template
 from loanstack.template import ROOT
 
-OUTPUTS_FILE = ROOT / "cfn-outputs" / "flat-outputs.json"
+OUTPUTS_FILE = Path(
+    os.environ.get("LOANSTACK_OUTPUTS_FILE") or ROOT / "cfn-outputs" / "flat-outputs.json"
+)
 STAGED_TEMPLATE_DAYS = 30  # the staging bucket's lifecycle expires templates after this
 # Lambda keeps this much of an account's concurrency unreserved (or the whole limit, when the
 # limit is below it, as on young accounts): "Configuring reserved concurrency".
@@ -34,6 +39,7 @@ STAGED_TEMPLATE_DAYS = 30  # the staging bucket's lifecycle expires templates af
 MIN_UNRESERVED_CONCURRENCY = 100
 CONCURRENCY_QUOTA_CODE = "L-B99A9384"  # Service Quotas: Lambda "Concurrent executions"
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
+SHOWN_VALUE_LIMIT = 120  # longer property values are summarised by length in the change set
 TERMINAL = ("_COMPLETE", "_FAILED")
 FAILED_STATES = {
     "CREATE_FAILED",
@@ -46,7 +52,15 @@ FAILED_STATES = {
 
 
 class DeployError(Exception):
-    """A deployment problem reported to the user as one line."""
+    """A deployment problem reported to the user as one line (exit 1)."""
+
+
+class UsageError(DeployError):
+    """Bad input (a parameter, a file, an unconfirmed action): one line, exit 2."""
+
+
+class Interrupted(DeployError):
+    """Ctrl-C: one line saying what carries on without us (exit 130)."""
 
 
 @dataclass
@@ -73,14 +87,73 @@ class Target:
         if self.emulator is not None:
             self.emulator.stop()
 
+    def account(self) -> str:
+        """The account the calls land in (STS GetCallerIdentity; the emulator's on local)."""
+        if "account" not in self._clients:
+            sts = self.session.client(
+                "sts",
+                endpoint_url=self.endpoint_url,
+                config=Config(connect_timeout=3, retries={"max_attempts": 1}),
+            )
+            try:
+                self._clients["account"] = sts.get_caller_identity()["Account"]
+            except EndpointConnectionError as exc:
+                raise DeployError(unreachable(self)) from exc
+            except (ClientError, BotoCoreError) as exc:
+                raise DeployError(
+                    f"cannot tell which AWS account these credentials reach: {exc}"
+                ) from exc
+        return str(self._clients["account"])
+
+    def where(self) -> str:
+        kind = "AWS" if self.name == "aws" else f"local emulator {self.endpoint_url}"
+        return f"{kind}, account {self.account()}, region {self.region}"
+
+    def describe(self, stack: str) -> str:
+        """The one line printed before every change set: where it is about to land."""
+        return f"target: {self.where()}, stack {stack}"
+
+
+def unreachable(target: Target) -> str:
+    if target.name == "local":
+        return (
+            f"no emulator answers at {target.endpoint_url} ({EMULATOR_URL_VARIABLE}): start one "
+            f"with `loanstack emulator start`, or unset {EMULATOR_URL_VARIABLE} to use one that "
+            "lives as long as the command"
+        )
+    return f"cannot reach AWS in {target.region}: check the network, proxy and --region"
+
 
 def has_aws_credentials() -> bool:
     return boto3.Session().get_credentials() is not None
 
 
-def connect(target: str | None, region: str) -> Target:
-    """`local` unless AWS credentials are configured; local reuses a running emulator."""
-    name = target or ("aws" if has_aws_credentials() else "local")
+def choose_target(explicit: str | None, confirm_aws: Callable[[str], bool]) -> str:
+    """The target rule: AWS only when asked for (`--target aws`) or confirmed at a terminal; an
+    emulator URL, or no credentials, means local. Credentials alone never choose a real account
+    (they are often dummies for the aws CLI against the emulator)."""
+    if explicit:
+        return explicit
+    if os.environ.get(EMULATOR_URL_VARIABLE) or not has_aws_credentials():
+        return "local"
+    session = boto3.Session()
+    question = (
+        f"AWS credentials are configured ({session.region_name or 'no region'}): use the real "
+        "AWS account?"
+    )
+    if confirm_aws(question):
+        return "aws"
+    raise UsageError(
+        "AWS credentials are configured but no target was chosen: pass --target aws to use "
+        "that account, or --target local for the emulator"
+    )
+
+
+def connect(
+    target: str | None, region: str, confirm_aws: Callable[[str], bool] = lambda _: False
+) -> Target:
+    """Connect to the chosen target (see `choose_target`); local reuses a running emulator."""
+    name = choose_target(target, confirm_aws)
     if name == "aws":
         session = boto3.Session(region_name=region)
         if session.get_credentials() is None:
@@ -91,12 +164,45 @@ def connect(target: str | None, region: str) -> Target:
     session = boto3.Session(region_name=region, **CREDENTIALS)
     url = os.environ.get(EMULATOR_URL_VARIABLE)
     if url:
-        return Target("local", region, session, endpoint_url=url)
+        running = Target("local", region, session, endpoint_url=url)
+        running.account()  # an emulator that has gone is reported now, in one line
+        return running
     try:
         emulator = Emulator().start()
     except EmulatorError as exc:
         raise DeployError(str(exc)) from exc
     return Target("local", region, session, endpoint_url=emulator.url, emulator=emulator)
+
+
+def not_here(target: Target) -> str:
+    """What to do when the stack's resources are not where we looked."""
+    if target.name == "local":
+        return (
+            f"the stack is not on the emulator at {target.endpoint_url}: a stack lives only as "
+            "long as the emulator that holds it; keep one running with `loanstack emulator "
+            f"start`, export {EMULATOR_URL_VARIABLE}, and deploy again"
+        )
+    return (
+        f"not found in account {target.account()}, region {target.region}: check --region, "
+        "or deploy first"
+    )
+
+
+@contextmanager
+def aws_errors(target: Target) -> Iterator[None]:
+    """AWS (or emulator) refusals as one line that says what to do."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "Error"), error.get("Message", str(exc))
+        if code in ("ResourceNotFoundException", "NoSuchBucket") or "does not exist" in message:
+            raise DeployError(f"{message} ({exc.operation_name}): {not_here(target)}") from exc
+        raise DeployError(f"{exc.operation_name} refused: {code}: {message}") from exc
+    except EndpointConnectionError as exc:
+        raise DeployError(unreachable(target)) from exc
+    except BotoCoreError as exc:
+        raise DeployError(f"AWS call failed: {exc}") from exc
 
 
 def stack_name(suffix: str) -> str:
@@ -109,10 +215,10 @@ def parameters_for(env: str, suffix: str, overrides: dict[str, str]) -> dict[str
     try:
         values = template.parameter_values(template.load(), given)
     except template.ParameterError as exc:
-        raise DeployError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     problem = capacity_problem(values)
     if problem:
-        raise DeployError(problem)
+        raise UsageError(problem)
     return given
 
 
@@ -374,15 +480,22 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
             for k in d.template_doc["Parameters"]
             if k not in d.parameters and k in previous
         ]
-    change_set = cfn.create_change_set(
-        StackName=d.name,
-        ChangeSetName=f"loanstack-{int(time.time())}",
-        ChangeSetType=kind,
-        Parameters=params,
-        Capabilities=["CAPABILITY_NAMED_IAM"],
-        Tags=[{"Key": "Environment", "Value": d.env}],
-        **d.body(),
-    )
+    d.console.print(Text(d.target.describe(d.name)), soft_wrap=True)
+    try:
+        change_set = cfn.create_change_set(
+            StackName=d.name,
+            ChangeSetName=f"loanstack-{int(time.time())}",
+            ChangeSetType=kind,
+            Parameters=params,
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+            Tags=[{"Key": "Environment", "Value": d.env}],
+            **d.body(),
+        )
+    except ClientError as exc:  # moto refuses an identical update here; AWS fails the change set
+        if "No updates are to be performed" not in str(exc):
+            raise
+        d.console.print(f"{d.name}: no changes")
+        return write_outputs(d.target, d.name)
     changes = wait_for_change_set(d.target, change_set["Id"])
     if changes is None:
         d.console.print(f"{d.name}: no changes")
@@ -390,11 +503,11 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     show_change_set(d.console, d.name, kind, changes)
     if not confirm():
         cfn.delete_change_set(ChangeSetName=change_set["Id"])
-        raise DeployError("change set not executed (rerun with --yes to execute without asking)")
+        raise UsageError("change set not executed (rerun with --yes to execute without asking)")
     stopped = prepare_removals(d.target, d.name, changes, d.console)
     before = event_ids(d.target, d.name)
     cfn.execute_change_set(ChangeSetName=change_set["Id"])
-    final = follow(d.target, d.name, d.console, d.expected_resources(), before)
+    final = follow(d.target, d.name, d.console, len(changes), before)
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         for trail in stopped:  # the trail stays: it must log again
             d.target.client("cloudtrail").start_logging(Name=trail)
@@ -418,7 +531,7 @@ def refuse_stale_previous_values(d: Deployment, current: dict[str, Any] | None) 
         if problem:
             default = declared[key].get("Default")
             fix = f"--param {key}={default}" if default is not None else f"--param {key}=<value>"
-            raise DeployError(
+            raise UsageError(
                 f"the stack's {key}={value!r} is no longer allowed ({problem}): deploy with {fix}"
             )
 
@@ -426,7 +539,7 @@ def refuse_stale_previous_values(d: Deployment, current: dict[str, Any] | None) 
 def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, Any]] | None:
     cfn = target.client("cloudformation")
     while True:
-        described = cfn.describe_change_set(ChangeSetName=change_set_id)
+        described = cfn.describe_change_set(ChangeSetName=change_set_id, IncludePropertyValues=True)
         status = described.get("Status", "CREATE_COMPLETE")
         if status == "CREATE_COMPLETE":
             changes = list(described.get("Changes", []))
@@ -441,18 +554,49 @@ def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, An
 
 
 def show_change_set(console: Console, name: str, kind: str, changes: list[dict[str, Any]]) -> None:
-    table = Table(title=f"{name}: change set ({kind.lower()}, {len(changes)} changes)")
-    for column in ("action", "resource", "type", "replacement"):
-        table.add_column(column)
+    """One row per resource; for a modification, the properties that change and whether each
+    forces a replacement (DescribeChangeSet's `Details[].Target.RequiresRecreation`)."""
+    rows = []
     for change in changes:
         rc = change.get("ResourceChange", {})
-        table.add_row(
-            rc.get("Action", ""),
-            rc.get("LogicalResourceId", ""),
-            rc.get("ResourceType", ""),
-            rc.get("Replacement", "") or "",
+        rows.append(
+            (
+                rc.get("Action", ""),
+                rc.get("LogicalResourceId", ""),
+                rc.get("ResourceType", ""),
+                rc.get("Replacement", "") or "",
+                property_changes(rc),
+            )
         )
-    console.print(table)
+    layout.records(
+        console,
+        f"{name}: change set ({kind.lower()}, {len(changes)} changes)",
+        ("action", "resource", "type", "replacement", "properties"),
+        rows,
+        prose="properties",
+    )
+
+
+def property_changes(resource_change: dict[str, Any]) -> str:
+    """`Name (replaces)` for each changed property; the before and after values when given."""
+    shown = []
+    for detail in resource_change.get("Details", []):
+        t = detail.get("Target", {})
+        if t.get("Attribute") != "Properties" or not t.get("Name"):
+            continue
+        recreation = {"Always": " (replaces)", "Conditionally": " (may replace)"}
+        text = t["Name"] + recreation.get(t.get("RequiresRecreation", ""), "")
+        before, after = t.get("BeforeValue", "-"), t.get("AfterValue", "-")
+        if "BeforeValue" in t or "AfterValue" in t:  # code and policies: too long to read here
+            fits = max(len(before), len(after)) <= SHOWN_VALUE_LIMIT
+            text += (
+                f": {before} -> {after}"
+                if fits
+                else f": {len(before):,} -> {len(after):,} characters"
+            )
+        if text not in shown:
+            shown.append(text)
+    return "; ".join(shown)
 
 
 def new_events(target: Target, name: str, seen: set[str]) -> list[dict[str, Any]]:
@@ -474,7 +618,17 @@ def event_ids(target: Target, name: str) -> set[str]:
 
 
 def follow(target: Target, name: str, console: Console, expected: int, before: set[str]) -> str:
-    """Stream events (one line each) under a progress bar until the stack settles."""
+    """Stream events (one line each) under a progress bar until the stack settles; Ctrl-C
+    stops following (one line saying what carries on), not the stack."""
+    try:
+        return stream_events(target, name, console, expected, before)
+    except KeyboardInterrupt:
+        raise Interrupted(still_running(target, name)) from None
+
+
+def stream_events(
+    target: Target, name: str, console: Console, expected: int, before: set[str]
+) -> str:
     seen = set(before)
     stack_id = (stack_status(target, name) or {}).get("StackId", name)
     done: set[str] = set()
@@ -485,10 +639,10 @@ def follow(target: Target, name: str, console: Console, expected: int, before: s
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(name, total=expected)
+        task = progress.add_task(short_name(name), total=expected)
         while True:
             for event in new_events(target, stack_id, seen):
-                progress.console.print(event_line(event))
+                progress.console.print(event_line(event), soft_wrap=True)
                 status = event["ResourceStatus"]
                 if event["ResourceType"] != "AWS::CloudFormation::Stack" and status in (
                     "CREATE_COMPLETE",
@@ -505,7 +659,27 @@ def follow(target: Target, name: str, console: Console, expected: int, before: s
             time.sleep(target.poll_seconds)
 
 
-def event_line(event: dict[str, Any]) -> str:
+def short_name(name_or_id: str) -> str:
+    """`tapstack-dev42` from a stack ARN (`arn:…:stack/tapstack-dev42/<uuid>`) or a name."""
+    return name_or_id.split("/")[1] if name_or_id.startswith("arn:") else name_or_id
+
+
+def still_running(target: Target, name: str) -> str:
+    """Ctrl-C stops following, not CloudFormation: say what carries on and how to follow it."""
+    if target.emulator is not None:
+        return (
+            f"stopped following {name}; the emulator held by this command stops with it, and "
+            "the stack with it"
+        )
+    endpoint = f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else ""
+    return (
+        f"stopped following {name}; CloudFormation carries on with it. Follow it with: aws "
+        f"cloudformation describe-stack-events --stack-name {name} --region {target.region}"
+        f"{endpoint}"
+    )
+
+
+def event_line(event: dict[str, Any]) -> Text:
     status = event["ResourceStatus"]
     colour = (
         "red"
@@ -513,10 +687,13 @@ def event_line(event: dict[str, Any]) -> str:
         else ("green" if status.endswith("COMPLETE") else "cyan")
     )
     reason = event.get("ResourceStatusReason") or ""
-    return (
-        f"{event['Timestamp']:%H:%M:%S} [{colour}]{status:<20}[/] "
-        f"{event['LogicalResourceId']} ({event['ResourceType']}) {reason}"
-    ).rstrip()
+    line = Text.assemble(
+        f"{event['Timestamp']:%H:%M:%S} ",
+        (f"{status:<20}", colour),
+        f" {event['LogicalResourceId']} ({event['ResourceType']}) {reason}",
+    )
+    line.rstrip()
+    return line
 
 
 def first_failure(target: Target, name: str, before: set[str]) -> str:
@@ -555,22 +732,28 @@ def shown(path: Path) -> str:
 
 
 def read_outputs() -> dict[str, str]:
+    """The outputs file `deploy` writes (R1b): a flat JSON object of strings, or a clear error."""
     path = OUTPUTS_FILE
     if not path.exists():
         raise DeployError(f"{shown(path)} not found: run `loanstack deploy` first")
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except ValueError as exc:
-        raise DeployError(f"{shown(path)} is not JSON: {exc}") from exc
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise UsageError(
+            f"{shown(path)} is not readable JSON ({exc}): run `loanstack deploy` again"
+        ) from exc
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise UsageError(
+            f"{shown(path)} is not a flat JSON object of strings (output name to value, as "
+            "`loanstack deploy` writes it): run `loanstack deploy` again"
+        )
+    return found
 
 
 def outputs_table(console: Console, outputs: dict[str, str]) -> None:
-    table = Table(title=f"Stack outputs ({shown(OUTPUTS_FILE)})")
-    table.add_column("output")
-    table.add_column("value", overflow="fold")
-    for key, value in outputs.items():
-        table.add_row(key, value)
-    console.print(table)
+    layout.records(
+        console, f"Stack outputs ({shown(OUTPUTS_FILE)})", ("output", "value"), outputs.items()
+    )
 
 
 def output(outputs: dict[str, str], key: str) -> str:
@@ -726,14 +909,58 @@ def bucket_exists(target: Target, bucket: str) -> bool:
 def invoke_validation(target: Target, payload: Any) -> Any:
     """Lambda Invoke of the deployed validation function (the emulator runs it in process)."""
     function = output(read_outputs(), "LoanValidationFunctionName")
-    reply = target.client("lambda").invoke(
-        FunctionName=function, Payload=json.dumps(payload).encode()
-    )
+    with aws_errors(target):
+        reply = target.client("lambda").invoke(
+            FunctionName=function, Payload=json.dumps(payload).encode()
+        )
     body = json.loads(reply["Payload"].read() or b"null")
     if reply.get("FunctionError"):
         message = body.get("errorMessage") if isinstance(body, dict) else body
         raise DeployError(f"{function} failed: {message}")
     return body
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+LOGGED = {"validate": "LoanValidationFunctionName", "rotation": "SecretRotationLambdaArn"}
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str) -> int:
+    """`--since 10m` as FilterLogEvents' `startTime` (milliseconds since the epoch)."""
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in SINCE_UNITS:
+        raise UsageError(f"--since takes a number and a unit (30s, 10m, 2h, 1d, 1w), got {text!r}")
+    return int((time.time() - int(number) * SINCE_UNITS[unit]) * 1000)
+
+
+def log_group(target: Target, outputs: dict[str, str], function: str) -> str:
+    """The function's log group: its `LoggingConfig.LogGroup`, else Lambda's default name."""
+    value = output(outputs, LOGGED[function])
+    name = value.rpartition(":function:")[2] or value
+    config = target.client("lambda").get_function_configuration(FunctionName=name)
+    return str(config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{name}")
+
+
+def log_records(target: Target, group: str, since: int, follow: bool) -> Iterator[str]:
+    """Records of every stream of `group` from `since` on, oldest first; with `follow`, keep
+    polling for new ones (FilterLogEvents, as `aws logs tail` reads them:
+    https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html)."""
+    paginator = target.client("logs").get_paginator("filter_log_events")
+    seen: set[str] = set()
+    start = since
+    while True:
+        fresh = []
+        for page in paginator.paginate(logGroupName=group, startTime=start):
+            fresh += [e for e in page.get("events", []) if e["eventId"] not in seen]
+        for event in sorted(fresh, key=lambda e: (e["timestamp"], e["eventId"])):
+            seen.add(event["eventId"])
+            start = max(start, event["timestamp"])
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event["timestamp"] / 1000))
+            yield f"{stamp} {event['logStreamName']} {event['message'].rstrip()}"
+        if not follow:
+            return
+        time.sleep(max(target.poll_seconds * 5, 1.0))
 
 
 def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from loanstack import checks, guard, linters, template
 
@@ -94,3 +95,63 @@ def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
         )
         yield from own_rows(env, instance)
         yield from guard_rows(env, instance, accepted)
+
+
+def as_dict(row: Row) -> dict[str, str]:
+    return {
+        "env": row.env,
+        "check": row.check,
+        "tool": row.tool,
+        "resource": row.resource,
+        "result": row.result,
+        "reason": row.reason,
+    }
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVEL = {"FAIL": "error", "accepted": "note"}
+
+
+def sarif(found: list[Row]) -> dict[str, Any]:
+    """The findings as SARIF 2.1.0 (OASIS), the format code-scanning tools read: one run, one
+    rule per check, one result per FAIL (level error) or accepted finding (level note, with its
+    suppression and reason); passes are not results. Suppression kinds as in the OASIS spec
+    (https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html, 3.35); GitHub's subset:
+    https://docs.github.com/en/code-security/code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning
+    """
+    uri = template.TEMPLATE_PATH.relative_to(template.ROOT).as_posix()
+    findings = [row for row in found if row.result in SARIF_LEVEL]
+    rule_ids = sorted({row.check for row in findings})
+    results: list[dict[str, Any]] = []
+    for row in findings:
+        result: dict[str, Any] = {
+            "ruleId": row.check,
+            "level": SARIF_LEVEL[row.result],
+            "message": {"text": f"{row.resource} ({row.env}): {row.reason or row.check}"},
+            "locations": [
+                {
+                    "physicalLocation": {"artifactLocation": {"uri": uri}},
+                    "logicalLocations": [{"name": row.resource, "kind": "resource"}],
+                }
+            ],
+            "properties": {"tool": row.tool, "env": row.env},
+        }
+        if row.result == "accepted":  # checkov: in the template's Metadata; Control Tower: a file
+            kind = "inSource" if row.tool == "checkov" else "external"
+            result["suppressions"] = [{"kind": kind, "justification": row.reason}]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "loanstack check",
+                        "rules": [{"id": rule_id} for rule_id in rule_ids],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }

@@ -257,11 +257,56 @@ def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter
     deploy.deploy(d, confirm=lambda: True)
     shown = console.export_text()
     assert "change set (update, 1 changes)" in shown and "LoanValidationFunction" in shown
+    assert "MemorySize: 1024 -> 2048" in shown and "1/1" in shown
     config = target.client("lambda").get_function_configuration(
         FunctionName=stacks["dev"]["LoanValidationFunctionName"]
     )
     assert config["MemorySize"] == 2048
     assert deploy.stack_status(target, "tapstack-dev42")["StackStatus"] == "UPDATE_COMPLETE"
+
+
+def test_a_change_set_shows_each_changed_property_and_whether_it_replaces_the_resource(
+    stacks: dict[str, Any], target: deploy.Target
+) -> None:
+    """DescribeChangeSet's Details as AWS gives them: a new VPC CIDR replaces the VPC and its
+    subnets (CidrBlock is create-only in their registry schemas), not the ACL entries; values
+    only with IncludePropertyValues. The change set is described, never executed."""
+    cfn = target.client("cloudformation")
+    current = deploy.stack_status(target, "tapstack-dev42")
+    assert current is not None
+    given = {p["ParameterKey"] for p in current["Parameters"]}
+    params = [{"ParameterKey": "VpcCidr", "ParameterValue": "10.50.0.0/16"}] + [
+        {"ParameterKey": k, "UsePreviousValue": True} for k in sorted(given - {"VpcCidr"})
+    ]
+    change_set = cfn.create_change_set(
+        StackName="tapstack-dev42",
+        ChangeSetName="cidr-preview",
+        ChangeSetType="UPDATE",
+        TemplateBody=template.minified(template.load()),
+        Parameters=params,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )["Id"]
+    try:
+        plain = cfn.describe_change_set(ChangeSetName=change_set)["Changes"]
+        valued = cfn.describe_change_set(ChangeSetName=change_set, IncludePropertyValues=True)
+    finally:
+        cfn.delete_change_set(ChangeSetName=change_set)
+    changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in plain}
+    assert changes["VPC"]["Replacement"] == "True"
+    assert changes["PublicSubnet1"]["Replacement"] == "True"
+    assert changes["PublicNaclInboundHttpsFromVpc"]["Replacement"] == "False"
+    detail = changes["VPC"]["Details"][0]["Target"]
+    assert (detail["Name"], detail["RequiresRecreation"]) == ("CidrBlock", "Always")
+    assert "BeforeValue" not in detail
+    entry = changes["PublicNaclInboundHttpsFromVpc"]["Details"][0]["Target"]
+    assert (entry["Name"], entry["RequiresRecreation"]) == ("CidrBlock", "Never")
+    vpc = next(
+        c["ResourceChange"]
+        for c in valued["Changes"]
+        if c["ResourceChange"]["LogicalResourceId"] == "VPC"
+    )
+    values = vpc["Details"][0]["Target"]
+    assert (values["BeforeValue"], values["AfterValue"]) == ("10.40.0.0/16", "10.50.0.0/16")
 
 
 def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resources(

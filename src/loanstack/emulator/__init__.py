@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,25 +44,42 @@ class Emulator:
     """moto's ThreadedMotoServer on a free loopback port, with MariaDB behind its Data API."""
 
     url: str = ""
+    port: int = 0  # 0: a free one
     _server: Any = field(default=None, repr=False)
     _mariadb: Any = field(default=None, repr=False)
 
     def start(self) -> Emulator:
+        """Start, or stop whatever had started (MariaDB included) before raising, even on
+        Ctrl-C or SIGTERM: nothing is left running."""
         from moto.server import ThreadedMotoServer
 
+        check_port(self.port)
         install()
-        self._start_mariadb()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
+        try:
+            self._start_mariadb()
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         lambdas.install(self.url)
         return self
 
+    @property
+    def mariadb_pid(self) -> int | None:
+        process = getattr(self._mariadb, "process", None)
+        return process.pid if process is not None else None
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self._mariadb.root if self._mariadb is not None else None
+
     def _start_mariadb(self) -> None:
         # a short path: unix socket names are limited to about 100 bytes
-        server = dataapi.MariaDB(Path(tempfile.mkdtemp(prefix="loanstack-db-")))
+        self._mariadb = server = dataapi.MariaDB(Path(tempfile.mkdtemp(prefix="loanstack-db-")))
         try:
             server.start()
         except Exception as exc:
@@ -71,7 +89,6 @@ class Emulator:
             ) from exc
         server.reset()
         dataapi.serve(server)
-        self._mariadb = server
 
     def stop(self) -> None:
         if self._server is not None:
@@ -87,3 +104,19 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def check_port(port: int) -> None:
+    """moto's threaded server waits forever when its port is taken: refuse first, in one line."""
+    if not 0 <= port <= 65535:
+        raise EmulatorError(f"--port {port} is not a TCP port (0-65535; 0 picks a free one)")
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise EmulatorError(
+                f"port {port} is taken ({exc.strerror}): pick another with --port, or see "
+                "`loanstack emulator status`"
+            ) from exc

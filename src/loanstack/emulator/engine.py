@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import json
 import re
+import threading
 from typing import Any
 
 from moto.cloudformation import models as cfn_models
@@ -29,6 +30,7 @@ DYNAMIC_REFERENCE = re.compile(
 )
 
 _installed: dict[str, Any] = {}
+_request = threading.local()  # DescribeChangeSet's IncludePropertyValues, while it answers
 
 
 class UnsupportedResourceType(ValueError):
@@ -48,6 +50,7 @@ def install() -> None:
     _installed["delete"] = parsing.ResourceMap.delete
     _installed["execute_change_set"] = cfn_models.CloudFormationBackend.execute_change_set
     _installed["diff"] = cfn_models.ChangeSet.diff
+    _installed["describe_change_set"] = cfn_responses.CloudFormationResponse.describe_change_set
 
     parsing.get_model_list = model_list  # type: ignore[assignment]
     for cached in (parsing.get_model_map, parsing.get_name_type_map):
@@ -62,6 +65,7 @@ def install() -> None:
     cfn_models.CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     cfn_models.ChangeSet.diff = diff_with_parameters  # type: ignore[method-assign]
+    cfn_responses.CloudFormationResponse.describe_change_set = describe_change_set  # type: ignore[method-assign]
     cfn_models.ChangeSet.apply = apply_change_set  # type: ignore[method-assign]
     parsing.OutputMap.exports = property(exports_of_existing_outputs)  # type: ignore[assignment,method-assign]
     storage.install()
@@ -253,15 +257,82 @@ def diff_with_parameters(self: Any) -> list[Any]:
     old = None
     if existing:
         old = environment(rm._template, dict(rm.resolved_parameters), self.stack).resources
-    changes = [("Add", n, r.type) for n, r in new.resources.items() if n not in existing]
+    changes = [Change("Add", n, r.type) for n, r in new.resources.items() if n not in existing]
     for name in existing:
         if name not in new.resources:
-            changes.append(("Remove", name, rm._resource_json_map[name]["Type"]))
+            changes.append(Change("Remove", name, rm._resource_json_map[name]["Type"]))
         elif old is not None and old[name].properties != new.resources[name].properties:
-            changes.append(("Modify", name, new.resources[name].type))
-    return [
-        cfn_models.Change(action=a, logical_resource_id=n, resource_type=t) for a, n, t in changes
-    ]
+            before, after = old[name].properties, new.resources[name].properties
+            changes.append(Change("Modify", name, new.resources[name].type, before, after))
+    return changes
+
+
+def describe_change_set(self: Any) -> Any:
+    """moto's DescribeChangeSet; whether the caller asked for property values holds for this
+    request's thread until the answer is serialised (set again by every request)."""
+    _request.include_values = self._get_bool_param("IncludePropertyValues", False)
+    return _installed["describe_change_set"](self)
+
+
+class Change(cfn_models.Change):
+    """A change as DescribeChangeSet reports it: for a modification, one `Details` entry per
+    top-level property that changes, `RequiresRecreation` Always for the registry schema's
+    createOnlyProperties (cfn-lint ships the schemas) else Never, and `Replacement` True when
+    any of them is Always. Before and after values only when DescribeChangeSet is called with
+    IncludePropertyValues, as AWS does:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceTargetDefinition.html
+    """
+
+    def __init__(
+        self,
+        action: str,
+        logical_id: str,
+        resource_type: str,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(action=action, logical_resource_id=logical_id, resource_type=resource_type)
+        self._details: list[dict[str, Any]] = []
+        self._values: list[dict[str, str]] = []
+        if action != "Modify":
+            return
+        from loanstack import template
+
+        create_only = set(template.resource_schema(resource_type).get("createOnlyProperties", []))
+        old, new = before or {}, after or {}
+        for prop in sorted(set(old) | set(new)):
+            if old.get(prop) == new.get(prop):
+                continue
+            kind = "Add" if prop not in old else ("Remove" if prop not in new else "Modify")
+            recreate = "Always" if f"/properties/{prop}" in create_only else "Never"
+            target = {
+                "Attribute": "Properties",
+                "Name": prop,
+                "Path": f"/Properties/{prop}",
+                "RequiresRecreation": recreate,
+                "AttributeChangeType": kind,
+            }
+            self._details.append(
+                {"Target": target, "Evaluation": "Static", "ChangeSource": "DirectModification"}
+            )
+            self._values.append({k: shown(v) for k, v in (("BeforeValue", old.get(prop)),
+                                 ("AfterValue", new.get(prop))) if v is not None})  # fmt: skip
+        replaced = any(d["Target"]["RequiresRecreation"] == "Always" for d in self._details)
+        self.replacement = "True" if replaced else "False"
+        self.scope = ["Properties"] if self._details else []
+
+    @property
+    def details(self) -> list[dict[str, Any]]:
+        if not getattr(_request, "include_values", False):
+            return self._details
+        return [
+            {**d, "Target": {**d["Target"], **values}}
+            for d, values in zip(self._details, self._values, strict=True)
+        ]
+
+
+def shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def apply_change_set(self: Any) -> None:

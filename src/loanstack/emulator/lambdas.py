@@ -3,15 +3,23 @@
 moto would run them in Docker; here the function's deployed code (the zip moto stored) is loaded
 as a fresh module and its handler called with the function's own environment, its AWS calls
 sent back to the emulator. Invocations are serialised: they share the process environment.
+
+Logging as Lambda does it: the function's `LoggingConfig` (moto drops it) sets the level and the
+format (JSON records as Lambda's Python runtime writes them) and names the log group; each
+invocation's records land in that group of the emulator's CloudWatch Logs, in a stream named as
+Lambda names it, and come back base64-encoded with `--log-type Tail`
+(https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html).
 """
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
 import os
 import threading
+import time
 import traceback
 import types
 import uuid
@@ -20,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from moto.awslambda import models as lambda_models
+from moto.logs.models import logs_backends
 
 ENDPOINT: dict[str, str] = {}
 _lock = threading.Lock()
@@ -29,8 +38,83 @@ _original: dict[str, Any] = {}
 def install(endpoint_url: str) -> None:
     ENDPOINT["url"] = endpoint_url
     if not _original:
-        _original["invoke"] = lambda_models.LambdaFunction._invoke_lambda
-        lambda_models.LambdaFunction._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
+        cls = lambda_models.LambdaFunction
+        _original["invoke"] = cls._invoke_lambda
+        _original["create"] = cls.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+        _original["configuration"] = cls.get_configuration
+        cls._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
+        cls.create_from_cloudformation_json = classmethod(create_keeping_logging_config)  # type: ignore[method-assign,assignment]
+        cls.get_configuration = configuration_with_logging  # type: ignore[method-assign]
+
+
+def create_keeping_logging_config(
+    cls: Any, name: str, cfn: dict[str, Any], *args: Any, **kwargs: Any
+) -> Any:
+    fn = _original["create"](cls, name, cfn, *args, **kwargs)
+    fn.logging_config = dict(cfn.get("Properties", {}).get("LoggingConfig") or {})
+    return fn
+
+
+def configuration_with_logging(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """GetFunctionConfiguration as AWS answers it: with the function's LoggingConfig."""
+    config = dict(_original["configuration"](self, *args, **kwargs))
+    config["LoggingConfig"] = logging_config(self)
+    return config
+
+
+def logging_config(fn: Any) -> dict[str, str]:
+    """The function's LoggingConfig with Lambda's defaults filled in."""
+    given = getattr(fn, "logging_config", None) or {}
+    found = {
+        "LogFormat": given.get("LogFormat", "Text"),
+        "LogGroup": given.get("LogGroup") or f"/aws/lambda/{fn.function_name}",
+    }
+    if found["LogFormat"] == "JSON":
+        found["ApplicationLogLevel"] = given.get("ApplicationLogLevel", "INFO")
+        found["SystemLogLevel"] = given.get("SystemLogLevel", "INFO")
+    return found
+
+
+class JsonFormatter(logging.Formatter):
+    """Lambda's JSON log format for Python: timestamp, level, message, logger, requestId, the
+    record's `extra` fields, and errorType/errorMessage/stackTrace for an exception."""
+
+    STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__()
+        self.request_id = request_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        doc: dict[str, Any] = {
+            "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": self.request_id,
+        }
+        doc |= {k: v for k, v in vars(record).items() if k not in self.STANDARD}
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["errorType"] = record.exc_info[0].__name__
+            doc["errorMessage"] = str(record.exc_info[1])
+            doc["stackTrace"] = traceback.format_tb(record.exc_info[2])
+        return json.dumps(doc, default=str)
+
+
+def to_cloudwatch(fn: Any, lines: list[str]) -> None:
+    """One invocation's records into the function's log group (created, as Lambda would, when
+    the template did not declare it), in a stream named `YYYY/MM/DD/[$LATEST]<id>`."""
+    backend: Any = logs_backends[fn.account_id][fn.region]
+    group = logging_config(fn)["LogGroup"]
+    if group not in backend.groups:
+        backend.create_log_group(group, tags={})
+    stream = f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+    backend.create_log_stream(group, stream)
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now, "message": line} for line in lines if line.strip()]
+    if events:
+        backend.put_log_events(group, stream, events)
 
 
 class Context:
@@ -87,24 +171,43 @@ def environment(fn: Any) -> Any:
 
 
 def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
-    """moto's `_invoke_lambda` contract: (payload, errored, log text)."""
+    """moto's `_invoke_lambda` contract: (payload, errored, log text); the log text also goes
+    to the function's log group."""
     logs = io.StringIO()
     capture = logging.StreamHandler(logs)
+    context = Context(self)
+    config = logging_config(self)
+    json_format = config["LogFormat"] == "JSON"
+    if json_format:
+        capture.setFormatter(JsonFormatter(context.aws_request_id))
     root = logging.getLogger()
+    saved_level = root.level
     with _lock, environment(self):
         root.addHandler(capture)
+        root.setLevel(config.get("ApplicationLogLevel", "INFO"))
         try:
             module = load(self)
-            result = module.__dict__["__handler__"](
-                event if event is not None else {}, Context(self)
-            )
+            result = module.__dict__["__handler__"](event if event is not None else {}, context)
             return json.dumps(result), False, logs.getvalue()
         except Exception as exc:
-            logs.write(traceback.format_exc())
-            error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-            return json.dumps(error), True, logs.getvalue()
+            error: dict[str, Any] = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            if json_format:
+                error |= {
+                    "requestId": context.aws_request_id,
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+                logs.write(json.dumps(error) + "\n")
+            else:
+                logs.write(traceback.format_exc())
+            return (
+                json.dumps({k: error[k] for k in ("errorMessage", "errorType")}),
+                True,
+                logs.getvalue(),
+            )
         finally:
             root.removeHandler(capture)
+            root.setLevel(saved_level)
+            to_cloudwatch(self, logs.getvalue().splitlines())
 
 
 # --- GetAccountSettings (moto has none): what `loanstack deploy` checks before reserving --------

@@ -1,0 +1,75 @@
+"""The real `loanstack` entry point in a subprocess, as CI runs it: no terminal, 80 columns, no
+colour, no AWS configuration from the machine; every run is checked for what must never show."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from loanstack.template import ROOT
+
+# what rich would turn `:secret:` and friends into, and what it would cut ids with
+EMOJI = re.compile("[\u2600-\u27bf\u3200-\u32ff\U0001f000-\U0001faff]")
+ELLIPSIS = "\u2026"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def ci_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CI job: no AWS settings of this machine, a private outputs file and
+    emulator state, 80 columns, no colour."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOANSTACK_")) and k not in ("COLUMNS", "LINES", "TERM")
+    }
+    env |= {
+        "COLUMNS": "80",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "LOANSTACK_OUTPUTS_FILE": str(tmp / "cfn-outputs" / "flat-outputs.json"),
+        "LOANSTACK_EMULATOR_STATE": str(tmp / "emulator.json"),
+    }
+    return env | extra
+
+
+def loanstack(env: dict[str, str], *argv: str, stdin: bytes = b"", timeout: float = 300) -> Run:
+    """`python -m loanstack ARGV` without a terminal; fails the test on a traceback, an emoji
+    or an ellipsis anywhere in what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "loanstack", *argv],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+    run = Run(done.returncode, done.stdout.decode(), done.stderr.decode())
+    assert "Traceback" not in run.text, run.text[-3000:]
+    assert not EMOJI.search(run.text), EMOJI.findall(run.text)
+    assert ELLIPSIS not in run.text, [ln for ln in run.text.splitlines() if ELLIPSIS in ln]
+    return run
+
+
+def one_error_line(run: Run) -> str:
+    """The error a failed command printed: exactly one line on stderr, starting as they all do."""
+    lines = [ln for ln in run.err.splitlines() if ln.startswith("loanstack: error: ")]
+    assert len(lines) == 1, run.err
+    return lines[0]
