@@ -153,8 +153,20 @@ def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         except Exception:
             roll_back(secrets, arn, token, current, clock)
             raise
-    secrets.update_secret_version_stage(SecretId=arn, VersionStage=APPLIED, MoveToVersionId=token)
+    label_applied(secrets, arn, token)
     logger.info("setSecret: version %s of %s applied to cluster %s", token, arn, cluster)
+
+
+def label_applied(secrets: Any, arn: str, token: str) -> None:
+    """Attach APPLIED to `token` once; a label on another version must be named to move it."""
+    stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    holder = next((v for v, s in stages.items() if APPLIED in s), None)
+    if holder == token:
+        return
+    move = {"RemoveFromVersionId": holder} if holder else {}
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage=APPLIED, MoveToVersionId=token, **move
+    )
 
 
 def test_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
@@ -286,11 +298,12 @@ CAPABILITIES = (
 CHARSET_UTF8 = 33
 
 
-def login(secret: dict[str, Any]) -> None:
+def login(secret: dict[str, Any], cafile: str | None = None) -> None:
     """Open a TLS session to the secret's host and authenticate with its credentials; raises
-    LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors."""
+    LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors.
+    The server certificate is checked against the runtime's trust store (DB_CA_FILE if set)."""
     host, port = str(secret["host"]), int(secret.get("port", 3306))
-    context = ssl.create_default_context(cafile=os.environ.get("DB_CA_FILE") or None)
+    context = ssl.create_default_context(cafile=cafile or os.environ.get("DB_CA_FILE") or None)
     with socket.create_connection((host, port), timeout=5) as raw:
         greeting = Packets(raw).read()
         if greeting[0] == 0xFF:

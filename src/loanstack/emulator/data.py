@@ -80,9 +80,10 @@ def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
     cluster = self.clusters.get(kwargs.get("db_cluster_identifier"))
     if password is not None and cluster is not None:
         settle(cluster)
-        if cluster.status != "available":
+        if getattr(cluster, "password_change", None):
             raise InvalidDBClusterStateFault(
-                f"DB cluster {cluster.db_cluster_identifier} is not available (status {cluster.status})"
+                f"DB cluster {cluster.db_cluster_identifier} is not available "
+                "(status resetting-master-credentials)"
             )
         if len(password) < 8 or len(password) > 41:
             raise InvalidParameterValue("The parameter MasterUserPassword is not a valid password.")

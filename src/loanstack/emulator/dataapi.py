@@ -272,7 +272,8 @@ def respond(response: Any, operation: str) -> Any:
         status, body = execute(server, operation, params)
     except DataApiError as err:
         status, body = 400, {"__type": err.code, "message": str(err)}
-    return status, {"Content-Type": "application/json"}, json.dumps(body)
+    # moto takes the HTTP status from the headers' "status" (else 200: errors looked like success)
+    return status, {"Content-Type": "application/json", "status": str(status)}, json.dumps(body)
 
 
 def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:

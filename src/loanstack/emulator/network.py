@@ -98,7 +98,6 @@ def current_association(backend: Any, subnet_id: str) -> str:
     raise LookupError(f"subnet {subnet_id} has no network ACL association")
 
 
-
 class SecurityGroupEgress(Extension):
     """A separate egress rule (moto models none). `Ref` is the rule id (`sgr-…`), as in
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroupegress.html
