@@ -370,6 +370,36 @@ def test_r10_set_secret_waits_for_the_cluster_to_apply_the_change(
     assert cluster_password() == secret_value(secret_arn, "AWSPENDING")["password"]
 
 
+class LostReplyRds(RejectingRds):
+    """The first ModifyDBCluster takes the change, then its reply is lost (a read timeout)."""
+
+    calls = 0
+
+    def modify_db_cluster(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ReadTimeoutError
+
+        LostReplyRds.calls += 1
+        reply = self.real.modify_db_cluster(**kwargs)
+        if LostReplyRds.calls == 1:
+            raise ReadTimeoutError(endpoint_url="https://rds.us-east-1.amazonaws.com")
+        return reply
+
+
+def test_d2_a_lost_reply_to_modify_db_cluster_is_rolled_back(
+    secret_arn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = start_rotation(secret_arn)
+    step(secret_arn, token, "createSecret")
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING):
+        patched.setattr(rotation, "rds_client", LostReplyRds)
+        with pytest.raises(Exception, match="Read timeout"):
+            step(secret_arn, token, "setSecret")
+    assert LostReplyRds.calls == 2, "the change, then the rollback"
+    assert "back on AWSCURRENT's password" in caplog.text and "rollback failed" not in caplog.text
+    assert_database_on_awscurrent(secret_arn)
+    assert cluster_password() == OLD_PASSWORD
+
+
 class SettlingRds:
     """Reports the change as pending twice, then applied."""
 

@@ -142,11 +142,17 @@ def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
     else:
         rds = rds_client()
         wait_until_settled(rds, cluster, "setSecret", clock.forward)
-        rds.modify_db_cluster(
-            DBClusterIdentifier=cluster,
-            MasterUserPassword=pending["password"],
-            ApplyImmediately=True,
-        )  # refused (ClientError): nothing changed, nothing to undo
+        try:
+            rds.modify_db_cluster(
+                DBClusterIdentifier=cluster,
+                MasterUserPassword=pending["password"],
+                ApplyImmediately=True,
+            )
+        except ClientError:
+            raise  # RDS refused the change: nothing changed, nothing to undo
+        except Exception:
+            roll_back(secrets, arn, token, current, clock)  # the reply may be lost, not the change
+            raise
         logger.info("setSecret: master password change requested on cluster %s", cluster)
         try:
             wait_until_opens(pending, "setSecret", clock.forward)
