@@ -54,11 +54,14 @@ class MariaDB:
                 f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
             )
         user = ["--user=root"] if os.geteuid() == 0 else []
-        subprocess.run(
+        done = subprocess.run(
             [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
              "--skip-test-db", *user],
-            check=True, capture_output=True, timeout=120,
+            capture_output=True, timeout=120,
         )  # fmt: skip
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
         log = (self.root / "server.log").open("wb")
         self.process = subprocess.Popen(
             [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", *self.network(),
