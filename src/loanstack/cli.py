@@ -100,7 +100,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inv.add_argument("--payload", required=True, help="JSON file, or - for standard input")
     add_stack_options(inv, suffix_required=False)
 
-    rot = sub.add_parser("rotate", help="rotate the database secret now and wait for it")
+    rot = sub.add_parser(
+        "rotate",
+        help="finish or clear an interrupted rotation, then rotate the database secret now and wait for it",
+    )
     add_stack_options(rot, suffix_required=False)
     add_output_option(rot)
 

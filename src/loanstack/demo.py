@@ -114,6 +114,8 @@ def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> 
         "AWSCURRENT changed": before["password"] != after["password"],
         "database password == AWSCURRENT": in_database == after["password"],
         "database password != old password": in_database != before["password"],
+        "TLS login to the writer with AWSCURRENT (testSecret's test)": logs_in(after),
+        "TLS login with the old password refused": not logs_in(before),
     }
     layout.records(
         console,
@@ -122,6 +124,27 @@ def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> 
         [(check, "yes" if ok else "no") for check, ok in checks.items()],
     )
     return [f"rotation: {check} is false" for check, ok in checks.items() if not ok]
+
+
+def logs_in(secret: dict[str, Any]) -> bool:
+    """The rotation function's own handshake against the emulator's MariaDB endpoint (the
+    cluster's endpoint on the emulator), trusting the CA the emulator generated for it."""
+    import importlib.util
+
+    from loanstack.emulator.dataapi import SERVED
+
+    path = ROOT / "lib" / "functions" / "secret_rotation" / "index.py"
+    spec = importlib.util.spec_from_file_location("secret_rotation_demo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = SERVED.get("server")
+    cafile = str(server.ca_file) if server is not None else None
+    try:
+        module.login(secret, cafile=cafile)
+    except (module.LoginRefused, OSError):
+        return False
+    return True
 
 
 def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:

@@ -33,6 +33,21 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mariadb_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """A second server, TCP on loopback with TLS required (the socket-only one stays as it is)."""
+    server = MariaDB(Path(tmp_path_factory.mktemp("mdbtls", numbered=True)), tls=True)
+    try:
+        server.start()
+    except Exception as exc:
+        message = f"MariaDB (TLS) could not start: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must install mariadb-server)")
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def loans(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The validation function wired as deployed: Data API (bridged to MariaDB), S3 (moto)."""

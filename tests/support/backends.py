@@ -98,6 +98,12 @@ CHECKS: dict[str, Check] = {
         p in acl._associations for acl in ec2(a, r).network_acls.values()
     ),
     "AWS::EC2::SecurityGroup": lambda a, r, p: ec2(a, r).get_security_group_from_id(p) is not None,
+    "AWS::EC2::SecurityGroupEgress": lambda a, r, p: any(
+        rule.id == p
+        for groups in ec2(a, r).groups.values()
+        for group in groups.values()
+        for rule in group.egress_rules
+    ),
     "AWS::EC2::VPCEndpoint": lambda a, r, p: p in ec2(a, r).vpc_end_points,
     "AWS::EC2::FlowLog": lambda a, r, p: p in ec2(a, r).flow_logs,
     "AWS::IAM::Role": iam_role,

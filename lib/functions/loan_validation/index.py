@@ -245,22 +245,39 @@ def transient(err: ClientError) -> bool:
     return code in RETRYABLE or "Communications link failure" in message
 
 
+def authentication_failed(err: ClientError) -> bool:
+    """MySQL's 1045 through the Data API. During a password rotation the database takes the new
+    password before AWSCURRENT moves to it, and AWS advises retrying across that window:
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.html"""
+    error = err.response.get("Error", {})
+    return error.get("Code") == "BadRequestException" and "Access denied for user" in str(
+        error.get("Message", "")
+    )
+
+
 def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
-    """Retry transient Data API errors (cluster resuming, link failures) with jittered backoff."""
+    """Retry transient Data API errors (cluster resuming, link failures) with jittered backoff;
+    an authentication failure (a rotation in flight) for at most AUTH_RETRY_SECONDS in all."""
     attempts = int(os.environ.get("RETRY_ATTEMPTS", "6"))
-    for attempt in range(attempts):
+    auth_deadline = time.monotonic() + env_number("AUTH_RETRY_SECONDS", 90)
+    attempt = 0
+    while True:
         try:
             return call(**kwargs)
         except ClientError as err:
-            if attempt == attempts - 1 or not transient(err):
-                raise
             delay = min(20.0, env_number("RETRY_BASE_SECONDS", 0.5) * 2**attempt)
+            delay *= random.uniform(0.5, 1.0)
+            if authentication_failed(err):
+                if time.monotonic() + delay > auth_deadline:
+                    raise
+            elif attempt >= attempts - 1 or not transient(err):
+                raise
             logger.warning(
                 "transient error, retrying",
                 extra={"error": err.response["Error"]["Code"], "attempt": attempt + 1},
             )
-            time.sleep(delay * random.uniform(0.5, 1.0))
-    raise AssertionError("unreachable")
+            time.sleep(delay)
+            attempt += 1
 
 
 def sql(client: Any, statement: str, **kwargs: Any) -> Any:

@@ -2,16 +2,26 @@
 
 Secrets Manager calls this function four times per rotation with the same ClientRequestToken:
 createSecret, setSecret, testSecret, finishSecret. Each step checks version staging first and
-is idempotent, so Secrets Manager may retry any of them. setSecret changes the password with
-rds:ModifyDBCluster (ApplyImmediately); testSecret waits until the cluster reports the change
-applied; finishSecret moves AWSCURRENT. Every read names its VersionStage explicitly.
+is idempotent, so Secrets Manager may retry any of them.
+
+The one outcome that must never happen is a database password that differs from AWSCURRENT
+(SPEC D2). So: setSecret changes the password with rds:ModifyDBCluster (ApplyImmediately), waits
+until the pending password really opens the writer (a TLS login, as AWS's own rotation functions
+test it), and only then labels the pending version APPLIED; finishSecret promotes only a version
+that carries that label; and any failure after the change was requested puts the database back
+on AWSCURRENT's password before the step raises. Every wait is bounded by the time the
+invocation has left (`context`), keeping ROLLBACK_RESERVE_SECONDS for the way back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import socket
+import ssl
+import struct
 import time
 from typing import Any
 
@@ -21,7 +31,15 @@ from botocore.exceptions import ClientError
 logger = logging.getLogger()  # Lambda's JSON log format and ApplicationLogLevel apply to it
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
+# Custom staging label: setSecret saw this version's password open the database. Secrets Manager
+# allows custom labels next to AWSPENDING (up to 20 per version):
+# https://docs.aws.amazon.com/secretsmanager/latest/userguide/whats-in-a-secret.html
+APPLIED = "APPLIED"
 DEFAULT_EXCLUDE = " \"'`@/\\$&;|<>(){}[]*?!#%^~,:="
+
+
+class LoginRefused(Exception):
+    """The server answered the handshake with an error (wrong password, unknown user...)."""
 
 
 def secrets_client() -> Any:
@@ -30,6 +48,18 @@ def secrets_client() -> Any:
 
 def rds_client() -> Any:
     return boto3.client("rds")
+
+
+class Clock:
+    """Deadlines from the invocation's remaining time: the forward work gets what is left after
+    the rollback reserve, so a failure always has time to restore AWSCURRENT's password."""
+
+    def __init__(self, context: Any) -> None:
+        left = context.get_remaining_time_in_millis() / 1000.0
+        reserve = min(float(os.environ.get("ROLLBACK_RESERVE_SECONDS", "300")), left * 0.8)
+        now = time.monotonic()
+        self.forward = now + left - reserve
+        self.end = now + left - min(5.0, left / 10)  # Lambda must still return and log
 
 
 def handler(event: dict[str, Any], context: Any) -> None:
@@ -55,7 +85,7 @@ def handler(event: dict[str, Any], context: Any) -> None:
     if PENDING not in stages[token]:
         raise ValueError(f"secret version {token} is not AWSPENDING for rotation of secret {arn}")
     try:
-        steps[step](secrets, arn, token)
+        steps[step](secrets, arn, token, Clock(context))
     except Exception:
         logger.exception("rotation step %s failed for secret %s version %s", step, arn, token)
         raise
@@ -69,7 +99,7 @@ def read(secrets: Any, arn: str, stage: str, token: str | None = None) -> dict[s
     return json.loads(secrets.get_secret_value(**args)["SecretString"])
 
 
-def create_secret(secrets: Any, arn: str, token: str) -> None:
+def create_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
     """Make the pending version once: a new password, everything else copied from current."""
     current = read(secrets, arn, CURRENT)
     try:
@@ -99,34 +129,121 @@ def cluster_of(secret: dict[str, Any], arn: str) -> str:
     return str(cluster)
 
 
-def set_secret(secrets: Any, arn: str, token: str) -> None:
-    """Give the cluster the pending password; repeating it sets the same password again."""
+def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
+    """Give the cluster the pending password and see it open the writer; then label it APPLIED."""
     current = read(secrets, arn, CURRENT)
     pending = read(secrets, arn, PENDING, token)
     cluster = cluster_of(pending, arn)
-    if cluster != cluster_of(current, arn) or pending.get("username") != current.get("username"):
+    same = all(pending.get(k) == current.get(k) for k in ("username", "host", "port"))
+    if not same or cluster != cluster_of(current, arn):
         raise ValueError(f"pending version {token} of {arn} names another cluster or user")
-    rds = rds_client()
-    wait_until_settled(rds, cluster, "setSecret")
-    rds.modify_db_cluster(
-        DBClusterIdentifier=cluster, MasterUserPassword=pending["password"], ApplyImmediately=True
+    if opens(pending):
+        logger.info("setSecret: the pending password already opens cluster %s", cluster)
+    else:
+        rds = rds_client()
+        wait_until_settled(rds, cluster, "setSecret", clock.forward)
+        try:
+            rds.modify_db_cluster(
+                DBClusterIdentifier=cluster,
+                MasterUserPassword=pending["password"],
+                ApplyImmediately=True,
+            )
+        except ClientError:
+            raise  # RDS refused the change: nothing changed, nothing to undo
+        except Exception:
+            roll_back(secrets, arn, token, current, clock)  # the reply may be lost, not the change
+            raise
+        logger.info("setSecret: master password change requested on cluster %s", cluster)
+        try:
+            wait_until_opens(pending, "setSecret", clock.forward)
+        except Exception:
+            roll_back(secrets, arn, token, current, clock)
+            raise
+    label_applied(secrets, arn, token)
+    logger.info("setSecret: version %s of %s applied to cluster %s", token, arn, cluster)
+
+
+def label_applied(secrets: Any, arn: str, token: str) -> None:
+    """Attach APPLIED to `token` once; a label on another version must be named to move it."""
+    stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    holder = next((v for v, s in stages.items() if APPLIED in s), None)
+    if holder == token:
+        return
+    move = {"RemoveFromVersionId": holder} if holder else {}
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage=APPLIED, MoveToVersionId=token, **move
     )
-    logger.info("setSecret: master password change requested on cluster %s", cluster)
 
 
-def test_secret(secrets: Any, arn: str, token: str) -> None:
-    """The pending password is in force once the cluster is available with nothing pending."""
-    cluster = cluster_of(read(secrets, arn, PENDING, token), arn)
-    wait_until_settled(rds_client(), cluster, "testSecret")
-    logger.info("testSecret: cluster %s reports the password change applied", cluster)
+def test_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
+    """Log in to the writer over TLS with the pending credentials, as AWS's own functions do."""
+    pending = read(secrets, arn, PENDING, token)
+    try:
+        wait_until_opens(pending, "testSecret", clock.forward)
+    except Exception:
+        current = read(secrets, arn, CURRENT)
+        if current.get("password") != pending.get("password"):
+            roll_back(secrets, arn, token, current, clock)
+        raise
+    logger.info("testSecret: the pending password of %s opens the writer", arn)
 
 
-def wait_until_settled(rds: Any, cluster: str, step: str) -> None:
+def finish_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
+    """Move AWSCURRENT to the new version, only if setSecret applied it to the cluster."""
+    stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    if APPLIED not in stages.get(token, []):
+        raise ValueError(
+            f"finishSecret: version {token} of {arn} was never applied to the cluster by "
+            "setSecret; refusing to promote it (run `loanstack rotate` to recover)"
+        )
+    current = next((v for v, s in stages.items() if CURRENT in s), None)
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=current
+    )
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
+    )
+    logger.info("finishSecret: version %s of %s is now AWSCURRENT (was %s)", token, arn, current)
+
+
+def roll_back(secrets: Any, arn: str, token: str, current: dict[str, Any], clock: Clock) -> None:
+    """Put the database back on AWSCURRENT's password and take the APPLIED label away.
+
+    Waits for the change in flight to land first (until then the old password may still open
+    the writer, and RDS refuses another ModifyDBCluster), then proves AWSCURRENT opens it.
+    """
+    cluster = cluster_of(current, arn)
+    try:
+        stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+        if APPLIED in stages.get(token, []):
+            secrets.update_secret_version_stage(
+                SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
+            )
+        rds = rds_client()
+        wait_until_settled(rds, cluster, "rollback", clock.end)  # a change in flight lands first
+        if not opens(current):
+            rds.modify_db_cluster(
+                DBClusterIdentifier=cluster,
+                MasterUserPassword=current["password"],
+                ApplyImmediately=True,
+            )
+            wait_until_opens(current, "rollback", clock.end)
+    except Exception:
+        logger.exception(
+            "rollback failed: cluster %s may not be on AWSCURRENT's password of %s; "
+            "run `loanstack rotate` to recover",
+            cluster,
+            arn,
+        )
+        raise
+    logger.warning("rollback: cluster %s is back on AWSCURRENT's password of %s", cluster, arn)
+
+
+def wait_until_settled(rds: Any, cluster: str, step: str, deadline: float) -> None:
     """Poll with backoff until the cluster is available with no pending password, twice in a row.
 
     Two consecutive observations guard against reading the state from before ModifyDBCluster.
     """
-    deadline = time.monotonic() + float(os.environ.get("MAX_WAIT_SECONDS", "240"))
     delay, streak, status = float(os.environ.get("FIRST_POLL_SECONDS", "2")), 0, "unknown"
     while True:
         described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
@@ -135,22 +252,169 @@ def wait_until_settled(rds: Any, cluster: str, step: str) -> None:
         streak = streak + 1 if status == "available" and not pending else 0
         if streak >= 2:
             return
-        if time.monotonic() + delay > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise TimeoutError(
                 f"{step}: cluster {cluster} still {status!r} (password pending: {bool(pending)})"
             )
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 15.0)
 
 
-def finish_secret(secrets: Any, arn: str, token: str) -> None:
-    """Move AWSCURRENT to the new version; Secrets Manager moves AWSPREVIOUS with it."""
-    stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
-    current = next((v for v, s in stages.items() if CURRENT in s), None)
-    if current == token:
-        logger.info("finishSecret: version %s of %s is already AWSCURRENT", token, arn)
-        return
-    secrets.update_secret_version_stage(
-        SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=current
-    )
-    logger.info("finishSecret: version %s of %s is now AWSCURRENT (was %s)", token, arn, current)
+def wait_until_opens(secret: dict[str, Any], step: str, deadline: float) -> None:
+    """Poll the login with backoff until the password opens the writer; the last try is at the
+    deadline."""
+    delay = float(os.environ.get("FIRST_POLL_SECONDS", "2"))
+    while True:
+        try:
+            login(secret)
+            return
+        except (LoginRefused, OSError) as err:
+            reason = f"{type(err).__name__}: {err}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{step}: the password does not open {secret.get('host')}: {reason}")
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 15.0)
+
+
+def opens(secret: dict[str, Any]) -> bool:
+    try:
+        login(secret)
+    except (LoginRefused, OSError):
+        return False
+    return True
+
+
+# --- a minimal MySQL login over TLS (client/server protocol, standard library only) ----------
+# https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
+# Aurora MySQL 3's default_authentication_plugin is mysql_native_password
+# (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Compare-80-v3.html);
+# caching_sha2_password is answered too (fast path, or the password over the TLS channel).
+
+CLIENT_LONG_PASSWORD, CLIENT_PROTOCOL_41, CLIENT_SSL = 0x1, 0x200, 0x800
+CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x8000, 0x80000
+CAPABILITIES = (
+    CLIENT_LONG_PASSWORD
+    | CLIENT_PROTOCOL_41
+    | CLIENT_SSL
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_PLUGIN_AUTH
+)
+CHARSET_UTF8 = 33
+
+
+def login(secret: dict[str, Any], cafile: str | None = None) -> None:
+    """Open a TLS session to the secret's host and authenticate with its credentials; raises
+    LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors.
+    The server certificate is checked against the runtime's trust store (DB_CA_FILE if set)."""
+    host, port = str(secret["host"]), int(secret.get("port", 3306))
+    context = ssl.create_default_context(cafile=cafile or os.environ.get("DB_CA_FILE") or None)
+    with socket.create_connection((host, port), timeout=5) as raw:
+        greeting = Packets(raw).read()
+        if greeting[0] == 0xFF:
+            raise LoginRefused(error_text(greeting))
+        nonce, plugin, server_caps = parse_greeting(greeting)
+        if not server_caps & CLIENT_SSL:
+            raise OSError(f"{host}:{port} does not offer TLS")
+        prefix = struct.pack("<IIB23x", CAPABILITIES, 1 << 24, CHARSET_UTF8)
+        Packets(raw, 1).write(prefix)  # SSLRequest, then the TLS handshake on the same socket
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            channel = Packets(tls, 2)
+            scramble = auth_response(plugin, secret["password"], nonce)
+            channel.write(
+                prefix
+                + str(secret["username"]).encode()
+                + b"\0"
+                + bytes([len(scramble)])
+                + scramble
+                + plugin.encode()
+                + b"\0"
+            )
+            authenticate(channel, secret["password"])
+            channel.seq = 0
+            channel.write(b"\x01")  # COM_QUIT
+
+
+def authenticate(channel: Packets, password: str) -> None:
+    """Follow the server's answers until OK (0x00) or an error (0xFF)."""
+    while True:
+        reply = channel.read()
+        if reply[0] == 0x00:
+            return
+        if reply[0] == 0xFF:
+            raise LoginRefused(error_text(reply))
+        if reply[0] == 0xFE:  # AuthSwitchRequest: plugin name, then its nonce
+            name, _, data = reply[1:].partition(b"\0")
+            channel.write(auth_response(name.decode(), password, data[:20]))
+        elif reply[:2] == b"\x01\x04":  # caching_sha2_password wants the password: TLS carries it
+            channel.write(password.encode() + b"\0")
+        elif reply[:2] != b"\x01\x03":  # 0x01 0x03: fast authentication succeeded, OK follows
+            raise LoginRefused(f"unexpected authentication packet {reply[:1].hex()}")
+
+
+def parse_greeting(packet: bytes) -> tuple[bytes, str, int]:
+    """Protocol::HandshakeV10: the 20-byte nonce, the server's auth plugin, its capabilities."""
+    if packet[0] != 10:
+        raise OSError(f"unsupported MySQL protocol version {packet[0]}")
+    at = packet.index(b"\0", 1) + 1 + 4  # server version, connection id
+    nonce = packet[at : at + 8]
+    at += 9
+    caps = struct.unpack_from("<H", packet, at)[0]
+    at += 2 + 1 + 2
+    caps |= struct.unpack_from("<H", packet, at)[0] << 16
+    data_length = packet[at + 2]
+    at += 3 + 10
+    rest = max(13, data_length - 8)
+    nonce += packet[at : at + rest - 1]  # the last byte is a NUL terminator
+    plugin = "mysql_native_password"
+    if caps & CLIENT_PLUGIN_AUTH:
+        plugin = packet[at + rest :].split(b"\0", 1)[0].decode() or plugin
+    return nonce[:20], plugin, caps
+
+
+def auth_response(plugin: str, password: str, nonce: bytes) -> bytes:
+    secret = password.encode()
+    if plugin == "mysql_native_password":
+        stage1 = hashlib.sha1(secret).digest()
+        mask = hashlib.sha1(nonce[:20] + hashlib.sha1(stage1).digest()).digest()
+        return bytes(a ^ b for a, b in zip(stage1, mask, strict=True))
+    if plugin == "caching_sha2_password":
+        stage1 = hashlib.sha256(secret).digest()
+        mask = hashlib.sha256(hashlib.sha256(stage1).digest() + nonce[:20]).digest()
+        return bytes(a ^ b for a, b in zip(stage1, mask, strict=True))
+    raise LoginRefused(f"authentication plugin {plugin!r} is not supported")
+
+
+def error_text(packet: bytes) -> str:
+    code = struct.unpack_from("<H", packet, 1)[0]
+    message = packet[9:] if packet[3:4] == b"#" else packet[3:]
+    return f"MySQL error {code}: {message.decode(errors='replace')}"
+
+
+class Packets:
+    """MySQL packet framing: 3-byte little-endian length, 1-byte sequence number, payload."""
+
+    def __init__(self, sock: Any, seq: int = 0) -> None:
+        self.sock, self.seq = sock, seq
+
+    def read(self) -> bytes:
+        header = self.exactly(4)
+        self.seq = (header[3] + 1) % 256
+        payload = self.exactly(int.from_bytes(header[:3], "little"))
+        if not payload:
+            raise OSError("empty packet from the server")
+        return payload
+
+    def write(self, payload: bytes) -> None:
+        self.sock.sendall(len(payload).to_bytes(3, "little") + bytes([self.seq]) + payload)
+        self.seq = (self.seq + 1) % 256
+
+    def exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise OSError("the server closed the connection")
+            data += chunk
+        return data

@@ -79,7 +79,10 @@ class Emulator:
 
     def _start_mariadb(self) -> None:
         # a short path: unix socket names are limited to about 100 bytes
-        self._mariadb = server = dataapi.MariaDB(Path(tempfile.mkdtemp(prefix="loanstack-db-")))
+        # TLS on a loopback port too: the clusters' endpoint for MySQL logins (data.serve_logins)
+        self._mariadb = server = dataapi.MariaDB(
+            Path(tempfile.mkdtemp(prefix="loanstack-db-")), tls=True
+        )
         try:
             server.start()
         except Exception as exc:
@@ -95,6 +98,7 @@ class Emulator:
             self._server.stop()
             self._server = None
         if self._mariadb is not None:
+            dataapi.SERVED.pop("server", None)
             self._mariadb.stop()
             shutil.rmtree(self._mariadb.root, ignore_errors=True)
             self._mariadb = None

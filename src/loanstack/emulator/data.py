@@ -1,13 +1,29 @@
 """Aurora: the cluster, its parameter group, and instances that join their cluster (moto's own
-DBInstance model ignores `DBClusterIdentifier`)."""
+DBInstance model ignores `DBClusterIdentifier`).
+
+A master password change takes time, as on Aurora: after ModifyDBCluster the cluster reports
+`resetting-master-credentials` with `PendingModifiedValues.MasterUserPassword` for
+LOANSTACK_EMULATOR_PASSWORD_APPLY_SECONDS (default 1 s); then the new password applies at once
+everywhere (moto's cluster, the Data API's check, the MariaDB login endpoint) and the cluster is
+`available` again. Meanwhile a second ModifyDBCluster is refused (InvalidDBClusterStateFault).
+moto applies the change instantly and never reports it pending.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from typing import Any
 
 from moto.rds.models import rds_backends
 
 from loanstack.emulator.base import Extension, tags
+
+APPLY_SECONDS_VARIABLE = "LOANSTACK_EMULATOR_PASSWORD_APPLY_SECONDS"
+_lock = threading.RLock()
+_original: dict[str, Any] = {}
 
 
 def rds(account_id: str, region: str) -> Any:
@@ -16,7 +32,98 @@ def rds(account_id: str, region: str) -> Any:
 
 def master_password(account_id: str, region: str, cluster_id: str) -> str:
     """The password the emulated cluster accepts (moto's public property refuses to tell)."""
-    return str(rds(account_id, region).clusters[cluster_id]._master_user_password)
+    cluster = rds(account_id, region).clusters[cluster_id]
+    settle(cluster)
+    return str(cluster._master_user_password)
+
+
+def apply_seconds() -> float:
+    return float(os.environ.get(APPLY_SECONDS_VARIABLE, "1.0"))
+
+
+def install() -> None:
+    """Patch moto's RDS backend once: password changes pend, then apply (module docstring)."""
+    from moto.rds.models import DBCluster as MotoCluster
+    from moto.rds.models import RDSBackend
+
+    if _original:
+        return
+    _original["modify"] = RDSBackend.modify_db_cluster
+    _original["describe"] = RDSBackend.describe_db_clusters
+    _original["endpoint"] = MotoCluster.endpoint
+    RDSBackend.modify_db_cluster = modify_db_cluster  # type: ignore[method-assign]
+    RDSBackend.describe_db_clusters = describe_db_clusters  # type: ignore[method-assign]
+    MotoCluster.endpoint = property(endpoint)  # type: ignore[method-assign,assignment]
+
+
+def endpoint(cluster: Any) -> str:
+    """Where the emulator's cluster takes MySQL logins (its MariaDB), else moto's name."""
+    return getattr(cluster, "emulated_host", None) or _original["endpoint"].fget(cluster)
+
+
+def describe_db_clusters(self: Any, *args: Any, **kwargs: Any) -> Any:
+    clusters = _original["describe"](self, *args, **kwargs)
+    for cluster in clusters:
+        settle(cluster)
+    return clusters
+
+
+def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
+    """ModifyDBCluster with a pending (not instant) MasterUserPassword.
+
+    RDS refuses a modification while the cluster is not available:
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html (Errors)
+    """
+    from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidParameterValue
+
+    password = kwargs.pop("master_user_password", None)
+    cluster = self.clusters.get(kwargs.get("db_cluster_identifier"))
+    if password is not None and cluster is not None:
+        settle(cluster)
+        if getattr(cluster, "password_change", None):
+            raise InvalidDBClusterStateFault(
+                f"DB cluster {cluster.db_cluster_identifier} is not available "
+                "(status resetting-master-credentials)"
+            )
+        if len(password) < 8 or len(password) > 41:
+            raise InvalidParameterValue("The parameter MasterUserPassword is not a valid password.")
+    result = _original["modify"](self, kwargs)
+    if password is not None and cluster is not None:
+        with _lock:
+            due = time.monotonic() + apply_seconds()
+            cluster.password_change = (due, password)
+            cluster.status = result.status = "resetting-master-credentials"
+            cluster.pending_modified_values = {"MasterUserPassword": "****"}
+            result.pending_modified_values = dict(cluster.pending_modified_values)
+        timer = threading.Timer(max(0.0, due - time.monotonic()), settle, (cluster,))
+        timer.daemon = True
+        timer.start()
+    return result
+
+
+def settle(cluster: Any) -> None:
+    """Apply a pending password change whose time has come (idempotent, any thread)."""
+    with _lock:
+        change = getattr(cluster, "password_change", None)
+        if not change or time.monotonic() < change[0]:
+            return
+        cluster.password_change = None
+        cluster._master_user_password = change[1]
+        cluster.pending_modified_values = {}
+        cluster.status = "available"
+        try:
+            sync_login_account(cluster)
+        except Exception:  # a timer firing after the emulator stopped: nothing to serve
+            logging.getLogger(__name__).warning("no login endpoint to update", exc_info=True)
+
+
+def sync_login_account(cluster: Any) -> None:
+    """The MariaDB login endpoint's account follows the cluster's master credentials."""
+    from loanstack.emulator.dataapi import SERVED
+
+    server = SERVED.get("server")
+    if server is not None and server.tls and getattr(cluster, "emulated_host", None):
+        server.set_account(cluster.master_username, cluster._master_user_password)
 
 
 class DBClusterParameterGroup(Extension):
@@ -84,6 +191,7 @@ class DBCluster(Extension):
         # moto only allows the Data API on Aurora Serverless v1 versions; AWS has offered it on
         # provisioned Aurora MySQL since 3.07 (SPEC R9), so the flag is kept as the template asks.
         cluster._enable_http_endpoint = bool(props.get("EnableHttpEndpoint"))
+        serve_logins(cluster)
         return cls(
             name,
             account_id,
@@ -99,6 +207,18 @@ class DBCluster(Extension):
 
     def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
         rds(self.account_id, self.region).delete_db_cluster(self.physical_id)
+
+
+def serve_logins(cluster: Any) -> None:
+    """With the emulator's MariaDB listening on TLS, the cluster's endpoint is that listener and
+    its master user an account there, so a MySQL login (testSecret) meets a real server."""
+    from loanstack.emulator.dataapi import SERVED
+
+    server = SERVED.get("server")
+    if server is None or not server.tls:
+        return
+    cluster.emulated_host, cluster.port = server.host, server.port
+    sync_login_account(cluster)
 
 
 class DBInstance(Extension):

@@ -13,10 +13,12 @@ answered in the Data API's response shape. Two ways in, one execution path (`exe
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from decimal import Decimal
@@ -32,11 +34,19 @@ PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class MariaDB:
-    """mariadbd on a unix socket under `root` (no TCP port), started and stopped by the tests."""
+    """mariadbd on a unix socket under `root`, started and stopped by the tests.
 
-    def __init__(self, root: Path) -> None:
+    With `tls=True` it also listens on a free loopback port and requires TLS there
+    (`require_secure_transport`, as the cluster parameter group sets it on Aurora), with a
+    certificate for 127.0.0.1 signed by a CA generated for it (`ca_file`): the emulator's cluster
+    endpoint, where the rotation function logs in. The unix socket stays as it was.
+    """
+
+    def __init__(self, root: Path, tls: bool = False) -> None:
         self.root, self.data, self.socket = root, root / "data", root / "mysqld.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls, self.host, self.port = tls, "127.0.0.1", 0
+        self.ca_file = root / "ca.pem"
 
     def start(self, timeout: float = 60) -> None:
         if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
@@ -44,14 +54,17 @@ class MariaDB:
                 f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
             )
         user = ["--user=root"] if os.geteuid() == 0 else []
-        subprocess.run(
+        done = subprocess.run(
             [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
              "--skip-test-db", *user],
-            check=True, capture_output=True, timeout=120,
+            capture_output=True, timeout=120,
         )  # fmt: skip
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
         log = (self.root / "server.log").open("wb")
         self.process = subprocess.Popen(
-            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", "--skip-networking",
+            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", *self.network(),
              f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
              "--innodb-flush-log-at-trx-commit=2", *user],  # a test server: no fsync per commit
             stdout=log, stderr=subprocess.STDOUT,
@@ -67,6 +80,25 @@ class MariaDB:
                 time.sleep(0.2)
         raise RuntimeError("MariaDB did not accept connections in time")
 
+    def network(self) -> list[str]:
+        if not self.tls:
+            return ["--skip-networking"]
+        key, cert = self.root / "server-key.pem", self.root / "server.pem"
+        write_certificates(self.ca_file, cert, key, self.host)
+        self.port = free_port(self.host)
+        return [f"--bind-address={self.host}", f"--port={self.port}", "--skip-name-resolve",
+                f"--ssl-ca={self.ca_file}", f"--ssl-cert={cert}", f"--ssl-key={key}",
+                "--require-secure-transport=ON"]  # fmt: skip
+
+    def set_account(self, username: str, password: str) -> None:
+        """The account a client logs in with over TCP (TLS required), created or re-passworded."""
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s REQUIRE SSL",
+                (username, password),
+            )
+            cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (username, password))
+
     def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
         return pymysql.connect(
             unix_socket=str(self.socket), user="root", database=database, autocommit=True
@@ -81,6 +113,55 @@ class MariaDB:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def write_certificates(ca_file: Path, cert_file: Path, key_file: Path, host: str) -> None:
+    """A CA and a server certificate for `host` (IP and DNS name), valid for two days."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loanstack emulator CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])).issuer_name(ca_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
 
 
 def from_field(field: dict[str, Any], hint: str | None) -> Any:
@@ -194,7 +275,7 @@ def respond(response: Any, operation: str) -> Any:
         status, body = execute(server, operation, params)
     except DataApiError as err:
         status, body = 400, {"__type": err.code, "message": str(err)}
-    # moto takes the HTTP status from the "status" header, not from the tuple (200 otherwise)
+    # moto takes the HTTP status from the headers' "status" (else 200: errors looked like success)
     return status, {"Content-Type": "application/json", "status": str(status)}, json.dumps(body)
 
 

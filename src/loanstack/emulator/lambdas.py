@@ -125,10 +125,10 @@ class Context:
         self.memory_limit_in_mb = fn.memory_size
         self.invoked_function_arn = fn.function_arn
         self.aws_request_id = str(uuid.uuid4())
-        self._timeout_ms = int(fn.timeout) * 1000
+        self._deadline = time.monotonic() + int(fn.timeout)
 
     def get_remaining_time_in_millis(self) -> int:
-        return self._timeout_ms
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def load(fn: Any) -> types.ModuleType:
@@ -153,6 +153,7 @@ def environment(fn: Any) -> Any:
         "AWS_REGION": fn.region,
         "AWS_DEFAULT_REGION": fn.region,
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        **database_ca(),
     }
     saved = {k: os.environ.get(k) for k in [*values, "AWS_SESSION_TOKEN", "AWS_PROFILE"]}
     os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -168,6 +169,15 @@ def environment(fn: Any) -> Any:
             else:
                 os.environ[key] = value
         boto3.DEFAULT_SESSION = None
+
+
+def database_ca() -> dict[str, str]:
+    """The CA of the emulator's MariaDB login endpoint, for the rotation function's TLS check
+    (on AWS the function trusts the runtime's store, as AWS's own rotation functions do)."""
+    from loanstack.emulator.dataapi import SERVED
+
+    server = SERVED.get("server")
+    return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}
 
 
 def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:

@@ -125,3 +125,34 @@ def current_association(backend: Any, subnet_id: str) -> str:
             if association.subnet_id == subnet_id:
                 return str(association_id)
     raise LookupError(f"subnet {subnet_id} has no network ACL association")
+
+
+class SecurityGroupEgress(Extension):
+    """A separate egress rule (moto models none). `Ref` is the rule id (`sgr-…`), as in
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroupegress.html
+    """
+
+    TYPE = "AWS::EC2::SecurityGroupEgress"
+    ATTRIBUTES = ("Id",)
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+        target = props.get("DestinationSecurityGroupId")
+        cidr = props.get("CidrIp")
+        rules, group = ec2(account_id, region).authorize_security_group_egress(
+            group_name_or_id=props["GroupId"],
+            ip_protocol=str(props["IpProtocol"]),
+            from_port=str(props.get("FromPort", -1)),
+            to_port=str(props.get("ToPort", -1)),
+            ip_ranges=[{"CidrIp": cidr, "Description": props.get("Description")}] if cidr else [],
+            source_groups=[{"GroupId": target}] if target else [],
+        )
+        rule_id = rules[0].id
+        return cls(rule_id, account_id, region, Id=rule_id, GroupId=group.id)
+
+    def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
+        group = ec2(self.account_id, self.region).get_security_group_from_id(
+            self.attributes["GroupId"]
+        )
+        if group is not None:
+            group.egress_rules = [r for r in group.egress_rules if r.id != self.physical_id]

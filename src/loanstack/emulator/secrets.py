@@ -132,7 +132,10 @@ def install() -> None:
     value.) The steps run synchronously here, so the failure is also raised to the caller."""
     from moto.secretsmanager.models import SecretsManagerBackend
 
+    from loanstack.emulator import data
+
     SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
+    data.install()
 
 
 def rotate_secret(
