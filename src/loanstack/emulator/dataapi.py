@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +38,8 @@ class MariaDB:
     def __init__(self, root: Path) -> None:
         self.root, self.data, self.socket = root, root / "data", root / "mysqld.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self.sessions: dict[tuple[str, ...], pymysql.connections.Connection[Any]] = {}
+        self.lock = threading.Lock()  # one statement at a time: a connection is not shared
 
     def start(self, timeout: float = 60) -> None:
         if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
@@ -77,7 +80,25 @@ class MariaDB:
             cur.execute(f"DROP DATABASE IF EXISTS {database}")
             cur.execute(f"CREATE DATABASE {database}")
 
+    def session(self, owner: str, credentials: tuple[str, ...]) -> Any:
+        """The open connection of `owner` (a cluster) for these credentials, reused across calls.
+
+        Opening a connection per call cost more than the statements themselves; new credentials
+        (after a rotation) replace the owner's connection. Call with `lock` held.
+        """
+        key = (owner, *credentials)
+        conn = self.sessions.get(key)
+        if conn is None or not conn.open:  # pymysql closes a connection that failed
+            for stale in [k for k in self.sessions if k[0] == owner]:
+                self.sessions.pop(stale).close()
+            conn = self.sessions[key] = self.connect(None)
+        return conn
+
     def stop(self) -> None:
+        with self.lock:
+            for conn in self.sessions.values():
+                conn.close()
+            self.sessions.clear()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
@@ -120,6 +141,9 @@ class DataApiBridge:
     def __init__(self, server: MariaDB) -> None:
         self.server = server
         self.calls: dict[str, int] = {"ExecuteStatement": 0, "BatchExecuteStatement": 0}
+        self.statements: list[str] = []  # the SQL of each call, in order
+        self.largest = {"request": 0, "response": 0}  # bytes of the JSON bodies, as sent
+        self.seconds = 0.0  # spent answering, i.e. inside the stand-in for the Data API
 
     def install(self, client: Any) -> Any:
         for operation in self.calls:
@@ -133,8 +157,14 @@ class DataApiBridge:
         context["data_api_params"] = dict(params)
 
     def answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        start = time.perf_counter()
         self.calls[model.name] += 1
-        status, body = execute(self.server, model.name, context["data_api_params"])
+        params = context["data_api_params"]
+        self.statements.append(params.get("sql", ""))
+        status, body = execute(self.server, model.name, params, ("bridge",))
+        self.largest["request"] = max(self.largest["request"], len(json.dumps(params)))
+        self.largest["response"] = max(self.largest["response"], len(json.dumps(body)))
+        self.seconds += time.perf_counter() - start
         if status != 200:
             body = {"Error": {"Code": body["__type"], "Message": body["message"]}}
         return SimpleNamespace(status_code=status), body
@@ -146,24 +176,37 @@ class DataApiError(Exception):
         self.code = code
 
 
-def execute(server: MariaDB, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape)."""
-    try:
-        with server.connect(params.get("database") or "loans") as conn, conn.cursor() as cur:
-            if operation == "BatchExecuteStatement":
-                sets = params.get("parameterSets", [])
-                conn.begin()  # like Aurora's Data API: one batch, one transaction
-                for parameters in sets:
-                    cur.execute(*translate(params["sql"], parameters))
-                conn.commit()
-                return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
-            cur.execute(*translate(params["sql"], params.get("parameters", [])))
-            records = (
-                [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
-            )
-            return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
-    except pymysql.MySQLError as err:
-        return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+def execute(
+    server: MariaDB, operation: str, params: dict[str, Any], credentials: tuple[str, ...]
+) -> tuple[int, dict[str, Any]]:
+    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape).
+
+    Runs on the caller's reused connection (`MariaDB.session`), keyed by cluster and credentials.
+    """
+    with server.lock:
+        conn = None
+        try:
+            conn = server.session(str(params.get("resourceArn", "")), credentials)
+            conn.select_db(params.get("database") or "loans")
+            with conn.cursor() as cur:
+                return run(conn, cur, operation, params)
+        except pymysql.MySQLError as err:
+            if conn is not None and conn.open:
+                conn.rollback()  # a failed batch leaves nothing behind on the reused connection
+            return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+
+
+def run(conn: Any, cur: Any, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if operation == "BatchExecuteStatement":
+        sets = params.get("parameterSets", [])
+        conn.begin()  # like Aurora's Data API: one batch, one transaction
+        for parameters in sets:
+            cur.execute(*translate(params["sql"], parameters))
+        conn.commit()
+        return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
+    cur.execute(*translate(params["sql"], params.get("parameters", [])))
+    records = [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
+    return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
 
 
 # --- the emulator's endpoint --------------------------------------------------------------------
@@ -185,20 +228,23 @@ def serve(server: MariaDB) -> None:
 def respond(response: Any, operation: str) -> Any:
     params = json.loads(response.body or "{}")
     try:
-        check_access(response.current_account, response.region, params)
+        credentials = check_access(response.current_account, response.region, params)
         server = SERVED.get("server")
         if server is None:
             raise DataApiError(
                 "InternalServerErrorException", "the emulator's Data API has no MariaDB server"
             )
-        status, body = execute(server, operation, params)
+        status, body = execute(server, operation, params, credentials)
     except DataApiError as err:
         status, body = 400, {"__type": err.code, "message": str(err)}
     return status, {"Content-Type": "application/json"}, json.dumps(body)
 
 
-def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
-    """What Aurora checks before running a statement: the cluster, its Data API, the secret."""
+def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
+    """What Aurora checks before every statement: the cluster, its Data API, the secret.
+
+    Returns the accepted credentials, which select the reused connection.
+    """
     from moto.rds.models import rds_backends
     from moto.secretsmanager.models import secretsmanager_backends
 
@@ -230,3 +276,4 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
         raise DataApiError(
             "BadRequestException", f"Access denied for user '{credentials.get('username')}'"
         )
+    return str(accepted[0]), accepted[1]
