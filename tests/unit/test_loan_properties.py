@@ -12,6 +12,7 @@ import json
 import math
 import tracemalloc
 from fractions import Fraction
+from hashlib import sha256
 from typing import Any
 
 import pytest
@@ -221,3 +222,21 @@ def test_lines_split_the_same_whatever_the_read_size(pieces: list[bytes], size: 
     limit = 30
     got = list(loans.physical_lines(Body(), limit, chunk_size=size))
     assert got == [line if len(line) <= limit else None for line in expected]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(applications)
+def test_hand_written_encodings_equal_json_dumps(app: dict[str, Any]) -> None:
+    """The per-row encodings are written out for speed; they must stay byte-for-byte json.dumps."""
+    clean, result = loans.evaluate(app, loans.thresholds())
+    if clean is None:
+        return
+    assert (
+        loans.fingerprint(clean) == sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
+    )
+    assert loans.result_text(result) == json.dumps(result, sort_keys=True)
+    entry = loans.Entry(clean, result)
+    row = json.loads(entry.text)
+    assert row[0] == clean["loanId"] and row[9] == loans.fingerprint(clean)
+    assert json.loads(row[10]) == result
+    assert entry.request_bytes == len(json.dumps(entry.text)) - 1
