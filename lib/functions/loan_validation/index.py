@@ -107,7 +107,8 @@ MIGRATE = """ALTER TABLE loan_decisions
  MODIFY source VARCHAR(1100) NULL"""
 # One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
 # reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
-# own strict DECIMAL conversion judges them. ORDER BY makes the first of two rows with one id the
+# own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
+# null, whose conversion to a string column is not the same on every engine. ORDER BY makes the first of two rows with one id the
 # one inserted (https://dev.mysql.com/doc/refman/8.0/en/insert-select.html).
 ROW_COLUMNS = """n FOR ORDINALITY,
  id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY,
@@ -118,13 +119,13 @@ ROW_COLUMNS = """n FOR ORDINALITY,
  reasons VARCHAR(512) CHARSET utf8mb4 PATH '$[5]' ERROR ON EMPTY,
  payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY,
  dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY,
- ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]',
+ ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY,
  sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY,
  result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY"""
 INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision,
  reasons, monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)
- SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti, j.ltv, j.sha,
- j.result, j.source
+ SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti,
+ NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
  FROM JSON_TABLE(:chunk, '$' COLUMNS (source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source',
  NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j ORDER BY j.n
  ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""
@@ -408,7 +409,7 @@ class Entry:
             f'["{app["loanId"]}","{app["applicantId"]}","{app["loanType"]}",'
             f'"{to_cents(exact(app["loanAmount"]))}","{result["decision"]}",'
             f'"{",".join(result["reasons"])}","{payment}","{dti}",'
-            f"{'null' if ltv is None else f'{chr(34)}{ltv!r}{chr(34)}'},"
+            f'"{"" if ltv is None else repr(ltv)}",'
             f'"{fingerprint(app)}",{encode_string(stored)}]'
         )
         # inside the request the document is a JSON string: each quote and backslash doubles
@@ -445,7 +446,7 @@ def record_chunk(entries: list[Entry], source: str | None) -> list[dict[str, Any
     client = rds_data_client()
     ensure_table(client)
     rows = ",".join(e.text for e in entries)
-    document = f'{{"source":{json.dumps(source)},"rows":[{rows}]}}'
+    document = f'{{"source":{json.dumps(source or "")},"rows":[{rows}]}}'
     chunk = [{"name": "chunk", "value": {"stringValue": document}}]
     sql(client, INSERT, parameters=chunk)
     answers = [e.result for e in entries]
@@ -482,7 +483,8 @@ def log_result(result: dict[str, Any]) -> None:
 
 def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
     limits = thresholds()
-    results = [result for _, result in (evaluate(app, limits) for app in apps)]
+    evaluated = [evaluate(app, limits) for app in apps]
+    results = [result for _, result in evaluated]
     chunker = Chunker(None)
     pending: list[int] = []  # positions of the chunk's entries in `results`
 
@@ -491,12 +493,10 @@ def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
             results[position] = recorded
         pending.clear()
 
-    for position, app in enumerate(apps):
-        if results[position]["decision"] == "INVALID":
+    for position, (clean, result) in enumerate(evaluated):
+        if clean is None:
             continue
-        clean, _ = validate(app)
-        assert clean is not None
-        entry = Entry(clean, results[position])
+        entry = Entry(clean, result)
         if chunker.full_with(entry):
             flush()
         chunker.add(entry)
