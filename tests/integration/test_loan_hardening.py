@@ -163,7 +163,9 @@ def test_a_key_longer_than_the_old_source_column_still_processes(loans: Any) -> 
 def test_r11_big_lists_stay_inside_the_data_api_limits(
     loans: Any, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
-    monkeypatch.delenv("DOCUMENTS_BUCKET")  # documents: test_a_list_writes_its_documents_in_parallel
+    monkeypatch.delenv(
+        "DOCUMENTS_BUCKET"
+    )  # documents: test_a_list_writes_its_documents_in_parallel
     apps = [{**APP, "loanId": f"B-{i}", "creditScore": 560 + i % 290} for i in range(count)]
     out = loans.handler(apps, None)
     assert len(out["results"]) == count and "CONFLICT" not in out["summary"]
