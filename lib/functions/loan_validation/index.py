@@ -142,6 +142,10 @@ encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # ty
 _table_ready = False
 
 
+def env_number(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
 def env_decimal(name: str, default: float) -> Decimal:
     return Decimal(os.environ.get(name, str(default)))
 
@@ -157,8 +161,8 @@ def thresholds() -> dict[str, Any]:
             t: {int(x) for x in os.environ.get(f"TERMS_{t.upper()}", d).split(",")}
             for t, d in DEFAULT_TERMS.items()
         },
-        "min_score": int(os.environ.get("MIN_CREDIT_SCORE", "580")),
-        "review_score": int(os.environ.get("REVIEW_CREDIT_SCORE", "660")),
+        "min_score": env_decimal("MIN_CREDIT_SCORE", 580),
+        "review_score": env_decimal("REVIEW_CREDIT_SCORE", 660),
         "max_dti": env_decimal("MAX_DTI", 0.43),
         "review_dti": env_decimal("REVIEW_DTI", 0.36),
         "max_ltv": env_decimal("MAX_LTV", 0.95),
@@ -329,7 +333,7 @@ def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
         except ClientError as err:
             if attempt == attempts - 1 or not transient(err):
                 raise
-            delay = min(20.0, float(os.environ.get("RETRY_BASE_SECONDS", "0.5")) * 2**attempt)
+            delay = min(20.0, env_number("RETRY_BASE_SECONDS", 0.5) * 2**attempt)
             logger.warning(
                 "transient error, retrying",
                 extra={"error": err.response["Error"]["Code"], "attempt": attempt + 1},
