@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from tests.integration.conftest import BUCKET
-from tests.integration.test_loan_recording import APP, rows
+from tests.integration.test_loan_recording import APP, inserts, rows
 
 
 def s3_event(key: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def test_r11_d6_jsonl_batch_gives_one_report_with_counts_and_line_numbers(loans:
     [summary] = out["reports"]
     assert summary["summary"] == {"APPROVED": 2, "MANUAL_REVIEW": 1, "REJECTED": 1, "INVALID": 3}
     doc = report("reports/2026-11-28/part-0001.jsonl.report.json")
-    assert doc["rows"] == 7 and doc["summary"] == summary["summary"] and doc["error"] is None
+    assert doc["rows"] == 7 and doc["summary"] == summary["summary"] and "error" not in doc
     problems = {p["line"]: p for p in doc["problems"]}
     assert sorted(problems) == [3, 5, 6, 7]
     assert problems[5]["reasons"] == ["CREDIT_SCORE_BELOW_MINIMUM"]
@@ -83,7 +83,7 @@ def test_d6_rows_go_to_aurora_in_bounded_batches(
         "".join(json.dumps({**APP, "loanId": f"T-{i}"}) + "\n" for i in range(10)),
     )
     loans.handler(s3_event("incoming/ten.jsonl"), None)
-    assert loans.bridge.calls["BatchExecuteStatement"] == 4  # 3 + 3 + 3 + 1
+    assert inserts(loans) == 4  # 3 + 3 + 3 + 1
     assert len(rows(loans)) == 10
 
 
@@ -106,15 +106,15 @@ def test_r11_conflicting_rows_are_reported_and_not_overwritten(loans: Any) -> No
     assert len(rows(loans)) == 1
 
 
-def test_r11_a_file_that_is_not_utf8_keeps_the_rows_before_the_damage(loans: Any) -> None:
-    put(
-        "incoming/damaged.jsonl",
-        (json.dumps({**APP, "loanId": "D-1"}) + "\n").encode() + b"\xff\xfe\xfa\n",
-    )
+def test_r11_invalid_utf8_on_line_3_of_7_is_that_row_only(loans: Any) -> None:
+    lines = [(json.dumps({**APP, "loanId": f"D-{i}"}) + "\n").encode() for i in range(1, 8)]
+    lines[2] = b'{"loanId": "D-3", "applicantId": "\xff\xfe"}\n'
+    put("incoming/damaged.jsonl", b"".join(lines))
     [summary] = loans.handler(s3_event("incoming/damaged.jsonl"), None)["reports"]
-    assert summary["summary"] == {"APPROVED": 1}
-    assert "could not be read" in report(summary["report"])["error"]
-    assert [r[0] for r in rows(loans)] == ["D-1"]
+    assert summary["rows"] == 7 and summary["summary"] == {"APPROVED": 6, "INVALID": 1}
+    [problem] = report(summary["report"])["problems"]
+    assert problem["line"] == 3 and "UTF-8" in problem["errors"][0]["message"]
+    assert [r[0] for r in rows(loans)] == ["D-1", "D-2", "D-4", "D-5", "D-6", "D-7"]
 
 
 def test_r11_objects_outside_incoming_are_ignored(loans: Any) -> None:

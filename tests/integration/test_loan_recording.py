@@ -31,6 +31,11 @@ def rows(loans: Any, where: str = "") -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
+def inserts(loans: Any) -> int:
+    """Data API calls that wrote decisions (each one statement carrying a whole chunk)."""
+    return sum(s.lstrip().startswith("INSERT") for s in loans.bridge.statements)
+
+
 def document(key: str) -> dict[str, Any]:
     return dict(json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()))
 
@@ -97,7 +102,7 @@ def test_r11_a_list_is_answered_in_order_with_a_summary_in_one_batch(loans: Any)
     ]
     assert out["summary"] == {"APPROVED": 3, "MANUAL_REVIEW": 1, "INVALID": 1, "REJECTED": 1}
     assert len(rows(loans)) == 5
-    assert loans.bridge.calls["BatchExecuteStatement"] == 1
+    assert inserts(loans) == 1
 
 
 def test_r11_duplicates_inside_one_list_are_one_row(loans: Any) -> None:

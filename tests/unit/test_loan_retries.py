@@ -59,3 +59,35 @@ def test_retries_are_bounded() -> None:
     with pytest.raises(ClientError, match="Throttling"):
         loans.with_retries(call)
     assert call.calls == 4
+
+
+class Clock:
+    """time.monotonic and time.sleep of the function's module, without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_r9_a_resuming_cluster_is_waited_out_for_a_minute_not_a_few_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A paused Serverless v2 cluster takes ~15 s or more to resume: six quick retries (about
+    8-16 s in all) were not enough. The window is RESUME_RETRY_SECONDS (60 s) of retrying."""
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0.5")
+    clock = Clock()
+    monkeypatch.setattr(loans.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(loans.time, "sleep", clock.sleep)
+    resuming = error("DatabaseResumingException")
+    call = Flaky(*[resuming] * 7)  # more failures than RETRY_ATTEMPTS
+    assert loans.with_retries(call) == "ok" and clock.now >= 15
+    clock.now = 0.0
+    forever = Flaky(*[resuming] * 1000)
+    with pytest.raises(ClientError, match="DatabaseResuming"):
+        loans.with_retries(forever)
+    assert 40 <= clock.now <= 60

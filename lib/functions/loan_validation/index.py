@@ -2,10 +2,11 @@
 
 Input: one application (a JSON object), a list of them, or an S3 ObjectCreated event for a
 migration batch file (JSON Lines or CSV) under incoming/. Bad input never raises: it becomes an
-INVALID result naming each bad field. Decisions go to Aurora through the RDS Data API (D1),
-idempotently: the same application twice is one row and the same answer; the same loan id with
-other content is a CONFLICT and the stored row stays. Batch files are streamed and written in
-bounded Data API batches (D6), and produce one report under reports/.
+INVALID result naming each bad field, and a damaged line of a file is an INVALID row of its
+report. Decisions go to Aurora through the RDS Data API (D1), idempotently: the same application
+twice is one row and the same answer; the same loan id with other content is a CONFLICT and the
+stored row stays. Lists and batch files are written in chunks sized by bytes against the Data
+API's limits, each chunk one JSON document (D6), and a file produces one report under reports/.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from decimal import ROUND_HALF_UP, Decimal
+from concurrent.futures import ThreadPoolExecutor
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from functools import cache
 from typing import Any
 from urllib.parse import unquote_plus
@@ -32,21 +34,23 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 logger = logging.getLogger()
-CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"})
+CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16)
 
 LOAN_TYPES = ("personal", "auto", "mortgage", "business")
 SECURED = ("mortgage", "auto")
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# field: (kind, minimum, maximum, minimum exclusive)
+# field: (kind, minimum, maximum), both inclusive. Money is at least a cent where it must be
+# positive, so every ratio stays below 10^12 and fits DECIMAL(20,4).
 NUMBERS = {
-    "loanAmount": ("number", 0, 1e9, True),
-    "termMonths": ("integer", 1, 480, False),
-    "annualInterestRate": ("number", 0, 100, False),
-    "creditScore": ("integer", 300, 850, False),
-    "annualIncome": ("number", 0, 1e10, True),
-    "monthlyDebtPayments": ("number", 0, 1e9, False),
-    "collateralValue": ("number", 0, 1e10, True),
+    "loanAmount": ("number", 0.01, 1e9),
+    "termMonths": ("integer", 1, 480),
+    "annualInterestRate": ("number", 0, 100),
+    "creditScore": ("integer", 300, 850),
+    "annualIncome": ("number", 0.01, 1e10),
+    "monthlyDebtPayments": ("number", 0, 1e9),
+    "collateralValue": ("number", 0.01, 1e10),
 }
+CSV_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 DEFAULT_TERMS = {
     "personal": "12,24,36,48,60",
     "auto": "24,36,48,60,72,84",
@@ -54,6 +58,7 @@ DEFAULT_TERMS = {
     "business": "12,24,36,48,60,84,120",
 }
 DEFAULT_MAX_AMOUNT = {"personal": 50000, "auto": 150000, "mortgage": 2000000, "business": 500000}
+CENT, BASIS_POINT = Decimal("0.01"), Decimal("0.0001")
 RETRYABLE = {
     "DatabaseResumingException",
     "ServiceUnavailableError",
@@ -62,28 +67,78 @@ RETRYABLE = {
     "TooManyRequestsException",
     "StatementTimeoutException",
 }
+# Data API limits (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
+# and BatchExecuteStatement in the API reference): a request of at most 4 MiB including headers and
+# JSON notation, a response of at most 1 MiB, at most 64 KB per returned row. A chunk is sized to
+# stay well inside them: its document is sent twice (insert, read back), each under
+# REQUEST_BUDGET; the read back returns at most one ANSWER_BYTES row per application.
+REQUEST_BUDGET = 3 * 2**20
+RESPONSE_BUDGET = 3 * 2**18
+RESULT_MAX_CHARS = 512  # a decision's JSON is bounded by construction (tested)
+ANSWER_BYTES = 2 * RESULT_MAX_CHARS + 256  # one returned row, escaped, with its field wrappers
+MAX_CHUNK_ROWS = RESPONSE_BUDGET // ANSWER_BYTES
+MAX_LINE_BYTES = 1 << 16  # a batch file's line longer than this is INVALID and skipped
+S3_KEY_BYTES = 1024  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
- loan_id VARCHAR(64) NOT NULL PRIMARY KEY,
+ loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
  applicant_id VARCHAR(64) NOT NULL,
  loan_type VARCHAR(16) NOT NULL,
  loan_amount DECIMAL(15,2) NOT NULL,
  decision VARCHAR(16) NOT NULL,
  reasons VARCHAR(512) NOT NULL,
  monthly_payment DECIMAL(15,2) NOT NULL,
- debt_to_income DECIMAL(12,4) NOT NULL,
- loan_to_value DECIMAL(12,4) NULL,
+ debt_to_income DECIMAL(20,4) NOT NULL,
+ loan_to_value DECIMAL(20,4) NULL,
  application_sha256 CHAR(64) NOT NULL,
  result_json TEXT NOT NULL,
- source VARCHAR(1024) NULL,
+ source VARCHAR(1100) NULL,
  decided_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-INSERT = (
-    "INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision, reasons,"
-    " monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)"
-    " VALUES (:loan_id, :applicant_id, :loan_type, :loan_amount, :decision, :reasons,"
-    " :monthly_payment, :debt_to_income, :loan_to_value, :sha, :result, :source)"
-    " ON DUPLICATE KEY UPDATE loan_id = loan_id"
-)
+# A table made by an earlier version: case-insensitive ids, ratios up to 10^8, short source.
+OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
+ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'loan_decisions' AND (
+ (COLUMN_NAME = 'loan_id' AND COLLATION_NAME <> 'utf8mb4_bin')
+ OR (COLUMN_NAME IN ('debt_to_income', 'loan_to_value') AND NUMERIC_PRECISION < 20)
+ OR (COLUMN_NAME = 'source' AND CHARACTER_MAXIMUM_LENGTH < 1100))"""
+MIGRATE = """ALTER TABLE loan_decisions
+ MODIFY loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+ MODIFY debt_to_income DECIMAL(20,4) NOT NULL,
+ MODIFY loan_to_value DECIMAL(20,4) NULL,
+ MODIFY source VARCHAR(1100) NULL"""
+# One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
+# reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
+# own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
+# null, whose conversion to a string column is not the same on every engine. ORDER BY makes the first of two rows with one id the
+# one inserted (https://dev.mysql.com/doc/refman/8.0/en/insert-select.html).
+ROW_COLUMNS = """n FOR ORDINALITY,
+ id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY,
+ applicant VARCHAR(64) CHARSET utf8mb4 PATH '$[1]' ERROR ON EMPTY,
+ type VARCHAR(16) CHARSET utf8mb4 PATH '$[2]' ERROR ON EMPTY,
+ amount VARCHAR(40) CHARSET utf8mb4 PATH '$[3]' ERROR ON EMPTY,
+ decision VARCHAR(16) CHARSET utf8mb4 PATH '$[4]' ERROR ON EMPTY,
+ reasons VARCHAR(512) CHARSET utf8mb4 PATH '$[5]' ERROR ON EMPTY,
+ payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY,
+ dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY,
+ ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY,
+ sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY,
+ result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY"""
+INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision,
+ reasons, monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)
+ SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti,
+ NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
+ FROM JSON_TABLE(:chunk, '$' COLUMNS (source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source',
+ NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j ORDER BY j.n
+ ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""
+# Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
+# recorded earlier under other rules, or (never expected) a missing row.
+READ_BACK = f"""SELECT j.n, d.application_sha256, d.result_json
+ FROM JSON_TABLE(:chunk, '$.rows[*]' COLUMNS ({ROW_COLUMNS})) AS j
+ LEFT JOIN loan_decisions AS d ON d.loan_id = j.id COLLATE utf8mb4_bin
+ WHERE d.loan_id IS NULL OR d.application_sha256 <> j.sha COLLATE utf8mb4_bin
+ OR d.result_json <> j.result COLLATE utf8mb4_bin"""
+# built once: json.dumps with options builds a new encoder on every call
+SORTED = json.JSONEncoder(sort_keys=True)
+encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _table_ready = False
 
 
@@ -91,23 +146,27 @@ def env_number(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def env_decimal(name: str, default: float) -> Decimal:
+    return Decimal(os.environ.get(name, str(default)))
+
+
 def thresholds() -> dict[str, Any]:
     """Rule thresholds from the environment; the defaults are documented in the README."""
     return {
-        "min_amount": env_number("MIN_LOAN_AMOUNT", 1000),
+        "min_amount": env_decimal("MIN_LOAN_AMOUNT", 1000),
         "max_amount": {
-            t: env_number(f"MAX_AMOUNT_{t.upper()}", a) for t, a in DEFAULT_MAX_AMOUNT.items()
+            t: env_decimal(f"MAX_AMOUNT_{t.upper()}", a) for t, a in DEFAULT_MAX_AMOUNT.items()
         },
         "terms": {
             t: {int(x) for x in os.environ.get(f"TERMS_{t.upper()}", d).split(",")}
             for t, d in DEFAULT_TERMS.items()
         },
-        "min_score": env_number("MIN_CREDIT_SCORE", 580),
-        "review_score": env_number("REVIEW_CREDIT_SCORE", 660),
-        "max_dti": env_number("MAX_DTI", 0.43),
-        "review_dti": env_number("REVIEW_DTI", 0.36),
-        "max_ltv": env_number("MAX_LTV", 0.95),
-        "review_ltv": env_number("REVIEW_LTV", 0.80),
+        "min_score": env_decimal("MIN_CREDIT_SCORE", 580),
+        "review_score": env_decimal("REVIEW_CREDIT_SCORE", 660),
+        "max_dti": env_decimal("MAX_DTI", 0.43),
+        "review_dti": env_decimal("REVIEW_DTI", 0.36),
+        "max_ltv": env_decimal("MAX_LTV", 0.95),
+        "review_ltv": env_decimal("REVIEW_LTV", 0.80),
     }
 
 
@@ -115,15 +174,16 @@ def thresholds() -> dict[str, Any]:
 
 
 def check_number(field: str, value: Any) -> str | None:
-    kind, low, high, exclusive = NUMBERS[field]
+    """Ints are compared as ints: a 400-digit integer is out of range, not an OverflowError."""
+    kind, low, high = NUMBERS[field]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"must be a{'n integer' if kind == 'integer' else ' number'}"
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
-    if kind == "integer" and value != int(value):
+    if kind == "integer" and isinstance(value, float) and not value.is_integer():
         return "must be a whole number"
-    if value < low or (exclusive and value == low) or value > high:
-        return f"must be {'>' if exclusive else '>='} {low} and <= {high:g}"
+    if not low <= value <= high:
+        return f"must be between {low:,g} and {high:,.0f}"
     return None
 
 
@@ -137,7 +197,7 @@ def validate(app: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
         if not isinstance(value, str) or not ID.fullmatch(value):
             errors.append({"field": field, "message": "must be 1-64 letters, digits, '-' or '_'"})
     loan_type = app.get("loanType")
-    if loan_type not in LOAN_TYPES:
+    if not isinstance(loan_type, str) or loan_type not in LOAN_TYPES:
         errors.append({"field": "loanType", "message": f"must be one of {', '.join(LOAN_TYPES)}"})
     for field in NUMBERS:
         value = app.get(field)
@@ -152,7 +212,7 @@ def validate(app: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
         return None, errors
     clean = {f: app[f] for f in ("loanId", "applicantId", "loanType")}
     for field, (kind, *_) in NUMBERS.items():
-        if app.get(field) is not None:
+        if app.get(field) is not None:  # the same types as ever: fingerprints stay comparable
             clean[field] = int(app[field]) if kind == "integer" else float(app[field])
     return clean, []
 
@@ -160,27 +220,43 @@ def validate(app: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
 # --- rules ----------------------------------------------------------------------------------
 
 
-def cents(value: float) -> float:
-    return float(Decimal(repr(value)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+def exact(value: float) -> Decimal:
+    """The decimal the JSON text said (1e-17 stays 1e-17; 0.1 is not 0.1000000000000000055)."""
+    return Decimal(repr(value))
 
 
-def ratio(value: float) -> float:
-    return float(Decimal(repr(value)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+def monthly_payment(amount: Decimal, annual_rate_percent: Decimal, months: int) -> Decimal:
+    """Standard amortisation, P*r*(1+r)^n / ((1+r)^n - 1), or P/n at 0%, unrounded.
 
-
-def monthly_payment(amount: float, annual_rate_percent: float, months: int) -> float:
-    """Standard amortisation: P*r / (1 - (1+r)^-n), or P/n at 0%."""
-    rate = annual_rate_percent / 100 / 12
+    The precision grows with how small r is, so (1+r)^n - 1 keeps 50 significant digits even for
+    a rate of 1e-300 %: the result is exact to far below a cent at every rate the schema takes.
+    """
+    rate = annual_rate_percent / 1200
     if rate == 0:
         return amount / months
-    return amount * rate / (1 - (1 + rate) ** -months)
+    with localcontext(Context(prec=50 + max(0, -rate.adjusted()))):
+        growth = (1 + rate) ** months
+        return amount * rate * growth / (growth - 1)
+
+
+def to_cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def to_ratio(value: Decimal) -> Decimal:
+    return value.quantize(BASIS_POINT, ROUND_HALF_UP)
 
 
 def decide(app: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
-    loan_type, amount = app["loanType"], app["loanAmount"]
-    payment = monthly_payment(amount, app["annualInterestRate"], app["termMonths"])
-    dti = (app["monthlyDebtPayments"] + payment) / (app["annualIncome"] / 12)
-    ltv = amount / app["collateralValue"] if loan_type in SECURED else None
+    """The decision; ratios are compared as reported (4 places), so 0.95 is never "above" 0.95."""
+    loan_type, amount = app["loanType"], exact(app["loanAmount"])
+    with localcontext(Context(prec=50)):
+        payment = to_cents(
+            monthly_payment(amount, exact(app["annualInterestRate"]), app["termMonths"])
+        )
+        debts = exact(app["monthlyDebtPayments"]) + payment
+        dti = to_ratio(debts * 12 / exact(app["annualIncome"]))
+        ltv = to_ratio(amount / exact(app["collateralValue"])) if loan_type in SECURED else None
     reject, review = [], []
     if amount < limits["min_amount"]:
         reject.append("AMOUNT_BELOW_MINIMUM")
@@ -206,9 +282,9 @@ def decide(app: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         "decision": decision,
         "reasons": reject + review,
         "metrics": {
-            "monthlyPayment": cents(payment),
-            "debtToIncomeRatio": ratio(dti),
-            "loanToValueRatio": None if ltv is None else ratio(ltv),
+            "monthlyPayment": float(payment),
+            "debtToIncomeRatio": float(dti),
+            "loanToValueRatio": None if ltv is None else float(ltv),
         },
     }
 
@@ -217,12 +293,15 @@ def evaluate(app: Any, limits: dict[str, Any]) -> tuple[dict[str, Any] | None, d
     """(normalised application or None, result) for one raw application."""
     clean, errors = validate(app)
     if clean is None:
-        result: dict[str, Any] = {"decision": "INVALID", "errors": errors}
-        loan_id = app.get("loanId") if isinstance(app, dict) else None
-        if isinstance(loan_id, str) and ID.fullmatch(loan_id):
-            result = {"loanId": loan_id, **result}
-        return None, result
+        return None, invalid(errors, app.get("loanId") if isinstance(app, dict) else None)
     return clean, decide(clean, limits)
+
+
+def invalid(errors: list[dict[str, str]], loan_id: Any = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"decision": "INVALID", "errors": errors}
+    if isinstance(loan_id, str) and ID.fullmatch(loan_id):
+        result = {"loanId": loan_id, **result}
+    return result
 
 
 # --- AWS --------------------------------------------------------------------------------------
@@ -255,11 +334,25 @@ def authentication_failed(err: ClientError) -> bool:
     )
 
 
+def retry_window(err: ClientError) -> float | None:
+    """Seconds in all that an error lasting a known window may be retried, else None.
+
+    A rotation in flight (authentication refused until AWSCURRENT moves) and a paused Aurora
+    Serverless v2 cluster resuming ("can take up to 15 seconds", longer after a long pause:
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html)
+    both outlast a handful of quick retries."""
+    if authentication_failed(err):
+        return env_number("AUTH_RETRY_SECONDS", 90)
+    if err.response.get("Error", {}).get("Code") == "DatabaseResumingException":
+        return env_number("RESUME_RETRY_SECONDS", 60)
+    return None
+
+
 def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
-    """Retry transient Data API errors (cluster resuming, link failures) with jittered backoff;
-    an authentication failure (a rotation in flight) for at most AUTH_RETRY_SECONDS in all."""
+    """Retry transient Data API errors (link failures, throttling) with jittered backoff, at
+    most RETRY_ATTEMPTS times; errors with a known window (retry_window) until it has passed."""
     attempts = int(os.environ.get("RETRY_ATTEMPTS", "6"))
-    auth_deadline = time.monotonic() + env_number("AUTH_RETRY_SECONDS", 90)
+    started = time.monotonic()
     attempt = 0
     while True:
         try:
@@ -267,8 +360,9 @@ def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
         except ClientError as err:
             delay = min(20.0, env_number("RETRY_BASE_SECONDS", 0.5) * 2**attempt)
             delay *= random.uniform(0.5, 1.0)
-            if authentication_failed(err):
-                if time.monotonic() + delay > auth_deadline:
+            window = retry_window(err)
+            if window is not None:
+                if time.monotonic() + delay > started + window:
                     raise
             elif attempt >= attempts - 1 or not transient(err):
                 raise
@@ -282,9 +376,7 @@ def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
 
 def sql(client: Any, statement: str, **kwargs: Any) -> Any:
     return with_retries(
-        client.execute_statement
-        if "parameterSets" not in kwargs
-        else client.batch_execute_statement,
+        client.execute_statement,
         resourceArn=os.environ["DB_CLUSTER_ARN"],
         secretArn=os.environ["DB_SECRET_ARN"],
         database=os.environ.get("DB_NAME", "loans"),
@@ -293,82 +385,126 @@ def sql(client: Any, statement: str, **kwargs: Any) -> Any:
     )
 
 
-def value(v: Any) -> dict[str, Any]:
-    if v is None:
-        return {"isNull": True}
-    if isinstance(v, float):
-        return {"stringValue": repr(v)}
-    return {"stringValue": str(v)}
+def ensure_table(client: Any) -> None:
+    """Create the table once per execution environment; bring an older one up to date."""
+    global _table_ready
+    if _table_ready:
+        return
+    sql(client, TABLE)
+    outdated = sql(client, OUTDATED)["records"][0][0].get("longValue", 0)
+    if outdated:
+        logger.warning("migrating loan_decisions to the current column types")
+        sql(client, MIGRATE)
+    _table_ready = True
+
+
+def result_text(result: dict[str, Any]) -> str:
+    """json.dumps(result, sort_keys=True) of a decision, written out (a test holds them equal)."""
+    metrics, ltv = result["metrics"], result["metrics"]["loanToValueRatio"]
+    reasons = ", ".join(f'"{code}"' for code in result["reasons"])
+    return (
+        f'{{"decision": "{result["decision"]}", "loanId": "{result["loanId"]}", "metrics": '
+        f'{{"debtToIncomeRatio": {metrics["debtToIncomeRatio"]!r}, "loanToValueRatio": '
+        f'{"null" if ltv is None else repr(ltv)}, "monthlyPayment": {metrics["monthlyPayment"]!r}}}, '
+        f'"reasons": [{reasons}]}}'
+    )
 
 
 def fingerprint(app: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(app, sort_keys=True).encode()).hexdigest()
+    """sha256 of json.dumps(app, sort_keys=True) of a normalised application, written out (the
+    same text as ever, so rows stored by earlier versions still match; a test holds them equal)."""
+    collateral = app.get("collateralValue")
+    text = (
+        f'{{"annualIncome": {app["annualIncome"]!r}, "annualInterestRate": '
+        f'{app["annualInterestRate"]!r}, "applicantId": "{app["applicantId"]}", '
+        + ("" if collateral is None else f'"collateralValue": {collateral!r}, ')
+        + f'"creditScore": {app["creditScore"]!r}, "loanAmount": {app["loanAmount"]!r}, '
+        f'"loanId": "{app["loanId"]}", "loanType": "{app["loanType"]}", "monthlyDebtPayments": '
+        f'{app["monthlyDebtPayments"]!r}, "termMonths": {app["termMonths"]!r}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def row(app: dict[str, Any], result: dict[str, Any], source: str | None) -> list[dict[str, Any]]:
-    metrics = result["metrics"]
-    fields = {
-        "loan_id": app["loanId"],
-        "applicant_id": app["applicantId"],
-        "loan_type": app["loanType"],
-        "loan_amount": cents(app["loanAmount"]),
-        "decision": result["decision"],
-        "reasons": ",".join(result["reasons"]),
-        "monthly_payment": metrics["monthlyPayment"],
-        "debt_to_income": metrics["debtToIncomeRatio"],
-        "loan_to_value": metrics["loanToValueRatio"],
-        "sha": fingerprint(app),
-        "result": json.dumps(result, sort_keys=True),
-        "source": source,
-    }
-    decimal = {"loan_amount", "monthly_payment", "debt_to_income", "loan_to_value"}
-    return [
-        {
-            "name": k,
-            "value": value(v),
-            **({"typeHint": "DECIMAL"} if k in decimal and v is not None else {}),
-        }
-        for k, v in fields.items()
-    ]
+class Entry:
+    """A decided application on its way to Aurora: its row of the chunk document, pre-encoded."""
+
+    __slots__ = ("app", "request_bytes", "result", "text")
+
+    def __init__(self, app: dict[str, Any], result: dict[str, Any]) -> None:
+        """Formatted by hand: ids, codes and numbers need no escaping (the schema saw to it), and
+        this runs for every row of a migration (issue 12: the function's own cost per row)."""
+        self.app, self.result = app, result
+        metrics = result["metrics"]
+        payment, dti, ltv = (
+            repr(metrics["monthlyPayment"]),
+            repr(metrics["debtToIncomeRatio"]),
+            metrics["loanToValueRatio"],
+        )
+        stored = result_text(result)
+        self.text = (
+            f'["{app["loanId"]}","{app["applicantId"]}","{app["loanType"]}",'
+            f'"{to_cents(exact(app["loanAmount"]))}","{result["decision"]}",'
+            f'"{",".join(result["reasons"])}","{payment}","{dti}",'
+            f'"{"" if ltv is None else repr(ltv)}",'
+            f'"{fingerprint(app)}",{encode_string(stored)}]'
+        )
+        # inside the request the document is a JSON string: each quote and backslash doubles
+        self.request_bytes = len(self.text) + self.text.count('"') + self.text.count("\\") + 1
 
 
-def record(
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]], source: str | None
-) -> list[dict[str, Any]]:
-    """Insert decisions (duplicates are no-ops), then answer each from what is stored."""
-    global _table_ready
-    if not pairs:
+class Chunker:
+    """Groups entries into chunks that keep every Data API request and response in its limits."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source, self.entries, self.request_bytes = source, list[Entry](), 0
+        self.max_rows = min(MAX_CHUNK_ROWS, int(os.environ.get("BATCH_SIZE", MAX_CHUNK_ROWS)))
+        self.base_bytes = 64 + 2 * len(json.dumps(source))
+
+    def full_with(self, entry: Entry) -> bool:
+        return bool(self.entries) and (
+            len(self.entries) >= self.max_rows
+            or self.base_bytes + self.request_bytes + entry.request_bytes > REQUEST_BUDGET
+        )
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self.request_bytes += entry.request_bytes
+
+    def take(self) -> list[Entry]:
+        entries, self.entries, self.request_bytes = self.entries, [], 0
+        return entries
+
+
+def record_chunk(entries: list[Entry], source: str | None) -> list[dict[str, Any]]:
+    """Insert a chunk (a loan id already stored is left alone), then answer from what is stored."""
+    if not entries:
         return []
     client = rds_data_client()
-    if not _table_ready:
-        sql(client, TABLE)
-        _table_ready = True
-    sql(client, INSERT, parameterSets=[row(app, result, source) for app, result in pairs])
-    ids = sorted({app["loanId"] for app, _ in pairs})
-    names = ", ".join(f":id{i}" for i in range(len(ids)))
-    found = sql(
-        client,
-        f"SELECT loan_id, application_sha256, result_json FROM loan_decisions WHERE loan_id IN ({names})",
-        parameters=[{"name": f"id{i}", "value": {"stringValue": v}} for i, v in enumerate(ids)],
-    )["records"]
-    stored = {r[0]["stringValue"]: (r[1]["stringValue"], r[2]["stringValue"]) for r in found}
-    answers = []
-    for app, _ in pairs:
-        sha, stored_json = stored[app["loanId"]]
-        if sha == fingerprint(app):
-            answers.append(json.loads(stored_json))
-        else:
-            answers.append(
-                {
-                    "loanId": app["loanId"],
-                    "decision": "CONFLICT",
-                    "errors": [
-                        {"field": "loanId", "message": "already recorded with different content"}
-                    ],
-                    "recorded": json.loads(stored_json)["decision"],
-                }
-            )
+    ensure_table(client)
+    rows = ",".join(e.text for e in entries)
+    document = f'{{"source":{json.dumps(source or "")},"rows":[{rows}]}}'
+    chunk = [{"name": "chunk", "value": {"stringValue": document}}]
+    sql(client, INSERT, parameters=chunk)
+    answers = [e.result for e in entries]
+    for n, sha, stored in sql(client, READ_BACK, parameters=chunk)["records"]:
+        entry = entries[n["longValue"] - 1]
+        if stored.get("isNull"):
+            raise RuntimeError(f"loan {entry.app['loanId']} was not stored; process the file again")
+        answers[n["longValue"] - 1] = answer(entry, sha["stringValue"], stored["stringValue"])
     return answers
+
+
+def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
+    """The stored answer for the same application, else a CONFLICT naming what is recorded."""
+    stored = json.loads(stored_json)
+    if stored_sha == fingerprint(entry.app):
+        return dict(stored)
+    return {
+        "loanId": entry.app["loanId"],
+        "decision": "CONFLICT",
+        "errors": [{"field": "loanId", "message": "already recorded with different content"}],
+        "recorded": stored["decision"],
+    }
 
 
 def log_result(result: dict[str, Any]) -> None:
@@ -384,113 +520,226 @@ def log_result(result: dict[str, Any]) -> None:
 def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
     limits = thresholds()
     evaluated = [evaluate(app, limits) for app in apps]
-    valid = [(clean, result) for clean, result in evaluated if clean is not None]
-    answers = iter(record(valid, None))
-    results = [next(answers) if clean is not None else result for clean, result in evaluated]
-    bucket = os.environ.get("DOCUMENTS_BUCKET")
-    s3 = s3_client() if bucket else None
+    results = [result for _, result in evaluated]
+    chunker = Chunker(None)
+    pending: list[int] = []  # positions of the chunk's entries in `results`
+
+    def flush() -> None:
+        for position, recorded in zip(pending, record_chunk(chunker.take(), None), strict=True):
+            results[position] = recorded
+        pending.clear()
+
+    for position, (clean, result) in enumerate(evaluated):
+        if clean is None:
+            continue
+        entry = Entry(clean, result)
+        if chunker.full_with(entry):
+            flush()
+        chunker.add(entry)
+        pending.append(position)
+    flush()
     for result in results:
         log_result(result)
-        if s3 and result["decision"] in ("APPROVED", "MANUAL_REVIEW", "REJECTED"):
-            s3.put_object(
-                Bucket=bucket,
-                Key=f"validations/{result['loanId']}.json",
-                Body=json.dumps(result, sort_keys=True).encode(),
-                ContentType="application/json",
-            )
+    write_documents(results)
     return results
 
 
-def is_s3_event(event: Any) -> bool:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return (
-        isinstance(records, list)
-        and bool(records)
-        and all(isinstance(r, dict) and "s3" in r for r in records)
-    )
+def write_documents(results: list[dict[str, Any]]) -> None:
+    """validations/<loanId>.json for each decision, written in parallel (a list may hold 10,000)."""
+    bucket = os.environ.get("DOCUMENTS_BUCKET")
+    decided = [r for r in results if r["decision"] in ("APPROVED", "MANUAL_REVIEW", "REJECTED")]
+    if not bucket or not decided:
+        return
+    s3 = s3_client()
+
+    def put(result: dict[str, Any]) -> None:
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"validations/{result['loanId']}.json",
+            Body=json.dumps(result, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+
+    if len(decided) == 1:
+        put(decided[0])
+        return
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for _ in pool.map(put, decided):
+            pass  # map re-raises the first failure here
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    if is_s3_event(event):
-        return {"reports": [handle_batch_file(r["s3"]) for r in event["Records"]]}
+    if isinstance(event, dict) and "Records" in event and "loanId" not in event:
+        records = event["Records"]
+        if not isinstance(records, list) or not records:
+            return {"reports": [{"error": "Records must be a non-empty list of S3 event records"}]}
+        return {"reports": [handle_record(i, r) for i, r in enumerate(records)]}
     if isinstance(event, list):
         results = handle_applications(event)
         return {"results": results, "summary": dict(Counter(r["decision"] for r in results))}
     if isinstance(event, dict):
         return handle_applications([event])[0]
-    return {
-        "decision": "INVALID",
-        "errors": [
+    return invalid(
+        [
             {
                 "field": "$",
                 "message": "expected an application object, a list of them, or an S3 event",
             }
-        ],
-    }
+        ]
+    )
 
 
 # --- batch files ------------------------------------------------------------------------------
 
 
-def text_lines(body: Any, chunk_size: int = 1 << 16) -> Iterator[str]:
-    """Decoded lines (ends kept, for CSV's quoted newlines), read in fixed-size chunks.
+def s3_object(record: Any) -> tuple[str, str] | str:
+    """(bucket, key) of one S3 event record, or what is wrong with it."""
+    s3 = record.get("s3") if isinstance(record, dict) else None
+    bucket = s3.get("bucket") if isinstance(s3, dict) else None
+    obj = s3.get("object") if isinstance(s3, dict) else None
+    name = bucket.get("name") if isinstance(bucket, dict) else None
+    key = obj.get("key") if isinstance(obj, dict) else None
+    if not isinstance(name, str) or not name:
+        return "s3.bucket.name must be a non-empty string"
+    if not isinstance(key, str) or not key:
+        return "s3.object.key must be a non-empty string"
+    return name, unquote_plus(key)
 
-    Each line is decoded on its own, so damage late in a file spares the lines before it.
+
+def handle_record(index: int, record: Any) -> dict[str, Any]:
+    """One record of an S3 event; a malformed one is answered, not retried (it cannot heal)."""
+    where = s3_object(record)
+    if isinstance(where, str):
+        message = (
+            f"S3 event record {index} is malformed: {where}; send the ObjectCreated event S3 sends"
+        )
+        logger.error(message)
+        return {"error": message}
+    return handle_batch_file(*where)
+
+
+def physical_lines(body: Any, limit: int, chunk_size: int = 1 << 20) -> Iterator[bytes | None]:
+    """Each line's bytes without its newline, or None for a line longer than `limit` bytes.
+
+    Linear in the file: a line is joined once, when it ends; a line past the limit is dropped as
+    it streams, so memory stays under `limit` + one read whatever the file holds.
     """
-    pending, encoding = b"", "utf-8-sig"  # a byte order mark may open the first line
+    parts: list[bytes] = []
+    size, too_long = 0, False
     for chunk in iter(lambda: body.read(chunk_size), b""):
-        *complete, pending = (pending + chunk).split(b"\n")
-        for raw in complete:
-            yield raw.decode(encoding) + "\n"
-            encoding = "utf-8"
-    if pending:
-        yield pending.decode(encoding) + "\n"
+        *complete, rest = chunk.split(b"\n")
+        for piece in complete:
+            yield None if too_long or size + len(piece) > limit else b"".join([*parts, piece])
+            parts, size, too_long = [], 0, False
+        if too_long or size + len(rest) > limit:
+            parts, size, too_long = [], 0, True
+        elif rest:
+            parts.append(rest)
+            size += len(rest)
+    if too_long or parts:
+        yield None if too_long else b"".join(parts)
 
 
-def rows_of(key: str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
-    """(line number, raw application) for each record; an unparseable JSON line yields None."""
+class Unreadable:
+    """A line of a batch file that cannot become an application, and why."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def text_lines(body: Any, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str | Unreadable]]:
+    """(line number, text): a line too long or not UTF-8 is Unreadable, and reading goes on."""
+    for number, raw in enumerate(physical_lines(body, limit), start=1):
+        if raw is None:
+            yield number, Unreadable(f"line longer than {limit} bytes")
+            continue
+        try:  # a byte order mark may open the first line
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            yield number, Unreadable(f"not valid UTF-8 (byte {err.start + 1} of the line)")
+
+
+def rows_of(key: str, lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator[tuple[int, Any]]:
+    """(line number, raw application or Unreadable) for each non-blank data line."""
     if key.lower().endswith(".csv"):
-        reader = csv.DictReader(lines)
-        for raw in reader:
-            yield reader.line_num, from_csv(raw)
+        yield from csv_rows(lines)
         return
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                yield number, json.loads(line)
-            except ValueError:
-                yield number, None
+    for number, line in lines:
+        if isinstance(line, Unreadable):
+            yield number, line
+        elif line.strip():
+            yield number, json_row(line)
 
 
-def from_csv(raw: dict[str | None, Any]) -> dict[str, Any]:
+def json_row(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
+        return Unreadable("not valid JSON")
+
+
+def csv_rows(lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator[tuple[int, Any]]:
+    """One record per line: a quote left open is that row's error, never a swallowed file."""
+    header: list[str] | Unreadable | None = None
+    for number, line in lines:
+        if isinstance(line, str) and not line.strip():
+            continue
+        cells = line if isinstance(line, Unreadable) else csv_cells(line)
+        if header is None:
+            header = cells
+            if isinstance(header, Unreadable):
+                header = Unreadable(
+                    f"the CSV header (line {number}) is unreadable: {header.message}"
+                )
+        elif isinstance(header, Unreadable):
+            yield number, header
+        elif isinstance(cells, Unreadable):
+            yield number, cells
+        else:
+            yield number, from_csv(dict(zip(header, cells, strict=False)))
+
+
+def csv_cells(line: str) -> list[str] | Unreadable:
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error as err:
+        return Unreadable(f"not a valid CSV row ({err}); a quoted field may not span lines")
+
+
+def from_csv(raw: dict[str, str]) -> dict[str, Any]:
     """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk."""
     app: dict[str, Any] = {}
     for name, text in raw.items():
-        if name is None or text is None or text == "":
+        if text == "":
             continue
-        if name in NUMBERS:
-            try:
-                number = float(text)
-                app[name] = (
-                    int(number) if NUMBERS[name][0] == "integer" and number.is_integer() else number
-                )
-            except ValueError:
-                app[name] = text
+        if name in NUMBERS and CSV_NUMBER.fullmatch(text):
+            number = float(text)
+            integer = NUMBERS[name][0] == "integer" and number.is_integer()
+            app[name] = int(number) if integer else number
         else:
             app[name] = text
     return app
 
 
-def handle_batch_file(s3_event: dict[str, Any]) -> dict[str, Any]:
-    """Stream one batch file: bounded chunks to Aurora, problem rows to a spooled report."""
-    bucket, key = s3_event["bucket"]["name"], unquote_plus(s3_event["object"]["key"])
+def report_key(key: str) -> str:
+    """reports/<name>.report.json, or a digest name when that would pass S3's key length."""
+    name = "reports/" + key.removeprefix("incoming/") + ".report.json"
+    if len(name.encode()) <= S3_KEY_BYTES:
+        return name
+    return f"reports/long-keys/{hashlib.sha256(key.encode()).hexdigest()}.report.json"
+
+
+def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
+    """Stream one batch file: byte-sized chunks to Aurora, problem rows to a spooled report."""
     if not key.startswith("incoming/"):
         logger.warning("ignored object outside incoming/", extra={"key": key})
         return {"source": key, "ignored": True}
-    s3, limits = s3_client(), thresholds()
-    size = int(os.environ.get("BATCH_SIZE", "200"))
+    s3, limits, source = s3_client(), thresholds(), f"s3://{bucket}/{key}"
+    limit = int(os.environ.get("MAX_LINE_BYTES", MAX_LINE_BYTES))
     counts: Counter[str] = Counter()
-    chunk: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    chunker, lines_of_chunk = Chunker(source), list[int]()
     with tempfile.TemporaryFile() as report:
         report.write(b'{"problems": [')
         separator = b""
@@ -505,43 +754,33 @@ def handle_batch_file(s3_event: dict[str, Any]) -> dict[str, Any]:
                 separator = b", "
 
         def flush() -> None:
-            answers = record([(app, result) for _, app, result in chunk], f"s3://{bucket}/{key}")
-            for (line, _, _), answer in zip(chunk, answers, strict=True):
+            for line, answer in zip(
+                lines_of_chunk, record_chunk(chunker.take(), source), strict=True
+            ):
                 note(line, answer)
-            chunk.clear()
+            lines_of_chunk.clear()
 
-        error = None
-        lines = text_lines(s3.get_object(Bucket=bucket, Key=key)["Body"])
-        try:
-            for line, raw in rows_of(key, lines):
-                if raw is None:
-                    note(
-                        line,
-                        {
-                            "decision": "INVALID",
-                            "errors": [{"field": "$", "message": "not valid JSON"}],
-                        },
-                    )
-                    continue
-                clean, result = evaluate(raw, limits)
-                if clean is None:
-                    note(line, result)
-                    continue
-                chunk.append((line, clean, result))
-                if len(chunk) >= size:
-                    flush()
-        except (UnicodeDecodeError, csv.Error) as err:
-            error = f"file could not be read past this point: {err}"
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        for line, raw in rows_of(key, text_lines(body, limit)):
+            if isinstance(raw, Unreadable):
+                note(line, invalid([{"field": "$", "message": raw.message}]))
+                continue
+            clean, result = evaluate(raw, limits)
+            if clean is None:
+                note(line, result)
+                continue
+            entry = Entry(clean, result)
+            if chunker.full_with(entry):
+                flush()
+            chunker.add(entry)
+            lines_of_chunk.append(line)
         flush()
-        summary = {
-            "source": key,
-            "rows": sum(counts.values()),
-            "summary": dict(counts),
-            "error": error,
-        }
+        summary = {"source": key, "rows": sum(counts.values()), "summary": dict(counts)}
         report.write(("], " + json.dumps(summary, sort_keys=True)[1:]).encode())
         report.seek(0)
-        report_key = "reports/" + key.removeprefix("incoming/") + ".report.json"
-        s3.upload_fileobj(report, bucket, report_key, ExtraArgs={"ContentType": "application/json"})
-    logger.info("batch file done", extra={**summary, "report": report_key})
-    return {**summary, "report": report_key}
+        destination = report_key(key)
+        s3.upload_fileobj(
+            report, bucket, destination, ExtraArgs={"ContentType": "application/json"}
+        )
+    logger.info("batch file done", extra={**summary, "report": destination})
+    return {**summary, "report": destination}

@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +48,8 @@ class MariaDB:
         self.process: subprocess.Popen[bytes] | None = None
         self.tls, self.host, self.port = tls, "127.0.0.1", 0
         self.ca_file = root / "ca.pem"
+        self.sessions: dict[tuple[str, ...], pymysql.connections.Connection[Any]] = {}
+        self.lock = threading.Lock()  # one statement at a time: a connection is not shared
 
     def start(self, timeout: float = 60) -> None:
         if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
@@ -109,7 +112,25 @@ class MariaDB:
             cur.execute(f"DROP DATABASE IF EXISTS {database}")
             cur.execute(f"CREATE DATABASE {database}")
 
+    def session(self, owner: str, credentials: tuple[str, ...]) -> Any:
+        """The open connection of `owner` (a cluster) for these credentials, reused across calls.
+
+        Opening a connection per call cost more than the statements themselves; new credentials
+        (after a rotation) replace the owner's connection. Call with `lock` held.
+        """
+        key = (owner, *credentials)
+        conn = self.sessions.get(key)
+        if conn is None or not conn.open:  # pymysql closes a connection that failed
+            for stale in [k for k in self.sessions if k[0] == owner]:
+                self.sessions.pop(stale).close()
+            conn = self.sessions[key] = self.connect(None)
+        return conn
+
     def stop(self) -> None:
+        with self.lock:
+            for conn in self.sessions.values():
+                conn.close()
+            self.sessions.clear()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
@@ -198,9 +219,13 @@ def translate(sql: str, parameters: list[dict[str, Any]]) -> tuple[str, dict[str
 class DataApiBridge:
     """Answers rds-data calls from a MariaDB connection; counts the calls made."""
 
-    def __init__(self, server: MariaDB) -> None:
-        self.server = server
+    def __init__(self, server: MariaDB, measure: bool = True) -> None:
+        self.server, self.measure = server, measure
         self.calls: dict[str, int] = {"ExecuteStatement": 0, "BatchExecuteStatement": 0}
+        self.statements: list[str] = []  # the SQL of each call, in order
+        self.largest = {"request": 0, "response": 0}  # bytes of the JSON bodies, as sent
+        self.seconds = 0.0  # spent answering, i.e. inside the stand-in for the Data API
+        self.cpu_seconds = 0.0  # of it, this process's CPU time (pymysql's side of the calls)
 
     def install(self, client: Any) -> Any:
         for operation in self.calls:
@@ -214,8 +239,16 @@ class DataApiBridge:
         context["data_api_params"] = dict(params)
 
     def answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        start, cpu = time.perf_counter(), time.process_time()
         self.calls[model.name] += 1
-        status, body = execute(self.server, model.name, context["data_api_params"])
+        params = context["data_api_params"]
+        self.statements.append(params.get("sql", ""))
+        status, body = execute(self.server, model.name, params, ("bridge",))
+        self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
+        if self.measure:  # sizes of the JSON bodies, to hold the function to the Data API's limits
+            self.largest["request"] = max(self.largest["request"], len(json.dumps(params)))
+            self.largest["response"] = max(self.largest["response"], len(json.dumps(body)))
         if status != 200:
             body = {"Error": {"Code": body["__type"], "Message": body["message"]}}
         return SimpleNamespace(status_code=status), body
@@ -227,24 +260,37 @@ class DataApiError(Exception):
         self.code = code
 
 
-def execute(server: MariaDB, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape)."""
-    try:
-        with server.connect(params.get("database") or "loans") as conn, conn.cursor() as cur:
-            if operation == "BatchExecuteStatement":
-                sets = params.get("parameterSets", [])
-                conn.begin()  # like Aurora's Data API: one batch, one transaction
-                for parameters in sets:
-                    cur.execute(*translate(params["sql"], parameters))
-                conn.commit()
-                return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
-            cur.execute(*translate(params["sql"], params.get("parameters", [])))
-            records = (
-                [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
-            )
-            return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
-    except pymysql.MySQLError as err:
-        return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+def execute(
+    server: MariaDB, operation: str, params: dict[str, Any], credentials: tuple[str, ...]
+) -> tuple[int, dict[str, Any]]:
+    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape).
+
+    Runs on the caller's reused connection (`MariaDB.session`), keyed by cluster and credentials.
+    """
+    with server.lock:
+        conn = None
+        try:
+            conn = server.session(str(params.get("resourceArn", "")), credentials)
+            conn.select_db(params.get("database") or "loans")
+            with conn.cursor() as cur:
+                return run(conn, cur, operation, params)
+        except pymysql.MySQLError as err:
+            if conn is not None and conn.open:
+                conn.rollback()  # a failed batch leaves nothing behind on the reused connection
+            return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+
+
+def run(conn: Any, cur: Any, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if operation == "BatchExecuteStatement":
+        sets = params.get("parameterSets", [])
+        conn.begin()  # like Aurora's Data API: one batch, one transaction
+        for parameters in sets:
+            cur.execute(*translate(params["sql"], parameters))
+        conn.commit()
+        return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
+    cur.execute(*translate(params["sql"], params.get("parameters", [])))
+    records = [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
+    return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
 
 
 # --- the emulator's endpoint --------------------------------------------------------------------
@@ -266,21 +312,24 @@ def serve(server: MariaDB) -> None:
 def respond(response: Any, operation: str) -> Any:
     params = json.loads(response.body or "{}")
     try:
-        check_access(response.current_account, response.region, params)
+        credentials = check_access(response.current_account, response.region, params)
         server = SERVED.get("server")
         if server is None:
             raise DataApiError(
                 "InternalServerErrorException", "the emulator's Data API has no MariaDB server"
             )
-        status, body = execute(server, operation, params)
+        status, body = execute(server, operation, params, credentials)
     except DataApiError as err:
         status, body = 400, {"__type": err.code, "message": str(err)}
     # moto takes the HTTP status from the headers' "status" (else 200: errors looked like success)
     return status, {"Content-Type": "application/json", "status": str(status)}, json.dumps(body)
 
 
-def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
-    """What Aurora checks before running a statement: the cluster, its Data API, the secret."""
+def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
+    """What Aurora checks before every statement: the cluster, its Data API, the secret.
+
+    Returns the accepted credentials, which select the reused connection.
+    """
     from moto.rds.models import rds_backends
     from moto.secretsmanager.models import secretsmanager_backends
 
@@ -318,3 +367,4 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> None:
         raise DataApiError(
             "BadRequestException", f"Access denied for user '{credentials.get('username')}'"
         )
+    return str(accepted[0]), accepted[1]
