@@ -11,11 +11,34 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from loanstack import deploy
+from loanstack.emulator import CREDENTIALS, Emulator
 from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 from tests.helpers import load_function
 
 REGION = "us-east-1"
 BUCKET = "s3-loandocuments-dev42-123456789012"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    """One embedded emulator per test module (module scope, from this conftest): moto's
+    in-memory mocks used by other modules reset the shared backends, so a module's stacks
+    live and die with its own emulator."""
+    try:
+        emu = Emulator().start()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the emulator could not start: {exc}")
+        pytest.skip(f"the emulator could not start: {exc}")
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def target(emulator: Emulator) -> deploy.Target:
+    session = boto3.Session(region_name=REGION, **CREDENTIALS)
+    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
 
 
 @pytest.fixture(scope="session")

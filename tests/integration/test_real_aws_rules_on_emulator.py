@@ -9,39 +9,19 @@ The emulator is module-scoped: its stacks must live and die inside this module.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
 from loanstack import deploy, template
-from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator, capacity
+from loanstack.emulator import ACCOUNT_ID, capacity
 from tests.support import backends
 
 REGION = "us-east-1"
 EXAMPLE = json.loads((template.ROOT / "examples" / "approved.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    try:
-        emu = Emulator().start()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the emulator could not start: {exc}")
-        pytest.skip(f"the emulator could not start: {exc}")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def target(emulator: Emulator) -> deploy.Target:
-    session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
 
 
 @pytest.fixture(autouse=True)

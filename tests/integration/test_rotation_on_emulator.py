@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -26,31 +25,13 @@ from moto.secretsmanager.models import secretsmanager_backends
 from rich.console import Console
 
 from loanstack import deploy
-from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
+from loanstack.emulator import ACCOUNT_ID, Emulator
 from loanstack.emulator.data import master_password
 from tests.helpers import load_function
 from tests.integration import post_deploy
 
 REGION, SUFFIX = "us-east-1", "rot42"
 CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    try:
-        emu = Emulator().start()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the emulator could not start: {exc}")
-        pytest.skip(f"the emulator could not start: {exc}")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def target(emulator: Emulator) -> deploy.Target:
-    session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
 
 
 @pytest.fixture(scope="module")

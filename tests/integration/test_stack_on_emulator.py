@@ -8,39 +8,19 @@ backends, so its stacks must live and die inside this module.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from rich.console import Console
 
 from loanstack import deploy, template
-from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
+from loanstack.emulator import ACCOUNT_ID, Emulator
 from tests.integration import post_deploy
 from tests.support import backends
 
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    try:
-        emu = Emulator().start()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the emulator could not start: {exc}")
-        pytest.skip(f"the emulator could not start: {exc}")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def target(emulator: Emulator) -> deploy.Target:
-    session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
 
 
 @pytest.fixture(scope="module")
