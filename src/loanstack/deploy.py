@@ -1015,6 +1015,13 @@ def recover_rotation(
         console.print("no interrupted rotation found")
         return
     token = left[0]
+    age = pending_age(sm, secret, token)
+    if age is not None and age < ROTATION_IN_FLIGHT_SECONDS:
+        raise DeployError(
+            f"a rotation started {age:.0f} s ago (version {token}) may still be running, or "
+            "Secrets Manager may be retrying it: wait for it, then run `loanstack rotate` again "
+            f"(a pending version older than {ROTATION_IN_FLIGHT_SECONDS} s counts as interrupted)"
+        )
     if APPLIED in stages[token]:
         console.print(
             f"found an interrupted rotation: version {token} is AWSPENDING and setSecret had applied it"
@@ -1034,11 +1041,37 @@ def recover_rotation(
     console.print(f"cleared it: AWSPENDING removed from version {token}")
 
 
+# Secrets Manager retries a failed rotation on its own; a pending version younger than two of
+# the rotation function's timeouts (900 s) may belong to a rotation still running.
+ROTATION_IN_FLIGHT_SECONDS = 1800
+
+
+def pending_age(sm: Any, secret: str, token: str) -> float | None:
+    """Seconds since the pending version was created (None when Secrets Manager does not say)."""
+    request: dict[str, Any] = {"SecretId": secret, "IncludeDeprecated": True}
+    while True:
+        page = sm.list_secret_version_ids(**request)
+        for version in page.get("Versions", []):
+            created = version.get("CreatedDate")
+            if version.get("VersionId") == token and created is not None:
+                return time.time() - created.timestamp()
+        if not page.get("NextToken"):
+            return None
+        request["NextToken"] = page["NextToken"]
+
+
 def invoke_rotation_step(target: Target, function: str, secret: str, token: str, step: str) -> None:
-    event = {"Step": step, "SecretId": secret, "ClientRequestToken": token}
-    reply = target.client("lambda").invoke(
-        FunctionName=function, Payload=json.dumps(event).encode()
+    """One step, synchronously: setSecret may wait up to the function's 900 s, and a retried
+    Invoke would run the step twice, so the client waits that long and never retries."""
+    from botocore.config import Config
+
+    lam = target.session.client(
+        "lambda",
+        endpoint_url=target.endpoint_url,
+        config=Config(read_timeout=910, retries={"max_attempts": 1, "mode": "standard"}),
     )
+    event = {"Step": step, "SecretId": secret, "ClientRequestToken": token}
+    reply = lam.invoke(FunctionName=function, Payload=json.dumps(event).encode())
     if reply.get("FunctionError"):
         body = json.loads(reply["Payload"].read() or b"null")
         message = body.get("errorMessage") if isinstance(body, dict) else body
@@ -1048,18 +1081,27 @@ def invoke_rotation_step(target: Target, function: str, secret: str, token: str,
 def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
     """A Data API call authenticates with the secret's AWSCURRENT: MySQL's 1045 means it no
     longer matches the database's password."""
-    try:
-        target.client("rds-data").execute_statement(
-            resourceArn=output(outputs, "DBClusterArn"),
-            secretArn=output(outputs, "DBSecretArn"),
-            database="loans",
-            sql="SELECT 1",
-        )
-    except ClientError as exc:
-        if "Access denied for user" in str(exc.response["Error"].get("Message", "")):
-            return False
-        raise DeployError(f"the Data API failed: {exc.response['Error']['Message']}") from exc
-    return True
+    deadline = time.monotonic() + RESUME_SECONDS
+    while True:
+        try:
+            target.client("rds-data").execute_statement(
+                resourceArn=output(outputs, "DBClusterArn"),
+                secretArn=output(outputs, "DBSecretArn"),
+                database="loans",
+                sql="SELECT 1",
+            )
+            return True
+        except ClientError as exc:
+            error = exc.response["Error"]
+            if "Access denied for user" in str(error.get("Message", "")):
+                return False
+            if error.get("Code") == "DatabaseResumingException" and time.monotonic() < deadline:
+                time.sleep(target.poll_seconds)  # a paused dev cluster (0 ACU) is waking up
+                continue
+            raise DeployError(f"the Data API failed: {error.get('Message')}") from exc
+
+
+RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
 
 
 def restore_awscurrent_password(

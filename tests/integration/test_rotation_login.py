@@ -4,6 +4,7 @@ against a real MariaDB that requires TLS on its TCP port, as the cluster does.""
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -46,11 +47,75 @@ def test_r10_login_follows_a_password_change(account: dict[str, Any], mariadb_tl
 
 
 def test_r10_login_refuses_a_server_certificate_it_does_not_trust(
-    account: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    account: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("DB_CA_FILE")  # the system trust store does not know the test CA
+    """Without DB_CA_FILE the login trusts the RDS bundle (here: public CAs, not the test CA)."""
+    import certifi
+
+    monkeypatch.delenv("DB_CA_FILE")
+    monkeypatch.setattr(rotation.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setenv("RDS_CA_BUNDLE_URL", Path(certifi.where()).as_uri())
     with pytest.raises(ssl.SSLCertVerificationError):
         rotation.login(account)
+
+
+class Reply:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __enter__(self) -> Reply:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self) -> bytes:
+        return self.body
+
+
+def test_r10_the_rds_bundle_of_the_region_is_fetched_once_and_must_be_pem(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mariadb_tls: MariaDB
+) -> None:
+    """The Lambda runtime's store lacks the RDS CAs: the function fetches its region's bundle."""
+    pem = Path(mariadb_tls.ca_file).read_bytes()
+    asked: list[str] = []
+
+    def urlopen(url: str, timeout: float) -> Reply:
+        asked.append(url)
+        return Reply(pem)
+
+    monkeypatch.delenv("DB_CA_FILE", raising=False)
+    monkeypatch.delenv("RDS_CA_BUNDLE_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    monkeypatch.setattr(rotation.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(rotation.urllib.request, "urlopen", urlopen)
+    rotation.trust()
+    rotation.trust()
+    assert asked == ["https://truststore.pki.rds.amazonaws.com/eu-west-3/eu-west-3-bundle.pem"]
+    (tmp_path / "rds-ca-bundle.pem").unlink()
+    monkeypatch.setattr(rotation.urllib.request, "urlopen", lambda url, timeout: Reply(b"<html>"))
+    with pytest.raises(OSError, match="did not return PEM"):
+        rotation.trust()
+
+
+def test_r10_a_reply_that_is_not_mysql_is_a_transport_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A truncated greeting must not escape as struct.error: the caller retries OSError."""
+
+    def garbled(secret: dict[str, Any], context: Any) -> None:
+        raise IndexError("index out of range")
+
+    monkeypatch.setattr(rotation, "handshake", garbled)
+    monkeypatch.setenv("DB_CA_FILE", certifi_bundle())
+    with pytest.raises(OSError, match="unreadable reply"):
+        rotation.login({"host": "127.0.0.1", "port": 1, "username": "u", "password": "p"})
+
+
+def certifi_bundle() -> str:
+    import certifi
+
+    return str(certifi.where())
 
 
 def test_r10_the_server_requires_tls_so_the_login_cannot_skip_it(

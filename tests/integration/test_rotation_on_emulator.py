@@ -99,8 +99,31 @@ def test_d2_rotation_through_the_function_ends_with_the_database_on_awscurrent(
     assert secret_value(target, outputs, "AWSPREVIOUS")["password"] == old
 
 
-def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
+@pytest.fixture
+def long_ago(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending versions these tests leave count as interrupted (older than the window)."""
+    monkeypatch.setattr(deploy, "ROTATION_IN_FLIGHT_SECONDS", 0)
+
+
+def test_d2_recovery_refuses_a_rotation_that_may_still_be_running(
     target: deploy.Target, outputs: dict[str, str]
+) -> None:
+    """A pending version a few seconds old may belong to a rotation Secrets Manager is
+    retrying: clearing it under that rotation's feet is the race SPEC D2 forbids."""
+    token = stage_pending(outputs)
+    invoke(target, outputs, token, "createSecret")
+    with pytest.raises(deploy.DeployError, match=f"version {token}\\) may still be running"):
+        deploy.rotate(target, Console(record=True))
+    assert "AWSPENDING" in stages(target, outputs)[token]  # left alone
+    sm = target.client("secretsmanager")
+    sm.update_secret_version_stage(
+        SecretId=outputs["DBSecretArn"], VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
+    assert_database_on_awscurrent(target, outputs)
+
+
+def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
+    target: deploy.Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     token = stage_pending(outputs)
     invoke(target, outputs, token, "createSecret")
@@ -121,7 +144,7 @@ def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
 
 
 def test_d2_recovery_clears_a_rotation_setsecret_had_not_applied(
-    target: deploy.Target, outputs: dict[str, str]
+    target: deploy.Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     """setSecret died after ModifyDBCluster, before it could label or roll back: the database
     has the pending password, nothing says so. `loanstack rotate` puts AWSCURRENT's back."""
@@ -143,7 +166,7 @@ def test_d2_recovery_clears_a_rotation_setsecret_had_not_applied(
 
 
 def test_d2_a_plain_rotate_secret_is_refused_while_a_rotation_is_left_over(
-    target: deploy.Target, outputs: dict[str, str]
+    target: deploy.Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     token = stage_pending(outputs)
     invoke(target, outputs, token, "createSecret")

@@ -100,11 +100,6 @@ OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
  (COLUMN_NAME = 'loan_id' AND COLLATION_NAME <> 'utf8mb4_bin')
  OR (COLUMN_NAME IN ('debt_to_income', 'loan_to_value') AND NUMERIC_PRECISION < 20)
  OR (COLUMN_NAME = 'source' AND CHARACTER_MAXIMUM_LENGTH < 1100))"""
-MIGRATE = """ALTER TABLE loan_decisions
- MODIFY loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
- MODIFY debt_to_income DECIMAL(20,4) NOT NULL,
- MODIFY loan_to_value DECIMAL(20,4) NULL,
- MODIFY source VARCHAR(1100) NULL"""
 # One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
 # reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
 # own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
@@ -385,16 +380,23 @@ def sql(client: Any, statement: str, **kwargs: Any) -> Any:
     )
 
 
+class OutdatedTable(RuntimeError):
+    """The table predates the current column types; an operator migrates it once (README)."""
+
+
 def ensure_table(client: Any) -> None:
-    """Create the table once per execution environment; bring an older one up to date."""
+    """Create the table once per execution environment; refuse one of an older version. Its
+    migration rebuilds the table (a copying ALTER that blocks writes and outlasts the Data API's
+    45-second statement limit on a large table), so it is never run from a cold start."""
     global _table_ready
     if _table_ready:
         return
     sql(client, TABLE)
-    outdated = sql(client, OUTDATED)["records"][0][0].get("longValue", 0)
-    if outdated:
-        logger.warning("migrating loan_decisions to the current column types")
-        sql(client, MIGRATE)
+    if sql(client, OUTDATED)["records"][0][0].get("longValue", 0):
+        raise OutdatedTable(
+            "loan_decisions has the column types of an earlier version (case-insensitive ids): "
+            "run the one-time migration in the README, section 'Upgrading the decisions table'"
+        )
     _table_ready = True
 
 
@@ -568,6 +570,16 @@ def write_documents(results: list[dict[str, Any]]) -> None:
             pass  # map re-raises the first failure here
 
 
+# A direct invocation's answer must fit Lambda's 6 MB synchronous response (an INVALID result
+# takes up to ~600 bytes): larger sets go in a batch file, which has no such limit.
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+MAX_LIST_ITEMS = 5000
+TOO_MANY = (
+    f"a list holds at most {MAX_LIST_ITEMS} applications: put larger sets in a batch file "
+    "under incoming/ (JSON Lines or CSV)"
+)
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and "Records" in event and "loanId" not in event:
         records = event["Records"]
@@ -575,6 +587,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             return {"reports": [{"error": "Records must be a non-empty list of S3 event records"}]}
         return {"reports": [handle_record(i, r) for i, r in enumerate(records)]}
     if isinstance(event, list):
+        if len(event) > MAX_LIST_ITEMS:
+            return invalid([{"field": "$", "message": TOO_MANY}])
         results = handle_applications(event)
         return {"results": results, "summary": dict(Counter(r["decision"] for r in results))}
     if isinstance(event, dict):

@@ -22,7 +22,10 @@ import os
 import socket
 import ssl
 import struct
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -110,7 +113,7 @@ def create_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         if err.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
     password = secrets.get_random_password(
-        PasswordLength=int(os.environ.get("PASSWORD_LENGTH", "32")),
+        PasswordLength=password_length(),
         ExcludeCharacters=os.environ.get("EXCLUDE_CHARACTERS", DEFAULT_EXCLUDE),
     )["RandomPassword"]
     secrets.put_secret_value(
@@ -120,6 +123,15 @@ def create_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         VersionStages=[PENDING],
     )
     logger.info("createSecret: created pending version %s of %s", token, arn)
+
+
+def password_length() -> int:
+    """Aurora MySQL takes master passwords of 8 to 41 printable characters (ModifyDBCluster,
+    MasterUserPassword): a longer one would only be refused in setSecret."""
+    length = int(os.environ.get("PASSWORD_LENGTH", "32"))
+    if not 8 <= length <= 41:
+        raise ValueError(f"PASSWORD_LENGTH={length}: Aurora MySQL master passwords are 8-41 long")
+    return length
 
 
 def cluster_of(secret: dict[str, Any], arn: str) -> str:
@@ -156,6 +168,7 @@ def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         logger.info("setSecret: master password change requested on cluster %s", cluster)
         try:
             wait_until_opens(pending, "setSecret", clock.forward)
+            label_applied(secrets, arn, token)
         except Exception:
             roll_back(secrets, arn, token, current, clock)
             raise
@@ -306,10 +319,50 @@ CHARSET_UTF8 = 33
 
 def login(secret: dict[str, Any], cafile: str | None = None) -> None:
     """Open a TLS session to the secret's host and authenticate with its credentials; raises
-    LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors.
-    The server certificate is checked against the runtime's trust store (DB_CA_FILE if set)."""
+    LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors
+    and on a reply that is not the MySQL protocol."""
+    try:
+        handshake(secret, trust(cafile))
+    except ssl.SSLError:
+        raise  # an OSError already (SSLCertVerificationError is a ValueError too)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as err:
+        raise OSError(f"unreadable reply from the server: {err!r}") from err
+
+
+RDS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
+
+
+def trust(cafile: str | None = None) -> ssl.SSLContext:
+    """Certificates the database's may chain to: DB_CA_FILE when set (the emulator's CA), else
+    the region's RDS bundle. The Lambda runtime's own store lacks the RDS CAs (G1 roots), so the
+    bundle AWS publishes per region is fetched once per environment over HTTPS, which the
+    runtime's store does verify (Amazon Aurora user guide, "Using SSL/TLS to encrypt a connection
+    to a DB cluster": https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.SSL.html)."""
+    explicit = cafile or os.environ.get("DB_CA_FILE")
+    if explicit:
+        return ssl.create_default_context(cafile=explicit)
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=rds_bundle())
+    return context
+
+
+def rds_bundle() -> str:
+    cache = Path(tempfile.gettempdir()) / "rds-ca-bundle.pem"
+    if cache.exists():
+        return cache.read_text()
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    url = os.environ.get("RDS_CA_BUNDLE_URL") or RDS_BUNDLE_URL.format(region=region)
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode("ascii")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise OSError(f"{url} did not return PEM certificates")
+    cache.write_text(text)
+    logger.info("fetched the RDS certificate bundle for %s", region)
+    return text
+
+
+def handshake(secret: dict[str, Any], context: ssl.SSLContext) -> None:
     host, port = str(secret["host"]), int(secret.get("port", 3306))
-    context = ssl.create_default_context(cafile=cafile or os.environ.get("DB_CA_FILE") or None)
     with socket.create_connection((host, port), timeout=5) as raw:
         greeting = Packets(raw).read()
         if greeting[0] == 0xFF:
