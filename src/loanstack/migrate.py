@@ -106,8 +106,8 @@ class Progress:
         of = f"/{total}" if total is not None else ""
         self.console.print(
             Text(
-                f"rows read {rows:,}  chunks uploaded {uploaded}{of}  "
-                f"chunks decided {decided}{of}  {rate:,.0f} rows/s"
+                f"lines read {rows:,}  chunks uploaded {uploaded}{of}  "
+                f"chunks decided {decided}{of}  {rate:,.0f} lines/s"
             )
         )
 
@@ -200,7 +200,8 @@ def chunks(export: Export, rows: int) -> Iterator[tuple[Chunk, IO[bytes]]]:
                 continue  # blank lines between chunks are no rows
             if current is None:
                 number += 1
-                current, body = Chunk(number, line_number, 0), tempfile.TemporaryFile()
+                current = Chunk(number, line_number, 0)
+                body = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller, per chunk
                 if export.header is not None:
                     body.write(export.header + b"\n")
             assert body is not None
@@ -260,8 +261,8 @@ def dead_letters(stack: Stack, prefix: str, delete: bool = False) -> set[str]:
             ours = [k for k in event_keys(message.get("Body", "")) if k.startswith(prefix)]
             keys.update(ours)
             handles.append((message["ReceiptHandle"], bool(ours)))
-    for handle, ours in handles:
-        if delete and ours:
+    for handle, mine in handles:
+        if delete and mine:
             stack.sqs.delete_message(QueueUrl=stack.dead_letter_url, ReceiptHandle=handle)
         else:
             stack.sqs.change_message_visibility(

@@ -4,6 +4,7 @@ export cut into chunks, S3 running the function on them concurrently, one merged
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,33 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
     assert retried["failedChunks"] == [] and retried["rows"] == expected.rows
     assert retried["summary"] == dict(expected.summary)
     assert not migrate.dead_letters(stack, f"incoming/{mid}/")
+
+
+def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
+    emulator: Emulator,
+    outputs: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from loanstack import cli
+
+    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    monkeypatch.setenv("COLUMNS", "80")
+    path = tmp_path / "cli.csv"
+    expected = exports.write_export(path, 2000, every=500, prefix="C")
+    assert cli.main(["migrate", str(path), "--chunk-rows", "700", "--output", "json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["rows"] == 2000 and report["summary"] == dict(expected.summary)
+    assert "chunks decided 3/3" in captured.err
+
+    assert cli.main(["migrate", str(path), "--suffix", "mig42"]) == 0  # again: the same report
+    text = capsys.readouterr().out
+    assert "already migrated" in text and "\u2026" not in text
+    for line, decision in expected.problems.items():
+        assert any(
+            row.replace("\u2502", " ").split()[:3][0::2] == [str(line), decision]
+            or row.replace("\u2502", " ").split()[:2] == [str(line), decision]
+            for row in text.splitlines()
+        ), (line, decision, text)
