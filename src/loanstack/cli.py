@@ -302,6 +302,7 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
             "run `loanstack deploy` for it first"
         )
     with connected(args, console) as target:
+        options.poll = target.poll_seconds
         try:
             result = migrate.migrate(export, migrate.stack_of(target, outputs), console, options)
         except KeyboardInterrupt as exc:

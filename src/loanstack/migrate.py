@@ -61,10 +61,13 @@ class Export:
     digest: str
     header: bytes | None
     header_line: int  # the physical line of the CSV header (0 for JSON Lines)
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     @property
     def migration_id(self) -> str:
-        return self.digest[:24]
+        """The content's digest and how it is cut: a resume with another --chunk-rows is another
+        migration, so no report of a chunk cut differently is ever taken for one of this cut."""
+        return f"{self.digest[:24]}-{self.chunk_rows}"
 
 
 @dataclass
@@ -282,7 +285,7 @@ def event_keys(body: str) -> list[str]:
         return []
 
 
-def retrigger(stack: Stack, key: str) -> None:
+def retrigger(stack: Stack, key: str, kind: str) -> None:
     """A new ObjectCreated:Copy event for `key`: the object copied onto itself (S3 requires a
     change, hence REPLACE metadata; https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html)."""
     stack.s3.copy_object(
@@ -290,6 +293,7 @@ def retrigger(stack: Stack, key: str) -> None:
         Key=key,
         CopySource={"Bucket": stack.bucket, "Key": key},
         MetadataDirective="REPLACE",
+        ContentType=content_type(kind),
         Metadata={"retried": str(int(time.time()))},
     )
 
@@ -320,6 +324,7 @@ def migrate(
     options = options or Options()
     check_options(options)
     export = source if isinstance(source, Export) else inspect(source)
+    export.chunk_rows = options.chunk_rows
     path = export.path
     mid = export.migration_id
     final_key = f"reports/{mid}/migration.report.json"
@@ -349,7 +354,7 @@ def upload(export: Export, stack: Stack, console: Console, options: Options) -> 
             key = chunk.key(export)
             if uploaded.get(key) != chunk.size:
                 stack.s3.upload_fileobj(
-                    body, stack.bucket, key, ExtraArgs={"ContentType": content_type(export)}
+                    body, stack.bucket, key, ExtraArgs={"ContentType": content_type(export.kind)}
                 )
                 sent += 1
         layout_.append(chunk)
@@ -365,8 +370,8 @@ def upload(export: Export, stack: Stack, console: Console, options: Options) -> 
     return layout_
 
 
-def content_type(export: Export) -> str:
-    return "text/csv" if export.kind == "csv" else "application/x-ndjson"
+def content_type(kind: str) -> str:
+    return "text/csv" if kind == "csv" else "application/x-ndjson"
 
 
 def wait(
@@ -383,11 +388,11 @@ def wait(
         open_ = [c for c in layout_ if c.report_key(export) not in reports]
         failing = dead_letters(stack, prefix, delete=retried) if open_ else set()
         if retried and failing:
-            for chunk in open_:
-                if chunk.key(export) in failing:
-                    retrigger(stack, chunk.key(export))
-            console.print(Text(f"sent {len(failing)} failed chunk(s) again"))
-            retried, failing = False, set()
+            again = [c.key(export) for c in open_ if c.key(export) in failing]
+            for key in again:
+                retrigger(stack, key, export.kind)
+            console.print(Text(f"sent {len(again)} failed chunk(s) again"))
+            retried = False
             continue
         retried = False
         failed = [c for c in open_ if c.key(export) in failing]

@@ -6,6 +6,7 @@ Lambda instead queues the event and returns; the function runs up to its reserve
 returned an error is retried twice and then sent to the function's dead-letter queue with the
 attributes RequestID, ErrorCode and ErrorMessage
 (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html,
+https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
 https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
 Lambda waits about one and then two minutes between attempts; the emulator waits
 `MOTO_LAMBDA_ASYNC_RETRY_SECONDS` (default 0.5 s) so a test sees the whole path.
