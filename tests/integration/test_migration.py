@@ -53,6 +53,9 @@ def outputs(
             Console(record=True, width=200),
         )
         yield deploy.deploy(d, confirm=lambda: True)
+        assert asynchronous.wait_idle(60)
+        # the emulator's backends outlive it in this process: leave no reservation behind
+        deploy.destroy(target, "mig42", Console(record=True, width=200))
     finally:
         deploy.OUTPUTS_FILE = original
 
