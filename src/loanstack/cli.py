@@ -122,6 +122,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--detach", action="store_true", help="(start) run in the background and return"
     )
 
+    mig = sub.add_parser(
+        "migrate",
+        help="move a CSV or JSON Lines export through the validation function, resumably, to one report",
+    )
+    mig.add_argument("export", help="the export file: .csv (with a header) or .jsonl/.ndjson")
+    mig.add_argument(
+        "--chunk-rows", type=int, default=10_000, help="lines per chunk file (default 10000)"
+    )
+    mig.add_argument(
+        "--retry-failed", action="store_true", help="send chunks in the dead-letter queue again"
+    )
+    mig.add_argument(
+        "--timeout", type=float, default=3600, help="seconds to wait for the chunks (default 3600)"
+    )
+    add_stack_options(mig, suffix_required=False)
+    mig.add_argument("--suffix", help="EnvironmentSuffix (checked against the outputs file)")
+    add_output_option(mig)
+
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     return parser.parse_args(argv)
 
@@ -265,6 +283,38 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt:
             pass  # --follow ends with Ctrl-C, as `aws logs tail --follow` does
     return 0
+
+
+def run_migrate(args: argparse.Namespace, console: Console) -> int:
+    from loanstack import migrate
+
+    options = migrate.Options(
+        chunk_rows=args.chunk_rows, retry_failed=args.retry_failed, timeout=args.timeout
+    )
+    migrate.check_options(options)
+    export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
+    outputs = deploy.read_outputs()
+    if args.suffix and not deploy.output(outputs, "LoanValidationFunctionName").endswith(
+        f"-{args.suffix}"
+    ):
+        raise UsageError(
+            f"the outputs file is for another stack than suffix {args.suffix}: "
+            "run `loanstack deploy` for it first"
+        )
+    with connected(args, console) as target:
+        options.poll = target.poll_seconds
+        try:
+            result = migrate.migrate(export, migrate.stack_of(target, outputs), console, options)
+        except KeyboardInterrupt as exc:
+            raise deploy.Interrupted(
+                "interrupted: chunks already uploaded are still processed; run the same command "
+                "again to resume"
+            ) from exc
+    if args.output == "json":
+        layout.emit(result)
+    else:
+        migrate.print_summary(console, result)
+    return 1 if result["failedChunks"] else 0
 
 
 def run_emulator(args: argparse.Namespace, console: Console) -> int:
@@ -459,6 +509,7 @@ HANDLERS: dict[str, Any] = {
     "rotate": run_rotate,
     "logs": run_logs,
     "emulator": run_emulator,
+    "migrate": run_migrate,
     "demo": lambda a, c: demo.run(c),
 }
 

@@ -1,7 +1,8 @@
 """`make demo`: the whole life of a dev stack on the embedded emulator, in one process.
 
 Deploy, validate the sample applications under `examples/`, rotate the database password and
-show the database now takes the new one, print the outputs, destroy. Exit 0 only when every step
+show the database now takes the new one, migrate a small generated export (`loanstack migrate`),
+print the outputs, destroy. Exit 0 only when every step
 did what it should.
 """
 
@@ -42,6 +43,7 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
         outputs = deploy.deploy(d, confirm=lambda: True)
         problems = validate_examples(target, console, outputs)
         problems += rotate(target, console, outputs)
+        problems += demo_migration(target, console, outputs)
         deploy.outputs_table(console, outputs)
         deploy.destroy(target, suffix, console)
     finally:
@@ -153,3 +155,26 @@ def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:
 
     arn = outputs["DBClusterArn"].split(":")
     return master_password(arn[4], target.region, arn[-1])
+
+
+def demo_migration(target: deploy.Target, console: Console, outputs: dict[str, str]) -> list[str]:
+    """`loanstack migrate` on a generated 5,000-row export with bad rows spread through it."""
+    import tempfile
+    from pathlib import Path
+
+    from loanstack import exports, migrate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "loanbook.csv"
+        expected = exports.write_export(path, 5000, every=1000, prefix="DEMO")
+        console.rule("Migration: loanbook.csv (5,000 rows) through `loanstack migrate`")
+        report = migrate.migrate(
+            path, migrate.stack_of(target, outputs), console, migrate.Options(chunk_rows=1000)
+        )
+    migrate.print_summary(console, report)
+    problems = []
+    if report["summary"] != dict(expected.summary):
+        problems.append(f"migration: summary {report['summary']} != {dict(expected.summary)}")
+    if {p["line"]: p["decision"] for p in report["problems"]} != expected.problems:
+        problems.append("migration: the problem lines differ from the export's bad lines")
+    return problems

@@ -30,6 +30,8 @@ def test_d4_make_demo_deploys_tries_rotates_and_destroys(
         "MANUAL_REVIEW",
         "database password == AWSCURRENT",
         "nothing left behind",
+        "Migration: loanbook.csv (5,000 rows)",
+        "Rows not taken",
         "all steps passed",
     ):
         assert expected in shown

@@ -180,6 +180,12 @@ def test_r13_a_batch_file_dropped_under_incoming_produces_one_report(
     )
     s3 = target.client("s3")
     s3.put_object(Bucket=bucket, Key="incoming/emulator.jsonl", Body=body.encode())
+    # S3 invokes the function asynchronously, on the emulator as on AWS: wait for its report
+    s3.get_waiter("object_exists").wait(
+        Bucket=bucket,
+        Key="reports/emulator.jsonl.report.json",
+        WaiterConfig={"Delay": 1, "MaxAttempts": 60},
+    )
     report = json.loads(
         s3.get_object(Bucket=bucket, Key="reports/emulator.jsonl.report.json")["Body"].read()
     )

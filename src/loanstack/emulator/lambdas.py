@@ -2,7 +2,13 @@
 
 moto would run them in Docker; here the function's deployed code (the zip moto stored) is loaded
 as a fresh module and its handler called with the function's own environment, its AWS calls
-sent back to the emulator. Invocations are serialised: they share the process environment.
+sent back to the emulator. Invocations of one function run concurrently (issue 15): each gets its
+own module and its own boto3 session, and the process environment is a lease that invocations
+with the same environment share and one with another environment waits for (see `Lease`).
+
+S3 notifications invoke asynchronously, as Lambda does (`asynchronous.py`): the upload returns at
+once, the function runs in the background up to its reserved concurrency, a failed event is
+retried twice and then sent to the function's dead-letter queue.
 
 Logging as Lambda does it: the function's `LoggingConfig` (moto drops it) sets the level and the
 format (JSON records as Lambda's Python runtime writes them) and names the log group; each
@@ -31,8 +37,8 @@ from moto.awslambda import models as lambda_models
 from moto.logs.models import logs_backends
 
 ENDPOINT: dict[str, str] = {}
-_lock = threading.Lock()
 _original: dict[str, Any] = {}
+_client_lock = threading.Lock()  # botocore's client creation is not thread-safe (boto3 #801)
 
 
 def install(endpoint_url: str) -> None:
@@ -45,6 +51,9 @@ def install(endpoint_url: str) -> None:
         cls._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
         cls.create_from_cloudformation_json = classmethod(create_keeping_logging_config)  # type: ignore[method-assign,assignment]
         cls.get_configuration = configuration_with_logging  # type: ignore[method-assign]
+        from loanstack.emulator import asynchronous
+
+        asynchronous.install()
 
 
 def create_keeping_logging_config(
@@ -52,6 +61,8 @@ def create_keeping_logging_config(
 ) -> Any:
     fn = _original["create"](cls, name, cfn, *args, **kwargs)
     fn.logging_config = dict(cfn.get("Properties", {}).get("LoggingConfig") or {})
+    # moto drops DeadLetterConfig; asynchronous invocations need it
+    fn.dead_letter_arn = (cfn.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
     return fn
 
 
@@ -138,13 +149,103 @@ def load(fn: Any) -> types.ModuleType:
     module = types.ModuleType(f"lambda_{fn.function_name.replace('-', '_')}")
     exec(compile(source, f"{fn.function_name}/{module_name}.py", "exec"), module.__dict__)
     module.__dict__["__handler__"] = module.__dict__[function]
+    if isinstance(module.__dict__.get("boto3"), types.ModuleType):
+        module.__dict__["boto3"] = OwnBoto3()
     return module
 
 
-@contextmanager
-def environment(fn: Any) -> Any:
-    import boto3
+class OwnBoto3:
+    """`boto3` as one invocation sees it: its own session, created when the invocation starts
+    (so under its environment lease), clients created one at a time."""
 
+    def __init__(self) -> None:
+        import boto3
+
+        self._boto3 = boto3
+        with _client_lock:
+            self._session = boto3.session.Session()
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        with _client_lock:
+            return self._session.client(*args, **kwargs)
+
+    def resource(self, *args: Any, **kwargs: Any) -> Any:
+        with _client_lock:
+            return self._session.resource(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto3, name)
+
+
+class Lease:
+    """The process environment, shared by the invocations that need the same one.
+
+    Concurrent invocations of one function want identical variables, so they may hold the
+    environment together; an invocation that needs other values (another function) waits until
+    the last holder has left and the saved environment is back. Nothing else is serialised.
+    """
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.values: dict[str, str] | None = None
+        self.holders = 0
+        self.saved: dict[str, str | None] = {}
+        self.saved_level = logging.NOTSET
+
+    @contextmanager
+    def holding(self, values: dict[str, str], log_level: str = "INFO") -> Any:
+        """Hold the environment `values` with the root logger at `log_level` (also shared)."""
+        import boto3
+
+        wanted = {**values, "": log_level}
+        root = logging.getLogger()
+        with self.changed:
+            while self.holders and self.values != wanted:
+                self.changed.wait()
+            if not self.holders:
+                self.saved_level = root.level
+                root.setLevel(log_level)
+                keys = [*values, "AWS_SESSION_TOKEN", "AWS_PROFILE"]
+                self.saved = {k: os.environ.get(k) for k in keys}
+                os.environ.pop("AWS_SESSION_TOKEN", None)
+                os.environ.pop("AWS_PROFILE", None)
+                os.environ.update(values)
+                boto3.DEFAULT_SESSION = None  # the handler's clients must see this environment
+                self.values = wanted
+            self.holders += 1
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.holders -= 1
+                if not self.holders:
+                    for key, value in self.saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+                    boto3.DEFAULT_SESSION = None
+                    root.setLevel(self.saved_level)
+                    self.values = None
+                    self.changed.notify_all()
+
+
+LEASE = Lease()
+
+
+class ThisThread(logging.Filter):
+    """An invocation's log capture takes only its own thread's records (others run alongside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread
+
+
+def environment(fn: Any, log_level: str = "INFO") -> Any:
+    """The function's environment as Lambda sets it, pointed at the emulator."""
     values = {
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
         "AWS_ENDPOINT_URL": ENDPOINT["url"],
@@ -155,20 +256,7 @@ def environment(fn: Any) -> Any:
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         **database_ca(),
     }
-    saved = {k: os.environ.get(k) for k in [*values, "AWS_SESSION_TOKEN", "AWS_PROFILE"]}
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(values)
-    boto3.DEFAULT_SESSION = None  # the handler's clients must see this environment
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        boto3.DEFAULT_SESSION = None
+    return LEASE.holding(values, log_level)
 
 
 def database_ca() -> dict[str, str]:
@@ -185,16 +273,15 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     to the function's log group."""
     logs = io.StringIO()
     capture = logging.StreamHandler(logs)
+    capture.addFilter(ThisThread())
     context = Context(self)
     config = logging_config(self)
     json_format = config["LogFormat"] == "JSON"
     if json_format:
         capture.setFormatter(JsonFormatter(context.aws_request_id))
     root = logging.getLogger()
-    saved_level = root.level
-    with _lock, environment(self):
+    with environment(self, config.get("ApplicationLogLevel", "INFO")):
         root.addHandler(capture)
-        root.setLevel(config.get("ApplicationLogLevel", "INFO"))
         try:
             module = load(self)
             result = module.__dict__["__handler__"](event if event is not None else {}, context)
@@ -216,7 +303,6 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
             )
         finally:
             root.removeHandler(capture)
-            root.setLevel(saved_level)
             to_cloudwatch(self, logs.getvalue().splitlines())
 
 

@@ -1,0 +1,136 @@
+"""Asynchronous invocation as Lambda does it for S3 notifications (issue 15, SPEC D6).
+
+moto calls the function inside the PutObject request, one at a time, and swallows its errors.
+Lambda instead queues the event and returns; the function runs up to its reserved concurrency
+(events beyond it wait: throttled events are retried, not lost); an event whose invocation
+returned an error is retried twice and then sent to the function's dead-letter queue with the
+attributes RequestID, ErrorCode and ErrorMessage
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html,
+https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
+https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
+Lambda waits about one and then two minutes between attempts; the emulator waits
+`MOTO_LAMBDA_ASYNC_RETRY_SECONDS` (default 0.5 s) so a test sees the whole path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+DEFAULT_CONCURRENCY = 10  # a function without a reservation; the emulator runs on a few cores
+RETRIES = 2
+_state = threading.Condition()
+_running: dict[str, int] = {}  # function ARN -> invocations running now
+_pending = 0  # events accepted and not yet finished (running, waiting for a slot, or retrying)
+PEAK: dict[str, int] = {}  # function ARN -> most invocations seen running at once
+_original: dict[str, Any] = {}
+
+
+def install() -> None:
+    """Route moto's S3 -> Lambda notifications through `invoke_async`; idempotent."""
+    from moto.s3 import notifications
+
+    if not _original:
+        _original["invoke"] = notifications._invoke_awslambda
+        notifications._invoke_awslambda = invoke_async
+
+
+def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    """Accept the event and return at once (S3 does not wait for the function)."""
+    global _pending
+    from moto.awslambda.utils import get_backend
+
+    try:
+        fn = get_backend(account_id, region_name).get_function(fn_arn)
+    except Exception:
+        return
+    with _state:
+        _pending += 1
+    thread = threading.Thread(
+        target=run_event, args=(fn, json.dumps(event_body)), name=f"async-{fn.function_name}"
+    )
+    thread.daemon = True
+    thread.start()
+
+
+def limit(fn: Any) -> int:
+    return int(fn.reserved_concurrency or 0) or DEFAULT_CONCURRENCY
+
+
+def run_event(fn: Any, body: str) -> None:
+    """Up to three attempts, each in a concurrency slot; then the dead-letter queue."""
+    global _pending
+    try:
+        error: dict[str, Any] = {}
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                time.sleep(float(os.environ.get("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.5")))
+            payload, errored = attempt_once(fn, body)
+            if not errored:
+                return
+            error = parse_error(payload)
+        send_to_dead_letter_queue(fn, body, error)
+    finally:
+        with _state:
+            _pending -= 1
+            _state.notify_all()
+
+
+def attempt_once(fn: Any, body: str) -> tuple[str, bool]:
+    arn = fn.function_arn
+    with _state:
+        while _running.get(arn, 0) >= limit(fn):
+            _state.wait()
+        _running[arn] = _running.get(arn, 0) + 1
+        PEAK[arn] = max(PEAK.get(arn, 0), _running[arn])
+    try:
+        payload, errored, _ = fn._invoke_lambda(event=json.loads(body))
+        return payload, errored
+    except Exception as exc:
+        return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}), True
+    finally:
+        with _state:
+            _running[arn] -= 1
+            _state.notify_all()
+
+
+def parse_error(payload: str) -> dict[str, Any]:
+    try:
+        found = json.loads(payload)
+    except ValueError:
+        return {"errorMessage": payload}
+    return found if isinstance(found, dict) else {"errorMessage": payload}
+
+
+def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any]) -> None:
+    arn = getattr(fn, "dead_letter_arn", None)
+    if not arn:
+        return
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = arn.split(":", 5)
+    attributes = {
+        "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "ErrorMessage": {
+            "DataType": "String",
+            "StringValue": str(error.get("errorMessage", ""))[:1024],
+        },
+    }
+    sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
+
+
+def wait_idle(timeout: float) -> bool:
+    """True once every accepted event has finished (tests and benchmarks wait on this)."""
+    deadline = time.monotonic() + timeout
+    with _state:
+        while _pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _state.wait(left)
+    return True

@@ -1,0 +1,252 @@
+"""`loanstack migrate` end to end on the emulator (issue 15): the dev stack deployed, a generated
+export cut into chunks, S3 running the function on them concurrently, one merged report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from rich.console import Console
+
+from loanstack import deploy, exports, migrate
+from loanstack.emulator import CREDENTIALS, Emulator, asynchronous, lambdas
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    try:
+        emu = Emulator().start()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the emulator could not start: {exc}")
+        pytest.skip(f"the emulator could not start: {exc}")
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def target(emulator: Emulator) -> deploy.Target:
+    session = boto3.Session(region_name=REGION, **CREDENTIALS)
+    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
+
+
+@pytest.fixture(scope="module")
+def outputs(
+    target: deploy.Target, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    original = deploy.OUTPUTS_FILE
+    deploy.OUTPUTS_FILE = Path(tmp_path_factory.mktemp("out")) / "mig42.json"
+    try:
+        d = deploy.Deployment(
+            target,
+            "dev",
+            "mig42",
+            deploy.parameters_for("dev", "mig42", {}),
+            Console(record=True, width=200),
+        )
+        yield deploy.deploy(d, confirm=lambda: True)
+        assert asynchronous.wait_idle(60)
+        # the emulator's backends outlive it in this process: leave no reservation behind
+        deploy.destroy(target, "mig42", Console(record=True, width=200))
+    finally:
+        deploy.OUTPUTS_FILE = original
+
+
+@pytest.fixture(scope="module")
+def big_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, exports.Expected]:
+    path = Path(tmp_path_factory.mktemp("export")) / "loanbook.csv"
+    return path, exports.write_export(path, 100_000)
+
+
+def quiet() -> Console:
+    return Console(record=True, width=200)
+
+
+def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
+    reply = target.client("rds-data").execute_statement(
+        resourceArn=outputs["DBClusterArn"],
+        secretArn=outputs["DBSecretArn"],
+        database="loans",
+        sql="SELECT loan_id FROM loan_decisions WHERE source LIKE '%/incoming/%'",
+    )
+    return [r[0]["stringValue"] for r in reply["records"]]
+
+
+def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
+    """As if the migration never ran: its rows, chunks and reports gone."""
+    target.client("rds-data").execute_statement(
+        resourceArn=outputs["DBClusterArn"],
+        secretArn=outputs["DBSecretArn"],
+        database="loans",
+        sql="DELETE FROM loan_decisions",
+    )
+    for prefix in (f"incoming/{mid}/", f"reports/{mid}/"):
+        for key in migrate.existing(stack, prefix):
+            stack.s3.delete_object(Bucket=stack.bucket, Key=key)
+
+
+def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
+    target: deploy.Target,
+    outputs: dict[str, str],
+    big_export: tuple[Path, exports.Expected],
+) -> None:
+    path, expected = big_export
+    stack = migrate.stack_of(target, outputs)
+    report = migrate.migrate(path, stack, quiet(), migrate.Options(chunk_rows=10_000))
+    assert report["chunks"] == 11  # 100,000 rows and 100 blank lines, 10,000 lines a chunk
+    assert report["rows"] == expected.rows == 100_000
+    assert report["summary"] == dict(expected.summary)
+    assert {p["line"]: p["decision"] for p in report["problems"]} == expected.problems
+    assert report["failedChunks"] == []
+    lines = path.read_bytes().split(b"\n")
+    for problem in report["problems"]:
+        text = lines[problem["line"] - 1]
+        if "loanId" in problem and problem["decision"] != "CONFLICT":
+            assert text.startswith(problem["loanId"].encode() + b","), problem
+    # the function ran chunks side by side, up to the dev stack's reserved concurrency (10)
+    arn = outputs["LoanValidationFunctionArn"]
+    assert 1 < asynchronous.PEAK[arn] <= 10
+    ids = stored_ids(target, outputs)
+    assert len(ids) == len(set(ids)) and set(ids) == expected.loan_ids
+    # run again: nothing uploaded, the same report
+    again = migrate.migrate(path, stack, quiet(), migrate.Options(chunk_rows=10_000))
+    assert again == report
+
+
+class Interrupt:
+    """Ctrl-C after `after` chunk uploads (the upload before it completed)."""
+
+    def __init__(self, s3: Any, after: int) -> None:
+        self.s3, self.after, self.calls = s3, after, 0
+
+    def upload_fileobj(self, *args: Any, **kwargs: Any) -> None:
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.s3.upload_fileobj(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_per_loan(
+    target: deploy.Target,
+    outputs: dict[str, str],
+    big_export: tuple[Path, exports.Expected],
+) -> None:
+    path, expected = big_export
+    stack = migrate.stack_of(target, outputs)
+    options = migrate.Options(chunk_rows=10_000)
+    uninterrupted = migrate.migrate(path, stack, quiet(), options)  # stored by the test above
+    forget(target, outputs, stack, uninterrupted["migration"])
+
+    cut = migrate.Stack(
+        Interrupt(stack.s3, after=4), stack.sqs, stack.bucket, stack.dead_letter_url
+    )
+    with pytest.raises(KeyboardInterrupt):
+        migrate.migrate(path, cut, quiet(), options)
+    assert len(migrate.existing(stack, f"incoming/{uninterrupted['migration']}/")) == 4
+    assert asynchronous.wait_idle(120)  # the four uploaded chunks are decided meanwhile
+
+    counting = Interrupt(stack.s3, after=-1)
+    resumed = migrate.migrate(
+        path,
+        migrate.Stack(counting, stack.sqs, stack.bucket, stack.dead_letter_url),
+        quiet(),
+        options,
+    )
+    assert counting.calls == 11 - 4 + 1  # the missing chunks, then the merged report
+    assert resumed == uninterrupted
+    ids = stored_ids(target, outputs)
+    assert len(ids) == len(set(ids)) and set(ids) == expected.loan_ids
+
+
+def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
+    target: deploy.Target,
+    outputs: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "small.csv"
+    expected = exports.write_export(path, 300, every=100, prefix="F")
+    stack = migrate.stack_of(target, outputs)
+    monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.05")
+    original_load = lambdas.load
+    attempts: list[str] = []
+
+    def failing_second_chunk(fn: Any) -> Any:
+        """Fault injection: the function fails on part-00002, as it would with the database
+        gone; every attempt is counted."""
+        module = original_load(fn)
+        handler = module.__dict__["__handler__"]
+
+        def handle(event: Any, context: Any) -> Any:
+            key = event["Records"][0]["s3"]["object"]["key"]
+            if key.endswith("part-00002.csv"):
+                attempts.append(key)
+                raise RuntimeError("database unavailable")
+            return handler(event, context)
+
+        module.__dict__["__handler__"] = handle
+        return module
+
+    monkeypatch.setattr(lambdas, "load", failing_second_chunk)
+    options = migrate.Options(chunk_rows=100, timeout=60, poll=0.1)
+    report = migrate.migrate(path, stack, quiet(), options)
+    assert len(attempts) == 3  # the first attempt and Lambda's two retries
+    [failed] = report["failedChunks"]
+    assert failed["key"].endswith("part-00002.csv")
+    assert report["rows"] == expected.rows - 100  # chunk 2: rows 100-199
+    mid = report["migration"]
+    assert f"reports/{mid}/migration.report.json" not in migrate.existing(stack, "reports/")
+
+    monkeypatch.setattr(lambdas, "load", original_load)
+    retried = migrate.migrate(
+        path,
+        stack,
+        quiet(),
+        migrate.Options(chunk_rows=100, retry_failed=True, timeout=60, poll=0.1),
+    )
+    assert retried["failedChunks"] == [] and retried["rows"] == expected.rows
+    assert retried["summary"] == dict(expected.summary)
+    assert not migrate.dead_letters(stack, f"incoming/{mid}/")
+
+
+def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
+    emulator: Emulator,
+    outputs: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from loanstack import cli
+
+    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    monkeypatch.setenv("COLUMNS", "80")
+    path = tmp_path / "cli.csv"
+    expected = exports.write_export(path, 2000, every=500, prefix="C")
+    assert cli.main(["migrate", str(path), "--chunk-rows", "700", "--output", "json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["rows"] == 2000 and report["summary"] == dict(expected.summary)
+    assert "chunks decided 3/3" in captured.err
+
+    assert (
+        cli.main(["migrate", str(path), "--chunk-rows", "700", "--suffix", "mig42"]) == 0
+    )  # again: the same report
+    text = capsys.readouterr().out
+    assert "already migrated" in text and "\u2026" not in text
+    for line, decision in expected.problems.items():
+        assert any(
+            row.replace("\u2502", " ").split()[:3][0::2] == [str(line), decision]
+            or row.replace("\u2502", " ").split()[:2] == [str(line), decision]
+            for row in text.splitlines()
+        ), (line, decision, text)

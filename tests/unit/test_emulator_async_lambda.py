@@ -1,0 +1,151 @@
+"""S3 notifications on the emulator run the function as Lambda does (issue 15): asynchronously,
+concurrently up to its reserved concurrency, each invocation with its own environment and logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from loanstack.emulator import asynchronous, install, lambdas
+
+REGION = "us-east-1"
+CODE = """
+import logging, os, time
+
+def handler(event, context):
+    key = event["Records"][0]["s3"]["object"]["key"]
+    logging.getLogger().info("start %s", key)
+    started = time.monotonic()
+    time.sleep(float(os.environ["SLEEP"]))
+    with open(os.environ["RECORD_FILE"], "a") as out:
+        out.write(f"{key} {started} {time.monotonic()} {os.environ['MARK']}\\n")
+    return {"key": key}
+"""
+
+
+@pytest.fixture
+def aws() -> Iterator[boto3.Session]:
+    install()
+    lambdas.install("http://127.0.0.1:9")  # the function makes no AWS call
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def sleeper(session: boto3.Session, record: Path, reserved: int) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", CODE)
+    role = session.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]
+    lam = session.client("lambda")
+    arn = lam.create_function(
+        FunctionName="sleeper",
+        Runtime="python3.13",
+        Role=role["Arn"],
+        Handler="index.handler",
+        Code={"ZipFile": buffer.getvalue()},
+        Environment={"Variables": {"RECORD_FILE": str(record), "SLEEP": "0.4", "MARK": "mine"}},
+    )["FunctionArn"]
+    lam.put_function_concurrency(FunctionName="sleeper", ReservedConcurrentExecutions=reserved)
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="drop")
+    s3.put_bucket_notification_configuration(
+        Bucket="drop",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    return str(arn)
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_d6_s3_events_run_the_function_concurrently_up_to_its_reserved_concurrency(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=3)
+    s3 = aws.client("s3")
+    started = time.monotonic()
+    for i in range(7):
+        s3.put_object(Bucket="drop", Key=f"part-{i}", Body=b"x")
+    assert time.monotonic() - started < 0.4, "S3 must not wait for the function"
+    assert asynchronous.wait_idle(30)
+    lines = [line.split() for line in record.read_text().splitlines()]
+    assert sorted(key for key, *_ in lines) == [f"part-{i}" for i in range(7)]
+    assert {mark for *_, mark in lines} == {"mine"}  # each saw its function's environment
+    spans = [(float(start), float(end)) for _, start, end, _ in lines]
+    assert most_at_once(spans) == 3  # overlapping, and never more than reserved
+    assert "MARK" not in os.environ and "RECORD_FILE" not in os.environ  # given back
+
+    logs = aws.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/lambda/sleeper")["logStreams"]
+    starts = []
+    for stream in streams:
+        events = logs.get_log_events(
+            logGroupName="/aws/lambda/sleeper", logStreamName=stream["logStreamName"]
+        )["events"]
+        starts.append([e["message"] for e in events if "start part-" in e["message"]])
+    assert sorted(len(s) for s in starts) == [1] * 7, "each invocation logs only its own records"
+
+
+def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
+    aws: boto3.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.01")
+    arn = sleeper(aws, tmp_path / "missing-dir" / "spans.txt", reserved=2)  # open() fails
+    sqs = aws.client("sqs")
+    queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    fn = lambdas.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
+    aws.client("s3").put_object(Bucket="drop", Key="bad", Body=b"x")
+    assert asynchronous.wait_idle(30)
+    [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"] == "bad"
+    assert "No such file" in message["MessageAttributes"]["ErrorMessage"]["StringValue"]
+    logs = aws.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/lambda/sleeper")["logStreams"]
+    assert len(streams) == 3  # the first attempt and two retries
+
+
+def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_given_back() -> None:
+    lease = lambdas.Lease()
+    seen: list[tuple[str, str | None]] = []
+    first_in = threading.Event()
+
+    def first() -> None:
+        with lease.holding({"LEASE_TEST": "one"}):
+            first_in.set()
+            time.sleep(0.2)
+            seen.append(("first", os.environ.get("LEASE_TEST")))
+
+    def second() -> None:
+        first_in.wait()
+        with lease.holding({"LEASE_TEST": "two"}):
+            seen.append(("second", os.environ.get("LEASE_TEST")))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [("first", "one"), ("second", "two")]
+    assert "LEASE_TEST" not in os.environ
