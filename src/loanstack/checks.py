@@ -1,6 +1,6 @@
 """The project's own compliance checks: one small unit per rule, read like cfn-lint's rules.
 
-Each check has an id, the SPEC requirement it enforces, a one-line description and a source
+Each check has an id, the requirement it enforces (docs/requirements.md), a one-line description and a source
 link, and returns findings for one environment (`template.Instance`). They iterate the
 template, so a resource added later is judged without editing this file.
 """
@@ -33,7 +33,7 @@ from loanstack.template import (
     tags_of,
 )
 
-SPEC = "../shared/SPEC.md"
+SPEC = "docs/requirements.md"  # the requirements, in this repository
 CFNLINT_DATA = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs"
 
 

@@ -42,7 +42,7 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
         outputs = deploy.deploy(d, confirm=lambda: True)
         problems = validate_examples(target, console, outputs)
         problems += rotate(target, console, outputs)
-        deploy.outputs_table(console, outputs)
+        deploy.outputs_table(console, outputs, target.outputs_file)
         deploy.destroy(target, suffix, console)
     finally:
         target.close()

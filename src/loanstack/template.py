@@ -28,13 +28,16 @@ S3_UPLOAD_LIMIT = 1_048_576  # TemplateURL: a template staged in S3
 SIZE_BUDGET = 102_400  # ours (SPEC R1): minified, a tenth of what S3 staging allows
 
 NO_VALUE = object()  # AWS::NoValue: the property is dropped
+# moto's default account: the one the emulator answers for (loanstack.emulator.ACCOUNT_ID), and
+# the one this model resolves AWS::AccountId to unless told otherwise
+EMULATOR_ACCOUNT_ID = "123456789012"
 
 
 @dataclass(frozen=True)
 class Context:
     """Values CloudFormation supplies at deploy time; the defaults are a plausible account."""
 
-    account_id: str = "123456789012"
+    account_id: str = EMULATOR_ACCOUNT_ID
     region: str = "us-east-1"
     partition: str = "aws"
     stack_name: str = "tapstack-test"

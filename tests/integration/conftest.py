@@ -11,11 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from loanstack.emulator import ACCOUNT_ID
 from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 from tests.helpers import load_function
 
 REGION = "us-east-1"
-BUCKET = "s3-loandocuments-dev42-123456789012"
+BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +58,8 @@ def loans(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        "DB_CLUSTER_ARN": f"arn:aws:rds:{REGION}:123456789012:cluster:aurora-loanprocessing-dev42",
-        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:secret-aurora-dev42-AbCdEf",
+        "DB_CLUSTER_ARN": f"arn:aws:rds:{REGION}:{ACCOUNT_ID}:cluster:aurora-loanprocessing-dev42",
+        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:secret-aurora-dev42-AbCdEf",
         "DB_NAME": "loans",
         "DOCUMENTS_BUCKET": BUCKET,
     }

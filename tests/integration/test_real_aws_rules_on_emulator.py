@@ -45,11 +45,8 @@ def target(emulator: Emulator) -> deploy.Target:
 
 
 @pytest.fixture(autouse=True)
-def private_outputs_file(tmp_path: Path) -> Iterator[None]:
-    original = deploy.OUTPUTS_FILE
-    deploy.OUTPUTS_FILE = tmp_path / "flat-outputs.json"
-    yield
-    deploy.OUTPUTS_FILE = original
+def private_outputs_file(target: deploy.Target, tmp_path: Path) -> None:
+    target.outputs_file = tmp_path / "flat-outputs.json"
 
 
 def deploy_dev(

@@ -32,6 +32,14 @@ def test_moto_is_pinned_exactly_and_installed_at_the_pin() -> None:
     assert importlib.metadata.version("moto") == version
 
 
+def test_the_emulator_account_is_motos_default_account() -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from loanstack.emulator import ACCOUNT_ID
+
+    assert ACCOUNT_ID == DEFAULT_ACCOUNT_ID == template.Context().account_id
+
+
 def test_the_makefile_installs_every_environment_from_its_constraints() -> None:
     makefile = (template.ROOT / "Makefile").read_text()
     installs = [ln for ln in makefile.splitlines() if "pip install" in ln]
