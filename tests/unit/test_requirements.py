@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from loanstack import checks, contract, template
+from loanstack import contract, template
+from loanstack.compliance import rules
 from loanstack.policy import Request, allows
 from loanstack.template import Instance
 from tests.helpers import build
 
 
 def findings(instance: Instance, requirement: str) -> list[str]:
-    return [str(f) for f in checks.run_checks(instance, only=requirement)]
+    return [str(f) for f in rules.run_checks(instance, only=requirement)]
 
 
 # --- R1 -------------------------------------------------------------------------------------
@@ -699,7 +700,7 @@ def test_r14_an_organisation_trail_switches_ours_off(pristine: dict[str, Any]) -
     off = build(pristine, "prod", EnableCloudTrail="false")
     assert not [r for r in off.resources.values() if r.logical_id.startswith("Trail")]
     assert "TrailArn" not in off.outputs
-    assert checks.run_checks(off, only="R12") == [] and checks.run_checks(off, only="R4") == []
+    assert rules.run_checks(off, only="R12") == [] and rules.run_checks(off, only="R4") == []
 
 
 def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(instance: Instance) -> None:

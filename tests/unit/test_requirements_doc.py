@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from loanstack import checks, template
+from loanstack import template
+from loanstack.compliance import rules
 
 DOC = template.ROOT / "docs" / "requirements.md"
 TESTS = template.ROOT / "tests"
@@ -20,7 +21,7 @@ def test_the_requirements_document_holds_r1_to_r16_and_r1b() -> None:
 
 
 def test_every_requirement_has_a_check_or_a_test_naming_it() -> None:
-    judged = {c.requirement for c in checks.CHECKS}
+    judged = {c.requirement for c in rules.CHECKS}
     tests = "\n".join(p.read_text(encoding="utf-8") for p in TESTS.rglob("test_*.py"))
     named = {m.upper().replace("B", "b") for m in re.findall(r"def test_(r\d+b?)_", tests)}
     unjudged = [r for r in requirement_ids() if r not in judged | named]
@@ -29,7 +30,7 @@ def test_every_requirement_has_a_check_or_a_test_naming_it() -> None:
 
 def test_checks_cite_requirements_that_exist_in_this_repository() -> None:
     text = DOC.read_text(encoding="utf-8")
-    for c in checks.CHECKS:
+    for c in rules.CHECKS:
         assert f'<a id="{c.requirement}"></a>' in text, c.id
         if not c.source.startswith("https://"):
             path, _, anchor = c.source.partition("#")
