@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,11 +246,24 @@ def capacity_problem(values: dict[str, str]) -> str | None:
     return None
 
 
+# DescribeStacks: "If the stack doesn't exist, a ValidationError is returned", the generic code
+# of every bad request, so only its message ("Stack with id NAME does not exist") tells them apart.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
+MISSING_STACK = re.compile(r"Stack with id \S+ does not exist")
+
+
+def is_missing_stack(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") == "ValidationError" and bool(
+        MISSING_STACK.fullmatch(str(error.get("Message", "")))
+    )
+
+
 def stack_status(target: Target, name: str) -> dict[str, Any] | None:
     try:
         stacks = target.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
-        if "does not exist" in str(exc):
+        if is_missing_stack(exc):
             return None
         raise
     return dict(stacks[0]) if stacks else None

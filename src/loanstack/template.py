@@ -134,7 +134,7 @@ class Resource:
 
 
 @dataclass
-class Instance:
+class Environment:
     """One environment of the template: the resources that exist and their resolved properties."""
 
     template: dict[str, Any]
@@ -165,7 +165,7 @@ def instantiate(
     template: dict[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
     context: Context | None = None,
-) -> Instance:
+) -> Environment:
     """The environment CloudFormation would build from `template` with these parameters."""
     template = load() if template is None else template
     context = context or Context()
@@ -181,7 +181,7 @@ def instantiate(
             number = float(values[name])
             scope[name] = int(number) if number.is_integer() else number
     conditions = evaluate_conditions(template.get("Conditions", {}), scope)
-    instance = Instance(template, values, context, conditions)
+    instance = Environment(template, values, context, conditions)
     for logical_id, raw in template.get("Resources", {}).items():
         if "Condition" in raw and not conditions[raw["Condition"]]:
             continue

@@ -60,7 +60,7 @@ def checkov_rows() -> Iterator[Row]:
     yield Row("both", f"{report['summary']['passed']} checks", "checkov", "template", "pass")
 
 
-def own_rows(env: str, instance: template.Instance) -> Iterator[Row]:
+def own_rows(env: str, instance: template.Environment) -> Iterator[Row]:
     for c in rules.CHECKS:
         findings = list(c.run(instance))
         for f in findings:
@@ -70,7 +70,7 @@ def own_rows(env: str, instance: template.Instance) -> Iterator[Row]:
 
 
 def guard_rows(
-    env: str, instance: template.Instance, accepted: dict[tuple[str, str], str]
+    env: str, instance: template.Environment, accepted: dict[tuple[str, str], str]
 ) -> Iterator[Row]:
     guard_rules, findings = control_tower.evaluate(instance)
     for f in findings:

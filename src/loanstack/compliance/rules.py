@@ -1,7 +1,7 @@
 """The project's own compliance checks: one small unit per rule, read like cfn-lint's rules.
 
 Each check has an id, the requirement it enforces (docs/requirements.md), a one-line description and a source
-link, and returns findings for one environment (`template.Instance`). They iterate the
+link, and returns findings for one environment (`template.Environment`). They iterate the
 template, so a resource added later is judged without editing this file.
 """
 
@@ -22,7 +22,7 @@ from loanstack import contract
 from loanstack.policy import Request, allows
 from loanstack.template import (
     SIZE_BUDGET,
-    Instance,
+    Environment,
     Resource,
     as_list,
     minified,
@@ -65,14 +65,14 @@ class Check:
     requirement: str
     description: str
     source: str
-    judge: Callable[[Instance], Iterator[Flag]]
+    judge: Callable[[Environment], Iterator[Flag]]
 
-    def run(self, instance: Instance) -> Iterator[Finding]:
+    def run(self, instance: Environment) -> Iterator[Finding]:
         for flag in self.judge(instance):
             yield Finding(self.id, flag.resource, flag.message, pointer(instance, flag.resource))
 
 
-def pointer(instance: Instance, part: str) -> str:
+def pointer(instance: Environment, part: str) -> str:
     """The JSON pointer of a resource or output in the template ("" for anything else)."""
     escaped = part.replace("~", "~0").replace("/", "~1")
     for section in ("Resources", "Outputs", "Parameters", "Conditions"):
@@ -87,14 +87,14 @@ CHECKS: list[Check] = []
 def check(id: str, requirement: str, description: str, source: str) -> Callable[..., Any]:
     """Register a rule under its id; the id is written here once, not in each finding."""
 
-    def register(fn: Callable[[Instance], Iterator[Flag]]) -> Callable[..., Any]:
+    def register(fn: Callable[[Environment], Iterator[Flag]]) -> Callable[..., Any]:
         CHECKS.append(Check(id, requirement, description, source, fn))
         return fn
 
     return register
 
 
-def run_checks(instance: Instance, only: str | None = None) -> list[Finding]:
+def run_checks(instance: Environment, only: str | None = None) -> list[Finding]:
     """All findings for one environment; `only` restricts to one requirement (e.g. "R12")."""
     return [
         finding
@@ -113,7 +113,7 @@ def run_checks(instance: Instance, only: str | None = None) -> list[Finding]:
     f"Minified template stays within the {SIZE_BUDGET:,}-byte budget (staged in S3 by the tool)",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html",
 )
-def size_budget(instance: Instance) -> Iterator[Flag]:
+def size_budget(instance: Environment) -> Iterator[Flag]:
     size = len(minified(instance.template).encode("utf-8"))
     if size > SIZE_BUDGET:
         yield Flag("template", f"minified size {size:,} bytes > {SIZE_BUDGET:,}")
@@ -125,7 +125,7 @@ def size_budget(instance: Instance) -> Iterator[Flag]:
     "The client's logical ids, condition, outputs and Name tags exist as their tests expect",
     f"{SPEC}#R1b",
 )
-def client_contract(instance: Instance) -> Iterator[Flag]:
+def client_contract(instance: Environment) -> Iterator[Flag]:
     declared = instance.template.get("Resources", {})
     for logical_id, condition in contract.RESOURCES.items():
         raw = declared.get(logical_id)
@@ -150,7 +150,7 @@ def client_contract(instance: Instance) -> Iterator[Flag]:
 # --- R4 -----------------------------------------------------------------------------------
 
 
-def name_pattern(instance: Instance) -> re.Pattern[str]:
+def name_pattern(instance: Environment) -> re.Pattern[str]:
     suffix = re.escape(instance.suffix)
     account = re.escape(instance.context.account_id)
     return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?")
@@ -174,7 +174,7 @@ def is_pointer(value: Any) -> bool:
     "Every resource that takes a name is named {resource-type}-{purpose}-{EnvironmentSuffix}",
     f"{SPEC}#R4",
 )
-def naming(instance: Instance) -> Iterator[Flag]:
+def naming(instance: Environment) -> Iterator[Flag]:
     pattern = name_pattern(instance)
     for r in instance.resources.values():
         names: list[tuple[str, Any]] = []
@@ -198,7 +198,7 @@ def naming(instance: Instance) -> Iterator[Flag]:
     "Security group names do not start with sg- (EC2 refuses them: InvalidParameterValue)",
     "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html",
 )
-def security_group_names(instance: Instance) -> Iterator[Flag]:
+def security_group_names(instance: Environment) -> Iterator[Flag]:
     for group in instance.of_type("AWS::EC2::SecurityGroup"):
         name = group.properties.get("GroupName")
         if isinstance(name, str) and name.lower().startswith("sg-"):
@@ -220,7 +220,7 @@ REQUIRED_TAGS = {
     "Every taggable resource carries Environment, CostCenter, MigrationPhase (EC2 also Name)",
     "https://docs.aws.amazon.com/whitepapers/latest/tagging-best-practices/tagging-best-practices.html",
 )
-def tagging(instance: Instance) -> Iterator[Flag]:
+def tagging(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         tags = tags_of(r)
         if tags is None:
@@ -261,7 +261,7 @@ def protection_flags(node: Any, path: str = "") -> Iterator[str]:
     "Fully destroyable: no Retain/Snapshot policy, no deletion protection; stateful types say Delete",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html",
 )
-def destroyable(instance: Instance) -> Iterator[Flag]:
+def destroyable(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         for attr in ("DeletionPolicy", "UpdateReplacePolicy"):
             value = r.raw.get(attr)
@@ -284,7 +284,7 @@ OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
     "No security group accepts ingress from 0.0.0.0/0 or ::/0",
     "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-best-practices.html",
 )
-def no_open_ingress(instance: Instance) -> Iterator[Flag]:
+def no_open_ingress(instance: Environment) -> Iterator[Flag]:
     for r in instance.of_type("AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress"):
         rules = r.properties.get("SecurityGroupIngress", [])
         if r.type == "AWS::EC2::SecurityGroupIngress":
@@ -300,7 +300,7 @@ def no_open_ingress(instance: Instance) -> Iterator[Flag]:
     "Subnets holding Lambda ENIs admit inbound TCP 1024-65535 (replies; NACLs are stateless)",
     "https://docs.aws.amazon.com/vpc/latest/userguide/custom-network-acl.html#nacl-ephemeral-ports",
 )
-def lambda_return_traffic(instance: Instance) -> Iterator[Flag]:
+def lambda_return_traffic(instance: Environment) -> Iterator[Flag]:
     for subnet in sorted(lambda_subnets(instance)):
         acl = subnet_acl(instance, subnet)
         if acl is None:
@@ -316,7 +316,7 @@ def lambda_return_traffic(instance: Instance) -> Iterator[Flag]:
 EPHEMERAL = (1024, 65535)  # the range Lambda ENIs (and NAT gateways) pick source ports from
 
 
-def lambda_subnets(instance: Instance) -> set[str]:
+def lambda_subnets(instance: Environment) -> set[str]:
     found: set[str] = set()
     for fn in instance.of_type("AWS::Lambda::Function"):
         for subnet in fn.properties.get("VpcConfig", {}).get("SubnetIds", []):
@@ -324,14 +324,14 @@ def lambda_subnets(instance: Instance) -> set[str]:
     return found
 
 
-def subnet_acl(instance: Instance, subnet: str) -> str | None:
+def subnet_acl(instance: Environment, subnet: str) -> str | None:
     for assoc in instance.of_type("AWS::EC2::SubnetNetworkAclAssociation"):
         if subnet in references(assoc.properties.get("SubnetId")):
             return next(iter(references(assoc.properties.get("NetworkAclId"))), None)
     return None
 
 
-def admitted_tcp_ports(instance: Instance, acl: str) -> list[tuple[int, int]]:
+def admitted_tcp_ports(instance: Environment, acl: str) -> list[tuple[int, int]]:
     """Port ranges an inbound allow rule from anywhere opens, before any deny (rule order)."""
     entries = sorted(
         (
@@ -376,7 +376,7 @@ CONTEXT_FREE_ACTIONS = ("kms:describekey", "kms:getkeypolicy", "kms:getkeyrotati
     "No key policy grants DescribeKey under an encryption-context condition (it never matches)",
     "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context",
 )
-def context_conditions(instance: Instance) -> Iterator[Flag]:
+def context_conditions(instance: Environment) -> Iterator[Flag]:
     for key in instance.of_type("AWS::KMS::Key"):
         for st in statements(key.properties.get("KeyPolicy", {})):
             keys = {k.lower() for tests in st.get("Condition", {}).values() for k in tests}
@@ -392,18 +392,18 @@ def context_conditions(instance: Instance) -> Iterator[Flag]:
                     )
 
 
-def key_of(instance: Instance, node: Any) -> str | None:
+def key_of(instance: Environment, node: Any) -> str | None:
     keys = {k.logical_id for k in instance.of_type("AWS::KMS::Key")}
     found = references(node) & keys
     return found.pop() if found else None
 
 
-def arn(instance: Instance, service: str, resource: str, region: bool = True) -> str:
+def arn(instance: Environment, service: str, resource: str, region: bool = True) -> str:
     c = instance.context
     return f"arn:{c.partition}:{service}:{c.region if region else ''}:{c.account_id}:{resource}"
 
 
-def key_requests(instance: Instance) -> Iterator[tuple[str, str, Request]]:
+def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
     """(key, who asks, request) for each call AWS documents a service making with the key."""
     c = instance.context
     for trail in instance.of_type("AWS::CloudTrail::Trail"):
@@ -459,7 +459,7 @@ def uses_bucket_key(bucket: Resource) -> bool:
 OTHER_ACCOUNT = "210987654321"
 
 
-def lookalikes(request: Request, instance: Instance) -> Iterator[Request]:
+def lookalikes(request: Request, instance: Environment) -> Iterator[Request]:
     """The same request on behalf of resources that are not this stack's: a name with another
     prefix or suffix, the same name in another region, or in another account."""
     region, account = instance.context.region, instance.context.account_id
@@ -482,7 +482,7 @@ def lookalikes(request: Request, instance: Instance) -> Iterator[Request]:
     "Every service that uses a key is let in by its key policy, as that service documents",
     "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html",
 )
-def key_users_allowed(instance: Instance) -> Iterator[Flag]:
+def key_users_allowed(instance: Environment) -> Iterator[Flag]:
     for key, user, request in key_requests(instance):
         policy = instance.resources[key].properties.get("KeyPolicy", {})
         if not allows(policy, request):
@@ -496,7 +496,7 @@ def key_users_allowed(instance: Instance) -> Iterator[Flag]:
     "Service grants on a key name this stack's resources exactly (no lookalike of another stack)",
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
 )
-def key_users_scoped(instance: Instance) -> Iterator[Flag]:
+def key_users_scoped(instance: Environment) -> Iterator[Flag]:
     for key, user, request in key_requests(instance):
         if request.principal[0] != "Service":
             continue
@@ -522,7 +522,7 @@ def burstable(instance_class: Any) -> bool:
     "No T instance class reachable on a cluster with the Data API (AWS does not run it there)",
     "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html#data-api.limitations",
 )
-def data_api_instance_class(instance: Instance) -> Iterator[Flag]:
+def data_api_instance_class(instance: Environment) -> Iterator[Flag]:
     clusters = {
         c.logical_id
         for c in instance.of_type("AWS::RDS::DBCluster")
@@ -549,7 +549,7 @@ def data_api_instance_class(instance: Instance) -> Iterator[Flag]:
     "Reserved concurrency only where a parameter can switch it off (accounts keep 100 unreserved)",
     "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html",
 )
-def switchable_reservations(instance: Instance) -> Iterator[Flag]:
+def switchable_reservations(instance: Environment) -> Iterator[Flag]:
     for fn in instance.of_type("AWS::Lambda::Function"):
         raw = fn.raw.get("Properties", {}).get("ReservedConcurrentExecutions")
         if raw is None:
@@ -574,7 +574,7 @@ def depends_on(resource: Resource, target: str) -> bool:
     )
 
 
-def implicit_log_groups(instance: Instance) -> Iterator[tuple[Resource, Any]]:
+def implicit_log_groups(instance: Environment) -> Iterator[tuple[Resource, Any]]:
     """(producer, log group name) for every group AWS would otherwise create on its own."""
     for fn in instance.of_type("AWS::Lambda::Function"):
         configured = fn.properties.get("LoggingConfig", {}).get("LogGroup")
@@ -603,7 +603,7 @@ def implicit_log_groups(instance: Instance) -> Iterator[tuple[Resource, Any]]:
     "Every log group is declared, keeps exactly 90 days, is KMS-encrypted and exists before its writer",
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
 )
-def log_groups(instance: Instance) -> Iterator[Flag]:
+def log_groups(instance: Environment) -> Iterator[Flag]:
     declared: dict[str, Resource] = {}
     for group in instance.of_type("AWS::Logs::LogGroup"):
         name = group.properties.get("LogGroupName")
@@ -658,7 +658,7 @@ def supports_no_resource_scoping(action: str) -> bool:
     'Least privilege: no "Action": "*", no service-wide wildcard, no "Resource": "*" unless unscopable',
     "https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html",
 )
-def least_privilege(instance: Instance) -> Iterator[Flag]:
+def least_privilege(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         for label, document in policy_documents(r):
             for st in statements(document):
@@ -707,7 +707,7 @@ def strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     "No hard-coded partition or region: ARNs use ${AWS::Partition}, regions ${AWS::Region}",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html",
 )
-def no_hard_coded_partition(instance: Instance) -> Iterator[Flag]:
+def no_hard_coded_partition(instance: Environment) -> Iterator[Flag]:
     for path, text in strings(instance.template):
         match = HARD_CODED.search(text)
         if match:
