@@ -7,16 +7,18 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo check test lint format typecheck mariadb clean
 
-$(VENV)/.installed: pyproject.toml
+# Every install takes its exact versions from a constraints file (moto above all: the emulator
+# patches it, src/loanstack/emulator/patches.py), so CI builds the same environments each time.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt -r requirements-checkov.txt
 	touch $@
 
 # Deploy the dev stack on the embedded emulator, try it, rotate its password, destroy it.

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def timed_deploy(runs: int) -> tuple[list[float], list[float]]:
     quiet = Console(file=io.StringIO(), width=200)
     target = deploy.connect("local", "us-east-1")
-    deploy.OUTPUTS_FILE = Path("/tmp/loanstack-bench-outputs.json")
+    target.outputs_file = Path("/tmp/loanstack-bench-outputs.json")
     ups, downs = [], []
     try:
         for i in range(runs):

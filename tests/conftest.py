@@ -29,5 +29,5 @@ def env(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def instance(pristine: dict[str, Any], env: str) -> template.Instance:
+def instance(pristine: dict[str, Any], env: str) -> template.Environment:
     return template.instantiate(pristine, {"EnvironmentType": env, "EnvironmentSuffix": "dev42"})

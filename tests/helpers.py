@@ -7,7 +7,7 @@ from typing import Any
 from loanstack import template
 
 
-def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Instance:
+def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Environment:
     """The environment `env` of a (possibly mutated) template, suffix dev42."""
     return template.instantiate(
         doc, {"EnvironmentType": env, "EnvironmentSuffix": "dev42", **params}

@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.prompt import Confirm
 from rich.text import Text
 
-from loanstack import __version__, cost, demo, deploy, diagram, embed, linters, report, template
+from loanstack import __version__, cost, demo, deploy, diagram, embed, template
 from loanstack import output as layout
+from loanstack.compliance import field_tools, report
 
 ENVIRONMENTS = ("dev", "prod")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -456,12 +457,12 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
     envs = tuple(args.env or ENVIRONMENTS)
     try:
         template.parameter_values(template.load(), {"EnvironmentSuffix": args.suffix})
-        if not linters.checkov_bin().exists():  # before minutes of cfn-lint, not after
-            raise linters.ToolMissing(f"checkov not found at {linters.checkov_bin()}")
+        if not field_tools.checkov_bin().exists():  # before minutes of cfn-lint, not after
+            raise field_tools.ToolMissing(f"checkov not found at {field_tools.checkov_bin()}")
         found = list(report.rows(envs, args.suffix))
     except template.ParameterError as exc:
         raise UsageError(str(exc)) from exc
-    except linters.ToolMissing as exc:
+    except field_tools.ToolMissing as exc:
         raise deploy.DeployError(
             f"{exc}; `make check` installs what `loanstack check` needs and runs it"
         ) from exc

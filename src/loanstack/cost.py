@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from loanstack.template import ROOT, Instance, Resource
+from loanstack.template import ROOT, Environment, Resource
 
 DAYS = 30
 
@@ -48,7 +48,7 @@ class PriceBook:
         return {k: float(v) for k, v in self.data["assumptions"][env].items()}
 
 
-Pricer = Callable[[Resource, PriceBook, dict[str, float], Instance], Iterator[Line]]
+Pricer = Callable[[Resource, PriceBook, dict[str, float], Environment], Iterator[Line]]
 PRICERS: dict[str, Pricer] = {}
 
 
@@ -68,7 +68,7 @@ def line(
 
 
 @prices("AWS::EC2::NatGateway")
-def nat(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def nat(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     yield line(r, book, "NAT gateway hours", book.hours, "nat_gateway_hour")
     yield line(r, book, "data processed (assumed)", a["nat_gb_per_gateway"], "nat_gateway_gb")
     yield line(r, book, "its Elastic IP (public IPv4)", book.hours, "public_ipv4_hour")
@@ -76,7 +76,7 @@ def nat(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Itera
 
 @prices("AWS::RDS::DBInstance")
 def db_instance(
-    r: Resource, book: PriceBook, a: dict[str, float], instance: Instance
+    r: Resource, book: PriceBook, a: dict[str, float], instance: Environment
 ) -> Iterator[Line]:
     cls = str(r.properties["DBInstanceClass"])
     if cls != "db.serverless":
@@ -99,7 +99,7 @@ def db_instance(
 
 
 @prices("AWS::RDS::DBCluster")
-def db_cluster(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def db_cluster(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     yield line(r, book, "storage (assumed)", a["aurora_storage_gb"], "aurora_storage_gb_month")
     yield line(r, book, "I/O (assumed)", a["aurora_io_million"], "aurora_io_million")
     requests = a["validations_per_day"] * DAYS * a["data_api_requests_per_validation"] / 1e6
@@ -107,18 +107,18 @@ def db_cluster(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -
 
 
 @prices("AWS::KMS::Key")
-def kms(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def kms(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     yield line(r, book, "customer-managed key", 1, "kms_key_month")
     yield line(r, book, "requests (assumed)", a["kms_requests_per_month"] / 1e4, "kms_10k_requests")
 
 
 @prices("AWS::SecretsManager::Secret")
-def secret(r: Resource, book: PriceBook, _: dict[str, float], __: Instance) -> Iterator[Line]:
+def secret(r: Resource, book: PriceBook, _: dict[str, float], __: Environment) -> Iterator[Line]:
     yield line(r, book, "secret", 1, "secret_month")
 
 
 @prices("AWS::Logs::LogGroup")
-def log_group(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def log_group(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     yield line(r, book, "ingestion (assumed)", a["log_gb_per_group"], "logs_ingest_gb")
     kept = a["log_gb_per_group"] * r.properties["RetentionInDays"] / DAYS  # steady state
     yield line(
@@ -132,7 +132,7 @@ def log_group(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) ->
 
 @prices("AWS::Lambda::Function")
 def function(
-    r: Resource, book: PriceBook, a: dict[str, float], instance: Instance
+    r: Resource, book: PriceBook, a: dict[str, float], instance: Environment
 ) -> Iterator[Line]:
     is_validation = any(
         "LambdaConfigurations" in b.properties.get("NotificationConfiguration", {})
@@ -150,7 +150,7 @@ def function(
 
 
 @prices("AWS::S3::Bucket")
-def bucket(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def bucket(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     documents = "NotificationConfiguration" in r.properties
     stored = a["s3_stored_gb"] if documents else a["trail_bucket_gb"]
     yield line(r, book, "storage (assumed)", stored, "s3_gb_month")
@@ -161,29 +161,31 @@ def bucket(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> It
 
 
 @prices("AWS::CloudTrail::Trail")
-def trail(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def trail(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     events = a["validations_per_day"] * DAYS * 2  # each document written and read once
     yield line(r, book, "S3 data events", events / 1e5, "cloudtrail_100k_data_events")
 
 
 @prices("AWS::SQS::Queue")
-def queue(r: Resource, book: PriceBook, a: dict[str, float], _: Instance) -> Iterator[Line]:
+def queue(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     yield line(
         r, book, "requests (assumed)", a["dlq_requests_per_month"] / 1e6, "sqs_million_requests"
     )
 
 
 @prices("AWS::CloudWatch::Alarm")
-def alarm(r: Resource, book: PriceBook, _: dict[str, float], __: Instance) -> Iterator[Line]:
+def alarm(r: Resource, book: PriceBook, _: dict[str, float], __: Environment) -> Iterator[Line]:
     yield line(r, book, "standard alarm", 1, "alarm_month")
 
 
-def unpriced_types(instance: Instance, book: PriceBook) -> set[str]:
+def unpriced_types(instance: Environment, book: PriceBook) -> set[str]:
     known = set(PRICERS) | set(book.data["no_charge"])
     return {r.type for r in instance.resources.values()} - known
 
 
-def estimate(instance: Instance, region: str = "us-east-1") -> tuple[list[Line], dict[str, float]]:
+def estimate(
+    instance: Environment, region: str = "us-east-1"
+) -> tuple[list[Line], dict[str, float]]:
     """(priced lines, assumptions used) for one environment."""
     book = PriceBook(region)
     missing = unpriced_types(instance, book)

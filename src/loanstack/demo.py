@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
@@ -44,7 +45,7 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
         problems = validate_examples(target, console, outputs)
         problems += rotate(target, console, outputs)
         problems += demo_migration(target, console, outputs)
-        deploy.outputs_table(console, outputs)
+        deploy.outputs_table(console, outputs, target.outputs_file)
         deploy.destroy(target, suffix, console)
     finally:
         target.close()
@@ -91,10 +92,14 @@ def validate_examples(
 
 
 def key_exists(s3: Any, bucket: str, key: str) -> bool:
+    """False when S3 answers 404 for the key; any other refusal is an error, not an absence.
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html"""
     try:
         s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
-        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
     return True
 
 

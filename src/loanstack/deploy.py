@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,9 +30,14 @@ from loanstack import output as layout
 from loanstack import template
 from loanstack.template import ROOT
 
-OUTPUTS_FILE = Path(
-    os.environ.get("LOANSTACK_OUTPUTS_FILE") or ROOT / "cfn-outputs" / "flat-outputs.json"
-)
+
+def default_outputs_file() -> Path:
+    """Where `deploy` writes the stack's outputs (R1b) unless a target says otherwise."""
+    return Path(
+        os.environ.get("LOANSTACK_OUTPUTS_FILE") or ROOT / "cfn-outputs" / "flat-outputs.json"
+    )
+
+
 STAGED_TEMPLATE_DAYS = 30  # the staging bucket's lifecycle expires templates after this
 # Lambda keeps this much of an account's concurrency unreserved (or the whole limit, when the
 # limit is below it, as on young accounts): "Configuring reserved concurrency".
@@ -72,6 +78,7 @@ class Target:
     session: boto3.Session
     endpoint_url: str | None = None
     emulator: Any = None
+    outputs_file: Path = field(default_factory=default_outputs_file)  # R1b's flat-outputs.json
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -239,11 +246,24 @@ def capacity_problem(values: dict[str, str]) -> str | None:
     return None
 
 
+# DescribeStacks: "If the stack doesn't exist, a ValidationError is returned", the generic code
+# of every bad request, so only its message ("Stack with id NAME does not exist") tells them apart.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
+MISSING_STACK = re.compile(r"Stack with id \S+ does not exist")
+
+
+def is_missing_stack(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") == "ValidationError" and bool(
+        MISSING_STACK.fullmatch(str(error.get("Message", "")))
+    )
+
+
 def stack_status(target: Target, name: str) -> dict[str, Any] | None:
     try:
         stacks = target.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
-        if "does not exist" in str(exc):
+        if is_missing_stack(exc):
             return None
         raise
     return dict(stacks[0]) if stacks else None
@@ -515,7 +535,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
         reason = first_failure(d.target, d.name, before)
         raise DeployError(f"{d.name} ended {final}: {reason}")
     outputs = write_outputs(d.target, d.name)
-    d.console.print(f"{d.name}: {final}; outputs in {shown(OUTPUTS_FILE)}")
+    d.console.print(f"{d.name}: {final}; outputs in {shown(d.target.outputs_file)}")
     return outputs
 
 
@@ -722,8 +742,9 @@ def stack_outputs(target: Target, name: str) -> dict[str, str]:
 
 def write_outputs(target: Target, name: str) -> dict[str, str]:
     outputs = stack_outputs(target, name)
-    OUTPUTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUTS_FILE.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path = target.outputs_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return outputs
 
 
@@ -731,9 +752,10 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def read_outputs() -> dict[str, str]:
-    """The outputs file `deploy` writes (R1b): a flat JSON object of strings, or a clear error."""
-    path = OUTPUTS_FILE
+def read_outputs(path: Path | None = None) -> dict[str, str]:
+    """The outputs file `deploy` writes (R1b): a flat JSON object of strings, or a clear error.
+    `path`: a target's `outputs_file`; by default the one a new target gets."""
+    path = path or default_outputs_file()
     if not path.exists():
         raise DeployError(f"{shown(path)} not found: run `loanstack deploy` first")
     try:
@@ -750,15 +772,14 @@ def read_outputs() -> dict[str, str]:
     return found
 
 
-def outputs_table(console: Console, outputs: dict[str, str]) -> None:
-    layout.records(
-        console, f"Stack outputs ({shown(OUTPUTS_FILE)})", ("output", "value"), outputs.items()
-    )
+def outputs_table(console: Console, outputs: dict[str, str], path: Path | None = None) -> None:
+    title = f"Stack outputs ({shown(path or default_outputs_file())})"
+    layout.records(console, title, ("output", "value"), outputs.items())
 
 
-def output(outputs: dict[str, str], key: str) -> str:
+def output(outputs: dict[str, str], key: str, path: Path | None = None) -> str:
     if key not in outputs:
-        raise DeployError(f"output {key} missing from {shown(OUTPUTS_FILE)}")
+        raise DeployError(f"output {key} missing from {shown(path or default_outputs_file())}")
     return outputs[key]
 
 
@@ -792,8 +813,9 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
             reason = first_failure(target, stack["StackId"], before)
             raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
         console.print(f"{', '.join(left)} not empty yet (late deliveries): emptying again")
-    if OUTPUTS_FILE.exists() and read_outputs().get("VPCId") == vpc_of(stack):
-        OUTPUTS_FILE.unlink()  # the outputs of the stack just deleted, not of another one
+    path = target.outputs_file
+    if path.exists() and read_outputs(path).get("VPCId") == vpc_of(stack):
+        path.unlink()  # the outputs of the stack just deleted, not of another one
     console.print(f"{name}: deleted, nothing left behind")
 
 
@@ -908,7 +930,9 @@ def bucket_exists(target: Target, bucket: str) -> bool:
 
 def invoke_validation(target: Target, payload: Any) -> Any:
     """Lambda Invoke of the deployed validation function (the emulator runs it in process)."""
-    function = output(read_outputs(), "LoanValidationFunctionName")
+    function = output(
+        read_outputs(target.outputs_file), "LoanValidationFunctionName", target.outputs_file
+    )
     with aws_errors(target):
         reply = target.client("lambda").invoke(
             FunctionName=function, Payload=json.dumps(payload).encode()
@@ -967,7 +991,7 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
     """Recover an interrupted rotation first (Secrets Manager refuses a new one while it is
     left over), then rotate the database secret now and wait until the new version is
     AWSCURRENT; then prove the database takes it (a Data API call authenticates with it)."""
-    outputs = read_outputs()
+    outputs = read_outputs(target.outputs_file)
     secret = output(outputs, "DBSecretArn")
     sm = target.client("secretsmanager")
     recover_rotation(target, console, outputs, timeout)

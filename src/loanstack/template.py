@@ -28,13 +28,16 @@ S3_UPLOAD_LIMIT = 1_048_576  # TemplateURL: a template staged in S3
 SIZE_BUDGET = 102_400  # ours (SPEC R1): minified, a tenth of what S3 staging allows
 
 NO_VALUE = object()  # AWS::NoValue: the property is dropped
+# moto's default account: the one the emulator answers for (loanstack.emulator.ACCOUNT_ID), and
+# the one this model resolves AWS::AccountId to unless told otherwise
+EMULATOR_ACCOUNT_ID = "123456789012"
 
 
 @dataclass(frozen=True)
 class Context:
     """Values CloudFormation supplies at deploy time; the defaults are a plausible account."""
 
-    account_id: str = "123456789012"
+    account_id: str = EMULATOR_ACCOUNT_ID
     region: str = "us-east-1"
     partition: str = "aws"
     stack_name: str = "tapstack-test"
@@ -131,7 +134,7 @@ class Resource:
 
 
 @dataclass
-class Instance:
+class Environment:
     """One environment of the template: the resources that exist and their resolved properties."""
 
     template: dict[str, Any]
@@ -162,7 +165,7 @@ def instantiate(
     template: dict[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
     context: Context | None = None,
-) -> Instance:
+) -> Environment:
     """The environment CloudFormation would build from `template` with these parameters."""
     template = load() if template is None else template
     context = context or Context()
@@ -178,7 +181,7 @@ def instantiate(
             number = float(values[name])
             scope[name] = int(number) if number.is_integer() else number
     conditions = evaluate_conditions(template.get("Conditions", {}), scope)
-    instance = Instance(template, values, context, conditions)
+    instance = Environment(template, values, context, conditions)
     for logical_id, raw in template.get("Resources", {}).items():
         if "Condition" in raw and not conditions[raw["Condition"]]:
             continue

@@ -12,12 +12,12 @@ import pytest
 from moto import mock_aws
 
 from loanstack import deploy
-from loanstack.emulator import CREDENTIALS, Emulator
+from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 from tests.helpers import load_function
 
 REGION = "us-east-1"
-BUCKET = "s3-loandocuments-dev42-123456789012"
+BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}"
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,12 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="module")
-def target(emulator: Emulator) -> deploy.Target:
+def target(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> deploy.Target:
+    """The emulator as a deploy target whose outputs file is the module's own (the repository's
+    cfn-outputs/ stays alone)."""
     session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
+    outputs = Path(tmp_path_factory.mktemp("cfn-outputs")) / "flat-outputs.json"
+    return deploy.Target("local", REGION, session, endpoint_url=emulator.url, outputs_file=outputs)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +83,8 @@ def loans(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        "DB_CLUSTER_ARN": f"arn:aws:rds:{REGION}:123456789012:cluster:aurora-loanprocessing-dev42",
-        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:secret-aurora-dev42-AbCdEf",
+        "DB_CLUSTER_ARN": f"arn:aws:rds:{REGION}:{ACCOUNT_ID}:cluster:aurora-loanprocessing-dev42",
+        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:secret-aurora-dev42-AbCdEf",
         "DB_NAME": "loans",
         "DOCUMENTS_BUCKET": BUCKET,
     }

@@ -14,7 +14,7 @@ from loanstack import demo, deploy
 def test_d4_make_demo_deploys_tries_rotates_and_destroys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deploy, "OUTPUTS_FILE", tmp_path / "flat-outputs.json")
+    monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(tmp_path / "flat-outputs.json"))
     monkeypatch.delenv(deploy.EMULATOR_URL_VARIABLE, raising=False)
     console = Console(record=True, width=160)
     try:
@@ -35,4 +35,6 @@ def test_d4_make_demo_deploys_tries_rotates_and_destroys(
         "all steps passed",
     ):
         assert expected in shown
-    assert not deploy.OUTPUTS_FILE.exists(), "destroy removes the outputs of the stack it deleted"
+    assert not (tmp_path / "flat-outputs.json").exists(), (
+        "destroy removes the outputs of the stack it deleted"
+    )

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def outputs() -> dict[str, str]:
-    if not deploy.OUTPUTS_FILE.exists():
-        pytest.fail(f"{deploy.OUTPUTS_FILE} is missing: run `loanstack deploy --target aws` first")
+    if not deploy.default_outputs_file().exists():
+        pytest.fail(
+            f"{deploy.default_outputs_file()} is missing: run `loanstack deploy --target aws` first"
+        )
     return deploy.read_outputs()
 
 

@@ -5,59 +5,36 @@ export cut into chunks, S3 running the function on them concurrently, one merged
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from rich.console import Console
 
 from loanstack import deploy, exports, migrate
-from loanstack.emulator import CREDENTIALS, Emulator, asynchronous, lambdas
+from loanstack.emulator import Emulator, asynchronous, lambdas
 
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    try:
-        emu = Emulator().start()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the emulator could not start: {exc}")
-        pytest.skip(f"the emulator could not start: {exc}")
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def target(emulator: Emulator) -> deploy.Target:
-    session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url)
 
 
 @pytest.fixture(scope="module")
 def outputs(
     target: deploy.Target, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    original = deploy.OUTPUTS_FILE
-    deploy.OUTPUTS_FILE = Path(tmp_path_factory.mktemp("out")) / "mig42.json"
-    try:
-        d = deploy.Deployment(
-            target,
-            "dev",
-            "mig42",
-            deploy.parameters_for("dev", "mig42", {}),
-            Console(record=True, width=200),
-        )
-        yield deploy.deploy(d, confirm=lambda: True)
-        assert asynchronous.wait_idle(60)
-        # the emulator's backends outlive it in this process: leave no reservation behind
-        deploy.destroy(target, "mig42", Console(record=True, width=200))
-    finally:
-        deploy.OUTPUTS_FILE = original
+    """The stack lives as long as this module."""
+    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "mig42.json"
+    d = deploy.Deployment(
+        target,
+        "dev",
+        "mig42",
+        deploy.parameters_for("dev", "mig42", {}),
+        Console(record=True, width=200),
+    )
+    yield deploy.deploy(d, confirm=lambda: True)
+    assert asynchronous.wait_idle(60)
+    # the emulator's backends outlive it in this process: leave no reservation behind
+    deploy.destroy(target, "mig42", Console(record=True, width=200))
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +199,7 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
 
 def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     emulator: Emulator,
+    target: deploy.Target,
     outputs: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -230,6 +208,7 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     from loanstack import cli
 
     monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
     monkeypatch.setenv("COLUMNS", "80")
     path = tmp_path / "cli.csv"
     expected = exports.write_export(path, 2000, every=500, prefix="C")

@@ -9,7 +9,6 @@ The emulator is module-scoped: its stacks must live and die inside this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,8 @@ EXAMPLE = json.loads((template.ROOT / "examples" / "approved.json").read_text())
 
 
 @pytest.fixture(autouse=True)
-def private_outputs_file(tmp_path: Path) -> Iterator[None]:
-    original = deploy.OUTPUTS_FILE
-    deploy.OUTPUTS_FILE = tmp_path / "flat-outputs.json"
-    yield
-    deploy.OUTPUTS_FILE = original
+def private_outputs_file(target: deploy.Target, tmp_path: Path) -> None:
+    target.outputs_file = tmp_path / "flat-outputs.json"
 
 
 def deploy_dev(

@@ -36,13 +36,11 @@ CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
 
 @pytest.fixture(scope="module")
 def outputs(target: deploy.Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    original = deploy.OUTPUTS_FILE
-    deploy.OUTPUTS_FILE = Path(tmp_path_factory.mktemp("rot-outputs")) / "outputs.json"
+    target.outputs_file = Path(tmp_path_factory.mktemp("rot-outputs")) / "outputs.json"
     d = deploy.Deployment(
         target, "dev", SUFFIX, deploy.parameters_for("dev", SUFFIX, {}), Console(record=True)
     )
     yield deploy.deploy(d, confirm=lambda: True)
-    deploy.OUTPUTS_FILE = original
 
 
 def secret_value(target: deploy.Target, outputs: dict[str, str], stage: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ backends, so its stacks must live and die inside this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def outputs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def deploy_stack(
     target: deploy.Target, env: str, suffix: str, out: Path, **params: str
 ) -> dict[str, str]:
-    deploy.OUTPUTS_FILE = out / f"{suffix}.json"
+    target.outputs_file = out / f"{suffix}.json"
     d = deploy.Deployment(
         target,
         env,
@@ -40,14 +39,6 @@ def deploy_stack(
         Console(record=True, width=200),
     )
     return deploy.deploy(d, confirm=lambda: True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_outputs_file() -> Iterator[None]:
-    """Tests here point deploy.OUTPUTS_FILE at temporary files; the repository's stays alone."""
-    original = deploy.OUTPUTS_FILE
-    yield
-    deploy.OUTPUTS_FILE = original
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +193,7 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
     from loanstack.emulator.data import master_password
 
     outputs = stacks["dev"]
-    monkeypatch.setattr(deploy, "OUTPUTS_FILE", outputs_dir / "dev42.json")
+    monkeypatch.setattr(target, "outputs_file", outputs_dir / "dev42.json")
     sm = target.client("secretsmanager")
     old = json.loads(
         sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
@@ -239,7 +230,7 @@ def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter
         deploy.parameters_for("dev", "dev42", {"ValidationMemorySize": "2048"}),
         console,
     )
-    deploy.OUTPUTS_FILE = outputs_dir / "dev42-update.json"
+    target.outputs_file = outputs_dir / "dev42-update.json"
     deploy.deploy(d, confirm=lambda: True)
     shown = console.export_text()
     assert "change set (update, 1 changes)" in shown and "LoanValidationFunction" in shown
@@ -300,7 +291,7 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
 ) -> None:
     console = Console(record=True, width=200)
     params = deploy.parameters_for("prod", "prod42", {"EnableCloudTrail": "false"})
-    deploy.OUTPUTS_FILE = outputs_dir / "prod42-no-trail.json"
+    target.outputs_file = outputs_dir / "prod42-no-trail.json"
     outputs = deploy.deploy(
         deploy.Deployment(target, "prod", "prod42", params, console), confirm=lambda: True
     )
@@ -311,7 +302,7 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     assert "TrailArn" not in outputs and "AlarmTopicArn" in outputs
     trail = "trail-loanprocessing-prod42"
     assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
-    assert not deploy.bucket_exists(target, "s3-loantrail-prod42-123456789012")
+    assert not deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}")
     listed = {r["LogicalResourceId"] for r in deploy.stack_resources(target, "tapstack-prod42")}
     assert not listed & trail_tier and "LoanValidationFunction" in listed
 
@@ -332,7 +323,7 @@ def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
         console,
         template_doc=doc,
     )
-    deploy.OUTPUTS_FILE = tmp_path / "broken.json"
+    target.outputs_file = tmp_path / "broken.json"
     with pytest.raises(
         deploy.DeployError, match=r"ROLLBACK_COMPLETE: PublicSubnet1 \(AWS::EC2::Subnet\) failed"
     ):
@@ -369,7 +360,7 @@ def test_d4_destroy_leaves_nothing_of_the_stacks_in_the_emulator(
     target.client("s3").put_object(Bucket=bucket, Key="validations/x.json", Body=b"{}")
     target.client("s3").delete_object(Bucket=bucket, Key="validations/x.json")  # a delete marker
     for env, suffix in SUFFIX.items():
-        deploy.OUTPUTS_FILE = outputs_dir / f"{suffix}.json"
+        target.outputs_file = outputs_dir / f"{suffix}.json"
         deploy.destroy(target, suffix, Console(record=True))
         left = [
             r["LogicalResourceId"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loanstack import report
+from loanstack.compliance import report
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,22 @@ from typing import Any
 
 import pytest
 
-from loanstack import checks, template
+from loanstack import template
+from loanstack.compliance import rules
 from tests.helpers import build, ids
 
 
 def report(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str]]:
-    return ids(checks.run_checks(build(doc, env)))
+    return ids(rules.run_checks(build(doc, env)))
 
 
 def tags_of(doc: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
     return doc["Resources"][logical_id]["Properties"]["Tags"]
 
 
-@pytest.mark.parametrize("check", checks.CHECKS, ids=lambda c: c.id)
+@pytest.mark.parametrize("check", rules.CHECKS, ids=lambda c: c.id)
 def test_pristine_template_passes_each_check(
-    pristine: dict[str, Any], env: str, check: checks.Check
+    pristine: dict[str, Any], env: str, check: rules.Check
 ) -> None:
     assert list(check.run(build(pristine, env))) == []
 
@@ -279,3 +280,17 @@ def test_r8_alarm_grants_wider_than_the_stack_bite(doc: dict[str, Any], pattern:
     del alarms["StringEquals"]
     alarms["ArnLike"] = {"aws:SourceArn": {"Fn::Sub": pattern}}
     assert ("LS019", "KMSKey") in report(doc)
+
+
+def test_a_finding_carries_its_checks_id_and_a_json_pointer(doc: dict[str, Any]) -> None:
+    """The id comes from the @check registration (written once); the path points into the
+    template as cfn-lint's matches do."""
+    doc["Resources"]["DBCluster"]["DeletionPolicy"] = "Retain"
+    doc["Resources"]["VPC"]["Metadata"] = {"P": "x" * template.SIZE_BUDGET}
+    found = rules.run_checks(build(doc, "dev"))
+    [retained] = [f for f in found if f.resource == "DBCluster" and f.check_id == "LS006"]
+    assert retained.path == "/Resources/DBCluster"
+    [size] = [f for f in found if f.check_id == "LS001"]
+    assert (size.resource, size.path) == ("template", "")
+    [destroyable] = [c for c in rules.CHECKS if c.id == "LS006"]
+    assert {f.check_id for f in destroyable.run(build(doc, "dev"))} == {"LS006"}

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, output, report
+from loanstack import deploy, output
+from loanstack.compliance import report
 from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line
 
 USAGE, FAILURE = 2, 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from loanstack import guard, template
+from loanstack import template
+from loanstack.compliance import control_tower
 
 VARIANTS = {
     "dev": {"EnvironmentType": "dev"},
@@ -18,10 +19,10 @@ VARIANTS = {
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, tuple[list[object], list[guard.GuardFinding]]]:
+def results() -> dict[str, tuple[list[object], list[control_tower.GuardFinding]]]:
     out = {}
     for name, params in VARIANTS.items():
-        rules, findings = guard.evaluate(template.instantiate(parameters=params))
+        rules, findings = control_tower.evaluate(template.instantiate(parameters=params))
         out[name] = (list(rules), findings)
     return out
 
@@ -32,7 +33,7 @@ def test_d5_every_control_tower_finding_is_a_reviewed_exception(
 ) -> None:  # type: ignore[type-arg]
     rules, findings = results[variant]
     assert len(rules) >= 40, "the rules for the services the template uses must run"
-    accepted = guard.exceptions()
+    accepted = control_tower.exceptions()
     unexplained = [
         f"{f.control} {f.resource}: {f.message}"
         for f in findings
@@ -43,7 +44,7 @@ def test_d5_every_control_tower_finding_is_a_reviewed_exception(
 
 def test_d5_every_exception_is_still_needed_and_explained(results: dict) -> None:  # type: ignore[type-arg]
     seen = {(f.control, f.resource) for _, findings in results.values() for f in findings}
-    for key, reason in guard.exceptions().items():
+    for key, reason in control_tower.exceptions().items():
         assert key in seen, f"exception {key} no longer needed: remove it"
         assert len(reason) >= 20, key
 
@@ -52,12 +53,12 @@ def test_d5_guard_gate_bites(doc: dict) -> None:  # type: ignore[type-arg]
     doc["Resources"]["LoanDocumentsBucket"]["Properties"]["PublicAccessBlockConfiguration"][
         "BlockPublicAcls"
     ] = False
-    _, findings = guard.evaluate(template.instantiate(doc, {"EnvironmentType": "dev"}))
+    _, findings = control_tower.evaluate(template.instantiate(doc, {"EnvironmentType": "dev"}))
     assert ("CT.S3.PR.1", "LoanDocumentsBucket") in {(f.control, f.resource) for f in findings}
 
 
 def test_d5_rules_are_chosen_by_the_types_they_report_on() -> None:
-    _, rules = guard.ensure_guard()
-    chosen = guard.applicable_rules(rules, {"AWS::S3::Bucket"})
-    assert chosen and all("AWS::S3::Bucket" in guard.reported_types(r) for r in chosen)
-    assert not guard.applicable_rules(rules, {"AWS::Made::Up"})
+    _, rules = control_tower.ensure_guard()
+    chosen = control_tower.applicable_rules(rules, {"AWS::S3::Bucket"})
+    assert chosen and all("AWS::S3::Bucket" in control_tower.reported_types(r) for r in chosen)
+    assert not control_tower.applicable_rules(rules, {"AWS::Made::Up"})

@@ -10,7 +10,7 @@ from loanstack import cli, cost, template
 from tests.helpers import build
 
 
-def total(instance: template.Instance) -> float:
+def total(instance: template.Environment) -> float:
     lines, _ = cost.estimate(instance)
     return sum(line.monthly for line in lines)
 

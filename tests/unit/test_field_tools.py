@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
-from loanstack import linters, template
+from loanstack import template
+from loanstack.compliance import field_tools
 
 
 def cfn_lint(path: Path) -> list[dict[str, Any]]:
-    return linters.cfn_lint(path)
+    return field_tools.cfn_lint(path)
 
 
 def checkov(path: Path) -> dict[str, Any]:
     try:
-        return linters.checkov(path)
-    except linters.ToolMissing as exc:
+        return field_tools.checkov(path)
+    except field_tools.ToolMissing as exc:
         pytest.fail(str(exc))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loanstack.template import Instance
+from loanstack.template import Environment
 
 GROUP_ID = "GroupId"
 
@@ -15,7 +15,7 @@ def group(ref: Any) -> str:
     return str(ref["Fn::GetAtt"][0] if "Fn::GetAtt" in ref else ref["Ref"])
 
 
-def test_r10_only_the_rotation_function_reaches_the_database_on_3306(instance: Instance) -> None:
+def test_r10_only_the_rotation_function_reaches_the_database_on_3306(instance: Environment) -> None:
     rules = list(instance.resources["DBSecurityGroup"].properties.get("SecurityGroupIngress", []))
     rules += [
         r.properties
@@ -30,7 +30,9 @@ def test_r10_only_the_rotation_function_reaches_the_database_on_3306(instance: I
         assert "CidrIp" not in rule and "CidrIpv6" not in rule
 
 
-def test_r10_the_rotation_function_may_open_mysql_to_the_database_only(instance: Instance) -> None:
+def test_r10_the_rotation_function_may_open_mysql_to_the_database_only(
+    instance: Environment,
+) -> None:
     egress = [
         r.properties
         for r in instance.resources.values()
@@ -46,14 +48,14 @@ def test_r10_the_rotation_function_may_open_mysql_to_the_database_only(instance:
     )
 
 
-def test_d2_the_rotation_function_keeps_time_for_its_rollback(instance: Instance) -> None:
+def test_d2_the_rotation_function_keeps_time_for_its_rollback(instance: Environment) -> None:
     fn = instance.resources["SecretRotationLambda"].properties
     reserve = float(fn["Environment"]["Variables"]["ROLLBACK_RESERVE_SECONDS"])
     assert fn["Timeout"] == 900, "Lambda's maximum: a password change can take minutes"
     assert 120 <= reserve <= fn["Timeout"] / 2
 
 
-def test_r14_the_rotation_alarm_tells_the_operator_what_is_true(instance: Instance) -> None:
+def test_r14_the_rotation_alarm_tells_the_operator_what_is_true(instance: Environment) -> None:
     text = instance.resources["RotationErrorsAlarm"].properties["AlarmDescription"]
     assert "still opens the database" not in text  # false when a rotation fails after setSecret
     assert "back on AWSCURRENT's password" in text and "rollback failed" in text

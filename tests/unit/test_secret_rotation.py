@@ -12,7 +12,7 @@ Where moto differs from AWS, the tests go around it:
 - a modify_db_cluster that fails validation removes the cluster from moto: failures of the RDS
   call are injected in front of moto instead of provoked inside it.
 - moto applies a new master password at once and never reports it pending: the emulator's RDS
-  patch (`loanstack.emulator.data.install`) is on, so a change pends for APPLY_SECONDS and then
+  patch (`loanstack.emulator.install`) is on, so a change pends for APPLY_SECONDS and then
   applies, as on Aurora;
 - there is no MySQL server here: `login` is replaced by one that accepts exactly the password the
   emulated cluster has applied (the real handshake is tested against MariaDB in
@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.backends import get_backend
 
-from loanstack.emulator import data
+from loanstack.emulator import data, install
 from tests.helpers import load_function
 
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
@@ -60,7 +60,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         data.APPLY_SECONDS_VARIABLE: "0.1",
     }.items():
         monkeypatch.setenv(key, value)
-    data.install()
+    install()
     monkeypatch.setattr(rotation, "login", cluster_login)
     with mock_aws():
         yield

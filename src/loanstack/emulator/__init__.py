@@ -27,12 +27,14 @@ from loanstack.emulator import (  # noqa: F401 (importing an extension registers
     secrets,
     storage,
 )
-from loanstack.emulator.engine import install, modelled_types
+from loanstack.emulator.engine import modelled_types
+from loanstack.emulator.patches import install, uninstall
+from loanstack.template import EMULATOR_ACCOUNT_ID
 
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = EMULATOR_ACCOUNT_ID  # moto answers this account for any credentials
 CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
 
-__all__ = ["ACCOUNT_ID", "CREDENTIALS", "Emulator", "install", "modelled_types"]
+__all__ = ["ACCOUNT_ID", "CREDENTIALS", "Emulator", "install", "modelled_types", "uninstall"]
 
 
 class EmulatorError(RuntimeError):

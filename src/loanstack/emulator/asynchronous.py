@@ -27,16 +27,6 @@ _state = threading.Condition()
 _running: dict[str, int] = {}  # function ARN -> invocations running now
 _pending = 0  # events accepted and not yet finished (running, waiting for a slot, or retrying)
 PEAK: dict[str, int] = {}  # function ARN -> most invocations seen running at once
-_original: dict[str, Any] = {}
-
-
-def install() -> None:
-    """Route moto's S3 -> Lambda notifications through `invoke_async`; idempotent."""
-    from moto.s3 import notifications
-
-    if not _original:
-        _original["invoke"] = notifications._invoke_awslambda
-        notifications._invoke_awslambda = invoke_async
 
 
 def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:

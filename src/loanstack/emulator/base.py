@@ -1,20 +1,20 @@
 """What every emulator extension shares: a CloudFormation model backed by moto's own backends.
 
-moto discovers CloudFormation models as direct subclasses of its `CloudFormationModel`; the
-extensions here subclass `Extension` instead and are registered explicitly by `registry`, so
-importing this package never changes moto until `install()` is called.
+moto discovers CloudFormation models as the direct subclasses of its `CloudFormationModel`. An
+`Extension` implements that interface without subclassing it, so moto never sees one by
+itself: each subclass lands in `EXTENSIONS`, which the engine's model list (patches.py) adds
+to moto's only while the emulator's patches are installed. Importing this package changes
+nothing in moto.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from moto.core.common_models import CloudFormationModel
-
 EXTENSIONS: list[type[Extension]] = []
 
 
-class Extension(CloudFormationModel):
+class Extension:
     """A resource type moto's CloudFormation does not model (or models unfaithfully).
 
     Subclasses set `TYPE`, `NAME_PROPERTY` and `ATTRIBUTES`, build the resource in `create` and
@@ -36,7 +36,7 @@ class Extension(CloudFormationModel):
         self.region = region
         self.attributes = attributes
 
-    # moto's CloudFormationModel interface
+    # moto's CloudFormationModel interface (moto.core.common_models)
     @classmethod
     def cloudformation_type(cls) -> str:
         return cls.TYPE
@@ -64,7 +64,7 @@ class Extension(CloudFormationModel):
         return True
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -76,7 +76,7 @@ class Extension(CloudFormationModel):
         return cls.create(resource_name, props, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: Extension,
         new_resource_name: str,
@@ -90,7 +90,7 @@ class Extension(CloudFormationModel):
         )
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],

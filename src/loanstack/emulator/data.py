@@ -17,13 +17,19 @@ import threading
 import time
 from typing import Any
 
-from moto.rds.models import rds_backends
+from moto.rds.models import DBCluster as MotoCluster
+from moto.rds.models import RDSBackend, rds_backends
 
+from loanstack.emulator import fence
 from loanstack.emulator.base import Extension, tags
 
 APPLY_SECONDS_VARIABLE = "LOANSTACK_EMULATOR_PASSWORD_APPLY_SECONDS"
 _lock = threading.RLock()
-_original: dict[str, Any] = {}
+
+
+# the emulator's MariaDB (a dataapi.MariaDB) while it runs: the Data API answers from it and the
+# clusters' endpoint takes MySQL logins there
+SERVED: dict[str, Any] = {}
 
 
 def rds(account_id: str, region: str) -> Any:
@@ -41,28 +47,15 @@ def apply_seconds() -> float:
     return float(os.environ.get(APPLY_SECONDS_VARIABLE, "1.0"))
 
 
-def install() -> None:
-    """Patch moto's RDS backend once: password changes pend, then apply (module docstring)."""
-    from moto.rds.models import DBCluster as MotoCluster
-    from moto.rds.models import RDSBackend
-
-    if _original:
-        return
-    _original["modify"] = RDSBackend.modify_db_cluster
-    _original["describe"] = RDSBackend.describe_db_clusters
-    _original["endpoint"] = MotoCluster.endpoint
-    RDSBackend.modify_db_cluster = modify_db_cluster  # type: ignore[method-assign]
-    RDSBackend.describe_db_clusters = describe_db_clusters  # type: ignore[method-assign]
-    MotoCluster.endpoint = property(endpoint)  # type: ignore[method-assign,assignment]
-
-
 def endpoint(cluster: Any) -> str:
     """Where the emulator's cluster takes MySQL logins (its MariaDB), else moto's name."""
-    return getattr(cluster, "emulated_host", None) or _original["endpoint"].fget(cluster)
+    return getattr(cluster, "emulated_host", None) or fence.original(MotoCluster, "endpoint").fget(
+        cluster
+    )
 
 
 def describe_db_clusters(self: Any, *args: Any, **kwargs: Any) -> Any:
-    clusters = _original["describe"](self, *args, **kwargs)
+    clusters = fence.original(RDSBackend, "describe_db_clusters")(self, *args, **kwargs)
     for cluster in clusters:
         settle(cluster)
     return clusters
@@ -87,7 +80,7 @@ def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
             )
         if len(password) < 8 or len(password) > 41:
             raise InvalidParameterValue("The parameter MasterUserPassword is not a valid password.")
-    result = _original["modify"](self, kwargs)
+    result = fence.original(RDSBackend, "modify_db_cluster")(self, kwargs)
     if password is not None and cluster is not None:
         with _lock:
             due = time.monotonic() + apply_seconds()
@@ -119,8 +112,6 @@ def settle(cluster: Any) -> None:
 
 def sync_login_account(cluster: Any) -> None:
     """The MariaDB login endpoint's account follows the cluster's master credentials."""
-    from loanstack.emulator.dataapi import SERVED
-
     server = SERVED.get("server")
     if server is not None and server.tls and getattr(cluster, "emulated_host", None):
         server.set_account(cluster.master_username, cluster._master_user_password)
@@ -212,8 +203,6 @@ class DBCluster(Extension):
 def serve_logins(cluster: Any) -> None:
     """With the emulator's MariaDB listening on TLS, the cluster's endpoint is that listener and
     its master user an account there, so a MySQL login (testSecret) meets a real server."""
-    from loanstack.emulator.dataapi import SERVED
-
     server = SERVED.get("server")
     if server is None or not server.tls:
         return

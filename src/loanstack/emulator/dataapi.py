@@ -29,6 +29,8 @@ from typing import Any
 
 import pymysql
 
+from loanstack.emulator.data import SERVED, master_password
+
 SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -295,18 +297,18 @@ def run(conn: Any, cur: Any, operation: str, params: dict[str, Any]) -> tuple[in
 
 # --- the emulator's endpoint --------------------------------------------------------------------
 
-SERVED: dict[str, MariaDB] = {}
-
 
 def serve(server: MariaDB) -> None:
-    """Answer rds-data on the emulator from `server` (moto's URL map and response class)."""
-    from moto.rdsdata import responses, urls
-
+    """Answer rds-data on the emulator from `server` (the routes and handlers are patches.py's)."""
     SERVED["server"] = server
-    urls.url_paths["{0}/BatchExecute$"] = urls.response.dispatch
-    handler: Any = responses.RDSDataServiceResponse
-    handler.execute_statement = lambda self: respond(self, "ExecuteStatement")
-    handler.batch_execute_statement = lambda self: respond(self, "BatchExecuteStatement")
+
+
+def execute_statement(response: Any) -> Any:
+    return respond(response, "ExecuteStatement")
+
+
+def batch_execute_statement(response: Any) -> Any:
+    return respond(response, "BatchExecuteStatement")
 
 
 def respond(response: Any, operation: str) -> Any:
@@ -360,8 +362,6 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[
         raise DataApiError(
             "BadRequestException", f"cannot read secret {params.get('secretArn')}: {exc}"
         ) from exc
-    from loanstack.emulator.data import master_password
-
     accepted = (cluster.master_username, master_password(account_id, region, cluster_id))
     if (credentials.get("username"), credentials.get("password")) != accepted:
         raise DataApiError(

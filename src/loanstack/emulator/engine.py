@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 import threading
+import weakref
 from typing import Any
 
 from moto.cloudformation import models as cfn_models
@@ -22,14 +23,14 @@ from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
 from moto.secretsmanager.models import secretsmanager_backends
 
-from loanstack.emulator import base, deletion, lambdas, monitoring, network, secrets, storage
+from loanstack.emulator import base, deletion, fence
 
 DYNAMIC_REFERENCE = re.compile(
     r"\{\{resolve:secretsmanager:(?P<id>arn:[^:]+:secretsmanager:[^:]+:\d+:secret:[^:}]+|[^:}]+)"
     r"(?::SecretString:(?P<key>[^:}]*))?(?::(?P<stage>[^:}]*))?(?::(?P<version>[^:}]*))?\}\}"
 )
 
-_installed: dict[str, Any] = {}
+_creation_orders: dict[int, list[str]] = {}  # per live ResourceMap (moto's, not ours to extend)
 _request = threading.local()  # DescribeChangeSet's IncludePropertyValues, while it answers
 
 
@@ -37,53 +38,24 @@ class UnsupportedResourceType(ValueError):
     pass
 
 
-def install() -> None:
-    """Patch moto once per process; idempotent."""
-    if _installed:
-        return
-    _installed["get_model_list"] = parsing.get_model_list
-    _installed["resource_class_from_type"] = parsing.resource_class_from_type
-    _installed["clean_json"] = parsing.clean_json
-    _installed["parse_and_create_resource"] = parsing.parse_and_create_resource
-    _installed["parse_and_update_resource"] = parsing.parse_and_update_resource
-    _installed["delete_resource"] = parsing.ResourceMap._delete_resource
-    _installed["delete"] = parsing.ResourceMap.delete
-    _installed["execute_change_set"] = cfn_models.CloudFormationBackend.execute_change_set
-    _installed["diff"] = cfn_models.ChangeSet.diff
-    _installed["describe_change_set"] = cfn_responses.CloudFormationResponse.describe_change_set
-
-    parsing.get_model_list = model_list  # type: ignore[assignment]
-    for cached in (parsing.get_model_map, parsing.get_name_type_map):
-        cached.cache_clear()
-    parsing.resource_class_from_type = resource_class_from_type
-    parsing.clean_json = clean_json
-    parsing.parse_and_create_resource = create_with_events  # type: ignore[assignment]
-    parsing.parse_and_update_resource = update_with_events  # type: ignore[assignment]
-    parsing.ResourceMap._delete_resource = delete_with_events  # type: ignore[method-assign]
-    parsing.ResourceMap.delete = delete_in_reverse_order  # type: ignore[method-assign]
-    cfn_responses.CloudFormationResponse.list_stack_resources = list_stack_resources  # type: ignore[method-assign]
-    cfn_models.CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
-    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
-    cfn_models.ChangeSet.diff = diff_with_parameters  # type: ignore[method-assign]
-    cfn_responses.CloudFormationResponse.describe_change_set = describe_change_set  # type: ignore[method-assign]
-    cfn_models.ChangeSet.apply = apply_change_set  # type: ignore[method-assign]
-    parsing.OutputMap.exports = property(exports_of_existing_outputs)  # type: ignore[assignment,method-assign]
-    storage.install()
-    secrets.install()
-    network.install()
-    monitoring.install_delivery()
-    lambdas.install_account_settings()
-
-
 def model_list() -> list[type[Any]]:
     """moto's models, with each type an extension covers replaced by the extension."""
     ours = {ext.TYPE for ext in base.EXTENSIONS}
     moto_models = [
         m
-        for m in _installed["get_model_list"]()
-        if m is not base.Extension and m.cloudformation_type() not in ours
+        for m in fence.original(parsing, "get_model_list")()
+        if m.cloudformation_type() not in ours
     ]
     return moto_models + list(base.EXTENSIONS)
+
+
+def creation_order(resources_map: Any) -> list[str]:
+    """The logical ids a stack's resource map created, in order; forgotten with the map."""
+    key = id(resources_map)
+    if key not in _creation_orders:
+        _creation_orders[key] = []
+        weakref.finalize(resources_map, _creation_orders.pop, key, None)
+    return _creation_orders[key]
 
 
 def modelled_types() -> set[str]:
@@ -91,7 +63,7 @@ def modelled_types() -> set[str]:
 
 
 def resource_class_from_type(resource_type: str) -> Any:
-    found = _installed["resource_class_from_type"](resource_type)
+    found = fence.original(parsing, "resource_class_from_type")(resource_type)
     if found is None and resource_type not in parsing.NULL_MODELS:
         raise UnsupportedResourceType(f"the emulator does not model {resource_type}")
     return found
@@ -105,7 +77,7 @@ def clean_json(resource_json: Any, resources_map: Any) -> Any:
             clean_json(resource_json["Fn::GetAZs"], resources_map) or resources_map._region_name
         )
         return [f"{region}{zone}" for zone in "abc"]  # moto would answer us-east-1's zones anywhere
-    cleaned = _installed["clean_json"](resource_json, resources_map)
+    cleaned = fence.original(parsing, "clean_json")(resource_json, resources_map)
     if isinstance(cleaned, str) and "{{resolve:" in cleaned:
         return DYNAMIC_REFERENCE.sub(lambda m: resolve(m, resources_map), cleaned)
     return cleaned
@@ -178,7 +150,7 @@ def with_events(
         return None
     rtype = resource_json["Type"]
     event(resources_map, logical_id, rtype, f"{action}_IN_PROGRESS")
-    moto_step = _installed[f"parse_and_{action.lower()}_resource"]
+    moto_step = fence.original(parsing, f"parse_and_{action.lower()}_resource")
     try:
         resource = moto_step(logical_id, resource_json, resources_map, account_id, region_name)
     except Exception as exc:
@@ -190,7 +162,7 @@ def with_events(
     physical = str(getattr(resource, "physical_resource_id", ""))
     event(resources_map, logical_id, rtype, f"{action}_COMPLETE", physical=physical)
     if action == "CREATE" and resource is not None:
-        resources_map.__dict__.setdefault("creation_order", []).append(logical_id)
+        creation_order(resources_map).append(logical_id)
     return resource
 
 
@@ -206,7 +178,7 @@ def delete_in_reverse_order(self: Any) -> None:
     """CloudFormation deletes dependents before what they depend on; moto deletes in set order
     and retries. Creation order is a dependency order, so deleting in reverse is faithful;
     moto's retrying delete then handles whatever is left (resources added by an update)."""
-    for logical_id in reversed(self.__dict__.get("creation_order", [])):
+    for logical_id in reversed(creation_order(self)):
         resource = self._parsed_resources.get(logical_id)
         if (
             resource is None
@@ -216,7 +188,7 @@ def delete_in_reverse_order(self: Any) -> None:
             continue
         self._delete_resource(resource, self._resource_json_map[logical_id])
         self._parsed_resources.pop(logical_id)
-    _installed["delete"](self)
+    fence.original(parsing.ResourceMap, "delete")(self)
 
 
 def delete_with_events(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
@@ -225,7 +197,9 @@ def delete_with_events(self: Any, parsed_resource: Any, resource_json: dict[str,
     event(self, logical_id, rtype, "DELETE_IN_PROGRESS", physical)
     try:
         if not deletion.delete(rtype, parsed_resource, self._account_id, self._region_name):
-            _installed["delete_resource"](self, parsed_resource, resource_json)
+            fence.original(parsing.ResourceMap, "_delete_resource")(
+                self, parsed_resource, resource_json
+            )
     except Exception as exc:
         event(
             self,
@@ -271,7 +245,7 @@ def describe_change_set(self: Any) -> Any:
     """moto's DescribeChangeSet; whether the caller asked for property values holds for this
     request's thread until the answer is serialised (set again by every request)."""
     _request.include_values = self._get_bool_param("IncludePropertyValues", False)
-    return _installed["describe_change_set"](self)
+    return fence.original(cfn_responses.CloudFormationResponse, "describe_change_set")(self)
 
 
 class Change(cfn_models.Change):
@@ -343,7 +317,7 @@ def apply_change_set(self: Any) -> None:
         a: [c.logical_resource_id for c in self.changes if c.action == a]
         for a in ("Add", "Modify", "Remove")
     }
-    order = rm.__dict__.get("creation_order", [])
+    order = creation_order(rm)
     for name in sorted(wanted["Remove"], key=lambda n: -order.index(n) if n in order else 0):
         rm._delete_resource(rm._parsed_resources[name], rm._resource_json_map[name])
         rm._parsed_resources.pop(name)

@@ -36,30 +36,24 @@ from typing import Any
 from moto.awslambda import models as lambda_models
 from moto.logs.models import logs_backends
 
+from loanstack.emulator import fence
+
 ENDPOINT: dict[str, str] = {}
-_original: dict[str, Any] = {}
 _client_lock = threading.Lock()  # botocore's client creation is not thread-safe (boto3 #801)
 
 
 def install(endpoint_url: str) -> None:
+    """Where the functions' AWS calls go (the emulator's URL); moto itself is patched by
+    `patches.install`."""
     ENDPOINT["url"] = endpoint_url
-    if not _original:
-        cls = lambda_models.LambdaFunction
-        _original["invoke"] = cls._invoke_lambda
-        _original["create"] = cls.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
-        _original["configuration"] = cls.get_configuration
-        cls._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
-        cls.create_from_cloudformation_json = classmethod(create_keeping_logging_config)  # type: ignore[method-assign,assignment]
-        cls.get_configuration = configuration_with_logging  # type: ignore[method-assign]
-        from loanstack.emulator import asynchronous
-
-        asynchronous.install()
 
 
 def create_keeping_logging_config(
     cls: Any, name: str, cfn: dict[str, Any], *args: Any, **kwargs: Any
 ) -> Any:
-    fn = _original["create"](cls, name, cfn, *args, **kwargs)
+    fn = fence.original(lambda_models.LambdaFunction, "create_from_cloudformation_json").__func__(
+        cls, name, cfn, *args, **kwargs
+    )
     fn.logging_config = dict(cfn.get("Properties", {}).get("LoggingConfig") or {})
     # moto drops DeadLetterConfig; asynchronous invocations need it
     fn.dead_letter_arn = (cfn.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
@@ -68,7 +62,9 @@ def create_keeping_logging_config(
 
 def configuration_with_logging(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """GetFunctionConfiguration as AWS answers it: with the function's LoggingConfig."""
-    config = dict(_original["configuration"](self, *args, **kwargs))
+    config = dict(
+        fence.original(lambda_models.LambdaFunction, "get_configuration")(self, *args, **kwargs)
+    )
     config["LoggingConfig"] = logging_config(self)
     return config
 
@@ -313,19 +309,9 @@ DEFAULT_CONCURRENCY_LIMIT = (
 )
 
 
-def install_account_settings() -> None:
-    """Answer Lambda's GetAccountSettings from the functions the emulator holds; idempotent."""
-    from moto.awslambda import responses, urls
-
-    urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = (
-        responses.LambdaResponse.dispatch
-    )
-    handler: Any = responses.LambdaResponse
-    handler.get_account_settings = lambda self: (
-        200,
-        {},
-        json.dumps(account_settings(self.backend.list_functions())),
-    )
+def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
+    """Lambda's GetAccountSettings from the functions the emulator holds."""
+    return 200, {}, json.dumps(account_settings(self.backend.list_functions()))
 
 
 def account_settings(functions: list[Any]) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from moto.cloudtrail.models import cloudtrail_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import sns_backends
 
+from loanstack.emulator import fence
 from loanstack.emulator.base import Extension, tags
 
 
@@ -103,22 +103,12 @@ class Trail(Extension):
         cloudtrail_backends[self.account_id][self.region].delete_trail(self.physical_id)
 
 
-_delivery: dict[str, Callable[..., Any]] = {}
-
-
-def install_delivery() -> None:
-    """Record every API call into the buckets of the account's logging trails; idempotent."""
+def call_action(self: Any) -> Any:
+    """Record every API call into the buckets of the account's logging trails, then answer it."""
     from moto.core.responses import BaseResponse
 
-    if _delivery:
-        return
-    _delivery["call_action"] = BaseResponse.call_action
-
-    def call_action(self: Any) -> Any:
-        deliver(self.current_account, f"{self.service_name}:{self._get_action()}")
-        return _delivery["call_action"](self)
-
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+    deliver(self.current_account, f"{self.service_name}:{self._get_action()}")
+    return fence.original(BaseResponse, "call_action")(self)
 
 
 def deliver(account_id: str, event_name: str) -> int:

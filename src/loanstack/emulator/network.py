@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.security_groups import SecurityGroupBackend
 
+from loanstack.emulator import fence
 from loanstack.emulator.base import Extension, tags
 
 
@@ -13,33 +16,21 @@ def ec2(account_id: str, region: str) -> Any:
     return ec2_backends[account_id][region]
 
 
-_installed: dict[str, Any] = {}
-
-
-def install() -> None:
-    """EC2 as AWS answers it where moto is laxer; idempotent.
+def create_security_group(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """EC2 as AWS answers it where moto is laxer.
 
     CreateSecurityGroup refuses a GroupName that starts with "sg-" (API reference: "Constraints:
     ... cannot start with sg-"; EC2 answers InvalidParameterValue).
     https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html
     """
-    from moto.ec2.exceptions import EC2ClientError
-    from moto.ec2.models.security_groups import SecurityGroupBackend
-
-    if _installed:
-        return
-    original = _installed["create_security_group"] = SecurityGroupBackend.create_security_group
-
-    def create_security_group(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        if str(name).lower().startswith("sg-"):
-            raise EC2ClientError(
-                "InvalidParameterValue",
-                f"Value ({name}) for parameter GroupName is invalid. "
-                "Group names may not be in the format sg-*.",
-            )
-        return original(self, name, *args, **kwargs)
-
-    SecurityGroupBackend.create_security_group = create_security_group  # type: ignore[method-assign]
+    if str(name).lower().startswith("sg-"):
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ({name}) for parameter GroupName is invalid. "
+            "Group names may not be in the format sg-*.",
+        )
+    original = fence.original(SecurityGroupBackend, "create_security_group")
+    return original(self, name, *args, **kwargs)
 
 
 class NetworkAcl(Extension):

@@ -125,19 +125,6 @@ class RotationSchedule(Extension):
             secret.rotation_lambda_arn = ""
 
 
-def install() -> None:
-    """Rotation the way Secrets Manager runs it: the four steps with one token, each one a call
-    of the rotation function; a failing step stops the rotation and leaves AWSCURRENT alone.
-    (moto carries on past a failed step and then moves AWSCURRENT to a version that may have no
-    value.) The steps run synchronously here, so the failure is also raised to the caller."""
-    from moto.secretsmanager.models import SecretsManagerBackend
-
-    from loanstack.emulator import data
-
-    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
-    data.install()
-
-
 def rotate_secret(
     self: Any,
     secret_id: str,
@@ -146,6 +133,10 @@ def rotate_secret(
     rotation_rules: dict[str, Any] | None = None,
     rotate_immediately: bool = True,
 ) -> str:
+    """Rotation the way Secrets Manager runs it: the four steps with one token, each one a call
+    of the rotation function; a failing step stops the rotation and leaves AWSCURRENT alone.
+    (moto carries on past a failed step and then moves AWSCURRENT to a version that may have no
+    value.) The steps run synchronously here, so the failure is also raised to the caller."""
     from moto.awslambda.utils import get_backend
     from moto.secretsmanager.exceptions import InvalidRequestException, SecretNotFoundException
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from moto.s3.models import s3_backends
 
+from loanstack.emulator import fence
 from loanstack.emulator.base import Extension
 
 
@@ -28,8 +29,6 @@ class BucketPolicy(Extension):
     def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
         s3(self.account_id).delete_bucket_policy(self.physical_id)
 
-
-_original: dict[str, Any] = {}
 
 # the request context S3 sees from the emulator's clients (AWS serves S3 over HTTPS)
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
@@ -62,46 +61,40 @@ def conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, st
     return True
 
 
-def install() -> None:
+def statement_permits(
+    self: Any,
+    action: str,
+    resource: str = "*",
+    principal: str | None = None,
+    incoming_condition_values: dict[str, str] | None = None,
+) -> Any:
     """Bucket policies as S3 evaluates them for requests that arrive over TLS.
 
     The emulator listens on loopback HTTP where AWS serves HTTPS, so requests carry
     `aws:SecureTransport=true`, and conditions are evaluated (`conditions_hold`).
     """
-    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
-    from moto.s3.models import FakeBucket
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
-    if _original:
-        return
-    _original["statement"] = IAMPolicyStatement.is_action_permitted
-
-    def statement_permits(
-        self: Any,
-        action: str,
-        resource: str = "*",
-        principal: str | None = None,
-        incoming_condition_values: dict[str, str] | None = None,
-    ) -> Any:
-        condition = self._statement.get("Condition")
-        if condition is not None and incoming_condition_values is REQUEST_CONTEXT:
-            if not conditions_hold(condition, REQUEST_CONTEXT):
-                return PermissionResult.NEUTRAL
-            unconditional = IAMPolicyStatement(
-                {k: v for k, v in self._statement.items() if k != "Condition"}
-            )
-            return _original["statement"](unconditional, action, resource, principal, None)
-        return _original["statement"](self, action, resource, principal, incoming_condition_values)
-
-    def bucket_permission(self: Any, action: str, resource: str) -> Any:
-        if self.policy is None:
+    moto_permits = fence.original(IAMPolicyStatement, "is_action_permitted")
+    condition = self._statement.get("Condition")
+    if condition is not None and incoming_condition_values is REQUEST_CONTEXT:
+        if not conditions_hold(condition, REQUEST_CONTEXT):
             return PermissionResult.NEUTRAL
-        policy = IAMPolicy(self.policy.decode())
-        return policy.is_action_permitted(
-            action, resource, incoming_condition_values=REQUEST_CONTEXT
+        unconditional = IAMPolicyStatement(
+            {k: v for k, v in self._statement.items() if k != "Condition"}
         )
+        return moto_permits(unconditional, action, resource, principal, None)
+    return moto_permits(self, action, resource, principal, incoming_condition_values)
 
-    IAMPolicyStatement.is_action_permitted = statement_permits  # type: ignore[method-assign]
-    FakeBucket.get_permission = bucket_permission  # type: ignore[method-assign]
+
+def bucket_permission(self: Any, action: str, resource: str) -> Any:
+    """A bucket's policy, judged with the request's conditions (`statement_permits`)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    policy = IAMPolicy(self.policy.decode())
+    return policy.is_action_permitted(action, resource, incoming_condition_values=REQUEST_CONTEXT)
 
 
 class Bucket(Extension):

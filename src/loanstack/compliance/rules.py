@@ -1,7 +1,7 @@
 """The project's own compliance checks: one small unit per rule, read like cfn-lint's rules.
 
-Each check has an id, the SPEC requirement it enforces, a one-line description and a source
-link, and returns findings for one environment (`template.Instance`). They iterate the
+Each check has an id, the requirement it enforces (docs/requirements.md), a one-line description and a source
+link, and returns findings for one environment (`template.Environment`). They iterate the
 template, so a resource added later is judged without editing this file.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cfnlint
 
@@ -22,7 +22,7 @@ from loanstack import contract
 from loanstack.policy import Request, allows
 from loanstack.template import (
     SIZE_BUDGET,
-    Instance,
+    Environment,
     Resource,
     as_list,
     minified,
@@ -33,18 +33,30 @@ from loanstack.template import (
     tags_of,
 )
 
-SPEC = "../shared/SPEC.md"
+SPEC = "docs/requirements.md"  # the requirements, in this repository
 CFNLINT_DATA = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs"
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One rule broken by one part of the template; `path` is a JSON pointer (RFC 6901) to that
+    part, as cfn-lint's matches carry one ("" is the whole template)."""
+
     check_id: str
     resource: str
     message: str
+    path: str = ""
 
     def __str__(self) -> str:
         return f"{self.check_id} {self.resource}: {self.message}"
+
+
+class Flag(NamedTuple):
+    """What a rule yields: the part (a logical id, an output, or "template") and what is wrong;
+    `Check.run` stamps it with the check's id and a path."""
+
+    resource: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -53,21 +65,36 @@ class Check:
     requirement: str
     description: str
     source: str
-    run: Callable[[Instance], Iterator[Finding]]
+    judge: Callable[[Environment], Iterator[Flag]]
+
+    def run(self, instance: Environment) -> Iterator[Finding]:
+        for flag in self.judge(instance):
+            yield Finding(self.id, flag.resource, flag.message, pointer(instance, flag.resource))
+
+
+def pointer(instance: Environment, part: str) -> str:
+    """The JSON pointer of a resource or output in the template ("" for anything else)."""
+    escaped = part.replace("~", "~0").replace("/", "~1")
+    for section in ("Resources", "Outputs", "Parameters", "Conditions"):
+        if part in (instance.template.get(section) or {}):
+            return f"/{section}/{escaped}"
+    return ""
 
 
 CHECKS: list[Check] = []
 
 
 def check(id: str, requirement: str, description: str, source: str) -> Callable[..., Any]:
-    def register(fn: Callable[[Instance], Iterator[Finding]]) -> Callable[..., Any]:
+    """Register a rule under its id; the id is written here once, not in each finding."""
+
+    def register(fn: Callable[[Environment], Iterator[Flag]]) -> Callable[..., Any]:
         CHECKS.append(Check(id, requirement, description, source, fn))
         return fn
 
     return register
 
 
-def run_checks(instance: Instance, only: str | None = None) -> list[Finding]:
+def run_checks(instance: Environment, only: str | None = None) -> list[Finding]:
     """All findings for one environment; `only` restricts to one requirement (e.g. "R12")."""
     return [
         finding
@@ -86,10 +113,10 @@ def run_checks(instance: Instance, only: str | None = None) -> list[Finding]:
     f"Minified template stays within the {SIZE_BUDGET:,}-byte budget (staged in S3 by the tool)",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html",
 )
-def size_budget(instance: Instance) -> Iterator[Finding]:
+def size_budget(instance: Environment) -> Iterator[Flag]:
     size = len(minified(instance.template).encode("utf-8"))
     if size > SIZE_BUDGET:
-        yield Finding("LS001", "template", f"minified size {size:,} bytes > {SIZE_BUDGET:,}")
+        yield Flag("template", f"minified size {size:,} bytes > {SIZE_BUDGET:,}")
 
 
 @check(
@@ -98,34 +125,32 @@ def size_budget(instance: Instance) -> Iterator[Finding]:
     "The client's logical ids, condition, outputs and Name tags exist as their tests expect",
     f"{SPEC}#R1b",
 )
-def client_contract(instance: Instance) -> Iterator[Finding]:
+def client_contract(instance: Environment) -> Iterator[Flag]:
     declared = instance.template.get("Resources", {})
     for logical_id, condition in contract.RESOURCES.items():
         raw = declared.get(logical_id)
         if raw is None:
-            yield Finding("LS002", logical_id, "logical id missing (the client's tests name it)")
+            yield Flag(logical_id, "logical id missing (the client's tests name it)")
         elif raw.get("Type") != contract.TYPES[logical_id]:
-            yield Finding(
-                "LS002", logical_id, f"is {raw.get('Type')}, not {contract.TYPES[logical_id]}"
-            )
+            yield Flag(logical_id, f"is {raw.get('Type')}, not {contract.TYPES[logical_id]}")
         elif raw.get("Condition") != condition:
-            yield Finding("LS002", logical_id, f"condition {raw.get('Condition')}, not {condition}")
+            yield Flag(logical_id, f"condition {raw.get('Condition')}, not {condition}")
     for name in contract.CONDITIONS:
         if name not in instance.template.get("Conditions", {}):
-            yield Finding("LS002", name, "condition missing")
+            yield Flag(name, "condition missing")
     for key in contract.OUTPUTS:
         if key not in instance.template.get("Outputs", {}):
-            yield Finding("LS002", key, "output missing")
+            yield Flag(key, "output missing")
     for logical_id in contract.NAME_TAGGED:
         resource = instance.resources.get(logical_id)
         if resource is not None and "Name" not in (tags_of(resource) or {}):
-            yield Finding("LS002", logical_id, "no Name tag")
+            yield Flag(logical_id, "no Name tag")
 
 
 # --- R4 -----------------------------------------------------------------------------------
 
 
-def name_pattern(instance: Instance) -> re.Pattern[str]:
+def name_pattern(instance: Environment) -> re.Pattern[str]:
     suffix = re.escape(instance.suffix)
     account = re.escape(instance.context.account_id)
     return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?")
@@ -149,16 +174,14 @@ def is_pointer(value: Any) -> bool:
     "Every resource that takes a name is named {resource-type}-{purpose}-{EnvironmentSuffix}",
     f"{SPEC}#R4",
 )
-def naming(instance: Instance) -> Iterator[Finding]:
+def naming(instance: Environment) -> Iterator[Flag]:
     pattern = name_pattern(instance)
     for r in instance.resources.values():
         names: list[tuple[str, Any]] = []
         for prop in name_properties(r.type):
             value = r.properties.get(prop)
             if value is None:
-                yield Finding(
-                    "LS004", r.logical_id, f"{prop} not set: CloudFormation would make one up"
-                )
+                yield Flag(r.logical_id, f"{prop} not set: CloudFormation would make one up")
             elif not is_pointer(value):
                 names.append((prop, value))
         tags = tags_of(r) or {}
@@ -166,9 +189,7 @@ def naming(instance: Instance) -> Iterator[Finding]:
             names.append(("tag Name", tags["Name"]))
         for prop, value in names:
             if not isinstance(value, str) or not follows_convention(value, pattern):
-                yield Finding(
-                    "LS004", r.logical_id, f"{prop} {value!r} breaks the naming convention"
-                )
+                yield Flag(r.logical_id, f"{prop} {value!r} breaks the naming convention")
 
 
 @check(
@@ -177,11 +198,11 @@ def naming(instance: Instance) -> Iterator[Finding]:
     "Security group names do not start with sg- (EC2 refuses them: InvalidParameterValue)",
     "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html",
 )
-def security_group_names(instance: Instance) -> Iterator[Finding]:
+def security_group_names(instance: Environment) -> Iterator[Flag]:
     for group in instance.of_type("AWS::EC2::SecurityGroup"):
         name = group.properties.get("GroupName")
         if isinstance(name, str) and name.lower().startswith("sg-"):
-            yield Finding("LS003", group.logical_id, f"GroupName {name!r} starts with sg-")
+            yield Flag(group.logical_id, f"GroupName {name!r} starts with sg-")
 
 
 # --- R5 -----------------------------------------------------------------------------------
@@ -199,18 +220,16 @@ REQUIRED_TAGS = {
     "Every taggable resource carries Environment, CostCenter, MigrationPhase (EC2 also Name)",
     "https://docs.aws.amazon.com/whitepapers/latest/tagging-best-practices/tagging-best-practices.html",
 )
-def tagging(instance: Instance) -> Iterator[Finding]:
+def tagging(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         tags = tags_of(r)
         if tags is None:
             continue
         for key, parameter in REQUIRED_TAGS.items():
             if tags.get(key) != instance.parameters[parameter]:
-                yield Finding(
-                    "LS005", r.logical_id, f"tag {key} missing or not the {parameter} value"
-                )
+                yield Flag(r.logical_id, f"tag {key} missing or not the {parameter} value")
         if r.type.startswith("AWS::EC2::") and "Name" not in tags:
-            yield Finding("LS005", r.logical_id, "EC2 resource without a Name tag")
+            yield Flag(r.logical_id, "EC2 resource without a Name tag")
 
 
 # --- R6 -----------------------------------------------------------------------------------
@@ -242,16 +261,16 @@ def protection_flags(node: Any, path: str = "") -> Iterator[str]:
     "Fully destroyable: no Retain/Snapshot policy, no deletion protection; stateful types say Delete",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html",
 )
-def destroyable(instance: Instance) -> Iterator[Finding]:
+def destroyable(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         for attr in ("DeletionPolicy", "UpdateReplacePolicy"):
             value = r.raw.get(attr)
             if value in KEEPING_POLICIES:
-                yield Finding("LS006", r.logical_id, f"{attr} {value} keeps data after delete")
+                yield Flag(r.logical_id, f"{attr} {value} keeps data after delete")
             elif r.type in stateful_types() and value != "Delete":
-                yield Finding("LS006", r.logical_id, f"stateful resource must state {attr} Delete")
+                yield Flag(r.logical_id, f"stateful resource must state {attr} Delete")
         for flag in protection_flags(r.properties):
-            yield Finding("LS006", r.logical_id, f"{flag} is on")
+            yield Flag(r.logical_id, f"{flag} is on")
 
 
 # --- R7 -----------------------------------------------------------------------------------
@@ -265,14 +284,14 @@ OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
     "No security group accepts ingress from 0.0.0.0/0 or ::/0",
     "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-best-practices.html",
 )
-def no_open_ingress(instance: Instance) -> Iterator[Finding]:
+def no_open_ingress(instance: Environment) -> Iterator[Flag]:
     for r in instance.of_type("AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress"):
         rules = r.properties.get("SecurityGroupIngress", [])
         if r.type == "AWS::EC2::SecurityGroupIngress":
             rules = [r.properties]
         for rule in rules:
             if {rule.get("CidrIp"), rule.get("CidrIpv6")} & OPEN_CIDRS:
-                yield Finding("LS007", r.logical_id, "ingress open to the internet")
+                yield Flag(r.logical_id, "ingress open to the internet")
 
 
 @check(
@@ -281,14 +300,13 @@ def no_open_ingress(instance: Instance) -> Iterator[Finding]:
     "Subnets holding Lambda ENIs admit inbound TCP 1024-65535 (replies; NACLs are stateless)",
     "https://docs.aws.amazon.com/vpc/latest/userguide/custom-network-acl.html#nacl-ephemeral-ports",
 )
-def lambda_return_traffic(instance: Instance) -> Iterator[Finding]:
+def lambda_return_traffic(instance: Environment) -> Iterator[Flag]:
     for subnet in sorted(lambda_subnets(instance)):
         acl = subnet_acl(instance, subnet)
         if acl is None:
             continue  # the default ACL of a VPC allows all traffic
         if not covers(admitted_tcp_ports(instance, acl), EPHEMERAL):
-            yield Finding(
-                "LS017",
+            yield Flag(
                 acl,
                 f"{subnet} holds Lambda ENIs but {acl} does not admit TCP "
                 f"{EPHEMERAL[0]}-{EPHEMERAL[1]} inbound: replies to low ports are dropped",
@@ -298,7 +316,7 @@ def lambda_return_traffic(instance: Instance) -> Iterator[Finding]:
 EPHEMERAL = (1024, 65535)  # the range Lambda ENIs (and NAT gateways) pick source ports from
 
 
-def lambda_subnets(instance: Instance) -> set[str]:
+def lambda_subnets(instance: Environment) -> set[str]:
     found: set[str] = set()
     for fn in instance.of_type("AWS::Lambda::Function"):
         for subnet in fn.properties.get("VpcConfig", {}).get("SubnetIds", []):
@@ -306,14 +324,14 @@ def lambda_subnets(instance: Instance) -> set[str]:
     return found
 
 
-def subnet_acl(instance: Instance, subnet: str) -> str | None:
+def subnet_acl(instance: Environment, subnet: str) -> str | None:
     for assoc in instance.of_type("AWS::EC2::SubnetNetworkAclAssociation"):
         if subnet in references(assoc.properties.get("SubnetId")):
             return next(iter(references(assoc.properties.get("NetworkAclId"))), None)
     return None
 
 
-def admitted_tcp_ports(instance: Instance, acl: str) -> list[tuple[int, int]]:
+def admitted_tcp_ports(instance: Environment, acl: str) -> list[tuple[int, int]]:
     """Port ranges an inbound allow rule from anywhere opens, before any deny (rule order)."""
     entries = sorted(
         (
@@ -358,7 +376,7 @@ CONTEXT_FREE_ACTIONS = ("kms:describekey", "kms:getkeypolicy", "kms:getkeyrotati
     "No key policy grants DescribeKey under an encryption-context condition (it never matches)",
     "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context",
 )
-def context_conditions(instance: Instance) -> Iterator[Finding]:
+def context_conditions(instance: Environment) -> Iterator[Flag]:
     for key in instance.of_type("AWS::KMS::Key"):
         for st in statements(key.properties.get("KeyPolicy", {})):
             keys = {k.lower() for tests in st.get("Condition", {}).values() for k in tests}
@@ -368,25 +386,24 @@ def context_conditions(instance: Instance) -> Iterator[Finding]:
                 continue
             for action in as_list(st.get("Action", [])):
                 if any(fnmatchcase(a, str(action).lower()) for a in CONTEXT_FREE_ACTIONS):
-                    yield Finding(
-                        "LS008",
+                    yield Flag(
                         f"{key.logical_id}/{st.get('Sid', '?')}",
                         f"{action} carries no encryption context: the condition denies it",
                     )
 
 
-def key_of(instance: Instance, node: Any) -> str | None:
+def key_of(instance: Environment, node: Any) -> str | None:
     keys = {k.logical_id for k in instance.of_type("AWS::KMS::Key")}
     found = references(node) & keys
     return found.pop() if found else None
 
 
-def arn(instance: Instance, service: str, resource: str, region: bool = True) -> str:
+def arn(instance: Environment, service: str, resource: str, region: bool = True) -> str:
     c = instance.context
     return f"arn:{c.partition}:{service}:{c.region if region else ''}:{c.account_id}:{resource}"
 
 
-def key_requests(instance: Instance) -> Iterator[tuple[str, str, Request]]:
+def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
     """(key, who asks, request) for each call AWS documents a service making with the key."""
     c = instance.context
     for trail in instance.of_type("AWS::CloudTrail::Trail"):
@@ -442,7 +459,7 @@ def uses_bucket_key(bucket: Resource) -> bool:
 OTHER_ACCOUNT = "210987654321"
 
 
-def lookalikes(request: Request, instance: Instance) -> Iterator[Request]:
+def lookalikes(request: Request, instance: Environment) -> Iterator[Request]:
     """The same request on behalf of resources that are not this stack's: a name with another
     prefix or suffix, the same name in another region, or in another account."""
     region, account = instance.context.region, instance.context.account_id
@@ -465,12 +482,12 @@ def lookalikes(request: Request, instance: Instance) -> Iterator[Request]:
     "Every service that uses a key is let in by its key policy, as that service documents",
     "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html",
 )
-def key_users_allowed(instance: Instance) -> Iterator[Finding]:
+def key_users_allowed(instance: Environment) -> Iterator[Flag]:
     for key, user, request in key_requests(instance):
         policy = instance.resources[key].properties.get("KeyPolicy", {})
         if not allows(policy, request):
             who = request.principal[1] if request.principal[0] == "Service" else "the account"
-            yield Finding("LS018", key, f"denies {request.action} by {who} for {user}")
+            yield Flag(key, f"denies {request.action} by {who} for {user}")
 
 
 @check(
@@ -479,15 +496,14 @@ def key_users_allowed(instance: Instance) -> Iterator[Finding]:
     "Service grants on a key name this stack's resources exactly (no lookalike of another stack)",
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
 )
-def key_users_scoped(instance: Instance) -> Iterator[Finding]:
+def key_users_scoped(instance: Environment) -> Iterator[Flag]:
     for key, user, request in key_requests(instance):
         if request.principal[0] != "Service":
             continue
         policy = instance.resources[key].properties.get("KeyPolicy", {})
         other = next((o for o in lookalikes(request, instance) if allows(policy, o)), None)
         if other is not None:
-            yield Finding(
-                "LS019",
+            yield Flag(
                 key,
                 f"lets {request.principal[1]} {request.action} beyond {user}: {other.context}",
             )
@@ -506,7 +522,7 @@ def burstable(instance_class: Any) -> bool:
     "No T instance class reachable on a cluster with the Data API (AWS does not run it there)",
     "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html#data-api.limitations",
 )
-def data_api_instance_class(instance: Instance) -> Iterator[Finding]:
+def data_api_instance_class(instance: Environment) -> Iterator[Flag]:
     clusters = {
         c.logical_id
         for c in instance.of_type("AWS::RDS::DBCluster")
@@ -521,7 +537,7 @@ def data_api_instance_class(instance: Instance) -> Iterator[Finding]:
             spec = instance.template["Parameters"][parameter]
             offered += [spec.get("Default"), *spec.get("AllowedValues", [])]
         for cls in sorted({str(c) for c in offered if burstable(c)}):
-            yield Finding("LS009", db.logical_id, f"{cls} offered: the Data API refuses T classes")
+            yield Flag(db.logical_id, f"{cls} offered: the Data API refuses T classes")
 
 
 # --- R11 ----------------------------------------------------------------------------------
@@ -533,15 +549,14 @@ def data_api_instance_class(instance: Instance) -> Iterator[Finding]:
     "Reserved concurrency only where a parameter can switch it off (accounts keep 100 unreserved)",
     "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html",
 )
-def switchable_reservations(instance: Instance) -> Iterator[Finding]:
+def switchable_reservations(instance: Environment) -> Iterator[Flag]:
     for fn in instance.of_type("AWS::Lambda::Function"):
         raw = fn.raw.get("Properties", {}).get("ReservedConcurrentExecutions")
         if raw is None:
             continue
         switch = raw.get("Fn::If") if isinstance(raw, dict) else None
         if not (switch and {"Ref": "AWS::NoValue"} in switch[1:]):
-            yield Finding(
-                "LS011",
+            yield Flag(
                 fn.logical_id,
                 "reserved concurrency cannot be switched off: CREATE fails on an account "
                 "without the headroom",
@@ -559,7 +574,7 @@ def depends_on(resource: Resource, target: str) -> bool:
     )
 
 
-def implicit_log_groups(instance: Instance) -> Iterator[tuple[Resource, Any]]:
+def implicit_log_groups(instance: Environment) -> Iterator[tuple[Resource, Any]]:
     """(producer, log group name) for every group AWS would otherwise create on its own."""
     for fn in instance.of_type("AWS::Lambda::Function"):
         configured = fn.properties.get("LoggingConfig", {}).get("LogGroup")
@@ -588,28 +603,25 @@ def implicit_log_groups(instance: Instance) -> Iterator[tuple[Resource, Any]]:
     "Every log group is declared, keeps exactly 90 days, is KMS-encrypted and exists before its writer",
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
 )
-def log_groups(instance: Instance) -> Iterator[Finding]:
+def log_groups(instance: Environment) -> Iterator[Flag]:
     declared: dict[str, Resource] = {}
     for group in instance.of_type("AWS::Logs::LogGroup"):
         name = group.properties.get("LogGroupName")
         if not isinstance(name, str):
-            yield Finding("LS012", group.logical_id, "LogGroupName must be explicit")
+            yield Flag(group.logical_id, "LogGroupName must be explicit")
         else:
             declared[name] = group
         if group.properties.get("RetentionInDays") != RETENTION_DAYS:
             days = group.properties.get("RetentionInDays")
-            yield Finding(
-                "LS012", group.logical_id, f"RetentionInDays {days}, not {RETENTION_DAYS}"
-            )
+            yield Flag(group.logical_id, f"RetentionInDays {days}, not {RETENTION_DAYS}")
         if not group.properties.get("KmsKeyId"):
-            yield Finding("LS012", group.logical_id, "no KmsKeyId: not encrypted with the CMK")
+            yield Flag(group.logical_id, "no KmsKeyId: not encrypted with the CMK")
     for producer, name in implicit_log_groups(instance):
         target = declared.get(name) if isinstance(name, str) else None
         if target is None:
-            yield Finding("LS012", producer.logical_id, f"writes to undeclared log group {name!r}")
+            yield Flag(producer.logical_id, f"writes to undeclared log group {name!r}")
         elif not depends_on(producer, target.logical_id):
-            yield Finding(
-                "LS012",
+            yield Flag(
                 producer.logical_id,
                 f"does not depend on {target.logical_id}: AWS could create the group first",
             )
@@ -646,30 +658,30 @@ def supports_no_resource_scoping(action: str) -> bool:
     'Least privilege: no "Action": "*", no service-wide wildcard, no "Resource": "*" unless unscopable',
     "https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html",
 )
-def least_privilege(instance: Instance) -> Iterator[Finding]:
+def least_privilege(instance: Environment) -> Iterator[Flag]:
     for r in instance.resources.values():
         for label, document in policy_documents(r):
             for st in statements(document):
                 where = f"{r.logical_id}/{label}"
                 if "NotAction" in st or "NotResource" in st:
-                    yield Finding("LS015", where, "NotAction/NotResource grants by exclusion")
+                    yield Flag(where, "NotAction/NotResource grants by exclusion")
                 if st.get("Effect") != "Allow":
                     continue
                 actions = [str(a) for a in as_list(st.get("Action", []))]
                 for action in actions:
                     if action == "*" or action.endswith(":*"):
-                        yield Finding("LS015", where, f"action {action} is a wildcard")
+                        yield Flag(where, f"action {action} is a wildcard")
                     elif matching_actions(action) is None:
-                        yield Finding("LS015", where, f"action {action} is unknown")
+                        yield Flag(where, f"action {action} is unknown")
                 if "*" in as_list(st.get("Resource", [])):
                     for action in actions:
                         if not supports_no_resource_scoping(action):
-                            yield Finding("LS015", where, f"{action} on Resource * can be scoped")
+                            yield Flag(where, f"{action} on Resource * can be scoped")
         trust = r.properties.get("AssumeRolePolicyDocument")
         if r.type == "AWS::IAM::Role" and trust:
             for st in statements(trust):
                 if st.get("Principal") in ("*", {"AWS": "*"}):
-                    yield Finding("LS015", r.logical_id, "anyone may assume the role")
+                    yield Flag(r.logical_id, "anyone may assume the role")
 
 
 HARD_CODED = re.compile(
@@ -695,8 +707,8 @@ def strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     "No hard-coded partition or region: ARNs use ${AWS::Partition}, regions ${AWS::Region}",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html",
 )
-def no_hard_coded_partition(instance: Instance) -> Iterator[Finding]:
+def no_hard_coded_partition(instance: Environment) -> Iterator[Flag]:
     for path, text in strings(instance.template):
         match = HARD_CODED.search(text)
         if match:
-            yield Finding("LS016", path, f"hard-coded {match.group(0)!r}")
+            yield Flag(path, f"hard-coded {match.group(0)!r}")

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from loanstack import checks, guard, linters, template
+from loanstack import template
+from loanstack.compliance import control_tower, field_tools, rules
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Row:
 
 
 def cfn_lint_rows() -> Iterator[Row]:
-    matches = linters.cfn_lint(template.TEMPLATE_PATH)
+    matches = field_tools.cfn_lint(template.TEMPLATE_PATH)
     for m in matches:
         yield Row(
             "both",
@@ -41,7 +42,7 @@ def cfn_lint_rows() -> Iterator[Row]:
 
 
 def checkov_rows() -> Iterator[Row]:
-    report = linters.checkov(template.TEMPLATE_PATH)
+    report = field_tools.checkov(template.TEMPLATE_PATH)
     results = report["results"]
     for f in results["failed_checks"]:
         yield Row(
@@ -59,8 +60,8 @@ def checkov_rows() -> Iterator[Row]:
     yield Row("both", f"{report['summary']['passed']} checks", "checkov", "template", "pass")
 
 
-def own_rows(env: str, instance: template.Instance) -> Iterator[Row]:
-    for c in checks.CHECKS:
+def own_rows(env: str, instance: template.Environment) -> Iterator[Row]:
+    for c in rules.CHECKS:
         findings = list(c.run(instance))
         for f in findings:
             yield Row(env, f"{c.id} ({c.requirement})", "loanstack", f.resource, "FAIL", f.message)
@@ -69,9 +70,9 @@ def own_rows(env: str, instance: template.Instance) -> Iterator[Row]:
 
 
 def guard_rows(
-    env: str, instance: template.Instance, accepted: dict[tuple[str, str], str]
+    env: str, instance: template.Environment, accepted: dict[tuple[str, str], str]
 ) -> Iterator[Row]:
-    rules, findings = guard.evaluate(instance)
+    guard_rules, findings = control_tower.evaluate(instance)
     for f in findings:
         reason = accepted.get((f.control, f.resource))
         yield Row(
@@ -82,13 +83,13 @@ def guard_rows(
             "accepted" if reason else "FAIL",
             reason or f.message,
         )
-    yield Row(env, f"{len(rules)} rules", "control tower", "all others", "pass")
+    yield Row(env, f"{len(guard_rules)} rules", "control tower", "all others", "pass")
 
 
 def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
     yield from cfn_lint_rows()
     yield from checkov_rows()
-    accepted = guard.exceptions()
+    accepted = control_tower.exceptions()
     for env in envs:
         instance = template.instantiate(
             parameters={"EnvironmentType": env, "EnvironmentSuffix": suffix}

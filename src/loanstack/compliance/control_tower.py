@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loanstack.template import ROOT, Instance
+from loanstack.template import ROOT, Environment
 
 PACKAGE = "cdklabs-cdk-validator-cfnguard==0.0.62"
 CACHE = ROOT / ".cache" / "cfn-guard"
@@ -100,7 +100,7 @@ def applicable_rules(rules: Path, types: set[str]) -> list[Path]:
     return sorted(f for f in rules.rglob("*.guard") if reported_types(f) & types)
 
 
-def guard_document(instance: Instance) -> dict[str, Any]:
+def guard_document(instance: Environment) -> dict[str, Any]:
     """The environment as CloudFormation would see it: present resources, resolved properties."""
     kept = ("Metadata", "DeletionPolicy", "UpdateReplacePolicy", "DependsOn")
     return {
@@ -126,7 +126,7 @@ def _walk(node: Any) -> Any:
             yield from _walk(item)
 
 
-def evaluate(instance: Instance) -> tuple[list[Path], list[GuardFinding]]:
+def evaluate(instance: Environment) -> tuple[list[Path], list[GuardFinding]]:
     """(rules run, non-compliant findings) for one environment."""
     binary, rules = ensure_guard()
     selected = applicable_rules(rules, {r.type for r in instance.resources.values()})
