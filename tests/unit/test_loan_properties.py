@@ -172,13 +172,14 @@ def test_exactly_at_a_maximum_is_not_above_it(
     st.floats(0, 30) | st.floats(0, 1e-9) | st.sampled_from([0.06, 6.5, 7.25, 1e-17]),
     st.integers(1, 480),
 )
+@example(5334, 1.0, 1)  # 5,338.445 exactly: hypothesis found it rounded to .44
 def test_payments_match_an_exact_reference_to_the_cent(amount: float, rate: float, n: int) -> None:
     r = Fraction(repr(rate)) / 1200
     exact = Fraction(repr(amount)) / n if r == 0 else None
     if exact is None:
         growth = (1 + r) ** n
         exact = Fraction(repr(amount)) * r * growth / (growth - 1)
-    mine = loans.to_cents(loans.monthly_payment(loans.exact(amount), loans.exact(rate), n))
+    mine = loans.payment_in_cents(loans.exact(amount), loans.exact(rate), n)
     assert Fraction(mine) == half_up(exact, 2)
 
 
@@ -240,3 +241,24 @@ def test_hand_written_encodings_equal_json_dumps(app: dict[str, Any]) -> None:
     assert row[0] == clean["loanId"] and row[9] == loans.fingerprint(clean)
     assert json.loads(row[10]) == result
     assert entry.request_bytes == len(json.dumps(entry.text)) - 1
+
+
+@pytest.mark.parametrize(
+    ("amount", "rate", "months", "cents"),
+    [
+        ("5334", "1.0", 1, "5338.45"),  # 5,338.445 exactly: found by hypothesis, was .44
+        ("1200", "1", 1, "1201.00"),
+        ("0.01", "0", 3, "0.00"),  # 0.00333… rounds down
+    ],
+)
+def test_payment_half_cent_ties_round_up_exactly(
+    amount: str, rate: str, months: int, cents: str
+) -> None:
+    from decimal import Decimal
+
+    got = loans.payment_in_cents(Decimal(amount), Decimal(rate), months)
+    assert got == Decimal(cents)
+    r = Fraction(rate) / 1200
+    growth = (1 + r) ** months
+    exact = Fraction(amount) / months if r == 0 else Fraction(amount) * r * growth / (growth - 1)
+    assert Fraction(got) == half_up(exact, 2)

@@ -24,7 +24,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
+from fractions import Fraction
 from functools import cache
 from typing import Any
 from urllib.parse import unquote_plus
@@ -238,6 +239,26 @@ def to_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
+TIE_MARGIN = Decimal("1e-20")  # in cents; the Decimal result is good to ~1e-30 of a cent
+
+
+def payment_in_cents(amount: Decimal, annual_rate_percent: Decimal, months: int) -> Decimal:
+    """The payment rounded half up to the cent, exactly: near a half-cent tie (5,334 at 1% over
+    one month is 5,338.445) a rate like 1/1200 that Decimal cannot hold exactly could tip the
+    rounding, so those rare cases are settled with exact fractions."""
+    approx = monthly_payment(amount, annual_rate_percent, months)
+    cents = approx.scaleb(2)
+    if abs(cents - cents.to_integral_value(ROUND_FLOOR) - Decimal("0.5")) > TIE_MARGIN:
+        return to_cents(approx)
+    rate = Fraction(annual_rate_percent) / 1200
+    if rate == 0:
+        exact_payment = Fraction(amount) / months
+    else:
+        growth = (1 + rate) ** months
+        exact_payment = Fraction(amount) * rate * growth / (growth - 1)
+    return Decimal(math.floor(exact_payment * 100 + Fraction(1, 2))).scaleb(-2)
+
+
 def to_ratio(value: Decimal) -> Decimal:
     return value.quantize(BASIS_POINT, ROUND_HALF_UP)
 
@@ -246,9 +267,7 @@ def decide(app: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     """The decision; ratios are compared as reported (4 places), so 0.95 is never "above" 0.95."""
     loan_type, amount = app["loanType"], exact(app["loanAmount"])
     with localcontext(Context(prec=50)):
-        payment = to_cents(
-            monthly_payment(amount, exact(app["annualInterestRate"]), app["termMonths"])
-        )
+        payment = payment_in_cents(amount, exact(app["annualInterestRate"]), app["termMonths"])
         debts = exact(app["monthlyDebtPayments"]) + payment
         dti = to_ratio(debts * 12 / exact(app["annualIncome"]))
         ltv = to_ratio(amount / exact(app["collateralValue"])) if loan_type in SECURED else None
