@@ -10,18 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COLUMNS = (
-    "loanId",
-    "applicantId",
-    "loanType",
-    "loanAmount",
-    "termMonths",
-    "annualInterestRate",
-    "creditScore",
-    "annualIncome",
-    "monthlyDebtPayments",
-    "collateralValue",
-)
+from loanstack.migrate import REQUIRED_COLUMNS
+
+COLUMNS = (*REQUIRED_COLUMNS, "collateralValue")  # the function's schema; migrate checks these
 
 
 @dataclass
