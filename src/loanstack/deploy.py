@@ -331,7 +331,7 @@ def stage_template(target: Target, text: str, stack: str, bucket: str | None = N
             f"cannot stage the template in s3://{bucket}: {exc.response['Error']['Message']} "
             "(pass --template-bucket with a bucket of this account you may write to)"
         ) from exc
-    suffix = "amazonaws.com.cn" if target.region.startswith("cn-") else "amazonaws.com"
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
     return f"https://{bucket}.s3.{target.region}.{suffix}/{key}"
 
 

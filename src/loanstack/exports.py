@@ -6,13 +6,22 @@ function must answer for each, so a migration's merged report can be checked lin
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loanstack.migrate import REQUIRED_COLUMNS
+from loanstack.template import ROOT
 
 COLUMNS = (*REQUIRED_COLUMNS, "collateralValue")  # the function's schema; migrate checks these
+
+
+def approved_application(loan_id: str, applicant_id: str) -> dict[str, object]:
+    """The README's approved example (examples/approved.json) under another loan id: the one
+    sample application the demo, the exports and the post-deploy checks share."""
+    example = json.loads((ROOT / "examples" / "approved.json").read_text(encoding="utf-8"))
+    return {**example, "loanId": loan_id, "applicantId": applicant_id}
 
 
 @dataclass
@@ -26,18 +35,7 @@ class Expected:
 
 
 def row(loan_id: str, **changes: object) -> bytes:
-    values: dict[str, object] = {
-        "loanId": loan_id,
-        "applicantId": f"A-{loan_id}",
-        "loanType": "mortgage",
-        "loanAmount": 300000,
-        "termMonths": 360,
-        "annualInterestRate": 6.5,
-        "creditScore": 760,
-        "annualIncome": 150000,
-        "monthlyDebtPayments": 800,
-        "collateralValue": 400000,
-    } | changes
+    values = approved_application(loan_id, f"A-{loan_id}") | changes
     return ",".join(str(values[c]) for c in COLUMNS).encode()
 
 

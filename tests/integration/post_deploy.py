@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from loanstack.contract import OUTPUTS as R1B_OUTPUTS
+from loanstack.exports import approved_application
 
 
 def assert_r1b_outputs_present(outputs: dict[str, str]) -> None:
@@ -173,18 +174,7 @@ def assert_documents_bucket(client: Any, outputs: dict[str, str]) -> None:
 
 
 def application(loan_id: str) -> dict[str, Any]:
-    return {
-        "loanId": loan_id,
-        "applicantId": "A-POST-DEPLOY",
-        "loanType": "mortgage",
-        "loanAmount": 300000,
-        "termMonths": 360,
-        "annualInterestRate": 6.5,
-        "creditScore": 760,
-        "annualIncome": 150000,
-        "monthlyDebtPayments": 800,
-        "collateralValue": 400000,
-    }
+    return approved_application(loan_id, "A-POST-DEPLOY")
 
 
 def assert_validation_records_and_documents(client: Any, outputs: dict[str, str]) -> str:
