@@ -26,6 +26,6 @@ def test_d5_every_accepted_finding_shows_its_written_reason(rows: list[report.Ro
 
 
 def test_d5_only_the_open_r1_budget_question_fails(rows: list[report.Row]) -> None:
-    # LS001 fails until the R1 size decision is taken (README, "Known gaps"); nothing else may.
+    # LS001 fails until the R1 size decision is taken (SPEC R1); nothing else may.
     failing = {(r.env, r.check) for r in rows if r.result == "FAIL"}
     assert failing <= {("dev", "LS001 (R1)"), ("prod", "LS001 (R1)")}
