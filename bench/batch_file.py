@@ -12,8 +12,8 @@ For each size, one fresh child process prints, side by side:
 - peak Python heap (tracemalloc), measured in a second child so that tracing does not slow
   the timed run; RSS is shown for reference.
 
-Run: .venv/bin/python bench/batch_file.py [rows ...]   (default: 20000 200000)
-Targets (issue 12): own cost <= 3x the rules alone; >= 5,000 rows/s end to end on 2 cores;
+Run: .venv/bin/python -m bench.batch_file [rows ...]   (default: 20000 200000)
+Targets (SPEC D6, the batch path): own cost <= 3x the rules alone; >= 5,000 rows/s end to end on 2 cores;
 peak heap flat from 20,000 to 200,000 rows.
 """
 
@@ -33,12 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from tests.support.helpers import load_function
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.helpers import load_function  # noqa: E402
-
-from loanstack.emulator.dataapi import DataApiBridge, MariaDB  # noqa: E402
+from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 
 BUCKET = "s3-loandocuments-bench-123456789012"
 ENV = {

@@ -1,8 +1,8 @@
 """How long the embedded emulator takes to deploy and destroy the dev stack, and `make demo`
 end to end (environment already installed).
 
-Run: .venv/bin/python bench/emulator_deploy.py [runs]
-Targets (issue 5): dev deploy under 15 s on a 2-core machine; the demo under 60 s.
+Run: .venv/bin/python -m bench.emulator_deploy [runs]
+Targets (SPEC D4, the demo): dev deploy under 15 s on a 2-core machine; the demo under 60 s.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ and the function run in the emulator's process). Also printed: the most invocati
 emulator saw at once is not visible from outside, so the chunk count and wall time are the
 evidence of the fan-out here; tests/unit/test_emulator_async_lambda.py proves the overlap.
 
-Run: .venv/bin/python bench/migrate.py [rows] [--concurrency 1,10] [--chunk-rows 10000]
-(default 1,000,000 rows; about 2 x 3 minutes on 2 cores). The README's "How a migration
+Run: .venv/bin/python -m bench.migrate [rows] [--concurrency 1,10] [--chunk-rows 10000]
+(default 1,000,000 rows; about 2 x 3 minutes on 2 cores). docs/benchmarks.md's "How a migration
 scales" quotes its output.
 """
 
@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from loanstack import exports
 
-from loanstack import exports  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:

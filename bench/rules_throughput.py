@@ -1,7 +1,7 @@
 """Rule engine throughput on one core: schema check + rules + decision per application.
 
-Run: .venv/bin/python bench/rules_throughput.py [N]
-Target (issue 4): at least 50,000 applications per second. Prints the machine it ran on.
+Run: .venv/bin/python -m bench.rules_throughput [N]
+Target: at least 50,000 applications per second. Prints the machine it ran on.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import platform
 import random
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 

@@ -1,15 +1,34 @@
-"""Shared fixtures: the template as loaded from disk and one instance per environment."""
+"""Shared fixtures (the template as loaded from disk, one instance per environment) and the
+tiers: every test is marked `unit`, `emulator`, `mariadb`, `subprocess` or `aws` by what it uses,
+and a `unit` test fails if it starts a process or the emulator (tests/support/tiers.py)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from loanstack import template
+from tests.support import tiers
 
 ENVIRONMENTS = ("dev", "prod")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers.mark(items)
+
+
+@pytest.fixture(autouse=True)
+def _tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A `unit` test may not start a process or the emulator (the tier's definition)."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    with tiers.outside_resources_forbidden(monkeypatch):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from moto import mock_aws
 from loanstack import deploy
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.dataapi import DataApiBridge, MariaDB
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 REGION = "us-east-1"
 BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}"

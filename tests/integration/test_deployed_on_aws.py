@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from loanstack import deploy
-from tests.integration import post_deploy
+from tests.support import post_deploy
 
 ENABLED = os.environ.get("LOANSTACK_AWS_TESTS") == "1"
 pytestmark = pytest.mark.skipif(

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from loanstack.emulator.dataapi import MariaDB
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 rotation = load_function("secret_rotation")
 USER, PASSWORD = "loanadmin", "Zq8rT2mVx4pLk9sW3nBc7dHf6jGy1aEu"

@@ -16,8 +16,7 @@ from rich.console import Console
 
 from loanstack import deploy, template
 from loanstack.emulator import ACCOUNT_ID, Emulator
-from tests.integration import post_deploy
-from tests.support import backends
+from tests.support import backends, post_deploy
 
 REGION = "us-east-1"
 

@@ -1,4 +1,4 @@
-"""Helpers shared by tests (kept out of conftest so tests can import them)."""
+"""Helpers shared by tests: templates per environment and Lambda sources loaded as Lambda does."""
 
 from __future__ import annotations
 

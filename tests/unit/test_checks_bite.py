@@ -11,7 +11,7 @@ import pytest
 
 from loanstack import template
 from loanstack.compliance import rules
-from tests.helpers import build, ids
+from tests.support.helpers import build, ids
 
 
 def report(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str]]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from loanstack import cli, cost, template
-from tests.helpers import build
+from tests.support.helpers import build
 
 
 def total(instance: template.Environment) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 

@@ -13,7 +13,7 @@ from loanstack import contract, template
 from loanstack.compliance import rules
 from loanstack.policy import Request, allows
 from loanstack.template import Environment
-from tests.helpers import build
+from tests.support.helpers import build
 
 
 def findings(instance: Environment, requirement: str) -> list[str]:

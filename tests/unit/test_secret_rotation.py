@@ -37,7 +37,7 @@ from moto import mock_aws
 from moto.backends import get_backend
 
 from loanstack.emulator import data, install
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 CLUSTER = "aurora-loanprocessing-dev42"

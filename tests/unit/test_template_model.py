@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from loanstack import template
-from tests.helpers import build
+from tests.support.helpers import build
 
 
 def test_conditions_follow_environment_type(pristine: dict[str, Any]) -> None:

@@ -1,0 +1,157 @@
+"""Tests by tier: each test is marked by what it needs, and a `unit` test is held to needing nothing.
+
+Tiers (markers, registered in pyproject.toml):
+  unit        no emulator, no MariaDB, no subprocess: runs anywhere in seconds
+  emulator    the embedded emulator (its moto patches installed, or its server started)
+  mariadb     a MariaDB server started by the test run
+  subprocess  an outside program: the `loanstack` entry point, make, cfn-lint, checkov, cfn-guard
+  aws         a real AWS account (opt-in, LOANSTACK_AWS_TESTS=1)
+
+The marks come from the fixtures a test uses (FIXTURE_TIERS: the shared fixtures of
+tests/integration/conftest.py) and, for modules that build what they need in their own fixtures,
+from MODULE_TIERS; a test neither gives is `unit`. `outside_resources_forbidden` then makes every
+`unit` test fail the moment it starts a process or installs the emulator's patches, so a wrong
+`unit` mark cannot stand.
+
+Parallel runs (pytest-xdist, `--dist loadgroup`): the tests of a module that uses a module-scoped
+fixture (a deployed stack, an emulator) form one `xdist_group`, so that fixture is built once, on
+one worker, and the module's tests keep their order; EXCLUSIVE_GROUPS puts the modules that share a
+cache in the work tree on one worker. Session fixtures (MariaDB) are per worker by construction.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+TIERS = ("unit", "emulator", "mariadb", "subprocess", "aws")
+TESTS = Path(__file__).resolve().parents[1]
+
+FIXTURE_TIERS = {
+    "emulator": "emulator",
+    "target": "emulator",
+    "mariadb": "mariadb",
+    "mariadb_tls": "mariadb",
+    "loans": "mariadb",
+}
+
+# Modules (or single tests, module::name) whose own fixtures or bodies start what they need
+# (paths relative to tests/).
+MODULE_TIERS: dict[str, tuple[str, ...]] = {
+    "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
+    "unit/test_cli.py": ("subprocess", "emulator"),
+    "unit/test_migrate.py": ("subprocess",),
+    "unit/test_moto_fence.py": ("emulator", "subprocess"),
+    "unit/test_field_tools.py": ("subprocess",),
+    "unit/test_control_tower.py": ("subprocess",),
+    "unit/test_check_report.py": ("subprocess",),
+    "unit/test_emulator_async_lambda.py": ("emulator",),
+    "unit/test_emulator_extensions.py": ("emulator",),
+    "unit/test_emulator_password_timing.py": ("emulator",),
+    "unit/test_emulator_security_group_rules.py": ("emulator",),
+    "unit/test_secret_rotation.py": ("emulator",),
+    "integration/test_cli_walkthrough.py": ("subprocess",),
+    "integration/test_demo.py": ("emulator",),
+    "integration/test_deployed_on_aws.py": ("aws",),
+}
+
+# Tests that write one shared place in the work tree run on one worker, one after another (a
+# module, or one test as module::name): the cfn-guard download under .cache/cfn-guard is unpacked
+# in place by whichever `loanstack check` needs it first.
+EXCLUSIVE_GROUPS = {
+    "unit/test_control_tower.py": "cfn-guard",
+    "unit/test_check_report.py": "cfn-guard",
+    "unit/test_cli.py::test_check_as_json_and_sarif": "cfn-guard",
+    "unit/test_cli.py::test_make_check_builds_what_check_needs_then_runs_it": "cfn-guard",
+}
+
+
+def module_key(item: pytest.Item) -> str:
+    return item.path.resolve().relative_to(TESTS).as_posix()
+
+
+def table_keys(item: pytest.Item) -> tuple[str, str]:
+    """How the tables below name a test: module::name first, then its module."""
+    key = module_key(item)
+    return f"{key}::{getattr(item, 'originalname', item.name)}", key
+
+
+def tiers_of(item: pytest.Item) -> set[str]:
+    """The tiers a test belongs to; `unit` only when it needs none of the others."""
+    found = {FIXTURE_TIERS[name] for name in item.fixturenames if name in FIXTURE_TIERS}
+    for key in table_keys(item):
+        found.update(MODULE_TIERS.get(key, ()))
+    found.update(mark.name for mark in item.iter_markers() if mark.name in TIERS)
+    return found or {"unit"}
+
+
+def uses_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        defs[-1].scope in ("module", "class", "package") for defs in info.name2fixturedefs.values()
+    )
+
+
+def group_of(item: pytest.Item) -> str | None:
+    """The xdist group a test must share a worker with (None: any worker)."""
+    for key in table_keys(item):
+        if key in EXCLUSIVE_GROUPS:
+            return EXCLUSIVE_GROUPS[key]
+    if uses_module_fixture(item):
+        return module_key(item)
+    return None
+
+
+def mark(items: Iterable[pytest.Item]) -> None:
+    for item in items:
+        for tier in sorted(tiers_of(item)):
+            item.add_marker(getattr(pytest.mark, tier))
+        group = group_of(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _refuse(what: str) -> Callable[..., NoReturn]:
+    def refused(*_args: Any, **_kwargs: Any) -> NoReturn:
+        pytest.fail(
+            f"a test marked `unit` started {what}; give it its tier in "
+            "tests/support/tiers.py (MODULE_TIERS) or use the tier's fixture",
+            pytrace=False,
+        )
+
+    return refused
+
+
+@contextmanager
+def outside_resources_forbidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For the test's duration: moto as plain moto, and any process start or emulator install
+    fails the test. An emulator test earlier on this worker may have left the emulator's patches
+    on (installing is idempotent and tests do not undo it); they are taken off for the unit test
+    and put back after it, so the tests around it see what they saw before."""
+    from loanstack.emulator import fence  # light: the fence imports no moto
+
+    was_applied = fence.applied()
+    if was_applied:
+        from loanstack.emulator import patches
+
+        patches.uninstall()
+    with monkeypatch.context() as guard:
+        guard.setattr(subprocess.Popen, "_execute_child", _refuse("a subprocess"))
+        for name in ("posix_spawn", "posix_spawnp", "fork", "system"):
+            if hasattr(os, name):
+                guard.setattr(os, name, _refuse(f"a process (os.{name})"))
+        guard.setattr(fence, "apply", _refuse("the emulator (its moto patches)"))
+        try:
+            yield
+        finally:
+            guard.undo()
+            if was_applied:
+                patches.install()
