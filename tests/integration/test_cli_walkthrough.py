@@ -1,7 +1,7 @@
-"""The tool walkthrough of docs/operations.md as CI runs it (issue 13): the real `loanstack` entry point, no
+"""The tool walkthrough of docs/operations.md as CI runs it: the real `loanstack` entry point, no
 terminal, COLUMNS=80, NO_COLOR=1, one emulator kept running across commands. Every command is
 checked for tracebacks, emoji and ids cut with an ellipsis (`tests/support/cli.py`), and for the
-exit code the README documents.
+exit code docs/operations.md documents.
 """
 
 from __future__ import annotations

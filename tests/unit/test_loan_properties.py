@@ -1,6 +1,6 @@
 """Issue 12: the rules over the whole input space, against an independent reference.
 
-The reference below re-states the README's schema and rules with exact rational arithmetic
+The reference below re-states the schema and rules of docs/validation.md with exact rational arithmetic
 (`fractions.Fraction`), not the function's `decimal` code: any JSON value in any field, huge and
 tiny numbers, any unicode. The function must never raise, and must decide exactly as the
 reference does, to the cent and to the basis point.
@@ -23,7 +23,7 @@ from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 
-BOUNDS = {  # the README's schema: (integer?, minimum, maximum), inclusive
+BOUNDS = {  # docs/validation.md's schema: (integer?, minimum, maximum), inclusive
     "loanAmount": (False, Fraction("0.01"), Fraction(10**9)),
     "termMonths": (True, 1, 480),
     "annualInterestRate": (False, 0, 100),
@@ -52,7 +52,7 @@ def half_up(value: Fraction, places: int) -> Fraction:
 
 
 def reference(app: Any) -> tuple[str, dict[str, float | None] | None, list[str]]:
-    """(decision, metrics, reasons): the README's contract in exact arithmetic."""
+    """(decision, metrics, reasons): the contract of docs/validation.md in exact arithmetic."""
     if not isinstance(app, dict):
         return "INVALID", None, []
     ok = all(
