@@ -1,0 +1,26 @@
+"""The benchmarks run as modules of the `bench` package (`python -m bench.<name>`), importing the
+tool and the test support as installed or from the repository root, never by editing sys.path."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from loanstack import template
+
+BENCH = template.ROOT / "bench"
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "__init__")
+
+
+def test_there_are_benchmarks() -> None:
+    assert {"batch_file", "emulator_deploy", "migrate", "rules_throughput"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_a_benchmark_edits_no_import_path_and_imports_as_a_module(name: str) -> None:
+    source = (BENCH / f"{name}.py").read_text(encoding="utf-8")
+    assert "sys.path" not in source
+    assert f"python -m bench.{name}" in source  # its docstring says how to run it
+    module = importlib.import_module(f"bench.{name}")
+    assert callable(module.main)
