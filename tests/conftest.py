@@ -5,6 +5,7 @@ and a `unit` test fails if it starts a process or the emulator (tests/support/ti
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,21 @@ ENVIRONMENTS = ("dev", "prod")
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tiers.mark(items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The files a command writes by default (the outputs file, the emulator's state file) live
+    in this worker's temporary directory, never in the work tree shared by parallel workers.
+    Not when real-AWS tests are asked for: they read the outputs file of a real deployment."""
+    if os.environ.get("LOANSTACK_AWS_TESTS") == "1":
+        yield
+        return
+    worker = tmp_path_factory.mktemp("worker")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOANSTACK_OUTPUTS_FILE", str(worker / "cfn-outputs" / "flat-outputs.json"))
+        env.setenv("LOANSTACK_EMULATOR_STATE", str(worker / "emulator.json"))
+        yield
 
 
 @pytest.fixture(autouse=True)
