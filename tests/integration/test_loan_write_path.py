@@ -17,7 +17,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from tests.integration.conftest import BUCKET
 from tests.integration.test_loan_recording import APP, inserts, rows
 
 
@@ -104,6 +106,53 @@ def test_r11_a_value_that_is_not_a_scalar_is_an_error_not_a_null(loans: Any) -> 
     with pytest.raises(Exception, match=r"4178|scalar"):
         loans.sql(client, loans.INSERT, parameters=[{"name": "chunk", "value": {"stringValue": document}}])  # fmt: skip
     assert rows(loans) == []
+
+
+class Faulty:
+    """The function's Data API client, answering `failures` (Data API error shapes, MySQL's number
+    in the message as the Data API gives it) before the statement they stand in front of."""
+
+    def __init__(self, client: Any, before: str, *failures: tuple[str, str]) -> None:
+        self.client, self.before, self.failures = client, before, list(failures)
+        self.raised = 0
+
+    def execute_statement(self, **kwargs: Any) -> Any:
+        if self.failures and kwargs["sql"].lstrip().startswith(self.before):
+            code, message = self.failures.pop(0)
+            self.raised += 1
+            raise ClientError({"Error": {"Code": code, "Message": message}}, "ExecuteStatement")
+        return self.client.execute_statement(**kwargs)
+
+
+DEADLOCK = ("DatabaseErrorException", "Database error code: 1213. Message: Deadlock found when trying to get lock; try restarting transaction")  # fmt: skip
+DENIED = ("DatabaseErrorException", "Database error code: 1045. Message: Access denied for user 'loanadmin'@'10.40.1.7' (using password: YES)")  # fmt: skip
+
+
+@pytest.mark.parametrize("failures", [[DEADLOCK], [DENIED] * 7], ids=["deadlock", "rotation"])
+def test_r11_a_batch_file_ends_recorded_once_through_a_deadlock_or_a_rotation(
+    loans: Any, monkeypatch: pytest.MonkeyPatch, failures: list[tuple[str, str]]
+) -> None:
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    client = loans.rds_data_client()
+    faulty = Faulty(client, "INSERT", *failures)
+    monkeypatch.setattr(loans, "rds_data_client", lambda: faulty)
+    body = "\n".join(json.dumps({**APP, "loanId": f"F-{i}"}) for i in range(5)) + "\n"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="incoming/f.jsonl", Body=body)
+    event = {"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {"key": "incoming/f.jsonl"}}}]}  # fmt: skip
+    [report] = loans.handler(event, None)["reports"]
+    assert faulty.raised == len(failures)
+    assert report["summary"] == {"APPROVED": 5}
+    assert len(rows(loans)) == 5 and inserts(loans) == 1  # the bridge saw one INSERT succeed
+
+
+def test_r11_a_direct_invocation_ends_recorded_once_through_a_deadlock(
+    loans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    faulty = Faulty(loans.rds_data_client(), "INSERT", DEADLOCK, DEADLOCK)
+    monkeypatch.setattr(loans, "rds_data_client", lambda: faulty)
+    assert loans.handler(dict(APP), None)["decision"] == "APPROVED"
+    assert faulty.raised == 2 and len(rows(loans)) == 1
 
 
 AWS = os.environ.get("LOANSTACK_AWS_TESTS") == "1"

@@ -12,6 +12,7 @@ the error codes the API reference lists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -255,3 +256,36 @@ def test_r11_a_direct_invocation_gives_up_before_lambda_would_end_it(
     with pytest.raises(ClientError, match="DatabaseUnavailable"):
         loans.handler(dict(APP), Context(clock, 20))
     assert clock.now - 1000 <= 15
+
+
+class Recorder:
+    """An rds-data client that records each statement's parameters and counts every row new."""
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+
+    def execute_statement(self, **kwargs: Any) -> dict[str, Any]:
+        [parameter] = kwargs["parameters"]
+        document = json.loads(parameter["value"]["stringValue"])
+        self.documents.append(document)
+        return {"numberOfRecordsUpdated": len(document["rows"]), "records": []}
+
+
+def test_r11_a_chunk_takes_its_row_locks_in_loan_id_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two invocations with overlapping ids lock rows in one order (the rows are sent sorted
+    by loan id), and each answer still lands at its own position."""
+    for key, value in ARNS.items():
+        monkeypatch.setenv({"resourceArn": "DB_CLUSTER_ARN", "secretArn": "DB_SECRET_ARN"}[key], value)  # fmt: skip
+    client = Recorder()
+    monkeypatch.setattr(loans, "rds_data_client", lambda: client)
+    monkeypatch.setattr(loans, "_table_ready", True)
+    monkeypatch.setattr(loans, "_counts_found_rows", False)
+    monkeypatch.delenv("DOCUMENTS_BUCKET", raising=False)
+    ids = ["L-9", "L-10", "A-1", "L-1", "Z-0", "L_2"]
+    out = loans.handler([{**APP, "loanId": i, "creditScore": 700 + n} for n, i in enumerate(ids)], None)  # fmt: skip
+    [document] = client.documents
+    sent = [row[0] for row in document["rows"]]
+    assert sent == sorted(ids) != ids  # code point order, as utf8mb4_bin and the primary key
+    assert [r["loanId"] for r in out["results"]] == ids
