@@ -128,8 +128,15 @@ DEADLOCK = ("DatabaseErrorException", "Database error code: 1213. Message: Deadl
 DENIED = ("DatabaseErrorException", "Database error code: 1045. Message: Access denied for user 'loanadmin'@'10.40.1.7' (using password: YES)")  # fmt: skip
 
 
-@pytest.mark.parametrize("failures", [[DEADLOCK], [DENIED] * 7], ids=["deadlock", "rotation"])
-def test_r11_a_batch_file_ends_recorded_once_through_a_deadlock_or_a_rotation(
+UNAVAILABLE = ("DatabaseUnavailableException", "")
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [[DEADLOCK], [DENIED] * 7, [UNAVAILABLE] * 7],
+    ids=["deadlock", "rotation", "failover"],
+)
+def test_r11_a_batch_file_ends_recorded_once_through_a_deadlock_a_rotation_or_a_failover(
     loans: Any, monkeypatch: pytest.MonkeyPatch, failures: list[tuple[str, str]]
 ) -> None:
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
