@@ -104,7 +104,7 @@ OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
 # Every column is ERROR ON EMPTY and ERROR ON ERROR: MySQL's default stores NULL for a value it
 # cannot convert (https://dev.mysql.com/doc/refman/8.0/en/json-table-functions.html). A string
 # longer than its column is cut with only a warning on both engines, whatever ON ERROR says, so
-# each width is at least the longest value the schema lets through (COLUMN_BOUNDS, tested).
+# each width is at least the longest value the schema lets through (test_loan_json_columns).
 ROW_COLUMNS = """id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
  applicant VARCHAR(64) CHARSET utf8mb4 PATH '$[1]' ERROR ON EMPTY ERROR ON ERROR,
  type VARCHAR(16) CHARSET utf8mb4 PATH '$[2]' ERROR ON EMPTY ERROR ON ERROR,
