@@ -103,7 +103,7 @@ def test_r10_a_reply_that_is_not_mysql_is_a_transport_error(
 ) -> None:
     """A truncated greeting must not escape as struct.error: the caller retries OSError."""
 
-    def garbled(secret: dict[str, Any], context: Any) -> None:
+    def garbled(secret: dict[str, Any], context: Any, *_: Any) -> None:
         raise IndexError("index out of range")
 
     monkeypatch.setattr(rotation, "handshake", garbled)

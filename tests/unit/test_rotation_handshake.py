@@ -9,6 +9,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ def greeting() -> bytes:
 class Server:
     """One connection: greeting, SSLRequest, TLS, then the scripted authentication."""
 
-    def __init__(self, tmp: Path, full_auth: bool) -> None:
+    def __init__(self, tmp: Path, full_auth: bool, resume_seconds: float = 0) -> None:
         ca, cert, key = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
         write_certificates(ca, cert, key, "127.0.0.1")
-        self.ca, self.full_auth = str(ca), full_auth
+        self.ca, self.full_auth, self.resume_seconds = str(ca), full_auth, resume_seconds
         self.seen: list[bytes] = []
         self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.tls.load_cert_chain(cert, key)
@@ -55,6 +56,7 @@ class Server:
     def serve(self) -> None:
         conn, _ = self.listener.accept()
         with conn:
+            time.sleep(self.resume_seconds)  # a paused writer greets once it has resumed
             rotation.Packets(conn).write(greeting())
             self.seen.append(rotation.Packets(conn).read())  # SSLRequest
             with self.tls.wrap_socket(conn, server_side=True) as tls:
@@ -99,3 +101,22 @@ def test_r10_caching_sha2_login_succeeds_over_tls(server: Server) -> None:
 def test_r10_caching_sha2_login_with_a_wrong_password_is_refused(server: Server) -> None:
     with pytest.raises(rotation.LoginRefused, match="1045"):
         rotation.login(account(server, "wrong-password-0000000000000000"))
+
+
+def test_r10_a_paused_writer_that_greets_only_after_resuming_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused Serverless v2 writer takes about 15 s to resume and answers only then: the login
+    waits for it (the old 5-s timeout gave up and testSecret rolled back for nothing). Here the
+    server answers after 6 s, past the old timeout."""
+    srv = Server(tmp_path, full_auth=False, resume_seconds=6)
+    monkeypatch.setenv("DB_CA_FILE", srv.ca)
+    rotation.login(account(srv))
+    assert rotation.login_timeout() >= 15 + 10  # a resume, with room for a slow one
+
+
+def test_r10_a_login_never_waits_past_the_step_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert rotation.login_timeout(time.monotonic() + 4) <= 4
+    assert rotation.login_timeout(time.monotonic() - 5) == 1.0  # one short last try
+    monkeypatch.setenv("LOGIN_TIMEOUT_SECONDS", "12")
+    assert rotation.login_timeout(time.monotonic() + 600) == 12

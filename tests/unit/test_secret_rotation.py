@@ -66,7 +66,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def cluster_login(secret: dict[str, Any]) -> None:
+def cluster_login(secret: dict[str, Any], **_: Any) -> None:
     """The login the cluster would answer: its applied master password, nothing else."""
     if secret["password"] != cluster_password():
         raise rotation.LoginRefused("MySQL error 1045: Access denied for user 'loanadmin'")

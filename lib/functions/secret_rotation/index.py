@@ -149,7 +149,7 @@ def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
     same = all(pending.get(k) == current.get(k) for k in ("username", "host", "port"))
     if not same or cluster != cluster_of(current, arn):
         raise ValueError(f"pending version {token} of {arn} names another cluster or user")
-    if opens(pending):
+    if opens(pending, clock.forward):
         logger.info("setSecret: the pending password already opens cluster %s", cluster)
     else:
         rds = rds_client()
@@ -202,45 +202,69 @@ def test_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
 
 
 def finish_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
-    """Move AWSCURRENT to the new version, only if setSecret applied it to the cluster."""
+    """Move AWSCURRENT to the new version, only if setSecret applied it to the cluster and its
+    password opens the writer now.
+
+    The label alone is not proof: a testSecret rolling back while a replayed setSecret of the same
+    token labels it again leaves APPLIED on a password the database no longer has, and promoting
+    it would lock the Data API out. So the pending password must log in first (SPEC D2)."""
     stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
     if APPLIED not in stages.get(token, []):
         raise ValueError(
             f"finishSecret: version {token} of {arn} was never applied to the cluster by "
             "setSecret; refusing to promote it (run `loanstack rotate` to recover)"
         )
+    pending = read(secrets, arn, PENDING, token)
+    if not proves(pending, "finishSecret", clock.forward):
+        unlabel(secrets, arn, token)
+        raise ValueError(
+            f"finishSecret: the password of version {token} of {arn} does not open the writer; "
+            "refusing to promote it (run `loanstack rotate` to recover)"
+        )
     current = next((v for v, s in stages.items() if CURRENT in s), None)
     secrets.update_secret_version_stage(
         SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=current
     )
-    secrets.update_secret_version_stage(
-        SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
-    )
+    unlabel(secrets, arn, token)
     logger.info("finishSecret: version %s of %s is now AWSCURRENT (was %s)", token, arn, current)
 
 
+def unlabel(secrets: Any, arn: str, token: str) -> None:
+    """Take APPLIED off `token`, if it carries it."""
+    stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    if APPLIED in stages.get(token, []):
+        secrets.update_secret_version_stage(
+            SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
+        )
+
+
 def roll_back(secrets: Any, arn: str, token: str, current: dict[str, Any], clock: Clock) -> None:
-    """Put the database back on AWSCURRENT's password and take the APPLIED label away.
+    """Put the database on AWSCURRENT's password and take the APPLIED label away.
 
     Waits for the change in flight to land first (until then the old password may still open
     the writer, and RDS refuses another ModifyDBCluster), then proves AWSCURRENT opens it.
+    AWSCURRENT is read again before each change (a concurrent finishSecret may have moved it, and
+    the database must follow it, not the value this step started with), and APPLIED is taken
+    away again at the end: a concurrent setSecret may have put it back while the database moved.
     """
     cluster = cluster_of(current, arn)
     try:
-        stages = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
-        if APPLIED in stages.get(token, []):
-            secrets.update_secret_version_stage(
-                SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
-            )
+        unlabel(secrets, arn, token)
         rds = rds_client()
         wait_until_settled(rds, cluster, "rollback", clock.end)  # a change in flight lands first
-        if not opens(current):
+        for _ in range(3):
+            target = read(secrets, arn, CURRENT)
+            if opens(target, clock.end):
+                break
             rds.modify_db_cluster(
                 DBClusterIdentifier=cluster,
-                MasterUserPassword=current["password"],
+                MasterUserPassword=target["password"],
                 ApplyImmediately=True,
             )
-            wait_until_opens(current, "rollback", clock.end)
+            wait_until_opens(target, "rollback", clock.end)
+        else:
+            raise RuntimeError(f"rollback: AWSCURRENT of {arn} kept moving")
+        unlabel(secrets, arn, token)
     except Exception:
         logger.exception(
             "rollback failed: cluster %s may not be on AWSCURRENT's password of %s; "
@@ -280,7 +304,7 @@ def wait_until_opens(secret: dict[str, Any], step: str, deadline: float) -> None
     delay = float(os.environ.get("FIRST_POLL_SECONDS", "2"))
     while True:
         try:
-            login(secret)
+            login(secret, timeout=login_timeout(deadline))
             return
         except (LoginRefused, OSError) as err:
             reason = f"{type(err).__name__}: {err}"
@@ -291,12 +315,43 @@ def wait_until_opens(secret: dict[str, Any], step: str, deadline: float) -> None
         delay = min(delay * 2, 15.0)
 
 
-def opens(secret: dict[str, Any]) -> bool:
+def proves(secret: dict[str, Any], step: str, deadline: float) -> bool:
+    """True when the password opens the writer, False when the server refuses it; a transport
+    failure (a writer restarting) is tried again until the deadline, then raised."""
+    delay = float(os.environ.get("FIRST_POLL_SECONDS", "2"))
+    while True:
+        try:
+            login(secret, timeout=login_timeout(deadline))
+            return True
+        except LoginRefused:
+            return False
+        except OSError as err:
+            reason = f"{type(err).__name__}: {err}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{step}: cannot reach {secret.get('host')}: {reason}")
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 15.0)
+
+
+def opens(secret: dict[str, Any], deadline: float | None = None) -> bool:
     try:
-        login(secret)
+        login(secret, timeout=login_timeout(deadline))
     except (LoginRefused, OSError):
         return False
     return True
+
+
+def login_timeout(deadline: float | None = None) -> float:
+    """Seconds a login may wait for the server: long enough for a paused Aurora Serverless v2
+    writer to resume ("can take up to 15 seconds", longer after a long pause), which accepts the
+    connection only then, so a paused dev cluster is not mistaken for a wrong password
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html);
+    never past `deadline`."""
+    seconds = float(os.environ.get("LOGIN_TIMEOUT_SECONDS", "30"))
+    if deadline is not None:
+        seconds = min(seconds, max(1.0, deadline - time.monotonic()))
+    return seconds
 
 
 # --- a minimal MySQL login over TLS (client/server protocol, standard library only) ----------
@@ -317,12 +372,13 @@ CAPABILITIES = (
 CHARSET_UTF8 = 33
 
 
-def login(secret: dict[str, Any], cafile: str | None = None) -> None:
+def login(secret: dict[str, Any], cafile: str | None = None, timeout: float | None = None) -> None:
     """Open a TLS session to the secret's host and authenticate with its credentials; raises
     LoginRefused when the server says no, OSError (ssl.SSLError included) on transport errors
-    and on a reply that is not the MySQL protocol."""
+    and on a reply that is not the MySQL protocol. `timeout` bounds each wait for the server
+    (login_timeout() when not given)."""
     try:
-        handshake(secret, trust(cafile))
+        handshake(secret, trust(cafile), login_timeout() if timeout is None else timeout)
     except ssl.SSLError:
         raise  # an OSError already (SSLCertVerificationError is a ValueError too)
     except (struct.error, IndexError, ValueError, UnicodeDecodeError) as err:
@@ -361,9 +417,9 @@ def rds_bundle() -> str:
     return text
 
 
-def handshake(secret: dict[str, Any], context: ssl.SSLContext) -> None:
+def handshake(secret: dict[str, Any], context: ssl.SSLContext, timeout: float) -> None:
     host, port = str(secret["host"]), int(secret.get("port", 3306))
-    with socket.create_connection((host, port), timeout=5) as raw:
+    with socket.create_connection((host, port), timeout=timeout) as raw:
         greeting = Packets(raw).read()
         if greeting[0] == 0xFF:
             raise LoginRefused(error_text(greeting))
