@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 COLUMN = re.compile(
