@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from loanstack.emulator import dataapi
-from loanstack.emulator.dataapi import MariaDB, execute
+from loanstack.emulator import rdsdata
+from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.rdsdata import execute
 
 
 def connection_id(server: MariaDB, cluster: str, credentials: tuple[str, str]) -> int:
@@ -53,16 +54,16 @@ def test_the_password_is_checked_on_every_call(
     def check_access(account: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
         checks.append(params["secretArn"])
         if params["secretArn"] != "good":
-            raise dataapi.DataApiError("BadRequestException", "Access denied for user 'admin'")
+            raise rdsdata.DataApiError("BadRequestException", "Access denied for user 'admin'")
         return "admin", "p"
 
-    monkeypatch.setattr(dataapi, "check_access", check_access)
-    monkeypatch.setitem(dataapi.SERVED, "server", mariadb)
+    monkeypatch.setattr(rdsdata, "check_access", check_access)
+    monkeypatch.setitem(rdsdata.SERVED, "server", mariadb)
 
     def call(secret: str) -> tuple[int, dict[str, Any]]:
         body = {"resourceArn": "arn:c1", "secretArn": secret, "sql": "SELECT 1"}
         response = SimpleNamespace(body=json.dumps(body), current_account="1", region="r")
-        status, _, text = dataapi.respond(response, "ExecuteStatement")
+        status, _, text = rdsdata.respond(response, "ExecuteStatement")
         return status, json.loads(text)
 
     assert call("good")[0] == 200 and call("good")[0] == 200

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from loanstack import deploy
 from loanstack.emulator import ACCOUNT_ID, Emulator
-from loanstack.emulator.data import master_password
+from loanstack.emulator.rds import master_password
 from tests.helpers import load_function
 from tests.integration import post_deploy
 

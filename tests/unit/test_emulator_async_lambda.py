@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from loanstack.emulator import asynchronous, install, lambdas
+from loanstack.emulator import awslambda, awslambda_async, install
 
 REGION = "us-east-1"
 CODE = """
@@ -36,7 +36,7 @@ def handler(event, context):
 @pytest.fixture
 def aws() -> Iterator[boto3.Session]:
     install()
-    lambdas.install("http://127.0.0.1:9")  # the function makes no AWS call
+    awslambda.install("http://127.0.0.1:9")  # the function makes no AWS call
     with mock_aws():
         yield boto3.Session(region_name=REGION)
 
@@ -89,7 +89,7 @@ def test_d6_s3_events_run_the_function_concurrently_up_to_its_reserved_concurren
         s3.put_object(Bucket="drop", Key=f"part-{i}", Body=b"x")
     # run one after another, the seven 0.4 s invocations would hold S3 for 2.8 s
     assert time.monotonic() - started < 1.4, "S3 must not wait for the function"
-    assert asynchronous.wait_idle(30)
+    assert awslambda_async.wait_idle(30)
     lines = [line.split() for line in record.read_text().splitlines()]
     assert sorted(key for key, *_ in lines) == [f"part-{i}" for i in range(7)]
     assert {mark for *_, mark in lines} == {"mine"}  # each saw its function's environment
@@ -115,10 +115,10 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     arn = sleeper(aws, tmp_path / "missing-dir" / "spans.txt", reserved=2)  # open() fails
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = lambdas.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     aws.client("s3").put_object(Bucket="drop", Key="bad", Body=b"x")
-    assert asynchronous.wait_idle(30)
+    assert awslambda_async.wait_idle(30)
     [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
     assert json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"] == "bad"
     assert "No such file" in message["MessageAttributes"]["ErrorMessage"]["StringValue"]
@@ -128,7 +128,7 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
 
 
 def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_given_back() -> None:
-    lease = lambdas.Lease()
+    lease = awslambda.Lease()
     seen: list[tuple[str, str | None]] = []
     first_in = threading.Event()
 

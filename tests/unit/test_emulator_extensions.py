@@ -15,9 +15,9 @@ import pytest
 from moto import mock_aws
 
 from loanstack import template
-from loanstack.emulator import ACCOUNT_ID, deletion, install, lambdas, modelled_types
-from loanstack.emulator.data import master_password
-from loanstack.emulator.dataapi import DataApiError, check_access
+from loanstack.emulator import ACCOUNT_ID, awslambda, deletion, install, modelled_types
+from loanstack.emulator.rds import master_password
+from loanstack.emulator.rdsdata import DataApiError, check_access
 
 REGION = "us-east-1"
 VPC = {"VPC": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}
@@ -276,7 +276,7 @@ def failing_function(session: boto3.Session) -> str:
 def test_rotation_schedule_enables_rotation_and_a_failing_step_leaves_awscurrent_alone(
     aws: boto3.Session,
 ) -> None:
-    lambdas.install("http://127.0.0.1:9")  # the function makes no AWS call
+    awslambda.install("http://127.0.0.1:9")  # the function makes no AWS call
     function_arn = failing_function(aws)
     resources = {
         "Secret": {

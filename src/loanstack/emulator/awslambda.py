@@ -6,7 +6,7 @@ sent back to the emulator. Invocations of one function run concurrently (issue 1
 own module and its own boto3 session, and the process environment is a lease that invocations
 with the same environment share and one with another environment waits for (see `Lease`).
 
-S3 notifications invoke asynchronously, as Lambda does (`asynchronous.py`): the upload returns at
+S3 notifications invoke asynchronously, as Lambda does (`awslambda_async.py`): the upload returns at
 once, the function runs in the background up to its reserved concurrency, a failed event is
 retried twice and then sent to the function's dead-letter queue.
 
@@ -258,7 +258,7 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
 def database_ca() -> dict[str, str]:
     """The CA of the emulator's MariaDB login endpoint, for the rotation function's TLS check
     (on AWS the function trusts the runtime's store, as AWS's own rotation functions do)."""
-    from loanstack.emulator.dataapi import SERVED
+    from loanstack.emulator.rds import SERVED
 
     server = SERVED.get("server")
     return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}

@@ -27,7 +27,7 @@ APPLY_SECONDS_VARIABLE = "LOANSTACK_EMULATOR_PASSWORD_APPLY_SECONDS"
 _lock = threading.RLock()
 
 
-# the emulator's MariaDB (a dataapi.MariaDB) while it runs: the Data API answers from it and the
+# the emulator's MariaDB (a mariadb.MariaDB) while it runs: the Data API answers from it and the
 # clusters' endpoint takes MySQL logins there
 SERVED: dict[str, Any] = {}
 

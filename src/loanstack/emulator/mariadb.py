@@ -1,0 +1,171 @@
+"""The emulator's MariaDB server: Aurora MySQL's SQL engine for the Data API and the clusters'
+MySQL login endpoint, on a private socket (and, with TLS, a loopback port)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+
+class MariaDB:
+    """mariadbd on a unix socket under `root`, started and stopped by the tests.
+
+    With `tls=True` it also listens on a free loopback port and requires TLS there
+    (`require_secure_transport`, as the cluster parameter group sets it on Aurora), with a
+    certificate for 127.0.0.1 signed by a CA generated for it (`ca_file`): the emulator's cluster
+    endpoint, where the rotation function logs in. The unix socket stays as it was.
+    """
+
+    def __init__(self, root: Path, tls: bool = False) -> None:
+        self.root, self.data, self.socket = root, root / "data", root / "mysqld.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tls, self.host, self.port = tls, "127.0.0.1", 0
+        self.ca_file = root / "ca.pem"
+        self.sessions: dict[tuple[str, ...], pymysql.connections.Connection[Any]] = {}
+        self.lock = threading.Lock()  # one statement at a time: a connection is not shared
+
+    def start(self, timeout: float = 60) -> None:
+        if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
+            raise RuntimeError(
+                f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
+            )
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        done = subprocess.run(
+            [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", *user],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
+        log = (self.root / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", *self.network(),
+             f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
+             "--innodb-flush-log-at-trx-commit=2", *user],  # a test server: no fsync per commit
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.root / "server.log").read_text()[-2000:])
+            try:
+                self.connect(None).close()
+                return
+            except pymysql.err.OperationalError:
+                time.sleep(0.2)
+        raise RuntimeError("MariaDB did not accept connections in time")
+
+    def network(self) -> list[str]:
+        if not self.tls:
+            return ["--skip-networking"]
+        key, cert = self.root / "server-key.pem", self.root / "server.pem"
+        write_certificates(self.ca_file, cert, key, self.host)
+        self.port = free_port(self.host)
+        return [f"--bind-address={self.host}", f"--port={self.port}", "--skip-name-resolve",
+                f"--ssl-ca={self.ca_file}", f"--ssl-cert={cert}", f"--ssl-key={key}",
+                "--require-secure-transport=ON"]  # fmt: skip
+
+    def set_account(self, username: str, password: str) -> None:
+        """The account a client logs in with over TCP (TLS required), created or re-passworded."""
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s REQUIRE SSL",
+                (username, password),
+            )
+            cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (username, password))
+
+    def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            unix_socket=str(self.socket), user="root", database=database, autocommit=True
+        )
+
+    def reset(self, database: str = "loans") -> None:
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
+            cur.execute(f"CREATE DATABASE {database}")
+
+    def session(self, owner: str, credentials: tuple[str, ...]) -> Any:
+        """The open connection of `owner` (a cluster) for these credentials, reused across calls.
+
+        Opening a connection per call cost more than the statements themselves; new credentials
+        (after a rotation) replace the owner's connection. Call with `lock` held.
+        """
+        key = (owner, *credentials)
+        conn = self.sessions.get(key)
+        if conn is None or not conn.open:  # pymysql closes a connection that failed
+            for stale in [k for k in self.sessions if k[0] == owner]:
+                self.sessions.pop(stale).close()
+            conn = self.sessions[key] = self.connect(None)
+        return conn
+
+    def stop(self) -> None:
+        with self.lock:
+            for conn in self.sessions.values():
+                conn.close()
+            self.sessions.clear()
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def write_certificates(ca_file: Path, cert_file: Path, key_file: Path, host: str) -> None:
+    """A CA and a server certificate for `host` (IP and DNS name), valid for two days."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loanstack emulator CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])).issuer_name(ca_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
