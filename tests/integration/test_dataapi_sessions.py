@@ -1,9 +1,12 @@
-"""Issue 12, item 10: the emulator's Data API reuses one MariaDB connection per cluster and
-credentials, and still checks the secret's password against the cluster's on every call."""
+"""The emulator's Data API on MariaDB: pooled connections (one per concurrent caller, reused
+across calls, retired on new credentials), the password checked on every call, errors as Aurora
+reports them, and the faults a test can inject (emulator/faults.py)."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,14 +24,126 @@ def connection_id(server: MariaDB, cluster: str, credentials: tuple[str, str]) -
     return int(body["records"][0][0]["longValue"])
 
 
-def test_one_connection_per_cluster_and_credentials(mariadb: MariaDB) -> None:
+def test_connections_are_reused_per_cluster_and_credentials(mariadb: MariaDB) -> None:
     mariadb.reset()
     first = connection_id(mariadb, "arn:c1", ("admin", "p1"))
-    assert connection_id(mariadb, "arn:c1", ("admin", "p1")) == first  # reused
+    assert connection_id(mariadb, "arn:c1", ("admin", "p1")) == first  # reused when idle
     other = connection_id(mariadb, "arn:c2", ("admin", "p1"))
     rotated = connection_id(mariadb, "arn:c1", ("admin", "p2"))  # a rotation: a new connection
     assert len({first, other, rotated}) == 3
-    assert sorted(k for k in mariadb.sessions if k[0] == "arn:c1") == [("arn:c1", "admin", "p2")]
+    assert [k for k in mariadb.pool.idle_keys() if k[0] == "arn:c1"] == [("arn:c1", "admin", "p2")]
+
+
+def test_concurrent_calls_run_at_once_on_connections_of_their_own(mariadb: MariaDB) -> None:
+    """Aurora's Data API does not serialise callers: two 0.6 s statements end in ~0.6 s."""
+    mariadb.reset()
+    ids: list[int] = []
+
+    def slow() -> None:
+        params = {
+            "resourceArn": "arn:c1",
+            "sql": "SELECT CONNECTION_ID() FROM DUAL WHERE SLEEP(0.6) = 0",
+        }
+        status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+        assert status == 200, body
+        ids.append(int(body["records"][0][0]["longValue"]))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=slow) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < 1.1, "the calls were serialised"
+    assert len(set(ids)) == 2
+
+
+def test_batches_locking_rows_in_opposite_orders_deadlock_as_on_aurora(mariadb: MariaDB) -> None:
+    """Two batches (one transaction each) insert ids 1 and 2 in opposite orders: InnoDB picks a
+    victim (1213) and the other batch commits, as two Lambda invocations would meet on Aurora."""
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    sql = "INSERT INTO t SELECT :id FROM DUAL WHERE SLEEP(:pause) = 0"
+
+    def row(id_: int, pause: float) -> list[dict[str, Any]]:
+        return [{"name": "id", "value": {"longValue": id_}},
+                {"name": "pause", "value": {"doubleValue": pause}}]  # fmt: skip
+
+    results: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def batch(name: str, first: int, second: int) -> None:
+        params = {"resourceArn": "arn:c1", "sql": sql,
+                  "parameterSets": [row(first, 0), row(second, 0.5)]}  # fmt: skip
+        results[name] = execute(mariadb, "BatchExecuteStatement", params, ("admin", "p"))
+
+    threads = [threading.Thread(target=batch, args=a) for a in (("a", 1, 2), ("b", 2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(status for status, _ in results.values())
+    assert statuses == [200, 400], results
+    [failed] = [body for status, body in results.values() if status == 400]
+    assert failed["__type"] == "DatabaseErrorException", failed
+    assert failed["message"].startswith("Database error code: 1213. Message: Deadlock found")
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone()[0] == 2  # the survivor's two rows, nothing of the victim's
+
+
+def test_sql_errors_are_database_errors_with_mysqls_number(mariadb: MariaDB) -> None:
+    """DatabaseErrorException on provisioned and Serverless v2 clusters, BadRequestException
+    only on Serverless v1, the message as Aurora words it."""
+    mariadb.reset()
+    params = {"resourceArn": "arn:c1", "sql": "SELECT * FROM nope"}
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"] == "Database error code: 1146. Message: Table 'loans.nope' doesn't exist"
+    status, body = execute(
+        mariadb, "ExecuteStatement", params, ("admin", "p"), rdsdata.SERVERLESS_V1
+    )
+    assert (status, body["__type"]) == (400, "BadRequestException")
+
+
+def test_a_select_updates_no_records(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    params = {"resourceArn": "arn:c1", "sql": "SELECT 1 UNION SELECT 2"}
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200 and len(body["records"]) == 2
+    assert body["numberOfRecordsUpdated"] == 0
+
+
+def test_injected_faults_answer_as_aurora_does(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    faults = rdsdata.STATE.faults
+    insert = {"resourceArn": "arn:aws:rds:r:1:cluster:c1", "sql": "INSERT INTO t VALUES (:id)",
+              "parameters": [{"name": "id", "value": {"longValue": 1}}]}  # fmt: skip
+    try:
+        faults.unavailable(0.4, cluster="c1")
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert (status, body["__type"]) == (504, "DatabaseUnavailableException")
+        other = dict(insert, resourceArn="arn:aws:rds:r:1:cluster:c2", sql="SELECT 1")
+        assert execute(mariadb, "ExecuteStatement", other, ("admin", "p"))[0] == 200  # c1 only
+        time.sleep(0.5)
+        faults.deny_access(0.4)
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert (status, body["__type"]) == (400, "DatabaseErrorException")
+        assert body["message"].startswith(
+            "Database error code: 1045. Message: Access denied for user 'admin'"
+        )
+        time.sleep(0.5)
+        faults.deadlock()
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert body["message"].startswith("Database error code: 1213."), body
+        assert execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))[0] == 200  # once
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM t")
+            assert cur.fetchone()[0] == 1
+    finally:
+        faults.clear()
 
 
 def test_a_failed_batch_leaves_nothing_on_the_reused_connection(mariadb: MariaDB) -> None:
@@ -54,7 +169,7 @@ def test_the_password_is_checked_on_every_call(
     def check_access(account: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
         checks.append(params["secretArn"])
         if params["secretArn"] != "good":
-            raise rdsdata.DataApiError("BadRequestException", "Access denied for user 'admin'")
+            raise rdsdata.database_error(1045, "Access denied for user 'admin'@'%'")
         return "admin", "p"
 
     monkeypatch.setattr(rdsdata, "check_access", check_access)
@@ -68,6 +183,7 @@ def test_the_password_is_checked_on_every_call(
 
     assert call("good")[0] == 200 and call("good")[0] == 200
     status, body = call("stale")
-    assert status == 400 and "Access denied" in body["message"]
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert "Access denied" in body["message"]
     assert checks == ["good", "good", "stale"]
-    assert [k for k in mariadb.sessions if k[0] == "arn:c1"] == [("arn:c1", "admin", "p")]
+    assert [k for k in mariadb.pool.idle_keys() if k[0] == "arn:c1"] == [("arn:c1", "admin", "p")]

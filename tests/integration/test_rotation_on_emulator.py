@@ -226,7 +226,7 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
             cur.execute("SELECT COUNT(*) FROM loan_decisions WHERE loan_id IN %s", (tuple(ids),))
             assert cur.fetchone()[0] == 20, f"{key}: rows lost"
     retried = [r for r in caplog.records if r.getMessage() == "transient error, retrying"]
-    assert any(getattr(r, "error", "") == "BadRequestException" for r in retried), (
+    assert any(getattr(r, "error", "") == "DatabaseErrorException" for r in retried), (
         "the batch never met the window where the database had the new password: not a test"
     )
     assert_database_on_awscurrent(target, outputs)

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from loanstack.emulator import awslambda, awslambda_async, install
+from loanstack.emulator.state import STATE
 
 REGION = "us-east-1"
 CODE = """
@@ -125,6 +126,21 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     logs = aws.client("logs")
     streams = logs.describe_log_streams(logGroupName="/aws/lambda/sleeper")["logStreams"]
     assert len(streams) == 3  # the first attempt and two retries
+
+
+def test_an_injected_duplicate_notification_runs_the_function_twice(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """S3 delivers at least once (faults.py): a test can make it deliver an event twice."""
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=2)
+    STATE.faults.duplicate_notifications(1)
+    s3 = aws.client("s3")
+    s3.put_object(Bucket="drop", Key="twice", Body=b"x")
+    s3.put_object(Bucket="drop", Key="once", Body=b"x")
+    assert awslambda_async.wait_idle(30)
+    keys = sorted(line.split()[0] for line in record.read_text().splitlines())
+    assert keys == ["once", "twice", "twice"]
 
 
 def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_given_back() -> None:

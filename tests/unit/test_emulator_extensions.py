@@ -249,8 +249,45 @@ def test_data_api_refuses_a_secret_the_cluster_does_not_accept(aws: boto3.Sessio
     aws.client("secretsmanager").put_secret_value(
         SecretId="secret-ext", SecretString='{"username":"admin","password":"wrong-password"}'
     )
-    with pytest.raises(DataApiError, match="Access denied for user 'admin'"):
+    with pytest.raises(DataApiError, match="Access denied for user 'admin'") as denied:
         check_access(ACCOUNT_ID, REGION, {"resourceArn": arn, "secretArn": secret_arn})
+    # a provisioned / Serverless v2 cluster: DatabaseErrorException with MySQL's 1045
+    assert denied.value.code == "DatabaseErrorException"
+    assert str(denied.value).startswith("Database error code: 1045. Message: Access denied")
+
+
+def test_data_api_errors_before_the_sql_are_the_documented_ones(aws: boto3.Session) -> None:
+    """NotFoundException, HttpEndpointNotEnabledException, SecretsErrorException and
+    InvalidSecretException, as the ExecuteStatement API reference lists them (the emulator
+    answered BadRequestException, a Serverless v1 error, for all of them)."""
+    deploy(aws, secret_and_cluster())
+    arn = aws.client("rds").describe_db_clusters(DBClusterIdentifier="aurora-ext")["DBClusters"][0][
+        "DBClusterArn"
+    ]
+    secret_arn = aws.client("secretsmanager").describe_secret(SecretId="secret-ext")["ARN"]
+
+    def code(params: dict[str, str]) -> tuple[str, int]:
+        with pytest.raises(DataApiError) as failed:
+            check_access(ACCOUNT_ID, REGION, params)
+        return failed.value.code, failed.value.status
+
+    assert code({"resourceArn": arn + "-gone", "secretArn": secret_arn}) == (
+        "NotFoundException",
+        404,
+    )
+    assert code({"resourceArn": arn, "secretArn": secret_arn + "-gone"}) == (
+        "SecretsErrorException",
+        400,
+    )
+    aws.client("secretsmanager").put_secret_value(SecretId="secret-ext", SecretString="not json")
+    assert code({"resourceArn": arn, "secretArn": secret_arn}) == ("InvalidSecretException", 400)
+    from moto.rds.models import rds_backends
+
+    rds_backends[ACCOUNT_ID][REGION].clusters["aurora-ext"]._enable_http_endpoint = False
+    assert code({"resourceArn": arn, "secretArn": secret_arn}) == (
+        "HttpEndpointNotEnabledException",
+        400,
+    )
 
 
 def failing_function(session: boto3.Session) -> str:

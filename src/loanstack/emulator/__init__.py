@@ -30,8 +30,10 @@ from loanstack.emulator import (  # noqa: F401 (importing an extension registers
     sns,
 )
 from loanstack.emulator.cloudformation import modelled_types
+from loanstack.emulator.faults import Faults
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.patches import install, uninstall
+from loanstack.emulator.state import STATE
 from loanstack.template import EMULATOR_ACCOUNT_ID
 
 ACCOUNT_ID = EMULATOR_ACCOUNT_ID  # moto answers this account for any credentials
@@ -74,6 +76,12 @@ class Emulator:
         return self
 
     @property
+    def faults(self) -> Faults:
+        """Fault injection for tests (faults.py): Data API outages, access denied, deadlocks,
+        duplicate S3 notifications."""
+        return STATE.faults
+
+    @property
     def mariadb_pid(self) -> int | None:
         process = getattr(self._mariadb, "process", None)
         return process.pid if process is not None else None
@@ -94,6 +102,7 @@ class Emulator:
                 "`sudo scripts/ensure-mariadb.sh` (Debian/Ubuntu: apt-get install mariadb-server)"
             ) from exc
         server.reset()
+        STATE.reset()
         rdsdata.serve(server)
 
     def stop(self) -> None:

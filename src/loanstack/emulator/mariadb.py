@@ -11,10 +11,32 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pymysql
+
+# Aurora MySQL 3's defaults where MariaDB's differ and a statement's outcome depends on them:
+# - sql_mode: Aurora's default parameter groups leave it without STRICT_TRANS_TABLES, so an
+#   out-of-range or over-long value is clipped with a warning (MariaDB 10.11's default is strict);
+#   a cluster parameter group's sql_mode applies per cluster (`Pool.connection`'s `sql_mode`).
+#   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Reference.ParameterGroups.html
+#   https://dev.mysql.com/doc/refman/8.0/en/out-of-range-and-overflow.html
+# - character_set_server utf8mb4 (MySQL 8.0's default; MariaDB 10.11's is latin1), with
+#   MariaDB's nearest collation to utf8mb4_0900_ai_ci (accent- and case-insensitive):
+#   https://dev.mysql.com/doc/refman/8.0/en/charset-server.html
+# - lower_case_table_names=0: table names are case-sensitive, as on Aurora MySQL (Linux):
+#   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Reference.ParameterGroups.html
+AURORA_SQL_MODE = "NO_ENGINE_SUBSTITUTION"
+AURORA_DEFAULTS = (
+    f"--sql-mode={AURORA_SQL_MODE}",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_unicode_520_ci",
+    "--lower-case-table-names=0",
+)
+IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials
 
 SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
@@ -34,8 +56,7 @@ class MariaDB:
         self.process: subprocess.Popen[bytes] | None = None
         self.tls, self.host, self.port = tls, "127.0.0.1", 0
         self.ca_file = root / "ca.pem"
-        self.sessions: dict[tuple[str, ...], pymysql.connections.Connection[Any]] = {}
-        self.lock = threading.Lock()  # one statement at a time: a connection is not shared
+        self.pool = Pool(lambda: self.connect(None))
 
     def start(self, timeout: float = 60) -> None:
         if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
@@ -55,7 +76,7 @@ class MariaDB:
         self.process = subprocess.Popen(
             [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", *self.network(),
              f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
-             "--innodb-flush-log-at-trx-commit=2", *user],  # a test server: no fsync per commit
+             "--innodb-flush-log-at-trx-commit=2", *AURORA_DEFAULTS, *user],  # no fsync per commit
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -98,25 +119,8 @@ class MariaDB:
             cur.execute(f"DROP DATABASE IF EXISTS {database}")
             cur.execute(f"CREATE DATABASE {database}")
 
-    def session(self, owner: str, credentials: tuple[str, ...]) -> Any:
-        """The open connection of `owner` (a cluster) for these credentials, reused across calls.
-
-        Opening a connection per call cost more than the statements themselves; new credentials
-        (after a rotation) replace the owner's connection. Call with `lock` held.
-        """
-        key = (owner, *credentials)
-        conn = self.sessions.get(key)
-        if conn is None or not conn.open:  # pymysql closes a connection that failed
-            for stale in [k for k in self.sessions if k[0] == owner]:
-                self.sessions.pop(stale).close()
-            conn = self.sessions[key] = self.connect(None)
-        return conn
-
     def stop(self) -> None:
-        with self.lock:
-            for conn in self.sessions.values():
-                conn.close()
-            self.sessions.clear()
+        self.pool.close()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
@@ -169,3 +173,72 @@ def write_certificates(ca_file: Path, cert_file: Path, key_file: Path, host: str
             serialization.NoEncryption(),
         )
     )
+
+
+Connection = Any  # a pymysql connection
+
+
+class Pool:
+    """MariaDB connections for Data API callers: one per concurrent caller, none shared.
+
+    Aurora's Data API runs each call on a connection of its own fleet, so two invocations run
+    at once and can meet each other's row locks (lock waits, deadlocks) as on Aurora; a single
+    shared connection would serialise them and hide that. Idle connections are kept per cluster
+    and credentials (opening one per call cost more than the statements); new credentials for a
+    cluster (a rotation) retire its connections with the old ones.
+    """
+
+    def __init__(self, connect: Callable[[], Connection]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, ...], list[Connection]] = {}
+        self._current: dict[str, tuple[str, ...]] = {}  # cluster -> its credentials now
+        self.in_use = 0
+        self.peak = 0  # most connections in use at once (tests read it)
+
+    @contextmanager
+    def connection(
+        self, owner: str, credentials: tuple[str, ...], sql_mode: str | None = None
+    ) -> Iterator[Connection]:
+        """A connection of its own for one call, with the cluster's sql_mode applied."""
+        key = (owner, *credentials)
+        with self._lock:
+            if self._current.get(owner) != key:
+                for stale in [k for k in self._idle if k[0] == owner]:
+                    for old in self._idle.pop(stale):
+                        old.close()
+                self._current[owner] = key
+            idle = self._idle.get(key) or []
+            conn = idle.pop() if idle else None
+            self.in_use += 1
+            self.peak = max(self.peak, self.in_use)
+        try:
+            if conn is None or not conn.open:  # pymysql closes a connection that failed
+                conn = self._connect()
+            wanted = sql_mode or AURORA_SQL_MODE
+            if getattr(conn, "loanstack_sql_mode", None) != wanted:
+                with conn.cursor() as cur:
+                    cur.execute("SET SESSION sql_mode = %s", (wanted,))
+                conn.loanstack_sql_mode = wanted
+            yield conn
+        finally:
+            with self._lock:
+                self.in_use -= 1
+                keep = self._idle.setdefault(key, []) if self._current.get(owner) == key else None
+                if conn is not None and conn.open and keep is not None and len(keep) < IDLE_PER_KEY:
+                    keep.append(conn)
+                elif conn is not None and conn.open:
+                    conn.close()
+
+    def idle_keys(self) -> list[tuple[str, ...]]:
+        """The (cluster, credentials) keys with idle connections."""
+        with self._lock:
+            return sorted(k for k, conns in self._idle.items() if conns)
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._idle.values():
+                for conn in conns:
+                    conn.close()
+            self._idle.clear()
+            self._current.clear()

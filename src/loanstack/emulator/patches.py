@@ -17,6 +17,7 @@ from moto.cloudformation import responses as cfn_responses
 from moto.core.responses import BaseResponse
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.iam.access_control import IAMPolicyStatement
+from moto.moto_api._internal import urls as moto_api_urls
 from moto.rds.models import DBCluster, RDSBackend
 from moto.rdsdata import responses as rdsdata_responses
 from moto.rdsdata import urls as rdsdata_urls
@@ -35,11 +36,13 @@ from loanstack.emulator import (
     rdsdata,
     s3,
     secretsmanager,
+    state,
 )
 from loanstack.emulator.fence import Patch
 
 LAMBDA_ACCOUNT_SETTINGS = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
 DATA_API_BATCH = "{0}/BatchExecute$"
+FAULTS_CONTROL = "{0}/moto-api/loanstack/faults$"
 
 PATCHES: list[Patch] = [
     # CloudFormation: the engine (cloudformation.py)
@@ -145,6 +148,10 @@ PATCHES: list[Patch] = [
     Patch(rdsdata_responses.RDSDataServiceResponse, "batch_execute_statement",
           rdsdata.batch_execute_statement,
           "BatchExecuteStatement runs on the emulator's MariaDB",
+          None),
+    # Fault injection (faults.py, state.py)
+    Patch(moto_api_urls.url_paths, FAULTS_CONTROL, state.control_request,
+          "a detached emulator takes fault requests from tests in other processes (moto has none)",
           None),
 ]  # fmt: skip
 

@@ -160,6 +160,9 @@ class DBCluster(Extension):
                 "db_cluster_identifier": name,
                 "engine": props["Engine"],
                 "engine_version": props.get("EngineVersion"),
+                "engine_mode": props.get(
+                    "EngineMode"
+                ),  # serverless (v1) changes the Data API's errors
                 "database_name": props.get("DatabaseName"),
                 "port": props.get("Port"),
                 "master_username": props.get("MasterUsername"),

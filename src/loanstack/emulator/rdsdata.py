@@ -12,6 +12,7 @@ answered in the Data API's response shape. Two ways in, one execution path (`exe
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
@@ -22,8 +23,10 @@ from typing import Any
 
 import pymysql
 
+from loanstack.emulator.faults import ACCESS_DENIED, DEADLOCK, DEADLOCK_MESSAGE
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rds import SERVED, master_password
+from loanstack.emulator.state import STATE
 
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -97,30 +100,90 @@ class DataApiBridge:
         return SimpleNamespace(status_code=status), body
 
 
+# The HTTP status of each Data API error, as the service model gives it
+# (https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/CommonErrors.html and each
+# operation's Errors section); moto takes the status from the response headers.
+STATUS = {
+    "BadRequestException": 400,
+    "DatabaseErrorException": 400,
+    "DatabaseNotFoundException": 404,
+    "DatabaseResumingException": 400,
+    "DatabaseUnavailableException": 504,
+    "HttpEndpointNotEnabledException": 400,
+    "InternalServerErrorException": 500,
+    "InvalidSecretException": 400,
+    "NotFoundException": 404,
+    "SecretsErrorException": 400,
+    "StatementTimeoutException": 400,
+}
+PROVISIONED, SERVERLESS_V1 = "provisioned", "serverless"
+
+
 class DataApiError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
+    @property
+    def status(self) -> int:
+        return STATUS.get(self.code, 400)
+
+
+def database_error(number: int, text: str, kind: str = PROVISIONED) -> DataApiError:
+    """A SQL or login failure as the Data API reports it: `DatabaseErrorException` on
+    provisioned and Serverless v2 clusters, `BadRequestException` only on Serverless v1 ("This
+    error only appears in calls from Aurora Serverless v1 databases"), with MySQL's error number
+    in the message as Aurora words it.
+    https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
+    """
+    code = "BadRequestException" if kind == SERVERLESS_V1 else "DatabaseErrorException"
+    return DataApiError(code, f"Database error code: {number}. Message: {text}")
+
+
+def from_mysql(err: pymysql.MySQLError, kind: str) -> DataApiError:
+    number = err.args[0] if err.args and isinstance(err.args[0], int) else 0
+    text = str(err.args[1]) if len(err.args) > 1 else str(err)
+    return database_error(number, text, kind)
+
 
 def execute(
-    server: MariaDB, operation: str, params: dict[str, Any], credentials: tuple[str, ...]
+    server: MariaDB,
+    operation: str,
+    params: dict[str, Any],
+    credentials: tuple[str, ...],
+    kind: str = PROVISIONED,
+    sql_mode: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape).
 
-    Runs on the caller's reused connection (`MariaDB.session`), keyed by cluster and credentials.
+    Runs on a pooled connection of its own (`MariaDB.pool`), so concurrent calls run at once,
+    as on Aurora; a fault a test injected (`faults.Faults`) answers first.
     """
-    with server.lock:
-        conn = None
-        try:
-            conn = server.session(str(params.get("resourceArn", "")), credentials)
-            conn.select_db(params.get("database") or "loans")
-            with conn.cursor() as cur:
-                return run(conn, cur, operation, params)
-        except pymysql.MySQLError as err:
-            if conn is not None and conn.open:
-                conn.rollback()  # a failed batch leaves nothing behind on the reused connection
-            return 400, {"__type": "BadRequestException", "message": f"Database error: {err}"}
+    arn = str(params.get("resourceArn", ""))
+    faults = STATE.faults
+    try:
+        injected = faults.before_call(arn, str(credentials[0]) if credentials else "")
+        if injected is not None:
+            if injected.mysql_error is not None:
+                raise database_error(injected.mysql_error, injected.message, kind)
+            raise DataApiError(injected.code, injected.message)
+        with server.pool.connection(arn, credentials, sql_mode) as conn:
+            try:
+                conn.select_db(params.get("database") or "loans")
+                if faults.take_deadlock(arn):  # InnoDB rolls the victim's transaction back
+                    raise pymysql.err.OperationalError(DEADLOCK, DEADLOCK_MESSAGE)
+                with conn.cursor() as cur:
+                    return run(conn, cur, operation, params)
+            except pymysql.MySQLError:
+                if conn.open:
+                    with contextlib.suppress(pymysql.MySQLError):
+                        conn.rollback()  # a failed batch leaves nothing on the pooled connection
+                raise
+    except pymysql.MySQLError as err:
+        failure = from_mysql(err, kind)
+        return failure.status, {"__type": failure.code, "message": str(failure)}
+    except DataApiError as err:
+        return err.status, {"__type": err.code, "message": str(err)}
 
 
 def run(conn: Any, cur: Any, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -133,7 +196,9 @@ def run(conn: Any, cur: Any, operation: str, params: dict[str, Any]) -> tuple[in
         return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
     cur.execute(*translate(params["sql"], params.get("parameters", [])))
     records = [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
-    return 200, {"numberOfRecordsUpdated": max(cur.rowcount, 0), "records": records}
+    # a SELECT updates nothing: Aurora answers 0 (pymysql's rowcount is the rows read)
+    updated = 0 if cur.description else max(cur.rowcount, 0)
+    return 200, {"numberOfRecordsUpdated": updated, "records": records}
 
 
 # --- the emulator's endpoint --------------------------------------------------------------------
@@ -161,30 +226,60 @@ def respond(response: Any, operation: str) -> Any:
             raise DataApiError(
                 "InternalServerErrorException", "the emulator's Data API has no MariaDB server"
             )
-        status, body = execute(server, operation, params, credentials)
+        kind, sql_mode = cluster_settings(response.current_account, response.region, params)
+        status, body = execute(server, operation, params, credentials, kind, sql_mode)
     except DataApiError as err:
-        status, body = 400, {"__type": err.code, "message": str(err)}
+        status, body = err.status, {"__type": err.code, "message": str(err)}
     # moto takes the HTTP status from the headers' "status" (else 200: errors looked like success)
     return status, {"Content-Type": "application/json", "status": str(status)}, json.dumps(body)
+
+
+def find_cluster(account_id: str, region: str, params: dict[str, Any]) -> Any:
+    from moto.rds.models import rds_backends
+
+    cluster_id = str(params.get("resourceArn", "")).rsplit(":", 1)[-1]
+    try:
+        return rds_backends[account_id][region].clusters.get(cluster_id)
+    except KeyError:  # a region moto does not serve
+        return None
+
+
+def cluster_settings(
+    account_id: str, region: str, params: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The cluster's kind (Serverless v1 or not: it decides the error codes) and the sql_mode
+    its cluster parameter group sets (None: Aurora's default)."""
+
+    cluster = find_cluster(account_id, region, params)
+    if cluster is None:
+        return PROVISIONED, None
+    kind = SERVERLESS_V1 if getattr(cluster, "engine_mode", "") == SERVERLESS_V1 else PROVISIONED
+    groups = cluster.backend.db_cluster_parameter_groups
+    group = groups.get(str(getattr(cluster, "parameter_group", "") or "").lower())
+    value = group.parameters.get("sql_mode", {}).get("ParameterValue") if group else None
+    return kind, (str(value) if value is not None else None)
 
 
 def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
     """What Aurora checks before every statement: the cluster, its Data API, the secret.
 
-    Returns the accepted credentials, which select the reused connection.
+    Returns the accepted credentials, which select the pooled connections. Error codes as the
+    ExecuteStatement API reference lists them (NotFoundException, HttpEndpointNotEnabledException,
+    SecretsErrorException, InvalidSecretException; a wrong password is MySQL's 1045):
+    https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.troubleshooting.html
     """
     from moto.rds.models import rds_backends
     from moto.secretsmanager.models import secretsmanager_backends
 
-    cluster_id = str(params.get("resourceArn", "")).rsplit(":", 1)[-1]
-    cluster = rds_backends[account_id][region].clusters.get(cluster_id)
+    cluster = find_cluster(account_id, region, params)
     if cluster is None:
-        raise DataApiError(
-            "BadRequestException", f"DB cluster {params.get('resourceArn')} not found"
-        )
+        raise DataApiError("NotFoundException", f"DB cluster {params.get('resourceArn')} not found")
+    cluster_id = cluster.db_cluster_identifier
     if not cluster._enable_http_endpoint:
         raise DataApiError(
-            "BadRequestException", f"HttpEndpoint is not enabled for cluster {cluster_id}"
+            "HttpEndpointNotEnabledException",
+            f"HttpEndpoint is not enabled for cluster {cluster_id}",
         )
     from loanstack.emulator.capacity import CapacityError, admit
 
@@ -194,18 +289,23 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[
         raise DataApiError(err.code, str(err)) from err
     secrets: Any = secretsmanager_backends[account_id][region]
     try:
-        credentials = json.loads(
-            secrets.get_secret_value(params.get("secretArn", ""), None, "AWSCURRENT")[
-                "SecretString"
-            ]
-        )
+        secret = secrets.get_secret_value(params.get("secretArn", ""), None, "AWSCURRENT")
     except Exception as exc:
         raise DataApiError(
-            "BadRequestException", f"cannot read secret {params.get('secretArn')}: {exc}"
+            "SecretsErrorException", f"cannot read secret {params.get('secretArn')}: {exc}"
+        ) from exc
+    try:
+        credentials = json.loads(secret["SecretString"])
+        username, password = credentials["username"], credentials["password"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataApiError(
+            "InvalidSecretException",
+            f"secret {params.get('secretArn')} holds no JSON username and password",
         ) from exc
     accepted = (cluster.master_username, master_password(account_id, region, cluster_id))
-    if (credentials.get("username"), credentials.get("password")) != accepted:
-        raise DataApiError(
-            "BadRequestException", f"Access denied for user '{credentials.get('username')}'"
+    if (username, password) != accepted:
+        kind = cluster_settings(account_id, region, params)[0]
+        raise database_error(
+            ACCESS_DENIED, f"Access denied for user '{username}'@'%' (using password: YES)", kind
         )
     return str(accepted[0]), accepted[1]
