@@ -187,3 +187,40 @@ def test_the_password_is_checked_on_every_call(
     assert "Access denied" in body["message"]
     assert checks == ["good", "good", "stale"]
     assert [k for k in mariadb.pool.idle_keys() if k[0] == "arn:c1"] == [("arn:c1", "admin", "p")]
+
+
+def test_aurora_default_sql_mode_clips_and_a_parameter_groups_strict_mode_refuses(
+    mariadb: MariaDB,
+) -> None:
+    """Aurora MySQL 3's default parameter group leaves sql_mode without STRICT_TRANS_TABLES: an
+    over-long value is cut with a warning. A template that sets a strict sql_mode in its cluster
+    parameter group gets MySQL's 1406 instead (MariaDB's own default would have refused both)."""
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (code VARCHAR(3))")
+    insert = {"resourceArn": "arn:c1", "sql": "INSERT INTO t VALUES (:code)",
+              "parameters": [{"name": "code", "value": {"stringValue": "ABCDEF"}}]}  # fmt: skip
+    status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+    assert status == 200, body
+    read = {"resourceArn": "arn:c1", "sql": "SELECT code FROM t"}
+    assert execute(mariadb, "ExecuteStatement", read, ("admin", "p"))[1]["records"] == [
+        [{"stringValue": "ABC"}]
+    ]
+    strict = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
+    status, body = execute(
+        mariadb, "ExecuteStatement", insert, ("admin", "p"), rdsdata.PROVISIONED, strict
+    )
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"].startswith("Database error code: 1406. Message: Data too long")
+
+
+def test_the_server_runs_with_aurora_mysql_3s_character_set_and_case_sensitive_names(
+    mariadb: MariaDB,
+) -> None:
+    params = {
+        "resourceArn": "arn:c1",
+        "sql": "SELECT @@character_set_server, @@lower_case_table_names",
+    }
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200
+    assert body["records"] == [[{"stringValue": "utf8mb4"}, {"longValue": 0}]]

@@ -290,6 +290,32 @@ def test_data_api_errors_before_the_sql_are_the_documented_ones(aws: boto3.Sessi
     )
 
 
+def test_the_data_api_applies_the_cluster_parameter_groups_sql_mode(aws: boto3.Session) -> None:
+    """Aurora's default sql_mode is not strict; a cluster parameter group's value applies to the
+    cluster's statements (cluster_settings feeds it to the pooled connections)."""
+    from loanstack.emulator.rdsdata import PROVISIONED, SERVERLESS_V1, cluster_settings
+
+    template = secret_and_cluster()
+    deploy(aws, template)
+    arn = aws.client("rds").describe_db_clusters(DBClusterIdentifier="aurora-ext")["DBClusters"][0][
+        "DBClusterArn"
+    ]
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn}) == (PROVISIONED, None)
+    aws.client("rds").modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName="dbcpg-ext",
+        Parameters=[{"ParameterName": "sql_mode", "ParameterValue": "STRICT_ALL_TABLES",
+                     "ApplyMethod": "immediate"}],
+    )  # fmt: skip
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn}) == (
+        PROVISIONED,
+        "STRICT_ALL_TABLES",
+    )
+    from moto.rds.models import rds_backends
+
+    rds_backends[ACCOUNT_ID][REGION].clusters["aurora-ext"].engine_mode = "serverless"
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn})[0] == SERVERLESS_V1
+
+
 def failing_function(session: boto3.Session) -> str:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -66,7 +66,7 @@ class MariaDB:
         user = ["--user=root"] if os.geteuid() == 0 else []
         done = subprocess.run(
             [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
-             "--skip-test-db", *user],
+             "--skip-test-db", f"--tmpdir={self.root}", *user],  # /tmp is shared with other servers
             capture_output=True, timeout=120,
         )  # fmt: skip
         if done.returncode != 0:
@@ -74,7 +74,7 @@ class MariaDB:
             raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
         log = (self.root / "server.log").open("wb")
         self.process = subprocess.Popen(
-            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", *self.network(),
+            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", f"--tmpdir={self.root}", *self.network(),
              f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
              "--innodb-flush-log-at-trx-commit=2", *AURORA_DEFAULTS, *user],  # no fsync per commit
             stdout=log, stderr=subprocess.STDOUT,
