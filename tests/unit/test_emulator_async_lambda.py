@@ -143,6 +143,73 @@ def test_an_injected_duplicate_notification_runs_the_function_twice(
     assert keys == ["once", "twice", "twice"]
 
 
+SLOW = """
+import os, time
+
+def handler(event, context):
+    for _ in range(30):  # 3 s in small steps
+        time.sleep(0.1)
+    with open(os.environ["RECORD_FILE"], "a") as out:
+        out.write("finished\\n")
+    return {"done": True}
+"""
+
+
+def slow_function(session: boto3.Session, record: Path) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", SLOW)
+    role = session.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]
+    return str(
+        session.client("lambda").create_function(
+            FunctionName="slow",
+            Runtime="python3.13",
+            Role=role["Arn"],
+            Handler="index.handler",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=1,
+            Environment={"Variables": {"RECORD_FILE": str(record)}},
+        )["FunctionArn"]
+    )
+
+
+def test_a_synchronous_invocation_past_its_timeout_ends_as_lambda_ends_it(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """The emulator let a function run for as long as it liked: a chunk too slow for its
+    Timeout passed in tests and failed on AWS."""
+    record = tmp_path / "record.txt"
+    slow_function(aws, record)
+    started = time.monotonic()
+    reply = aws.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
+    assert time.monotonic() - started < 2.5
+    assert "FunctionError" in reply  # moto says "Handled" where Lambda says "Unhandled"
+    error = json.loads(reply["Payload"].read())
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    time.sleep(2.5)
+    assert not record.exists(), "the handler went on after its timeout"
+
+
+def test_an_asynchronous_invocation_past_its_timeout_is_retried_then_dead_lettered(
+    aws: boto3.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.01")
+    arn = slow_function(aws, tmp_path / "record.txt")
+    sqs = aws.client("sqs")
+    queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
+    awslambda_async.invoke_async("123456789012", {"Records": []}, arn, REGION)
+    assert awslambda_async.wait_idle(30)
+    [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    assert (
+        "Task timed out after 1.00 seconds"
+        in (message["MessageAttributes"]["ErrorMessage"]["StringValue"])
+    )
+    assert not (tmp_path / "record.txt").exists()
+
+
 def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_given_back() -> None:
     lease = awslambda.Lease()
     seen: list[tuple[str, str | None]] = []

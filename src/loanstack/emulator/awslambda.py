@@ -19,6 +19,7 @@ Lambda names it, and come back base64-encoded with `--log-type Tail`
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import io
 import json
@@ -264,42 +265,117 @@ def database_ca() -> dict[str, str]:
     return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}
 
 
+class TimedOut(BaseException):
+    """Raised inside a handler's thread when its function's Timeout has passed: Lambda stops the
+    runtime there. A BaseException, so that a handler's `except Exception` cannot swallow it."""
+
+
+STOP_GRACE_SECONDS = 2.0  # how long a timed-out handler may take to reach a point it can stop
+
+
 def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """moto's `_invoke_lambda` contract: (payload, errored, log text); the log text also goes
-    to the function's log group."""
-    logs = io.StringIO()
-    capture = logging.StreamHandler(logs)
-    capture.addFilter(ThisThread())
-    context = Context(self)
-    config = logging_config(self)
-    json_format = config["LogFormat"] == "JSON"
-    if json_format:
-        capture.setFormatter(JsonFormatter(context.aws_request_id))
-    root = logging.getLogger()
-    with environment(self, config.get("ApplicationLogLevel", "INFO")):
-        root.addHandler(capture)
+    to the function's log group.
+
+    The handler runs in a thread of its own and is stopped when the function's Timeout passes
+    (counted from the handler's start), answering as Lambda does: an error "Task timed out after
+    N.00 seconds" for a synchronous call; an asynchronous one is retried, then dead-lettered
+    (awslambda_async.py). https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
+    https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html
+    """
+    invocation = Invocation(self, event)
+    worker = threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    worker.daemon = True
+    worker.start()
+    invocation.started.wait()
+    worker.join(invocation.timeout)
+    if worker.is_alive():
+        stop(worker)
+        worker.join(STOP_GRACE_SECONDS)
+    return invocation.outcome or invocation.timed_out()
+
+
+def stop(worker: threading.Thread) -> None:
+    """Raise TimedOut in `worker` at its next Python instruction (a blocking C call finishes
+    first; then the handler stops, as Lambda's runtime would have been stopped)."""
+    if worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident), ctypes.py_object(TimedOut)
+        )
+
+
+class Invocation:
+    """One invocation of a function's handler, run in its own thread."""
+
+    def __init__(self, fn: Any, event: Any) -> None:
+        self.fn, self.event = fn, event
+        self.timeout = float(fn.timeout or 3)  # Lambda's default Timeout is 3 s
+        self.started = threading.Event()
+        self.outcome: tuple[str, bool, str] | None = None
+        self.request_id = ""
+        self.logs = io.StringIO()
+
+    def timed_out(self) -> tuple[str, bool, str]:
+        error = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {self.request_id} Error: Task timed out after "
+            f"{self.timeout:.2f} seconds",
+        }
+        return json.dumps(error), True, self.logs.getvalue()
+
+    def run(self) -> None:
         try:
-            module = load(self)
-            result = module.__dict__["__handler__"](event if event is not None else {}, context)
-            return json.dumps(result), False, logs.getvalue()
-        except Exception as exc:
-            error: dict[str, Any] = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-            if json_format:
-                error |= {
-                    "requestId": context.aws_request_id,
-                    "stackTrace": traceback.format_tb(exc.__traceback__),
-                }
-                logs.write(json.dumps(error) + "\n")
-            else:
-                logs.write(traceback.format_exc())
-            return (
-                json.dumps({k: error[k] for k in ("errorMessage", "errorType")}),
-                True,
-                logs.getvalue(),
-            )
+            self.outcome = self.handle()
+        except TimedOut:
+            self.outcome = self.timed_out()
         finally:
-            root.removeHandler(capture)
-            to_cloudwatch(self, logs.getvalue().splitlines())
+            self.started.set()  # also when the handler never started (load failed)
+
+    def handle(self) -> tuple[str, bool, str]:
+        fn, logs = self.fn, self.logs
+        capture = logging.StreamHandler(logs)
+        capture.addFilter(ThisThread())
+        config = logging_config(fn)
+        json_format = config["LogFormat"] == "JSON"
+        root = logging.getLogger()
+        with environment(fn, config.get("ApplicationLogLevel", "INFO")):
+            context = Context(fn)  # the Timeout counts from here, as the handler starts
+            self.request_id = context.aws_request_id
+            if json_format:
+                capture.setFormatter(JsonFormatter(context.aws_request_id))
+            root.addHandler(capture)
+            try:
+                module = load(fn)
+                self.started.set()
+                result = module.__dict__["__handler__"](
+                    self.event if self.event is not None else {}, context
+                )
+                return json.dumps(result), False, logs.getvalue()
+            except TimedOut:
+                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                logs.write(
+                    f"{stamp} {context.aws_request_id} Task timed out after "
+                    f"{self.timeout:.2f} seconds\n"
+                )
+                raise
+            except Exception as exc:
+                error: dict[str, Any] = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+                if json_format:
+                    error |= {
+                        "requestId": context.aws_request_id,
+                        "stackTrace": traceback.format_tb(exc.__traceback__),
+                    }
+                    logs.write(json.dumps(error) + "\n")
+                else:
+                    logs.write(traceback.format_exc())
+                return (
+                    json.dumps({k: error[k] for k in ("errorMessage", "errorType")}),
+                    True,
+                    logs.getvalue(),
+                )
+            finally:
+                root.removeHandler(capture)
+                to_cloudwatch(fn, logs.getvalue().splitlines())
 
 
 # --- GetAccountSettings (moto has none): what `loanstack deploy` checks before reserving --------
