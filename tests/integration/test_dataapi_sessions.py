@@ -35,27 +35,30 @@ def test_connections_are_reused_per_cluster_and_credentials(mariadb: MariaDB) ->
 
 
 def test_concurrent_calls_run_at_once_on_connections_of_their_own(mariadb: MariaDB) -> None:
-    """Aurora's Data API does not serialise callers: two 0.6 s statements end in ~0.6 s."""
+    """Aurora's Data API does not serialise callers: a call answers while another one's long
+    statement still runs, on another connection."""
     mariadb.reset()
-    ids: list[int] = []
+    slow_id: list[int] = []
 
     def slow() -> None:
         params = {
             "resourceArn": "arn:c1",
-            "sql": "SELECT CONNECTION_ID() FROM DUAL WHERE SLEEP(0.6) = 0",
+            "sql": "SELECT CONNECTION_ID() FROM DUAL WHERE SLEEP(3) = 0",
         }
         status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
         assert status == 200, body
-        ids.append(int(body["records"][0][0]["longValue"]))
+        slow_id.append(int(body["records"][0][0]["longValue"]))
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=slow) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert time.monotonic() - started < 1.1, "the calls were serialised"
-    assert len(set(ids)) == 2
+    worker = threading.Thread(target=slow)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while mariadb.pool.in_use == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fast = connection_id(mariadb, "arn:c1", ("admin", "p"))
+    assert worker.is_alive(), "the second call waited for the first one's statement"
+    worker.join()
+    assert slow_id and slow_id[0] != fast
+    assert mariadb.pool.peak >= 2
 
 
 def test_batches_locking_rows_in_opposite_orders_deadlock_as_on_aurora(mariadb: MariaDB) -> None:
@@ -224,3 +227,79 @@ def test_the_server_runs_with_aurora_mysql_3s_character_set_and_case_sensitive_n
     status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
     assert status == 200
     assert body["records"] == [[{"stringValue": "utf8mb4"}, {"longValue": 0}]]
+
+
+def call(
+    mariadb: MariaDB, sql: str, parameters: list[dict[str, Any]] | None = None, **extra: Any
+) -> tuple[int, dict[str, Any]]:
+    params = {"resourceArn": "arn:c1", "sql": sql, "parameters": parameters or [], **extra}
+    return execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+
+
+def test_the_documented_request_limits_are_enforced(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    status, body = call(mariadb, "SELECT 1 " + " " * 65536)
+    assert (status, body["__type"]) == (400, "BadRequestException")
+    assert "length less than or equal to 65536" in body["message"]
+    big = [{"name": "doc", "value": {"stringValue": "x" * (4 * 1024 * 1024)}}]
+    status, body = call(mariadb, "SELECT LENGTH(:doc)", big)
+    assert (status, body["__type"]) == (400, "BadRequestException")
+    assert "exceeds the limit of 4194304 bytes" in body["message"]
+
+
+def test_the_documented_response_limits_are_enforced(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    status, body = call(mariadb, "SELECT REPEAT('x', 70000)")
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"].startswith("Packet for query is too large")
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) "
+    status, body = call(mariadb, rows + "SELECT REPEAT('x', 60000) FROM n")
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"] == "Database returned more than the allowed response size limit"
+    assert call(mariadb, rows + "SELECT REPEAT('x', 40000) FROM n")[0] == 200  # 0.8 MB
+
+
+def test_the_statement_timeout_stops_a_statement_unless_continue_after_timeout(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """45 s on AWS (1 s here): the statement is stopped, or with continueAfterTimeout it goes on
+    and commits while the call answers StatementTimeoutException."""
+    mariadb.reset()
+    monkeypatch.setenv("LOANSTACK_EMULATOR_STATEMENT_TIMEOUT", "1")
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    slow = "INSERT INTO t SELECT :id FROM DUAL WHERE SLEEP(1.5) = 0"
+    status, body = call(mariadb, slow, [{"name": "id", "value": {"longValue": 1}}])
+    assert (status, body["__type"]) == (400, "StatementTimeoutException"), body
+    status, body = call(
+        mariadb, slow, [{"name": "id", "value": {"longValue": 2}}], continueAfterTimeout=True
+    )
+    assert (status, body["__type"]) == (400, "StatementTimeoutException"), body
+    status, body = call(mariadb, "SELECT id FROM t")
+    assert body["records"] == [[{"longValue": 2}]]  # only the one that went on
+
+
+def test_strings_are_bound_exactly_without_pymysqls_per_character_escaping(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator's client must not add a cost AWS does not have: PyMySQL's escape_string
+    walks each character in Python (about 50 µs per row of a chunk document)."""
+    import pymysql.converters
+
+    def refuse(value: str, mapping: Any = None) -> str:
+        raise AssertionError("PyMySQL's per-character escaping was used")
+
+    monkeypatch.setattr(pymysql.converters, "escape_string", refuse)
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (v TEXT)")
+    nasty = "a'b\"c\\d\ne\rf\x00g\x1ah %s :x ' OR 1=1 -- é€😀"
+    for sql_mode in (None, "NO_BACKSLASH_ESCAPES"):
+        params = {"resourceArn": "arn:c1", "sql": "INSERT INTO t VALUES (:v)",
+                  "parameters": [{"name": "v", "value": {"stringValue": nasty}}]}  # fmt: skip
+        status, body = execute(
+            mariadb, "ExecuteStatement", params, ("admin", "p"), sql_mode=sql_mode
+        )
+        assert status == 200, body
+    status, body = call(mariadb, "SELECT v FROM t")
+    assert body["records"] == [[{"stringValue": nasty}], [{"stringValue": nasty}]]

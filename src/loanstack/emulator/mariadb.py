@@ -36,6 +36,9 @@ AURORA_DEFAULTS = (
     "--collation-server=utf8mb4_unicode_520_ci",
     "--lower-case-table-names=0",
 )
+# The Data API stops a statement after 45 s unless continueAfterTimeout (rdsdata.py); MariaDB's
+# max_statement_time does the stopping. https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html
+STATEMENT_TIMEOUT_VARIABLE = "LOANSTACK_EMULATOR_STATEMENT_TIMEOUT"
 IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials
 
 SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -178,6 +181,11 @@ def write_certificates(ca_file: Path, cert_file: Path, key_file: Path, host: str
 Connection = Any  # a pymysql connection
 
 
+def statement_timeout() -> float:
+    """The Data API's statement timeout: 45 s, shorter in tests that need to see it."""
+    return float(os.environ.get(STATEMENT_TIMEOUT_VARIABLE, "45"))
+
+
 class Pool:
     """MariaDB connections for Data API callers: one per concurrent caller, none shared.
 
@@ -215,11 +223,14 @@ class Pool:
         try:
             if conn is None or not conn.open:  # pymysql closes a connection that failed
                 conn = self._connect()
-            wanted = sql_mode or AURORA_SQL_MODE
-            if getattr(conn, "loanstack_sql_mode", None) != wanted:
+            wanted = (sql_mode or AURORA_SQL_MODE, statement_timeout())
+            if getattr(conn, "loanstack_settings", None) != wanted:
                 with conn.cursor() as cur:
-                    cur.execute("SET SESSION sql_mode = %s", (wanted,))
-                conn.loanstack_sql_mode = wanted
+                    cur.execute(
+                        f"SET SESSION sql_mode = {string_literal(wanted[0])}, "
+                        f"SESSION max_statement_time = {float(wanted[1])}"
+                    )
+                conn.loanstack_settings = wanted
             yield conn
         finally:
             with self._lock:
@@ -242,3 +253,20 @@ class Pool:
                     conn.close()
             self._idle.clear()
             self._current.clear()
+
+
+def string_literal(value: str, no_backslash_escapes: bool = False) -> str:
+    """A quoted MySQL string literal of `value` (backslash first, so added ones stay single):
+    the escapes of https://dev.mysql.com/doc/refman/8.0/en/string-literals.html (Table 11.1)."""
+    if no_backslash_escapes:  # only the quote is special then
+        return "'" + value.replace("'", "''") + "'"
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace("\0", "\\0")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\032", "\\Z")
+        .replace("'", "\\'")
+        .replace('"', '\\"')
+    )
+    return "'" + escaped + "'"
