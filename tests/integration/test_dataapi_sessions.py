@@ -176,7 +176,7 @@ def test_the_password_is_checked_on_every_call(
         return "admin", "p"
 
     monkeypatch.setattr(rdsdata, "check_access", check_access)
-    monkeypatch.setitem(rdsdata.SERVED, "server", mariadb)
+    monkeypatch.setattr(rdsdata.STATE, "mariadb", mariadb)
 
     def call(secret: str) -> tuple[int, dict[str, Any]]:
         body = {"resourceArn": "arn:c1", "secretArn": secret, "sql": "SELECT 1"}

@@ -110,7 +110,7 @@ class Emulator:
             self._server.stop()
             self._server = None
         if self._mariadb is not None:
-            rdsdata.SERVED.pop("server", None)
+            STATE.serve(None)
             self._mariadb.stop()
             shutil.rmtree(self._mariadb.root, ignore_errors=True)
             self._mariadb = None

@@ -31,22 +31,24 @@ import traceback
 import types
 import uuid
 import zipfile
-from contextlib import contextmanager
 from typing import Any
 
 from moto.awslambda import models as lambda_models
 from moto.logs.models import logs_backends
 
 from loanstack.emulator import fence
+from loanstack.emulator.lease import Lease
+from loanstack.emulator.state import STATE
 
-ENDPOINT: dict[str, str] = {}
+__all__ = ["Lease"]  # also here, where the invocations use it
+
 _client_lock = threading.Lock()  # botocore's client creation is not thread-safe (boto3 #801)
 
 
 def install(endpoint_url: str) -> None:
     """Where the functions' AWS calls go (the emulator's URL); moto itself is patched by
     `patches.install`."""
-    ENDPOINT["url"] = endpoint_url
+    STATE.route(endpoint_url)
 
 
 def create_keeping_logging_config(
@@ -174,62 +176,6 @@ class OwnBoto3:
         return getattr(self._boto3, name)
 
 
-class Lease:
-    """The process environment, shared by the invocations that need the same one.
-
-    Concurrent invocations of one function want identical variables, so they may hold the
-    environment together; an invocation that needs other values (another function) waits until
-    the last holder has left and the saved environment is back. Nothing else is serialised.
-    """
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.values: dict[str, str] | None = None
-        self.holders = 0
-        self.saved: dict[str, str | None] = {}
-        self.saved_level = logging.NOTSET
-
-    @contextmanager
-    def holding(self, values: dict[str, str], log_level: str = "INFO") -> Any:
-        """Hold the environment `values` with the root logger at `log_level` (also shared)."""
-        import boto3
-
-        wanted = {**values, "": log_level}
-        root = logging.getLogger()
-        with self.changed:
-            while self.holders and self.values != wanted:
-                self.changed.wait()
-            if not self.holders:
-                self.saved_level = root.level
-                root.setLevel(log_level)
-                keys = [*values, "AWS_SESSION_TOKEN", "AWS_PROFILE"]
-                self.saved = {k: os.environ.get(k) for k in keys}
-                os.environ.pop("AWS_SESSION_TOKEN", None)
-                os.environ.pop("AWS_PROFILE", None)
-                os.environ.update(values)
-                boto3.DEFAULT_SESSION = None  # the handler's clients must see this environment
-                self.values = wanted
-            self.holders += 1
-        try:
-            yield
-        finally:
-            with self.changed:
-                self.holders -= 1
-                if not self.holders:
-                    for key, value in self.saved.items():
-                        if value is None:
-                            os.environ.pop(key, None)
-                        else:
-                            os.environ[key] = value
-                    boto3.DEFAULT_SESSION = None
-                    root.setLevel(self.saved_level)
-                    self.values = None
-                    self.changed.notify_all()
-
-
-LEASE = Lease()
-
-
 class ThisThread(logging.Filter):
     """An invocation's log capture takes only its own thread's records (others run alongside)."""
 
@@ -245,7 +191,7 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
     """The function's environment as Lambda sets it, pointed at the emulator."""
     values = {
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
-        "AWS_ENDPOINT_URL": ENDPOINT["url"],
+        "AWS_ENDPOINT_URL": STATE.endpoint_url,
         "AWS_ACCESS_KEY_ID": "emulator",
         "AWS_SECRET_ACCESS_KEY": "emulator",
         "AWS_REGION": fn.region,
@@ -253,15 +199,13 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         **database_ca(),
     }
-    return LEASE.holding(values, log_level)
+    return STATE.lease.holding(values, log_level)
 
 
 def database_ca() -> dict[str, str]:
     """The CA of the emulator's MariaDB login endpoint, for the rotation function's TLS check
     (on AWS the function trusts the runtime's store, as AWS's own rotation functions do)."""
-    from loanstack.emulator.rds import SERVED
-
-    server = SERVED.get("server")
+    server = STATE.mariadb
     return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}
 
 

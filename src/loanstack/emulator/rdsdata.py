@@ -26,7 +26,7 @@ from pymysql.constants import SERVER_STATUS
 
 from loanstack.emulator.faults import ACCESS_DENIED, DEADLOCK, DEADLOCK_MESSAGE
 from loanstack.emulator.mariadb import MariaDB, statement_timeout, string_literal
-from loanstack.emulator.rds import SERVED, master_password
+from loanstack.emulator.rds import master_password
 from loanstack.emulator.state import STATE
 
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -291,7 +291,7 @@ def check_response(records: list[list[dict[str, Any]]]) -> None:
 
 def serve(server: MariaDB) -> None:
     """Answer rds-data on the emulator from `server` (the routes and handlers are patches.py's)."""
-    SERVED["server"] = server
+    STATE.serve(server)
 
 
 def execute_statement(response: Any) -> Any:
@@ -306,7 +306,7 @@ def respond(response: Any, operation: str) -> Any:
     params = json.loads(response.body or "{}")
     try:
         credentials = check_access(response.current_account, response.region, params)
-        server = SERVED.get("server")
+        server = STATE.mariadb
         if server is None:
             raise DataApiError(
                 "InternalServerErrorException", "the emulator's Data API has no MariaDB server"

@@ -7,19 +7,50 @@ moto's handlers: one emulator runs per process, and `Emulator.start` resets what
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from loanstack.emulator.faults import Faults
+from loanstack.emulator.lease import Lease
+from loanstack.emulator.mariadb import MariaDB
+
+
+class Invocations:
+    """Asynchronous invocations in flight (awslambda_async.py): per function ARN how many run
+    now and the most seen at once, and how many events are accepted and not yet finished."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.running: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.pending = 0
 
 
 class EmulatorState:
-    """What the emulator's extensions share while it runs."""
+    """What the emulator's extensions share while it runs: its MariaDB (the Data API and the
+    clusters' login endpoint), the URL its functions call, the process environment's lease, the
+    asynchronous invocations, the injected faults and the clusters' pause states."""
 
     def __init__(self) -> None:
+        self.mariadb: MariaDB | None = None
+        self.endpoint_url = ""
+        self.lease = Lease()
+        self.invocations = Invocations()
         self.faults = Faults()
+        self.capacity: dict[str, Any] = {}  # cluster ARN -> its capacity.State
+
+    def serve(self, mariadb: MariaDB | None) -> None:
+        """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
+        self.mariadb = mariadb
+
+    def route(self, endpoint_url: str) -> None:
+        """Where the functions' AWS calls go: the emulator's URL."""
+        self.endpoint_url = endpoint_url
 
     def reset(self) -> None:
+        """A fresh emulator's state (the lease and in-flight invocations end by themselves)."""
         self.faults.clear()
+        self.capacity.clear()
 
 
 STATE = EmulatorState()
