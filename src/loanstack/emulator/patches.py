@@ -119,7 +119,8 @@ PATCHES: list[Patch] = [
           "(self)"),
     # Lambda (awslambda.py)
     Patch(lambda_models.LambdaFunction, "_invoke_lambda", awslambda.invoke_in_process,
-          "functions run in this process (moto would need Docker)",
+          "functions run in this process (moto would need Docker), stopped at their Timeout as "
+          "Lambda stops them (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)",
           "(self, event=None)"),
     Patch(lambda_models.LambdaFunction, "create_from_cloudformation_json",
           classmethod(awslambda.create_keeping_logging_config),
@@ -130,7 +131,8 @@ PATCHES: list[Patch] = [
           "(self, on_create=False)"),
     Patch(s3_notifications, "_invoke_awslambda", awslambda_async.invoke_async,
           "S3 notifications invoke asynchronously and concurrently, up to the function's reserved "
-          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does",
+          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a test "
+          "can make one arrive twice (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
           "(account_id, event_body, fn_arn, region_name)"),
     Patch(lambda_urls.url_paths, LAMBDA_ACCOUNT_SETTINGS, lambda_responses.LambdaResponse.dispatch,
           "GetAccountSettings is routed (moto has no route for it)",
@@ -143,11 +145,14 @@ PATCHES: list[Patch] = [
           "BatchExecuteStatement is routed (moto has no route for it)",
           None),
     Patch(rdsdata_responses.RDSDataServiceResponse, "execute_statement", rdsdata.execute_statement,
-          "ExecuteStatement runs on the emulator's MariaDB (moto echoes canned results)",
+          "ExecuteStatement runs on the emulator's MariaDB (moto echoes canned results): pooled "
+          "connections, errors per cluster kind, the documented limits "
+          "(https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html)",
           "(self)"),
     Patch(rdsdata_responses.RDSDataServiceResponse, "batch_execute_statement",
           rdsdata.batch_execute_statement,
-          "BatchExecuteStatement runs on the emulator's MariaDB",
+          "BatchExecuteStatement runs on the emulator's MariaDB, one transaction per batch "
+          "(https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_BatchExecuteStatement.html)",
           None),
     # Fault injection (faults.py, state.py)
     Patch(moto_api_urls.url_paths, FAULTS_CONTROL, state.control_request,
