@@ -49,13 +49,21 @@ def quiet() -> Console:
 
 
 def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
-    reply = target.client("rds-data").execute_statement(
-        resourceArn=outputs["DBClusterArn"],
-        secretArn=outputs["DBSecretArn"],
-        database="loans",
-        sql="SELECT loan_id FROM loan_decisions WHERE source LIKE '%/incoming/%'",
-    )
-    return [r[0]["stringValue"] for r in reply["records"]]
+    """In pages: the Data API answers at most 1 MiB (100,000 ids in one reply are refused)."""
+    ids: list[str] = []
+    while True:
+        reply = target.client("rds-data").execute_statement(
+            resourceArn=outputs["DBClusterArn"],
+            secretArn=outputs["DBSecretArn"],
+            database="loans",
+            sql="SELECT loan_id FROM loan_decisions WHERE source LIKE '%/incoming/%' "
+            "AND loan_id > :after ORDER BY loan_id LIMIT 10000",
+            parameters=[{"name": "after", "value": {"stringValue": ids[-1] if ids else ""}}],
+        )
+        page = [r[0]["stringValue"] for r in reply["records"]]
+        if not page:
+            return ids
+        ids += page
 
 
 def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
