@@ -35,7 +35,8 @@ from typing import Any
 import boto3
 from tests.support.helpers import load_function
 
-from loanstack.emulator.dataapi import DataApiBridge, MariaDB
+from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.rdsdata import DataApiBridge
 
 BUCKET = "s3-loandocuments-bench-123456789012"
 ENV = {

@@ -138,14 +138,14 @@ def logs_in(secret: dict[str, Any]) -> bool:
     cluster's endpoint on the emulator), trusting the CA the emulator generated for it."""
     import importlib.util
 
-    from loanstack.emulator.dataapi import SERVED
+    from loanstack.emulator.state import STATE
 
     path = ROOT / "lib" / "functions" / "secret_rotation" / "index.py"
     spec = importlib.util.spec_from_file_location("secret_rotation_demo", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    server = SERVED.get("server")
+    server = STATE.mariadb
     cafile = str(server.ca_file) if server is not None else None
     try:
         module.login(secret, cafile=cafile)
@@ -156,7 +156,7 @@ def logs_in(secret: dict[str, Any]) -> bool:
 
 def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:
     """Read from the emulator's RDS backend (this process): AWS never shows a password."""
-    from loanstack.emulator.data import master_password
+    from loanstack.emulator.rds import master_password
 
     arn = outputs["DBClusterArn"].split(":")
     return master_password(arn[4], target.region, arn[-1])

@@ -13,7 +13,8 @@ from moto import mock_aws
 
 from loanstack import deploy
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
-from loanstack.emulator.dataapi import DataApiBridge, MariaDB
+from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.rdsdata import DataApiBridge
 from tests.support.helpers import load_function
 
 REGION = "us-east-1"

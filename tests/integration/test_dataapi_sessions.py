@@ -1,16 +1,20 @@
-"""Issue 12, item 10: the emulator's Data API reuses one MariaDB connection per cluster and
-credentials, and still checks the secret's password against the cluster's on every call."""
+"""The emulator's Data API on MariaDB: pooled connections (one per concurrent caller, reused
+across calls, retired on new credentials), the password checked on every call, errors as Aurora
+reports them, and the faults a test can inject (emulator/faults.py)."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from loanstack.emulator import dataapi
-from loanstack.emulator.dataapi import MariaDB, execute
+from loanstack.emulator import rdsdata
+from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.rdsdata import execute
 
 
 def connection_id(server: MariaDB, cluster: str, credentials: tuple[str, str]) -> int:
@@ -20,14 +24,129 @@ def connection_id(server: MariaDB, cluster: str, credentials: tuple[str, str]) -
     return int(body["records"][0][0]["longValue"])
 
 
-def test_one_connection_per_cluster_and_credentials(mariadb: MariaDB) -> None:
+def test_connections_are_reused_per_cluster_and_credentials(mariadb: MariaDB) -> None:
     mariadb.reset()
     first = connection_id(mariadb, "arn:c1", ("admin", "p1"))
-    assert connection_id(mariadb, "arn:c1", ("admin", "p1")) == first  # reused
+    assert connection_id(mariadb, "arn:c1", ("admin", "p1")) == first  # reused when idle
     other = connection_id(mariadb, "arn:c2", ("admin", "p1"))
     rotated = connection_id(mariadb, "arn:c1", ("admin", "p2"))  # a rotation: a new connection
     assert len({first, other, rotated}) == 3
-    assert sorted(k for k in mariadb.sessions if k[0] == "arn:c1") == [("arn:c1", "admin", "p2")]
+    assert [k for k in mariadb.pool.idle_keys() if k[0] == "arn:c1"] == [("arn:c1", "admin", "p2")]
+
+
+def test_concurrent_calls_run_at_once_on_connections_of_their_own(mariadb: MariaDB) -> None:
+    """Aurora's Data API does not serialise callers: a call answers while another one's long
+    statement still runs, on another connection."""
+    mariadb.reset()
+    slow_id: list[int] = []
+
+    def slow() -> None:
+        params = {
+            "resourceArn": "arn:c1",
+            "sql": "SELECT CONNECTION_ID() FROM DUAL WHERE SLEEP(3) = 0",
+        }
+        status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+        assert status == 200, body
+        slow_id.append(int(body["records"][0][0]["longValue"]))
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while mariadb.pool.in_use == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fast = connection_id(mariadb, "arn:c1", ("admin", "p"))
+    assert worker.is_alive(), "the second call waited for the first one's statement"
+    worker.join()
+    assert slow_id and slow_id[0] != fast
+    assert mariadb.pool.peak >= 2
+
+
+def test_batches_locking_rows_in_opposite_orders_deadlock_as_on_aurora(mariadb: MariaDB) -> None:
+    """Two batches (one transaction each) insert ids 1 and 2 in opposite orders: InnoDB picks a
+    victim (1213) and the other batch commits, as two Lambda invocations would meet on Aurora."""
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    sql = "INSERT INTO t SELECT :id FROM DUAL WHERE SLEEP(:pause) = 0"
+
+    def row(id_: int, pause: float) -> list[dict[str, Any]]:
+        return [{"name": "id", "value": {"longValue": id_}},
+                {"name": "pause", "value": {"doubleValue": pause}}]  # fmt: skip
+
+    results: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def batch(name: str, first: int, second: int) -> None:
+        params = {"resourceArn": "arn:c1", "sql": sql,
+                  "parameterSets": [row(first, 0), row(second, 0.5)]}  # fmt: skip
+        results[name] = execute(mariadb, "BatchExecuteStatement", params, ("admin", "p"))
+
+    threads = [threading.Thread(target=batch, args=a) for a in (("a", 1, 2), ("b", 2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(status for status, _ in results.values())
+    assert statuses == [200, 400], results
+    [failed] = [body for status, body in results.values() if status == 400]
+    assert failed["__type"] == "DatabaseErrorException", failed
+    assert failed["message"].startswith("Database error code: 1213. Message: Deadlock found")
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone()[0] == 2  # the survivor's two rows, nothing of the victim's
+
+
+def test_sql_errors_are_database_errors_with_mysqls_number(mariadb: MariaDB) -> None:
+    """DatabaseErrorException on provisioned and Serverless v2 clusters, BadRequestException
+    only on Serverless v1, the message as Aurora words it."""
+    mariadb.reset()
+    params = {"resourceArn": "arn:c1", "sql": "SELECT * FROM nope"}
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"] == "Database error code: 1146. Message: Table 'loans.nope' doesn't exist"
+    status, body = execute(
+        mariadb, "ExecuteStatement", params, ("admin", "p"), rdsdata.SERVERLESS_V1
+    )
+    assert (status, body["__type"]) == (400, "BadRequestException")
+
+
+def test_a_select_updates_no_records(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    params = {"resourceArn": "arn:c1", "sql": "SELECT 1 UNION SELECT 2"}
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200 and len(body["records"]) == 2
+    assert body["numberOfRecordsUpdated"] == 0
+
+
+def test_injected_faults_answer_as_aurora_does(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    faults = rdsdata.STATE.faults
+    insert = {"resourceArn": "arn:aws:rds:r:1:cluster:c1", "sql": "INSERT INTO t VALUES (:id)",
+              "parameters": [{"name": "id", "value": {"longValue": 1}}]}  # fmt: skip
+    try:
+        faults.unavailable(0.4, cluster="c1")
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert (status, body["__type"]) == (504, "DatabaseUnavailableException")
+        other = dict(insert, resourceArn="arn:aws:rds:r:1:cluster:c2", sql="SELECT 1")
+        assert execute(mariadb, "ExecuteStatement", other, ("admin", "p"))[0] == 200  # c1 only
+        time.sleep(0.5)
+        faults.deny_access(0.4)
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert (status, body["__type"]) == (400, "DatabaseErrorException")
+        assert body["message"].startswith(
+            "Database error code: 1045. Message: Access denied for user 'admin'"
+        )
+        time.sleep(0.5)
+        faults.deadlock()
+        status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+        assert body["message"].startswith("Database error code: 1213."), body
+        assert execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))[0] == 200  # once
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM t")
+            assert cur.fetchone()[0] == 1
+    finally:
+        faults.clear()
 
 
 def test_a_failed_batch_leaves_nothing_on_the_reused_connection(mariadb: MariaDB) -> None:
@@ -53,20 +172,134 @@ def test_the_password_is_checked_on_every_call(
     def check_access(account: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
         checks.append(params["secretArn"])
         if params["secretArn"] != "good":
-            raise dataapi.DataApiError("BadRequestException", "Access denied for user 'admin'")
+            raise rdsdata.database_error(1045, "Access denied for user 'admin'@'%'")
         return "admin", "p"
 
-    monkeypatch.setattr(dataapi, "check_access", check_access)
-    monkeypatch.setitem(dataapi.SERVED, "server", mariadb)
+    monkeypatch.setattr(rdsdata, "check_access", check_access)
+    monkeypatch.setattr(rdsdata.STATE, "mariadb", mariadb)
 
     def call(secret: str) -> tuple[int, dict[str, Any]]:
         body = {"resourceArn": "arn:c1", "secretArn": secret, "sql": "SELECT 1"}
         response = SimpleNamespace(body=json.dumps(body), current_account="1", region="r")
-        status, _, text = dataapi.respond(response, "ExecuteStatement")
+        status, _, text = rdsdata.respond(response, "ExecuteStatement")
         return status, json.loads(text)
 
     assert call("good")[0] == 200 and call("good")[0] == 200
     status, body = call("stale")
-    assert status == 400 and "Access denied" in body["message"]
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert "Access denied" in body["message"]
     assert checks == ["good", "good", "stale"]
-    assert [k for k in mariadb.sessions if k[0] == "arn:c1"] == [("arn:c1", "admin", "p")]
+    assert [k for k in mariadb.pool.idle_keys() if k[0] == "arn:c1"] == [("arn:c1", "admin", "p")]
+
+
+def test_aurora_default_sql_mode_clips_and_a_parameter_groups_strict_mode_refuses(
+    mariadb: MariaDB,
+) -> None:
+    """Aurora MySQL 3's default parameter group leaves sql_mode without STRICT_TRANS_TABLES: an
+    over-long value is cut with a warning. A template that sets a strict sql_mode in its cluster
+    parameter group gets MySQL's 1406 instead (MariaDB's own default would have refused both)."""
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (code VARCHAR(3))")
+    insert = {"resourceArn": "arn:c1", "sql": "INSERT INTO t VALUES (:code)",
+              "parameters": [{"name": "code", "value": {"stringValue": "ABCDEF"}}]}  # fmt: skip
+    status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"))
+    assert status == 200, body
+    read = {"resourceArn": "arn:c1", "sql": "SELECT code FROM t"}
+    assert execute(mariadb, "ExecuteStatement", read, ("admin", "p"))[1]["records"] == [
+        [{"stringValue": "ABC"}]
+    ]
+    strict = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
+    status, body = execute(
+        mariadb, "ExecuteStatement", insert, ("admin", "p"), rdsdata.PROVISIONED, strict
+    )
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"].startswith("Database error code: 1406. Message: Data too long")
+
+
+def test_the_server_runs_with_aurora_mysql_3s_character_set_and_case_sensitive_names(
+    mariadb: MariaDB,
+) -> None:
+    params = {
+        "resourceArn": "arn:c1",
+        "sql": "SELECT @@character_set_server, @@lower_case_table_names",
+    }
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200
+    assert body["records"] == [[{"stringValue": "utf8mb4"}, {"longValue": 0}]]
+
+
+def call(
+    mariadb: MariaDB, sql: str, parameters: list[dict[str, Any]] | None = None, **extra: Any
+) -> tuple[int, dict[str, Any]]:
+    params = {"resourceArn": "arn:c1", "sql": sql, "parameters": parameters or [], **extra}
+    return execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+
+
+def test_the_documented_request_limits_are_enforced(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    status, body = call(mariadb, "SELECT 1 " + " " * 65536)
+    assert (status, body["__type"]) == (400, "BadRequestException")
+    assert "length less than or equal to 65536" in body["message"]
+    big = [{"name": "doc", "value": {"stringValue": "x" * (4 * 1024 * 1024)}}]
+    status, body = call(mariadb, "SELECT LENGTH(:doc)", big)
+    assert (status, body["__type"]) == (400, "BadRequestException")
+    assert "exceeds the limit of 4194304 bytes" in body["message"]
+
+
+def test_the_documented_response_limits_are_enforced(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    status, body = call(mariadb, "SELECT REPEAT('x', 70000)")
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"].startswith("Packet for query is too large")
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) "
+    status, body = call(mariadb, rows + "SELECT REPEAT('x', 60000) FROM n")
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+    assert body["message"] == "Database returned more than the allowed response size limit"
+    assert call(mariadb, rows + "SELECT REPEAT('x', 40000) FROM n")[0] == 200  # 0.8 MB
+
+
+def test_the_statement_timeout_stops_a_statement_unless_continue_after_timeout(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """45 s on AWS (1 s here): the statement is stopped, or with continueAfterTimeout it goes on
+    and commits while the call answers StatementTimeoutException."""
+    mariadb.reset()
+    monkeypatch.setenv("LOANSTACK_EMULATOR_STATEMENT_TIMEOUT", "1")
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    slow = "INSERT INTO t SELECT :id FROM DUAL WHERE SLEEP(1.5) = 0"
+    status, body = call(mariadb, slow, [{"name": "id", "value": {"longValue": 1}}])
+    assert (status, body["__type"]) == (400, "StatementTimeoutException"), body
+    status, body = call(
+        mariadb, slow, [{"name": "id", "value": {"longValue": 2}}], continueAfterTimeout=True
+    )
+    assert (status, body["__type"]) == (400, "StatementTimeoutException"), body
+    status, body = call(mariadb, "SELECT id FROM t")
+    assert body["records"] == [[{"longValue": 2}]]  # only the one that went on
+
+
+def test_strings_are_bound_exactly_without_pymysqls_per_character_escaping(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator's client must not add a cost AWS does not have: PyMySQL's escape_string
+    walks each character in Python (about 50 µs per row of a chunk document)."""
+    import pymysql.converters
+
+    def refuse(value: str, mapping: Any = None) -> str:
+        raise AssertionError("PyMySQL's per-character escaping was used")
+
+    monkeypatch.setattr(pymysql.converters, "escape_string", refuse)
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (v TEXT)")
+    nasty = "a'b\"c\\d\ne\rf\x00g\x1ah %s :x ' OR 1=1 -- é€😀"
+    for sql_mode in (None, "NO_BACKSLASH_ESCAPES"):
+        params = {"resourceArn": "arn:c1", "sql": "INSERT INTO t VALUES (:v)",
+                  "parameters": [{"name": "v", "value": {"stringValue": nasty}}]}  # fmt: skip
+        status, body = execute(
+            mariadb, "ExecuteStatement", params, ("admin", "p"), sql_mode=sql_mode
+        )
+        assert status == 200, body
+    status, body = call(mariadb, "SELECT v FROM t")
+    assert body["records"] == [[{"stringValue": nasty}], [{"stringValue": nasty}]]

@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from loanstack.emulator.dataapi import MariaDB
+from loanstack.emulator.mariadb import MariaDB
 from tests.support.helpers import load_function
 
 rotation = load_function("secret_rotation")

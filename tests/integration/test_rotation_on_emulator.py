@@ -26,9 +26,9 @@ from rich.console import Console
 
 from loanstack import deploy
 from loanstack.emulator import ACCOUNT_ID, Emulator
-from loanstack.emulator.data import master_password
-from tests.support import post_deploy
+from loanstack.emulator.rds import master_password
 from tests.support.helpers import load_function
+from tests.support import post_deploy
 
 REGION, SUFFIX = "us-east-1", "rot42"
 CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
@@ -226,7 +226,7 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
             cur.execute("SELECT COUNT(*) FROM loan_decisions WHERE loan_id IN %s", (tuple(ids),))
             assert cur.fetchone()[0] == 20, f"{key}: rows lost"
     retried = [r for r in caplog.records if r.getMessage() == "transient error, retrying"]
-    assert any(getattr(r, "error", "") == "BadRequestException" for r in retried), (
+    assert any(getattr(r, "error", "") == "DatabaseErrorException" for r in retried), (
         "the batch never met the window where the database had the new password: not a test"
     )
     assert_database_on_awscurrent(target, outputs)

@@ -189,7 +189,7 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
     outputs_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from loanstack.emulator.data import master_password
+    from loanstack.emulator.rds import master_password
 
     outputs = stacks["dev"]
     monkeypatch.setattr(target, "outputs_file", outputs_dir / "dev42.json")

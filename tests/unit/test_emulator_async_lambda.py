@@ -16,7 +16,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from loanstack.emulator import asynchronous, install, lambdas
+from loanstack.emulator import awslambda, awslambda_async, install
+from loanstack.emulator.state import STATE
 
 REGION = "us-east-1"
 CODE = """
@@ -36,7 +37,7 @@ def handler(event, context):
 @pytest.fixture
 def aws() -> Iterator[boto3.Session]:
     install()
-    lambdas.install("http://127.0.0.1:9")  # the function makes no AWS call
+    awslambda.install("http://127.0.0.1:9")  # the function makes no AWS call
     with mock_aws():
         yield boto3.Session(region_name=REGION)
 
@@ -89,7 +90,7 @@ def test_d6_s3_events_run_the_function_concurrently_up_to_its_reserved_concurren
         s3.put_object(Bucket="drop", Key=f"part-{i}", Body=b"x")
     # run one after another, the seven 0.4 s invocations would hold S3 for 2.8 s
     assert time.monotonic() - started < 1.4, "S3 must not wait for the function"
-    assert asynchronous.wait_idle(30)
+    assert awslambda_async.wait_idle(30)
     lines = [line.split() for line in record.read_text().splitlines()]
     assert sorted(key for key, *_ in lines) == [f"part-{i}" for i in range(7)]
     assert {mark for *_, mark in lines} == {"mine"}  # each saw its function's environment
@@ -115,10 +116,10 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     arn = sleeper(aws, tmp_path / "missing-dir" / "spans.txt", reserved=2)  # open() fails
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = lambdas.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     aws.client("s3").put_object(Bucket="drop", Key="bad", Body=b"x")
-    assert asynchronous.wait_idle(30)
+    assert awslambda_async.wait_idle(30)
     [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
     assert json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"] == "bad"
     assert "No such file" in message["MessageAttributes"]["ErrorMessage"]["StringValue"]
@@ -127,8 +128,90 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     assert len(streams) == 3  # the first attempt and two retries
 
 
+def test_an_injected_duplicate_notification_runs_the_function_twice(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """S3 delivers at least once (faults.py): a test can make it deliver an event twice."""
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=2)
+    STATE.faults.duplicate_notifications(1)
+    s3 = aws.client("s3")
+    s3.put_object(Bucket="drop", Key="twice", Body=b"x")
+    s3.put_object(Bucket="drop", Key="once", Body=b"x")
+    assert awslambda_async.wait_idle(30)
+    keys = sorted(line.split()[0] for line in record.read_text().splitlines())
+    assert keys == ["once", "twice", "twice"]
+
+
+SLOW = """
+import os, time
+
+def handler(event, context):
+    for _ in range(30):  # 3 s in small steps
+        time.sleep(0.1)
+    with open(os.environ["RECORD_FILE"], "a") as out:
+        out.write("finished\\n")
+    return {"done": True}
+"""
+
+
+def slow_function(session: boto3.Session, record: Path) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", SLOW)
+    role = session.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]
+    return str(
+        session.client("lambda").create_function(
+            FunctionName="slow",
+            Runtime="python3.13",
+            Role=role["Arn"],
+            Handler="index.handler",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=1,
+            Environment={"Variables": {"RECORD_FILE": str(record)}},
+        )["FunctionArn"]
+    )
+
+
+def test_a_synchronous_invocation_past_its_timeout_ends_as_lambda_ends_it(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """The emulator let a function run for as long as it liked: a chunk too slow for its
+    Timeout passed in tests and failed on AWS."""
+    record = tmp_path / "record.txt"
+    slow_function(aws, record)
+    started = time.monotonic()
+    reply = aws.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
+    assert time.monotonic() - started < 2.5
+    assert "FunctionError" in reply  # moto says "Handled" where Lambda says "Unhandled"
+    error = json.loads(reply["Payload"].read())
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    time.sleep(2.5)
+    assert not record.exists(), "the handler went on after its timeout"
+
+
+def test_an_asynchronous_invocation_past_its_timeout_is_retried_then_dead_lettered(
+    aws: boto3.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.01")
+    arn = slow_function(aws, tmp_path / "record.txt")
+    sqs = aws.client("sqs")
+    queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
+    awslambda_async.invoke_async("123456789012", {"Records": []}, arn, REGION)
+    assert awslambda_async.wait_idle(30)
+    [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    assert (
+        "Task timed out after 1.00 seconds"
+        in (message["MessageAttributes"]["ErrorMessage"]["StringValue"])
+    )
+    assert not (tmp_path / "record.txt").exists()
+
+
 def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_given_back() -> None:
-    lease = lambdas.Lease()
+    lease = awslambda.Lease()
     seen: list[tuple[str, str | None]] = []
     first_in = threading.Event()
 

@@ -15,9 +15,9 @@ import pytest
 from moto import mock_aws
 
 from loanstack import template
-from loanstack.emulator import ACCOUNT_ID, deletion, install, lambdas, modelled_types
-from loanstack.emulator.data import master_password
-from loanstack.emulator.dataapi import DataApiError, check_access
+from loanstack.emulator import ACCOUNT_ID, awslambda, deletion, install, modelled_types
+from loanstack.emulator.rds import master_password
+from loanstack.emulator.rdsdata import DataApiError, check_access
 
 REGION = "us-east-1"
 VPC = {"VPC": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}
@@ -249,8 +249,71 @@ def test_data_api_refuses_a_secret_the_cluster_does_not_accept(aws: boto3.Sessio
     aws.client("secretsmanager").put_secret_value(
         SecretId="secret-ext", SecretString='{"username":"admin","password":"wrong-password"}'
     )
-    with pytest.raises(DataApiError, match="Access denied for user 'admin'"):
+    with pytest.raises(DataApiError, match="Access denied for user 'admin'") as denied:
         check_access(ACCOUNT_ID, REGION, {"resourceArn": arn, "secretArn": secret_arn})
+    # a provisioned / Serverless v2 cluster: DatabaseErrorException with MySQL's 1045
+    assert denied.value.code == "DatabaseErrorException"
+    assert str(denied.value).startswith("Database error code: 1045. Message: Access denied")
+
+
+def test_data_api_errors_before_the_sql_are_the_documented_ones(aws: boto3.Session) -> None:
+    """NotFoundException, HttpEndpointNotEnabledException, SecretsErrorException and
+    InvalidSecretException, as the ExecuteStatement API reference lists them (the emulator
+    answered BadRequestException, a Serverless v1 error, for all of them)."""
+    deploy(aws, secret_and_cluster())
+    arn = aws.client("rds").describe_db_clusters(DBClusterIdentifier="aurora-ext")["DBClusters"][0][
+        "DBClusterArn"
+    ]
+    secret_arn = aws.client("secretsmanager").describe_secret(SecretId="secret-ext")["ARN"]
+
+    def code(params: dict[str, str]) -> tuple[str, int]:
+        with pytest.raises(DataApiError) as failed:
+            check_access(ACCOUNT_ID, REGION, params)
+        return failed.value.code, failed.value.status
+
+    assert code({"resourceArn": arn + "-gone", "secretArn": secret_arn}) == (
+        "NotFoundException",
+        404,
+    )
+    assert code({"resourceArn": arn, "secretArn": secret_arn + "-gone"}) == (
+        "SecretsErrorException",
+        400,
+    )
+    aws.client("secretsmanager").put_secret_value(SecretId="secret-ext", SecretString="not json")
+    assert code({"resourceArn": arn, "secretArn": secret_arn}) == ("InvalidSecretException", 400)
+    from moto.rds.models import rds_backends
+
+    rds_backends[ACCOUNT_ID][REGION].clusters["aurora-ext"]._enable_http_endpoint = False
+    assert code({"resourceArn": arn, "secretArn": secret_arn}) == (
+        "HttpEndpointNotEnabledException",
+        400,
+    )
+
+
+def test_the_data_api_applies_the_cluster_parameter_groups_sql_mode(aws: boto3.Session) -> None:
+    """Aurora's default sql_mode is not strict; a cluster parameter group's value applies to the
+    cluster's statements (cluster_settings feeds it to the pooled connections)."""
+    from loanstack.emulator.rdsdata import PROVISIONED, SERVERLESS_V1, cluster_settings
+
+    template = secret_and_cluster()
+    deploy(aws, template)
+    arn = aws.client("rds").describe_db_clusters(DBClusterIdentifier="aurora-ext")["DBClusters"][0][
+        "DBClusterArn"
+    ]
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn}) == (PROVISIONED, None)
+    aws.client("rds").modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName="dbcpg-ext",
+        Parameters=[{"ParameterName": "sql_mode", "ParameterValue": "STRICT_ALL_TABLES",
+                     "ApplyMethod": "immediate"}],
+    )  # fmt: skip
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn}) == (
+        PROVISIONED,
+        "STRICT_ALL_TABLES",
+    )
+    from moto.rds.models import rds_backends
+
+    rds_backends[ACCOUNT_ID][REGION].clusters["aurora-ext"].engine_mode = "serverless"
+    assert cluster_settings(ACCOUNT_ID, REGION, {"resourceArn": arn})[0] == SERVERLESS_V1
 
 
 def failing_function(session: boto3.Session) -> str:
@@ -276,7 +339,7 @@ def failing_function(session: boto3.Session) -> str:
 def test_rotation_schedule_enables_rotation_and_a_failing_step_leaves_awscurrent_alone(
     aws: boto3.Session,
 ) -> None:
-    lambdas.install("http://127.0.0.1:9")  # the function makes no AWS call
+    awslambda.install("http://127.0.0.1:9")  # the function makes no AWS call
     function_arn = failing_function(aws)
     resources = {
         "Secret": {

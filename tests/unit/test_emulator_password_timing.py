@@ -13,15 +13,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from loanstack.emulator import ACCOUNT_ID, data, install
-from loanstack.emulator.dataapi import DataApiError, check_access
+from loanstack.emulator import ACCOUNT_ID, install
+from loanstack.emulator import rds as rds_model
+from loanstack.emulator.rdsdata import DataApiError, check_access
 
 REGION, CLUSTER = "us-east-1", "aurora-timing"
 
 
 @pytest.fixture
 def rds(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv(data.APPLY_SECONDS_VARIABLE, "0.4")
+    monkeypatch.setenv(rds_model.APPLY_SECONDS_VARIABLE, "0.4")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     install()
     with mock_aws():
@@ -46,11 +47,11 @@ def test_d2_a_password_change_is_pending_then_applies(rds: Any) -> None:
     assert reply["Status"] == "resetting-master-credentials"
     assert reply["PendingModifiedValues"] == {"MasterUserPassword": "****"}
     assert described(rds)["Status"] == "resetting-master-credentials"
-    assert data.master_password(ACCOUNT_ID, REGION, CLUSTER) == "old-password-0001"
+    assert rds_model.master_password(ACCOUNT_ID, REGION, CLUSTER) == "old-password-0001"
     time.sleep(0.5)
     after = described(rds)
     assert after["Status"] == "available" and not after.get("PendingModifiedValues")
-    assert data.master_password(ACCOUNT_ID, REGION, CLUSTER) == "new-password-0002"
+    assert rds_model.master_password(ACCOUNT_ID, REGION, CLUSTER) == "new-password-0002"
 
 
 def test_d2_the_change_applies_on_time_even_when_nobody_looks(rds: Any) -> None:
@@ -101,8 +102,8 @@ def test_d2_the_data_api_refuses_the_old_password_from_the_moment_the_change_app
 
 
 def test_d2_the_delay_is_configurable(rds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(data.APPLY_SECONDS_VARIABLE, "0")
+    monkeypatch.setenv(rds_model.APPLY_SECONDS_VARIABLE, "0")
     rds.modify_db_cluster(
         DBClusterIdentifier=CLUSTER, MasterUserPassword="new-password-0002", ApplyImmediately=True
     )
-    assert data.master_password(ACCOUNT_ID, REGION, CLUSTER) == "new-password-0002"
+    assert rds_model.master_password(ACCOUNT_ID, REGION, CLUSTER) == "new-password-0002"

@@ -110,7 +110,7 @@ PLAIN_MOTO = """
     assert deploy_bucket() == "CREATE_COMPLETE"
 
     emulator.install()
-    assert parsing.get_model_map()["AWS::S3::Bucket"].__module__ == "loanstack.emulator.storage"
+    assert parsing.get_model_map()["AWS::S3::Bucket"].__module__ == "loanstack.emulator.s3"
     changed = {t for t, v in moto_state().items() if v is not before[t]}
     assert changed == set(before), sorted(set(before) - changed)
 
@@ -137,6 +137,7 @@ def test_plain_moto_works_after_importing_the_emulator_and_after_uninstall() -> 
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(SRC.parent),  # these sources, not an installed copy
         },
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from loanstack.emulator.dataapi import write_certificates
+from loanstack.emulator.mariadb import write_certificates
 from tests.support.helpers import load_function
 
 rotation = load_function("secret_rotation")

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.backends import get_backend
 
-from loanstack.emulator import data, install
+from loanstack.emulator import install, rds
 from tests.support.helpers import load_function
 
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
@@ -57,7 +57,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "EXCLUDE_CHARACTERS": EXCLUDED,
         "FIRST_POLL_SECONDS": "0.02",
         "ROLLBACK_RESERVE_SECONDS": "4",
-        data.APPLY_SECONDS_VARIABLE: "0.1",
+        rds.APPLY_SECONDS_VARIABLE: "0.1",
     }.items():
         monkeypatch.setenv(key, value)
     install()
@@ -133,7 +133,7 @@ def step(arn: str, token: str, name: str, seconds: float = 30) -> None:
 
 def cluster_password() -> str:
     """What the emulated cluster accepts now (a change whose time has come is applied first)."""
-    return data.master_password(ACCOUNT, REGION, CLUSTER)
+    return rds.master_password(ACCOUNT, REGION, CLUSTER)
 
 
 def settled_cluster_password() -> str:
@@ -251,7 +251,7 @@ def test_d2_set_secret_that_runs_out_of_time_puts_the_database_back_on_awscurren
 
     Before: setSecret returned at once, testSecret gave up, the database kept the pending
     password while AWSCURRENT held the old one."""
-    monkeypatch.setenv(data.APPLY_SECONDS_VARIABLE, "1.0")
+    monkeypatch.setenv(rds.APPLY_SECONDS_VARIABLE, "1.0")
     token = start_rotation(secret_arn)
     step(secret_arn, token, "createSecret")
     with pytest.raises(TimeoutError, match="setSecret: the password does not open"):
@@ -361,7 +361,7 @@ def test_d2_wrong_token_changes_nothing(secret_arn: str) -> None:
 def test_r10_set_secret_waits_for_the_cluster_to_apply_the_change(
     secret_arn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(data.APPLY_SECONDS_VARIABLE, "0.5")
+    monkeypatch.setenv(rds.APPLY_SECONDS_VARIABLE, "0.5")
     token = start_rotation(secret_arn)
     step(secret_arn, token, "createSecret")
     started = time.monotonic()

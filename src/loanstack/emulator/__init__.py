@@ -1,8 +1,8 @@
 """The embedded default (SPEC D4): moto's server on loopback, in this process, extended so the
 template deploys as a whole and its functions run.
 
-In process matters: Lambda code runs here (`lambdas`), the Data API answers from a private
-MariaDB (`dataapi`), and tests can look at moto's own service backends to prove a resource
+In process matters: Lambda code runs here (`awslambda`), the Data API answers from a private
+MariaDB (`rdsdata`), and tests can look at moto's own service backends to prove a resource
 really exists, not only in the stack's resource list.
 """
 
@@ -17,18 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from loanstack.emulator import (  # noqa: F401 (importing an extension registers it)
-    data,
-    dataapi,
-    keys,
-    lambdaperm,
-    lambdas,
-    monitoring,
-    network,
-    secrets,
-    storage,
+    awslambda,
+    awslambda_permission,
+    cloudtrail,
+    cloudwatch,
+    ec2,
+    kms,
+    rds,
+    rdsdata,
+    s3,
+    secretsmanager,
+    sns,
 )
-from loanstack.emulator.engine import modelled_types
+from loanstack.emulator.cloudformation import modelled_types
+from loanstack.emulator.faults import Faults
+from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.patches import install, uninstall
+from loanstack.emulator.state import STATE
 from loanstack.template import EMULATOR_ACCOUNT_ID
 
 ACCOUNT_ID = EMULATOR_ACCOUNT_ID  # moto answers this account for any credentials
@@ -67,8 +72,14 @@ class Emulator:
             raise
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
-        lambdas.install(self.url)
+        awslambda.install(self.url)
         return self
+
+    @property
+    def faults(self) -> Faults:
+        """Fault injection for tests (faults.py): Data API outages, access denied, deadlocks,
+        duplicate S3 notifications."""
+        return STATE.faults
 
     @property
     def mariadb_pid(self) -> int | None:
@@ -81,10 +92,8 @@ class Emulator:
 
     def _start_mariadb(self) -> None:
         # a short path: unix socket names are limited to about 100 bytes
-        # TLS on a loopback port too: the clusters' endpoint for MySQL logins (data.serve_logins)
-        self._mariadb = server = dataapi.MariaDB(
-            Path(tempfile.mkdtemp(prefix="loanstack-db-")), tls=True
-        )
+        # TLS on a loopback port too: the clusters' endpoint for MySQL logins (rds.serve_logins)
+        self._mariadb = server = MariaDB(Path(tempfile.mkdtemp(prefix="loanstack-db-")), tls=True)
         try:
             server.start()
         except Exception as exc:
@@ -93,14 +102,15 @@ class Emulator:
                 "`sudo scripts/ensure-mariadb.sh` (Debian/Ubuntu: apt-get install mariadb-server)"
             ) from exc
         server.reset()
-        dataapi.serve(server)
+        STATE.reset()
+        rdsdata.serve(server)
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
         if self._mariadb is not None:
-            dataapi.SERVED.pop("server", None)
+            STATE.serve(None)
             self._mariadb.stop()
             shutil.rmtree(self._mariadb.root, ignore_errors=True)
             self._mariadb = None

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from loanstack.emulator.state import STATE
+
 RESUME_SECONDS = 0.5  # how long a paused emulated cluster takes to resume
 
 
@@ -32,8 +34,7 @@ class State:
     resume_at: float | None = None  # set while resuming from a pause
 
 
-_states: dict[str, State] = {}
-_lock = threading.Lock()
+_lock = threading.Lock()  # the states live in state.STATE.capacity
 
 
 def admit(rds_backend: Any, cluster: Any) -> None:
@@ -51,7 +52,7 @@ def admit(rds_backend: Any, cluster: Any) -> None:
     idle_limit = float(scaling.get("SecondsUntilAutoPause", 300))
     with _lock:
         now = time.monotonic()
-        state = _states.setdefault(cluster.db_cluster_arn, State(last_call=now))
+        state = STATE.capacity.setdefault(cluster.db_cluster_arn, State(last_call=now))
         if state.resume_at is None and now - state.last_call >= idle_limit:
             state.resume_at = now + RESUME_SECONDS
         if state.resume_at is not None and now < state.resume_at:
@@ -67,7 +68,7 @@ def admit(rds_backend: Any, cluster: Any) -> None:
 def pause(cluster_arn: str) -> None:
     """Put an emulated Serverless v2 cluster into the paused state (as after idle time)."""
     with _lock:
-        _states[cluster_arn] = State(last_call=float("-inf"))
+        STATE.capacity[cluster_arn] = State(last_call=float("-inf"))
 
 
 def writer_of(rds_backend: Any, cluster_id: str) -> Any:

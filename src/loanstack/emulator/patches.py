@@ -17,6 +17,7 @@ from moto.cloudformation import responses as cfn_responses
 from moto.core.responses import BaseResponse
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.iam.access_control import IAMPolicyStatement
+from moto.moto_api._internal import urls as moto_api_urls
 from moto.rds.models import DBCluster, RDSBackend
 from moto.rdsdata import responses as rdsdata_responses
 from moto.rdsdata import urls as rdsdata_urls
@@ -25,126 +26,137 @@ from moto.s3.models import FakeBucket
 from moto.secretsmanager.models import SecretsManagerBackend
 
 from loanstack.emulator import (
-    asynchronous,
-    data,
-    dataapi,
-    engine,
+    awslambda,
+    awslambda_async,
+    cloudformation,
+    cloudtrail,
+    ec2,
     fence,
-    lambdas,
-    monitoring,
-    network,
-    storage,
+    rds,
+    rdsdata,
+    s3,
+    secretsmanager,
+    state,
 )
-from loanstack.emulator import secrets as secrets_ext
 from loanstack.emulator.fence import Patch
 
 LAMBDA_ACCOUNT_SETTINGS = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
 DATA_API_BATCH = "{0}/BatchExecute$"
+FAULTS_CONTROL = "{0}/moto-api/loanstack/faults$"
 
 PATCHES: list[Patch] = [
-    # CloudFormation: the engine (engine.py)
-    Patch(parsing, "get_model_list", engine.model_list,
+    # CloudFormation: the engine (cloudformation.py)
+    Patch(parsing, "get_model_list", cloudformation.model_list,
           "each type an extension covers is modelled by the extension, not moto",
           "()"),
-    Patch(parsing, "resource_class_from_type", engine.resource_class_from_type,
+    Patch(parsing, "resource_class_from_type", cloudformation.resource_class_from_type,
           "an unknown type fails the deployment (moto skips it with a warning)",
           "(resource_type)"),
-    Patch(parsing, "clean_json", engine.clean_json,
+    Patch(parsing, "clean_json", cloudformation.clean_json,
           "Fn::Cidr, Fn::GetAZs for the stack's region, {{resolve:secretsmanager:...}}",
           "(resource_json, resources_map)"),
-    Patch(parsing, "parse_and_create_resource", engine.create_with_events,
+    Patch(parsing, "parse_and_create_resource", cloudformation.create_with_events,
           "per-resource CREATE events and a recorded failure instead of HTTP 500",
           "(logical_id, resource_json, resources_map, account_id, region_name)"),
-    Patch(parsing, "parse_and_update_resource", engine.update_with_events,
+    Patch(parsing, "parse_and_update_resource", cloudformation.update_with_events,
           "per-resource UPDATE events and a recorded failure instead of HTTP 500",
           "(logical_id, resource_json, resources_map, account_id, region_name)"),
-    Patch(parsing.ResourceMap, "_delete_resource", engine.delete_with_events,
+    Patch(parsing.ResourceMap, "_delete_resource", cloudformation.delete_with_events,
           "per-resource DELETE events; models moto cannot delete are deleted (deletion.py)",
           "(self, parsed_resource, resource_json)"),
-    Patch(parsing.ResourceMap, "delete", engine.delete_in_reverse_order,
+    Patch(parsing.ResourceMap, "delete", cloudformation.delete_in_reverse_order,
           "dependents are deleted before what they depend on, as CloudFormation does",
           "(self)"),
-    Patch(cfn_responses.CloudFormationResponse, "list_stack_resources", engine.list_stack_resources,
+    Patch(cfn_responses.CloudFormationResponse, "list_stack_resources", cloudformation.list_stack_resources,
           "each resource with the status its last event gave it",
           "(self)"),
-    Patch(cfn_models.CloudFormationBackend, "delete_stack", engine.delete_stack,
+    Patch(cfn_models.CloudFormationBackend, "delete_stack", cloudformation.delete_stack,
           "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later",
           "(self, name_or_stack_id)"),
-    Patch(cfn_models.CloudFormationBackend, "execute_change_set", engine.execute_change_set,
+    Patch(cfn_models.CloudFormationBackend, "execute_change_set", cloudformation.execute_change_set,
           "a failed resource rolls the stack back instead of answering HTTP 500",
           "(self, change_set_name, stack_name=None)"),
-    Patch(cfn_models.ChangeSet, "diff", engine.diff_with_parameters,
+    Patch(cfn_models.ChangeSet, "diff", cloudformation.diff_with_parameters,
           "only resources that use a changed parameter are marked as changing",
           "(self)"),
-    Patch(cfn_responses.CloudFormationResponse, "describe_change_set", engine.describe_change_set,
+    Patch(cfn_responses.CloudFormationResponse, "describe_change_set", cloudformation.describe_change_set,
           "IncludePropertyValues, as DescribeChangeSet answers it",
           "(self)"),
-    Patch(cfn_models.ChangeSet, "apply", engine.apply_change_set,
+    Patch(cfn_models.ChangeSet, "apply", cloudformation.apply_change_set,
           "an update builds in dependency order and reports per-resource events",
           "(self)"),
-    Patch(parsing.OutputMap, "exports", property(engine.exports_of_existing_outputs),
+    Patch(parsing.OutputMap, "exports", property(cloudformation.exports_of_existing_outputs),
           "only outputs whose condition holds are exported",
           "(self)"),
-    # S3 bucket policies (storage.py)
-    Patch(IAMPolicyStatement, "is_action_permitted", storage.statement_permits,
+    # S3 bucket policies (s3.py)
+    Patch(IAMPolicyStatement, "is_action_permitted", s3.statement_permits,
           "bucket policy conditions (aws:SecureTransport) are evaluated",
           "(self, action, resource='*', principal=None, incoming_condition_values=None)"),
-    Patch(FakeBucket, "get_permission", storage.bucket_permission,
+    Patch(FakeBucket, "get_permission", s3.bucket_permission,
           "a bucket policy is judged with the request's conditions",
           "(self, action, resource)"),
-    # Secrets Manager rotation (secrets.py)
-    Patch(SecretsManagerBackend, "rotate_secret", secrets_ext.rotate_secret,
+    # Secrets Manager rotation (secretsmanager.py)
+    Patch(SecretsManagerBackend, "rotate_secret", secretsmanager.rotate_secret,
           "a failing rotation step stops the rotation and leaves AWSCURRENT alone",
           "(self, secret_id, client_request_token=None, rotation_lambda_arn=None, rotation_rules=None, rotate_immediately=True)"),
-    # Aurora (data.py)
-    Patch(RDSBackend, "modify_db_cluster", data.modify_db_cluster,
+    # Aurora (rds.py)
+    Patch(RDSBackend, "modify_db_cluster", rds.modify_db_cluster,
           "a new master password pends before it applies, as RDS does it",
           "(self, kwargs)"),
-    Patch(RDSBackend, "describe_db_clusters", data.describe_db_clusters,
+    Patch(RDSBackend, "describe_db_clusters", rds.describe_db_clusters,
           "a pending password change applies when due",
           "(self, db_cluster_identifier=None, filters=None)"),
-    Patch(DBCluster, "endpoint", property(data.endpoint),
+    Patch(DBCluster, "endpoint", property(rds.endpoint),
           "the cluster's endpoint takes MySQL logins (the emulator's MariaDB)",
           "(self)"),
-    # EC2 (network.py)
-    Patch(SecurityGroupBackend, "create_security_group", network.create_security_group,
+    # EC2 (ec2.py)
+    Patch(SecurityGroupBackend, "create_security_group", ec2.create_security_group,
           "a GroupName starting with sg- is refused, as EC2 refuses it",
           "(self, name, description, vpc_id=None, tags=None, force=False, is_default=None)"),
-    # CloudTrail delivery (monitoring.py)
-    Patch(BaseResponse, "call_action", monitoring.call_action,
+    # CloudTrail delivery (cloudtrail.py)
+    Patch(BaseResponse, "call_action", cloudtrail.call_action,
           "every API call is recorded into the buckets of the account's logging trails",
           "(self)"),
-    # Lambda (lambdas.py)
-    Patch(lambda_models.LambdaFunction, "_invoke_lambda", lambdas.invoke_in_process,
-          "functions run in this process (moto would need Docker)",
+    # Lambda (awslambda.py)
+    Patch(lambda_models.LambdaFunction, "_invoke_lambda", awslambda.invoke_in_process,
+          "functions run in this process (moto would need Docker), stopped at their Timeout as "
+          "Lambda stops them (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)",
           "(self, event=None)"),
     Patch(lambda_models.LambdaFunction, "create_from_cloudformation_json",
-          classmethod(lambdas.create_keeping_logging_config),
+          classmethod(awslambda.create_keeping_logging_config),
           "the function keeps its LoggingConfig (moto drops it)",
           "(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)"),
-    Patch(lambda_models.LambdaFunction, "get_configuration", lambdas.configuration_with_logging,
+    Patch(lambda_models.LambdaFunction, "get_configuration", awslambda.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
-    Patch(s3_notifications, "_invoke_awslambda", asynchronous.invoke_async,
+    Patch(s3_notifications, "_invoke_awslambda", awslambda_async.invoke_async,
           "S3 notifications invoke asynchronously and concurrently, up to the function's reserved "
-          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does",
+          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a test "
+          "can make one arrive twice (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
           "(account_id, event_body, fn_arn, region_name)"),
     Patch(lambda_urls.url_paths, LAMBDA_ACCOUNT_SETTINGS, lambda_responses.LambdaResponse.dispatch,
           "GetAccountSettings is routed (moto has no route for it)",
           None),
-    Patch(lambda_responses.LambdaResponse, "get_account_settings", lambdas.get_account_settings,
+    Patch(lambda_responses.LambdaResponse, "get_account_settings", awslambda.get_account_settings,
           "GetAccountSettings from the functions the emulator holds",
           None),
-    # RDS Data API (dataapi.py)
+    # RDS Data API (rdsdata.py)
     Patch(rdsdata_urls.url_paths, DATA_API_BATCH, rdsdata_urls.response.dispatch,
           "BatchExecuteStatement is routed (moto has no route for it)",
           None),
-    Patch(rdsdata_responses.RDSDataServiceResponse, "execute_statement", dataapi.execute_statement,
-          "ExecuteStatement runs on the emulator's MariaDB (moto echoes canned results)",
+    Patch(rdsdata_responses.RDSDataServiceResponse, "execute_statement", rdsdata.execute_statement,
+          "ExecuteStatement runs on the emulator's MariaDB (moto echoes canned results): pooled "
+          "connections, errors per cluster kind, the documented limits "
+          "(https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html)",
           "(self)"),
     Patch(rdsdata_responses.RDSDataServiceResponse, "batch_execute_statement",
-          dataapi.batch_execute_statement,
-          "BatchExecuteStatement runs on the emulator's MariaDB",
+          rdsdata.batch_execute_statement,
+          "BatchExecuteStatement runs on the emulator's MariaDB, one transaction per batch "
+          "(https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_BatchExecuteStatement.html)",
+          None),
+    # Fault injection (faults.py, state.py)
+    Patch(moto_api_urls.url_paths, FAULTS_CONTROL, state.control_request,
+          "a detached emulator takes fault requests from tests in other processes (moto has none)",
           None),
 ]  # fmt: skip
 

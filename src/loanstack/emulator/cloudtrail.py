@@ -1,4 +1,4 @@
-"""CloudWatch alarms, SNS subscriptions and the CloudTrail trail, on moto's backends.
+"""The CloudTrail trail, on moto's CloudTrail backend.
 
 A logging trail delivers: every API call the emulator answers while a trail logs writes one
 log object into that trail's bucket, written when the call arrives (as CloudTrail records it),
@@ -14,60 +14,9 @@ import uuid
 from typing import Any
 
 from moto.cloudtrail.models import cloudtrail_backends
-from moto.cloudwatch.models import cloudwatch_backends
-from moto.sns.models import sns_backends
 
 from loanstack.emulator import fence
 from loanstack.emulator.base import Extension, tags
-
-
-class Alarm(Extension):
-    TYPE = "AWS::CloudWatch::Alarm"
-    NAME_PROPERTY = "AlarmName"
-    ATTRIBUTES = ("Arn",)
-
-    @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
-        backend: Any = cloudwatch_backends[account_id][region]
-        alarm = backend.put_metric_alarm(
-            name=name,
-            namespace=props.get("Namespace"),
-            metric_name=props.get("MetricName"),
-            comparison_operator=props["ComparisonOperator"],
-            evaluation_periods=int(props["EvaluationPeriods"]),
-            period=int(props.get("Period", 60)),
-            threshold=float(props["Threshold"]),
-            statistic=props.get("Statistic"),
-            description=props.get("AlarmDescription"),
-            dimensions=list(props.get("Dimensions") or []),
-            alarm_actions=list(props.get("AlarmActions") or []),
-            ok_actions=list(props.get("OKActions") or []),
-            insufficient_data_actions=list(props.get("InsufficientDataActions") or []),
-            datapoints_to_alarm=props.get("DatapointsToAlarm"),
-            unit=props.get("Unit"),
-            actions_enabled=bool(props.get("ActionsEnabled", True)),
-            treat_missing_data=props.get("TreatMissingData"),
-            tags=tags(props),
-        )
-        return cls(name, account_id, region, Arn=alarm.alarm_arn)
-
-    def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
-        cloudwatch_backends[self.account_id][self.region].delete_alarms([self.physical_id])
-
-
-class Subscription(Extension):
-    TYPE = "AWS::SNS::Subscription"
-    ATTRIBUTES = ("Arn",)
-
-    @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
-        subscription = sns_backends[account_id][region].subscribe(
-            props["TopicArn"], props["Endpoint"], props["Protocol"]
-        )
-        return cls(subscription.arn, account_id, region, Arn=subscription.arn)
-
-    def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
-        sns_backends[self.account_id][self.region].unsubscribe(self.physical_id)
 
 
 class Trail(Extension):

@@ -22,14 +22,10 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from loanstack.emulator import fence
 from loanstack.emulator.base import Extension, tags
+from loanstack.emulator.state import STATE
 
 APPLY_SECONDS_VARIABLE = "LOANSTACK_EMULATOR_PASSWORD_APPLY_SECONDS"
 _lock = threading.RLock()
-
-
-# the emulator's MariaDB (a dataapi.MariaDB) while it runs: the Data API answers from it and the
-# clusters' endpoint takes MySQL logins there
-SERVED: dict[str, Any] = {}
 
 
 def rds(account_id: str, region: str) -> Any:
@@ -112,7 +108,7 @@ def settle(cluster: Any) -> None:
 
 def sync_login_account(cluster: Any) -> None:
     """The MariaDB login endpoint's account follows the cluster's master credentials."""
-    server = SERVED.get("server")
+    server = STATE.mariadb
     if server is not None and server.tls and getattr(cluster, "emulated_host", None):
         server.set_account(cluster.master_username, cluster._master_user_password)
 
@@ -160,6 +156,9 @@ class DBCluster(Extension):
                 "db_cluster_identifier": name,
                 "engine": props["Engine"],
                 "engine_version": props.get("EngineVersion"),
+                "engine_mode": props.get(
+                    "EngineMode"
+                ),  # serverless (v1) changes the Data API's errors
                 "database_name": props.get("DatabaseName"),
                 "port": props.get("Port"),
                 "master_username": props.get("MasterUsername"),
@@ -203,7 +202,7 @@ class DBCluster(Extension):
 def serve_logins(cluster: Any) -> None:
     """With the emulator's MariaDB listening on TLS, the cluster's endpoint is that listener and
     its master user an account there, so a MySQL login (testSecret) meets a real server."""
-    server = SERVED.get("server")
+    server = STATE.mariadb
     if server is None or not server.tls:
         return
     cluster.emulated_host, cluster.port = server.host, server.port

@@ -21,30 +21,30 @@ import time
 import uuid
 from typing import Any
 
+from loanstack.emulator.state import STATE
+
 DEFAULT_CONCURRENCY = 10  # a function without a reservation; the emulator runs on a few cores
 RETRIES = 2
-_state = threading.Condition()
-_running: dict[str, int] = {}  # function ARN -> invocations running now
-_pending = 0  # events accepted and not yet finished (running, waiting for a slot, or retrying)
-PEAK: dict[str, int] = {}  # function ARN -> most invocations seen running at once
 
 
 def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
     """Accept the event and return at once (S3 does not wait for the function)."""
-    global _pending
     from moto.awslambda.utils import get_backend
 
     try:
         fn = get_backend(account_id, region_name).get_function(fn_arn)
     except Exception:
         return
-    with _state:
-        _pending += 1
-    thread = threading.Thread(
-        target=run_event, args=(fn, json.dumps(event_body)), name=f"async-{fn.function_name}"
-    )
-    thread.daemon = True
-    thread.start()
+    # S3 delivers at least once; a test can make it deliver this event twice (faults.py)
+    deliveries = 2 if STATE.faults.take_duplicate() else 1
+    for _ in range(deliveries):
+        with STATE.invocations.changed:
+            STATE.invocations.pending += 1
+        thread = threading.Thread(
+            target=run_event, args=(fn, json.dumps(event_body)), name=f"async-{fn.function_name}"
+        )
+        thread.daemon = True
+        thread.start()
 
 
 def limit(fn: Any) -> int:
@@ -53,7 +53,6 @@ def limit(fn: Any) -> int:
 
 def run_event(fn: Any, body: str) -> None:
     """Up to three attempts, each in a concurrency slot; then the dead-letter queue."""
-    global _pending
     try:
         error: dict[str, Any] = {}
         for attempt in range(RETRIES + 1):
@@ -65,27 +64,28 @@ def run_event(fn: Any, body: str) -> None:
             error = parse_error(payload)
         send_to_dead_letter_queue(fn, body, error)
     finally:
-        with _state:
-            _pending -= 1
-            _state.notify_all()
+        queue = STATE.invocations
+        with queue.changed:
+            queue.pending -= 1
+            queue.changed.notify_all()
 
 
 def attempt_once(fn: Any, body: str) -> tuple[str, bool]:
-    arn = fn.function_arn
-    with _state:
-        while _running.get(arn, 0) >= limit(fn):
-            _state.wait()
-        _running[arn] = _running.get(arn, 0) + 1
-        PEAK[arn] = max(PEAK.get(arn, 0), _running[arn])
+    arn, queue = fn.function_arn, STATE.invocations
+    with queue.changed:
+        while queue.running.get(arn, 0) >= limit(fn):
+            queue.changed.wait()
+        queue.running[arn] = queue.running.get(arn, 0) + 1
+        queue.peak[arn] = max(queue.peak.get(arn, 0), queue.running[arn])
     try:
         payload, errored, _ = fn._invoke_lambda(event=json.loads(body))
         return payload, errored
     except Exception as exc:
         return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}), True
     finally:
-        with _state:
-            _running[arn] -= 1
-            _state.notify_all()
+        with queue.changed:
+            queue.running[arn] -= 1
+            queue.changed.notify_all()
 
 
 def parse_error(payload: str) -> dict[str, Any]:
@@ -116,11 +116,11 @@ def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any]) -> None
 
 def wait_idle(timeout: float) -> bool:
     """True once every accepted event has finished (tests and benchmarks wait on this)."""
-    deadline = time.monotonic() + timeout
-    with _state:
-        while _pending:
+    deadline, queue = time.monotonic() + timeout, STATE.invocations
+    with queue.changed:
+        while queue.pending:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            _state.wait(left)
+            queue.changed.wait(left)
     return True

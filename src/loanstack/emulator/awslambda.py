@@ -6,7 +6,7 @@ sent back to the emulator. Invocations of one function run concurrently (issue 1
 own module and its own boto3 session, and the process environment is a lease that invocations
 with the same environment share and one with another environment waits for (see `Lease`).
 
-S3 notifications invoke asynchronously, as Lambda does (`asynchronous.py`): the upload returns at
+S3 notifications invoke asynchronously, as Lambda does (`awslambda_async.py`): the upload returns at
 once, the function runs in the background up to its reserved concurrency, a failed event is
 retried twice and then sent to the function's dead-letter queue.
 
@@ -19,6 +19,7 @@ Lambda names it, and come back base64-encoded with `--log-type Tail`
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import io
 import json
@@ -30,22 +31,24 @@ import traceback
 import types
 import uuid
 import zipfile
-from contextlib import contextmanager
 from typing import Any
 
 from moto.awslambda import models as lambda_models
 from moto.logs.models import logs_backends
 
 from loanstack.emulator import fence
+from loanstack.emulator.lease import Lease
+from loanstack.emulator.state import STATE
 
-ENDPOINT: dict[str, str] = {}
+__all__ = ["Lease"]  # also here, where the invocations use it
+
 _client_lock = threading.Lock()  # botocore's client creation is not thread-safe (boto3 #801)
 
 
 def install(endpoint_url: str) -> None:
     """Where the functions' AWS calls go (the emulator's URL); moto itself is patched by
     `patches.install`."""
-    ENDPOINT["url"] = endpoint_url
+    STATE.route(endpoint_url)
 
 
 def create_keeping_logging_config(
@@ -173,62 +176,6 @@ class OwnBoto3:
         return getattr(self._boto3, name)
 
 
-class Lease:
-    """The process environment, shared by the invocations that need the same one.
-
-    Concurrent invocations of one function want identical variables, so they may hold the
-    environment together; an invocation that needs other values (another function) waits until
-    the last holder has left and the saved environment is back. Nothing else is serialised.
-    """
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.values: dict[str, str] | None = None
-        self.holders = 0
-        self.saved: dict[str, str | None] = {}
-        self.saved_level = logging.NOTSET
-
-    @contextmanager
-    def holding(self, values: dict[str, str], log_level: str = "INFO") -> Any:
-        """Hold the environment `values` with the root logger at `log_level` (also shared)."""
-        import boto3
-
-        wanted = {**values, "": log_level}
-        root = logging.getLogger()
-        with self.changed:
-            while self.holders and self.values != wanted:
-                self.changed.wait()
-            if not self.holders:
-                self.saved_level = root.level
-                root.setLevel(log_level)
-                keys = [*values, "AWS_SESSION_TOKEN", "AWS_PROFILE"]
-                self.saved = {k: os.environ.get(k) for k in keys}
-                os.environ.pop("AWS_SESSION_TOKEN", None)
-                os.environ.pop("AWS_PROFILE", None)
-                os.environ.update(values)
-                boto3.DEFAULT_SESSION = None  # the handler's clients must see this environment
-                self.values = wanted
-            self.holders += 1
-        try:
-            yield
-        finally:
-            with self.changed:
-                self.holders -= 1
-                if not self.holders:
-                    for key, value in self.saved.items():
-                        if value is None:
-                            os.environ.pop(key, None)
-                        else:
-                            os.environ[key] = value
-                    boto3.DEFAULT_SESSION = None
-                    root.setLevel(self.saved_level)
-                    self.values = None
-                    self.changed.notify_all()
-
-
-LEASE = Lease()
-
-
 class ThisThread(logging.Filter):
     """An invocation's log capture takes only its own thread's records (others run alongside)."""
 
@@ -244,7 +191,7 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
     """The function's environment as Lambda sets it, pointed at the emulator."""
     values = {
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
-        "AWS_ENDPOINT_URL": ENDPOINT["url"],
+        "AWS_ENDPOINT_URL": STATE.endpoint_url,
         "AWS_ACCESS_KEY_ID": "emulator",
         "AWS_SECRET_ACCESS_KEY": "emulator",
         "AWS_REGION": fn.region,
@@ -252,54 +199,127 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         **database_ca(),
     }
-    return LEASE.holding(values, log_level)
+    return STATE.lease.holding(values, log_level)
 
 
 def database_ca() -> dict[str, str]:
     """The CA of the emulator's MariaDB login endpoint, for the rotation function's TLS check
     (on AWS the function trusts the runtime's store, as AWS's own rotation functions do)."""
-    from loanstack.emulator.dataapi import SERVED
-
-    server = SERVED.get("server")
+    server = STATE.mariadb
     return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}
+
+
+class TimedOut(BaseException):
+    """Raised inside a handler's thread when its function's Timeout has passed: Lambda stops the
+    runtime there. A BaseException, so that a handler's `except Exception` cannot swallow it."""
+
+
+STOP_GRACE_SECONDS = 2.0  # how long a timed-out handler may take to reach a point it can stop
 
 
 def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """moto's `_invoke_lambda` contract: (payload, errored, log text); the log text also goes
-    to the function's log group."""
-    logs = io.StringIO()
-    capture = logging.StreamHandler(logs)
-    capture.addFilter(ThisThread())
-    context = Context(self)
-    config = logging_config(self)
-    json_format = config["LogFormat"] == "JSON"
-    if json_format:
-        capture.setFormatter(JsonFormatter(context.aws_request_id))
-    root = logging.getLogger()
-    with environment(self, config.get("ApplicationLogLevel", "INFO")):
-        root.addHandler(capture)
+    to the function's log group.
+
+    The handler runs in a thread of its own and is stopped when the function's Timeout passes
+    (counted from the handler's start), answering as Lambda does: an error "Task timed out after
+    N.00 seconds" for a synchronous call; an asynchronous one is retried, then dead-lettered
+    (awslambda_async.py). https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
+    https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html
+    """
+    invocation = Invocation(self, event)
+    worker = threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    worker.daemon = True
+    worker.start()
+    invocation.started.wait()
+    worker.join(invocation.timeout)
+    if worker.is_alive():
+        stop(worker)
+        worker.join(STOP_GRACE_SECONDS)
+    return invocation.outcome or invocation.timed_out()
+
+
+def stop(worker: threading.Thread) -> None:
+    """Raise TimedOut in `worker` at its next Python instruction (a blocking C call finishes
+    first; then the handler stops, as Lambda's runtime would have been stopped)."""
+    if worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident), ctypes.py_object(TimedOut)
+        )
+
+
+class Invocation:
+    """One invocation of a function's handler, run in its own thread."""
+
+    def __init__(self, fn: Any, event: Any) -> None:
+        self.fn, self.event = fn, event
+        self.timeout = float(fn.timeout or 3)  # Lambda's default Timeout is 3 s
+        self.started = threading.Event()
+        self.outcome: tuple[str, bool, str] | None = None
+        self.request_id = ""
+        self.logs = io.StringIO()
+
+    def timed_out(self) -> tuple[str, bool, str]:
+        error = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {self.request_id} Error: Task timed out after "
+            f"{self.timeout:.2f} seconds",
+        }
+        return json.dumps(error), True, self.logs.getvalue()
+
+    def run(self) -> None:
         try:
-            module = load(self)
-            result = module.__dict__["__handler__"](event if event is not None else {}, context)
-            return json.dumps(result), False, logs.getvalue()
-        except Exception as exc:
-            error: dict[str, Any] = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-            if json_format:
-                error |= {
-                    "requestId": context.aws_request_id,
-                    "stackTrace": traceback.format_tb(exc.__traceback__),
-                }
-                logs.write(json.dumps(error) + "\n")
-            else:
-                logs.write(traceback.format_exc())
-            return (
-                json.dumps({k: error[k] for k in ("errorMessage", "errorType")}),
-                True,
-                logs.getvalue(),
-            )
+            self.outcome = self.handle()
+        except TimedOut:
+            self.outcome = self.timed_out()
         finally:
-            root.removeHandler(capture)
-            to_cloudwatch(self, logs.getvalue().splitlines())
+            self.started.set()  # also when the handler never started (load failed)
+
+    def handle(self) -> tuple[str, bool, str]:
+        fn, logs = self.fn, self.logs
+        capture = logging.StreamHandler(logs)
+        capture.addFilter(ThisThread())
+        config = logging_config(fn)
+        json_format = config["LogFormat"] == "JSON"
+        root = logging.getLogger()
+        with environment(fn, config.get("ApplicationLogLevel", "INFO")):
+            context = Context(fn)  # the Timeout counts from here, as the handler starts
+            self.request_id = context.aws_request_id
+            if json_format:
+                capture.setFormatter(JsonFormatter(context.aws_request_id))
+            root.addHandler(capture)
+            try:
+                module = load(fn)
+                self.started.set()
+                result = module.__dict__["__handler__"](
+                    self.event if self.event is not None else {}, context
+                )
+                return json.dumps(result), False, logs.getvalue()
+            except TimedOut:
+                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                logs.write(
+                    f"{stamp} {context.aws_request_id} Task timed out after "
+                    f"{self.timeout:.2f} seconds\n"
+                )
+                raise
+            except Exception as exc:
+                error: dict[str, Any] = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+                if json_format:
+                    error |= {
+                        "requestId": context.aws_request_id,
+                        "stackTrace": traceback.format_tb(exc.__traceback__),
+                    }
+                    logs.write(json.dumps(error) + "\n")
+                else:
+                    logs.write(traceback.format_exc())
+                return (
+                    json.dumps({k: error[k] for k in ("errorMessage", "errorType")}),
+                    True,
+                    logs.getvalue(),
+                )
+            finally:
+                root.removeHandler(capture)
+                to_cloudwatch(fn, logs.getvalue().splitlines())
 
 
 # --- GetAccountSettings (moto has none): what `loanstack deploy` checks before reserving --------

@@ -1,0 +1,274 @@
+"""The emulator's MariaDB server: Aurora MySQL's SQL engine for the Data API and the clusters'
+MySQL login endpoint, on a private socket (and, with TLS, a loopback port)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+# Aurora MySQL 3's defaults where MariaDB's differ and a statement's outcome depends on them:
+# - sql_mode: Aurora's default parameter groups leave it without STRICT_TRANS_TABLES, so an
+#   out-of-range or over-long value is clipped with a warning (MariaDB 10.11's default is strict);
+#   a cluster parameter group's sql_mode applies per cluster (`Pool.connection`'s `sql_mode`).
+#   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Reference.ParameterGroups.html
+#   https://dev.mysql.com/doc/refman/8.0/en/out-of-range-and-overflow.html
+# - character_set_server utf8mb4 (MySQL 8.0's default; MariaDB 10.11's is latin1), with
+#   MariaDB's nearest collation to utf8mb4_0900_ai_ci (accent- and case-insensitive):
+#   https://dev.mysql.com/doc/refman/8.0/en/charset-server.html
+# - lower_case_table_names=0: table names are case-sensitive, as on Aurora MySQL (Linux):
+#   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Reference.ParameterGroups.html
+AURORA_SQL_MODE = "NO_ENGINE_SUBSTITUTION"
+AURORA_DEFAULTS = (
+    f"--sql-mode={AURORA_SQL_MODE}",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_unicode_520_ci",
+    "--lower-case-table-names=0",
+)
+# The Data API stops a statement after 45 s unless continueAfterTimeout (rdsdata.py); MariaDB's
+# max_statement_time does the stopping. https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html
+STATEMENT_TIMEOUT_VARIABLE = "LOANSTACK_EMULATOR_STATEMENT_TIMEOUT"
+IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials
+
+SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+
+class MariaDB:
+    """mariadbd on a unix socket under `root`, started and stopped by the tests.
+
+    With `tls=True` it also listens on a free loopback port and requires TLS there
+    (`require_secure_transport`, as the cluster parameter group sets it on Aurora), with a
+    certificate for 127.0.0.1 signed by a CA generated for it (`ca_file`): the emulator's cluster
+    endpoint, where the rotation function logs in. The unix socket stays as it was.
+    """
+
+    def __init__(self, root: Path, tls: bool = False) -> None:
+        self.root, self.data, self.socket = root, root / "data", root / "mysqld.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tls, self.host, self.port = tls, "127.0.0.1", 0
+        self.ca_file = root / "ca.pem"
+        self.pool = Pool(lambda: self.connect(None))
+
+    def start(self, timeout: float = 60) -> None:
+        if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
+            raise RuntimeError(
+                f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
+            )
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        done = subprocess.run(
+            [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", f"--tmpdir={self.root}", *user],  # /tmp is shared with other servers
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
+        log = (self.root / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", f"--tmpdir={self.root}", *self.network(),
+             f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
+             "--innodb-flush-log-at-trx-commit=2", *AURORA_DEFAULTS, *user],  # no fsync per commit
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.root / "server.log").read_text()[-2000:])
+            try:
+                self.connect(None).close()
+                return
+            except pymysql.err.OperationalError:
+                time.sleep(0.2)
+        raise RuntimeError("MariaDB did not accept connections in time")
+
+    def network(self) -> list[str]:
+        if not self.tls:
+            return ["--skip-networking"]
+        key, cert = self.root / "server-key.pem", self.root / "server.pem"
+        write_certificates(self.ca_file, cert, key, self.host)
+        self.port = free_port(self.host)
+        return [f"--bind-address={self.host}", f"--port={self.port}", "--skip-name-resolve",
+                f"--ssl-ca={self.ca_file}", f"--ssl-cert={cert}", f"--ssl-key={key}",
+                "--require-secure-transport=ON"]  # fmt: skip
+
+    def set_account(self, username: str, password: str) -> None:
+        """The account a client logs in with over TCP (TLS required), created or re-passworded."""
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s REQUIRE SSL",
+                (username, password),
+            )
+            cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (username, password))
+
+    def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            unix_socket=str(self.socket), user="root", database=database, autocommit=True
+        )
+
+    def reset(self, database: str = "loans") -> None:
+        with self.connect(None) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
+            cur.execute(f"CREATE DATABASE {database}")
+
+    def stop(self) -> None:
+        self.pool.close()
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def write_certificates(ca_file: Path, cert_file: Path, key_file: Path, host: str) -> None:
+    """A CA and a server certificate for `host` (IP and DNS name), valid for two days."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loanstack emulator CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])).issuer_name(ca_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+Connection = Any  # a pymysql connection
+
+
+def statement_timeout() -> float:
+    """The Data API's statement timeout: 45 s, shorter in tests that need to see it."""
+    return float(os.environ.get(STATEMENT_TIMEOUT_VARIABLE, "45"))
+
+
+class Pool:
+    """MariaDB connections for Data API callers: one per concurrent caller, none shared.
+
+    Aurora's Data API runs each call on a connection of its own fleet, so two invocations run
+    at once and can meet each other's row locks (lock waits, deadlocks) as on Aurora; a single
+    shared connection would serialise them and hide that. Idle connections are kept per cluster
+    and credentials (opening one per call cost more than the statements); new credentials for a
+    cluster (a rotation) retire its connections with the old ones.
+    """
+
+    def __init__(self, connect: Callable[[], Connection]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, ...], list[Connection]] = {}
+        self._current: dict[str, tuple[str, ...]] = {}  # cluster -> its credentials now
+        self.in_use = 0
+        self.peak = 0  # most connections in use at once (tests read it)
+
+    @contextmanager
+    def connection(
+        self, owner: str, credentials: tuple[str, ...], sql_mode: str | None = None
+    ) -> Iterator[Connection]:
+        """A connection of its own for one call, with the cluster's sql_mode applied."""
+        key = (owner, *credentials)
+        with self._lock:
+            if self._current.get(owner) != key:
+                for stale in [k for k in self._idle if k[0] == owner]:
+                    for old in self._idle.pop(stale):
+                        old.close()
+                self._current[owner] = key
+            idle = self._idle.get(key) or []
+            conn = idle.pop() if idle else None
+            self.in_use += 1
+            self.peak = max(self.peak, self.in_use)
+        try:
+            if conn is None or not conn.open:  # pymysql closes a connection that failed
+                conn = self._connect()
+            wanted = (sql_mode or AURORA_SQL_MODE, statement_timeout())
+            if getattr(conn, "loanstack_settings", None) != wanted:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        f"SET SESSION sql_mode = {string_literal(wanted[0])}, "
+                        f"SESSION max_statement_time = {float(wanted[1])}"
+                    )
+                conn.loanstack_settings = wanted
+            yield conn
+        finally:
+            with self._lock:
+                self.in_use -= 1
+                keep = self._idle.setdefault(key, []) if self._current.get(owner) == key else None
+                if conn is not None and conn.open and keep is not None and len(keep) < IDLE_PER_KEY:
+                    keep.append(conn)
+                elif conn is not None and conn.open:
+                    conn.close()
+
+    def idle_keys(self) -> list[tuple[str, ...]]:
+        """The (cluster, credentials) keys with idle connections."""
+        with self._lock:
+            return sorted(k for k, conns in self._idle.items() if conns)
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._idle.values():
+                for conn in conns:
+                    conn.close()
+            self._idle.clear()
+            self._current.clear()
+
+
+def string_literal(value: str, no_backslash_escapes: bool = False) -> str:
+    """A quoted MySQL string literal of `value`.
+
+    "Strictly speaking, MySQL requires only that backslash and the quote character used to quote
+    the string in the query be escaped" (mysql_real_escape_string_quote, C API); NUL, CR, LF and
+    Ctrl-Z are escaped too, as the client library does, when present. The double quote is left
+    alone inside single quotes: a chunk document is full of them, and each escape costs a copy.
+    https://dev.mysql.com/doc/c-api/8.0/en/mysql-real-escape-string-quote.html
+    https://dev.mysql.com/doc/refman/8.0/en/string-literals.html
+    """
+    if no_backslash_escapes:  # only the quote is special then
+        return "'" + value.replace("'", "''") + "'"
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    for char, escape in (("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032", "\\Z")):
+        if char in escaped:  # absent from JSON text: a scan, no copy
+            escaped = escaped.replace(char, escape)
+    return "'" + escaped + "'"
