@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loanstack.emulator.dataapi import SERVER, MariaDB
+from loanstack.emulator.mariadb import SERVER, MariaDB
 from tests.support import tiers
 
 
