@@ -122,6 +122,12 @@ PATCHES: list[Patch] = [
           classmethod(lambdas.create_keeping_logging_config),
           "the function keeps its LoggingConfig (moto drops it)",
           "(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)"),
+    Patch(lambda_models.LambdaFunction, "update_from_cloudformation_json",
+          classmethod(lambdas.update_from_template),
+          "a stack update zips the inline source as create does (moto left every updated "
+          "function failing with 'File is not a zip file') and keeps LoggingConfig, "
+          "DeadLetterConfig and reserved concurrency in step with the template",
+          "(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)"),
     Patch(lambda_models.LambdaFunction, "get_configuration", lambdas.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
