@@ -131,3 +131,57 @@ def test_a_batch_file_after_an_update_is_reported_not_dead_lettered(
     url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     waiting = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     assert waiting["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_new_vpc_cidr_lists_what_refers_to_the_replaced_network(
+    stack: dict[str, str], target: deploy.Target
+) -> None:
+    """A VpcCidr change replaces the VPC and its subnets (CidrBlock is create-only); what refers
+    to them is listed as CloudFormation lists it: Dynamic details from a ResourceReference, a
+    Conditional replacement where the referring property is create-only (a security group's
+    VpcId), an update where it is not (the function's VpcConfig). Described, never executed."""
+    cfn = target.client("cloudformation")
+    current = deploy.stack_status(target, STACK)
+    assert current is not None
+    given = {p["ParameterKey"] for p in current["Parameters"]}
+    params = [{"ParameterKey": "VpcCidr", "ParameterValue": "10.60.0.0/16"}] + [
+        {"ParameterKey": k, "UsePreviousValue": True} for k in sorted(given - {"VpcCidr"})
+    ]
+    change_set = cfn.create_change_set(
+        StackName=STACK,
+        ChangeSetName="cidr-references",
+        ChangeSetType="UPDATE",
+        TemplateBody=template.minified(template.load()),
+        Parameters=params,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )["Id"]
+    try:
+        listed = cfn.describe_change_set(ChangeSetName=change_set)["Changes"]
+    finally:
+        cfn.delete_change_set(ChangeSetName=change_set)
+    changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in listed}
+    replacement = {name: c["Replacement"] for name, c in changes.items()}
+    assert replacement["VPC"] == replacement["PrivateSubnet1"] == "True"
+    for referrer in ("LambdaSecurityGroup", "DBSecurityGroup", "PrivateRouteTable1"):
+        assert replacement[referrer] == "Conditional", referrer
+        [detail] = [d for d in changes[referrer]["Details"] if d["Target"]["Name"] == "VpcId"]
+        assert detail["Evaluation"] == "Dynamic"
+        assert (detail["ChangeSource"], detail["CausingEntity"]) == ("ResourceReference", "VPC")
+        assert (detail["Target"]["Name"], detail["Target"]["RequiresRecreation"]) == (
+            "VpcId",
+            "Always",
+        )
+    function = changes["LoanValidationFunction"]
+    assert function["Replacement"] == "False"
+    assert {(d["Target"]["Name"], d["Evaluation"]) for d in function["Details"]} == {
+        ("VpcConfig", "Dynamic")
+    }
+    assert {d["CausingEntity"] for d in function["Details"]} >= {"PrivateSubnet1", "PrivateSubnet2"}
+    for listed_too in ("DBSubnetGroup", "DBCluster", "SecretRotationLambda", "S3GatewayEndpoint"):
+        assert listed_too in changes, listed_too
+    # a reference to a conditional replacement is followed as well (a route of the route table)
+    assert any(
+        d.get("CausingEntity") == "PrivateRouteTable1"
+        for c in changes.values()
+        for d in c["Details"]
+    )

@@ -73,6 +73,10 @@ PATCHES: list[Patch] = [
     Patch(cfn_models.CloudFormationBackend, "execute_change_set", engine.execute_change_set,
           "a failed resource rolls the stack back instead of answering HTTP 500",
           "(self, change_set_name, stack_name=None)"),
+    Patch(cfn_models.CloudFormationBackend, "create_change_set", engine.create_change_set,
+          "one stack per name: a CREATE change set reuses the name's REVIEW_IN_PROGRESS stack "
+          "and is refused for a stack that exists otherwise (moto made a twin each time)",
+          "(self, stack_name, change_set_name, template, parameters, description, change_set_type, notification_arns=None, tags=None, role_arn=None)"),
     Patch(cfn_models.ChangeSet, "diff", engine.diff_with_parameters,
           "only resources that use a changed parameter are marked as changing",
           "(self)"),
