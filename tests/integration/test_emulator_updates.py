@@ -185,3 +185,17 @@ def test_a_new_vpc_cidr_lists_what_refers_to_the_replaced_network(
         for c in changes.values()
         for d in c["Details"]
     )
+
+
+def test_executing_a_new_vpc_cidr_updates_only_what_changes_itself(
+    stack: dict[str, str], target: deploy.Target, outputs_dir: Path
+) -> None:
+    """The referrers listed as Dynamic are updated only when what they follow got a new id
+    (the emulator updates the VPC in place): the update completes and the function still runs
+    (updating every referrer failed on the network ACLs' dependencies). Last: it moves the VPC."""
+    outputs, shown = deploy_dev(
+        target, outputs_dir, ValidationMemorySize="3008", VpcCidr="10.70.0.0/16"
+    )
+    assert "Conditional" in shown and "LambdaSecurityGroup" in shown
+    assert deploy.stack_status(target, STACK)["StackStatus"] == "UPDATE_COMPLETE"
+    assert invoke(target, outputs, "UPD-CIDR")["decision"] == "APPROVED"

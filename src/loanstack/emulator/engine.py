@@ -361,7 +361,11 @@ def apply_change_set(self: Any) -> None:
     rm._resource_json_map = self.template_dict["Resources"]
     for name in wanted["Add"]:
         _ = rm[name]
-    for name in wanted["Modify"]:
+    physical = {n: physical_id(r) for n, r in rm._parsed_resources.items()}
+    for change in (c for c in self.changes if c.action == "Modify"):
+        name = change.logical_resource_id
+        if only_follows(change) and not moved(change, rm, physical):
+            continue  # what it refers to kept its id (moto updated it in place): nothing to do
         updated = parsing.parse_and_update_resource(
             name, rm._resource_json_map[name], rm, rm._account_id, rm._region_name
         )
@@ -621,3 +625,19 @@ def referring(node: Any, target: str) -> set[tuple[str, str]]:
 
 
 SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def physical_id(resource: Any) -> str:
+    return str(getattr(resource, "physical_resource_id", "") or "")
+
+
+def only_follows(change: Any) -> bool:
+    """Listed only because it refers to a resource that may be replaced (no change of its own)."""
+    details = getattr(change, "_details", [])
+    return bool(details) and all(d["Evaluation"] == "Dynamic" for d in details)
+
+
+def moved(change: Any, rm: Any, physical: dict[str, str]) -> bool:
+    """Whether a resource this change follows got a new physical id during this update."""
+    causes = {d["CausingEntity"].split(".")[0] for d in getattr(change, "_details", [])}
+    return any(physical_id(rm._parsed_resources.get(c)) != physical.get(c, "") for c in causes)
