@@ -103,3 +103,23 @@ def test_an_existing_name_is_refused_as_cloudformation_refuses_it(env: dict[str,
     for name in ("names21", "review21"):
         cfn.delete_stack(StackName=name)
     assert stacks_named(env, "names21") == stacks_named(env, "review21") == []
+
+
+def test_two_previews_of_a_new_stack_are_change_sets_of_one_stack(env: dict[str, str]) -> None:
+    """Executing one removes the other, as ExecuteChangeSet does: it no longer applies."""
+    cfn = cloudformation(env)
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    first = cfn.create_change_set(
+        StackName="multi21", ChangeSetName="first", ChangeSetType="CREATE", TemplateBody=body
+    )
+    second = cfn.create_change_set(
+        StackName="multi21", ChangeSetName="second", ChangeSetType="CREATE", TemplateBody=body
+    )
+    assert first["StackId"] == second["StackId"]
+    assert stacks_named(env, "multi21") == ["REVIEW_IN_PROGRESS"]
+    cfn.execute_change_set(ChangeSetName=second["Id"])
+    assert stacks_named(env, "multi21") == ["CREATE_COMPLETE"]
+    with pytest.raises(ClientError):
+        cfn.describe_change_set(ChangeSetName=first["Id"])
+    cfn.delete_stack(StackName="multi21")
+    assert stacks_named(env, "multi21") == []

@@ -385,6 +385,12 @@ def execute_change_set(self: Any, change_set_name: str, stack_name: str | None =
     else:
         update(stack, change_set)
     change_set.execution_status = "EXECUTE_COMPLETE"
+    # "CloudFormation deletes all other change sets associated with the stack because they
+    # aren't valid for the updated stack" (previews that were never executed, for one)
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html
+    for key, other in list(self.change_sets.items()):
+        if other.stack_id == stack.stack_id and other is not change_set:
+            self.change_sets.pop(key)
 
 
 def create(backend: Any, stack: Any, change_set: Any) -> None:
