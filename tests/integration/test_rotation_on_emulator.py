@@ -27,8 +27,8 @@ from rich.console import Console
 from loanstack import deploy
 from loanstack.emulator import ACCOUNT_ID, Emulator
 from loanstack.emulator.rds import master_password
-from tests.support.helpers import load_function
 from tests.support import post_deploy
+from tests.support.helpers import load_function
 
 REGION, SUFFIX = "us-east-1", "rot42"
 CLUSTER = f"aurora-loanprocessing-{SUFFIX}"

@@ -19,6 +19,7 @@ Lambda names it, and come back base64-encoded with `--log-type Tail`
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import datetime
 import io
@@ -347,3 +348,38 @@ def account_settings(functions: list[Any]) -> dict[str, Any]:
         },
         "AccountUsage": {"FunctionCount": len(functions), "TotalCodeSize": 0},
     }
+
+
+# --- UpdateFunctionConfiguration and UpdateFunctionCode, as a stack update calls them ----------
+
+
+def update_from_template(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A stack update of the function, as CloudFormation carries it out: the new configuration,
+    then the new code. moto's create zips the template's inline `Code.ZipFile` source, its update
+    takes that source for a base64 zip, so every update (even of MemorySize alone) left the
+    function answering "File is not a zip file". A property the new template leaves out goes
+    back to Lambda's default, as in CloudFormation (Environment, VpcConfig, reserved concurrency,
+    LoggingConfig, DeadLetterConfig); moto would keep the old values.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lambda-function.html
+    """
+    fn = original_resource
+    props = dict(cloudformation_json.get("Properties") or {})
+    fn.update_configuration({k: v for k, v in props.items() if k != "Environment"})
+    fn.environment_vars = dict((props.get("Environment") or {}).get("Variables") or {})
+    if "VpcConfig" not in props:
+        fn._vpc_config = None
+    fn.reserved_concurrency = props.get("ReservedConcurrentExecutions")
+    fn.logging_config = dict(props.get("LoggingConfig") or {})
+    fn.dead_letter_arn = (props.get("DeadLetterConfig") or {}).get("TargetArn")
+    code = dict(props["Code"])
+    if "ZipFile" in code:  # inline source, as the template holds it (and moto's create zips it)
+        code["ZipFile"] = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"]))
+    fn.update_function_code(code)
+    return fn

@@ -76,6 +76,10 @@ PATCHES: list[Patch] = [
     Patch(cfn_models.CloudFormationBackend, "execute_change_set", cloudformation.execute_change_set,
           "a failed resource rolls the stack back instead of answering HTTP 500",
           "(self, change_set_name, stack_name=None)"),
+    Patch(cfn_models.CloudFormationBackend, "create_change_set", cloudformation.create_change_set,
+          "one stack per name: a CREATE change set reuses the name's REVIEW_IN_PROGRESS stack "
+          "and is refused for a stack that exists otherwise (moto made a twin each time)",
+          "(self, stack_name, change_set_name, template, parameters, description, change_set_type, notification_arns=None, tags=None, role_arn=None)"),
     Patch(cfn_models.ChangeSet, "diff", cloudformation.diff_with_parameters,
           "only resources that use a changed parameter are marked as changing",
           "(self)"),
@@ -126,6 +130,12 @@ PATCHES: list[Patch] = [
           classmethod(awslambda.create_keeping_logging_config),
           "the function keeps its LoggingConfig (moto drops it)",
           "(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)"),
+    Patch(lambda_models.LambdaFunction, "update_from_cloudformation_json",
+          classmethod(awslambda.update_from_template),
+          "a stack update zips the inline source as create does (moto left every updated "
+          "function failing with 'File is not a zip file') and keeps LoggingConfig, "
+          "DeadLetterConfig and reserved concurrency in step with the template",
+          "(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)"),
     Patch(lambda_models.LambdaFunction, "get_configuration", awslambda.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
