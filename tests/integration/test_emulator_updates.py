@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from loanstack import deploy, template
-from tests.integration import post_deploy
+from tests.support import post_deploy
 
 SUFFIX = "upd21"
 STACK = deploy.stack_name(SUFFIX)

@@ -45,6 +45,7 @@ FIXTURE_TIERS = {
 # (paths relative to tests/).
 MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
+    "integration/test_previews.py": ("subprocess", "emulator"),
     "unit/test_cli.py": ("subprocess", "emulator"),
     "unit/test_migrate.py": ("subprocess",),
     "unit/test_moto_fence.py": ("emulator", "subprocess"),
