@@ -17,7 +17,7 @@ from loanstack.emulator.dataapi import DataApiBridge, MariaDB
 from tests.helpers import load_function
 
 REGION = "us-east-1"
-BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}"
+BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}-{REGION}"
 
 
 @pytest.fixture(scope="module")

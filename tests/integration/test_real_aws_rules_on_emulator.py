@@ -132,7 +132,7 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     target: deploy.Target,
 ) -> None:
     outputs = deploy_dev(target, "race1")
-    trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}"
+    trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}-{REGION}"
     target.client("lambda").get_function(FunctionName=outputs["LoanValidationFunctionName"])
     assert target.client("s3").list_objects_v2(Bucket=trail_bucket)["KeyCount"] > 0
 
@@ -150,11 +150,11 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     console = Console(record=True, width=200)
     deploy.destroy(target, "race1", console)
     text = console.export_text()
-    assert "stopped logging of trail trail-loanprocessing-race1" in text
+    assert f"stopped logging of trail trail-loanprocessing-race1-{REGION}" in text
     assert f"removed the policy of {trail_bucket}" in text
     assert not deploy.bucket_exists(target, trail_bucket)
     assert not backends.exists(
-        "AWS::CloudTrail::Trail", "trail-loanprocessing-race1", ACCOUNT_ID, REGION
+        "AWS::CloudTrail::Trail", f"trail-loanprocessing-race1-{REGION}", ACCOUNT_ID, REGION
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import cfnlint
 
 from loanstack import contract
-from loanstack.policy import Request, allows
+from loanstack.policy import ASSUME_ROLE_CONTEXT, Request, allows
 from loanstack.template import (
     SIZE_BUDGET,
     Environment,
@@ -145,6 +145,23 @@ def client_contract(instance: Environment) -> Iterator[Flag]:
         resource = instance.resources.get(logical_id)
         if resource is not None and "Name" not in (tags_of(resource) or {}):
             yield Flag(logical_id, "no Name tag")
+    for logical_id, prop, value in contract.PROPERTIES:
+        found = declared.get(logical_id, {}).get("Properties", {}).get(prop)
+        if found != value:
+            yield Flag(logical_id, f"{prop} is {found!r}, their tests expect {value!r}")
+    for logical_id, needed in contract.DEPENDS_ON.items():
+        have = as_list(declared.get(logical_id, {}).get("DependsOn", []))
+        for target in needed:
+            if target not in have:
+                yield Flag(logical_id, f"DependsOn does not name {target}")
+    parameters = instance.template.get("Parameters", {})
+    for name, attribute, value in contract.PARAMETERS:
+        if parameters.get(name, {}).get(attribute) != value:
+            yield Flag(name, f"{attribute} is not {value!r}")
+    for name, prefix in contract.OFFERED:
+        allowed = parameters.get(name, {}).get("AllowedValues", [])
+        if not any(str(v).startswith(prefix) for v in allowed):
+            yield Flag(name, f"no {prefix}* value among AllowedValues")
 
 
 # --- R4 -----------------------------------------------------------------------------------
@@ -153,7 +170,8 @@ def client_contract(instance: Environment) -> Iterator[Flag]:
 def name_pattern(instance: Environment) -> re.Pattern[str]:
     suffix = re.escape(instance.suffix)
     account = re.escape(instance.context.account_id)
-    return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?")
+    region = re.escape(instance.context.region)
+    return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?(?:-{region})?")
 
 
 def follows_convention(name: str, pattern: re.Pattern[str]) -> bool:
@@ -190,6 +208,99 @@ def naming(instance: Environment) -> Iterator[Flag]:
         for prop, value in names:
             if not isinstance(value, str) or not follows_convention(value, pattern):
                 yield Flag(r.logical_id, f"{prop} {value!r} breaks the naming convention")
+
+
+# A name unique per account or partition (R4 amended): the same suffix must deploy in two
+# regions of one account, so each carries the region. type -> (name property, AWS's length limit,
+# the page that gives the limit); a trail's name is account-wide only when it is multi-region.
+GLOBAL_NAMES: dict[str, tuple[str, int, str]] = {
+    "AWS::IAM::Role": (
+        "RoleName",
+        64,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::ManagedPolicy": (
+        "ManagedPolicyName",
+        128,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::InstanceProfile": (
+        "InstanceProfileName",
+        128,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::User": (
+        "UserName",
+        64,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::S3::Bucket": (
+        "BucketName",
+        63,
+        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html",
+    ),
+    "AWS::CloudTrail::Trail": (
+        "TrailName",
+        128,
+        "https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html",
+    ),
+}
+# The longest region code AWS has published (us-isof-south-1): names are sized for it.
+LONGEST_REGION = 15
+
+
+def global_names(instance: Environment) -> Iterator[tuple[Resource, str, Any, int]]:
+    """(resource, property, resolved name, limit) for each name unique per account/partition."""
+    for r in instance.resources.values():
+        if r.type not in GLOBAL_NAMES:
+            continue
+        if (
+            r.type == "AWS::CloudTrail::Trail"
+            and r.properties.get("IsMultiRegionTrail") is not True
+        ):
+            continue  # a single-region trail's name is unique per region only
+        prop, limit, _ = GLOBAL_NAMES[r.type]
+        yield r, prop, r.properties.get(prop), limit
+
+
+def longest_suffix(instance: Environment) -> int:
+    spec = instance.template.get("Parameters", {}).get("EnvironmentSuffix", {})
+    return int(spec.get("MaxLength", len(instance.suffix)))
+
+
+@check(
+    "LS021",
+    "R4",
+    "Names unique per account (IAM roles, S3 buckets, a multi-region trail) carry the region "
+    "and fit at the longest suffix and region",
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-role.html",
+)
+def regional_global_names(instance: Environment) -> Iterator[Flag]:
+    region = instance.context.region
+    for r, prop, name, limit in global_names(instance):
+        if not isinstance(name, str):
+            yield Flag(r.logical_id, f"{prop} not set: a generated name cannot be checked")
+            continue
+        if not re.search(rf"(?:^|-){re.escape(region)}(?:-|$)", name):
+            yield Flag(
+                r.logical_id,
+                f"{prop} {name!r} is unique per account but carries no region: the same "
+                "suffix fails in a second region",
+            )
+            continue
+        worst = (
+            len(name)
+            + longest_suffix(instance)
+            - len(instance.suffix)
+            + LONGEST_REGION
+            - len(region)
+        )
+        if worst > limit:
+            yield Flag(
+                r.logical_id,
+                f"{prop} reaches {worst} characters at the longest suffix and region "
+                f"(limit {limit})",
+            )
 
 
 @check(
@@ -420,9 +531,15 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
             next(iter(references(trail.properties.get("S3BucketName"))), "")
         )
         if bucket is not None and uses_bucket_key(bucket):
-            # with an S3 Bucket Key, creating or updating the trail needs kms:Decrypt
-            caller = {"kms:CallerAccount": c.account_id, **ctx}
-            yield key, trail.logical_id, Request(("AWS", c.account_id), "kms:Decrypt", caller)
+            # With an S3 Bucket Key, CloudTrail decrypts the bucket-level key when the trail is
+            # created or updated: the context is the bucket's (S3 Bucket Key encryption
+            # context), not a trail's, so grants scoped to aws:cloudtrail:arn do not apply.
+            bucket_name = bucket.properties.get("BucketName")
+            s3_ctx = {
+                **source,
+                "kms:EncryptionContext:aws:s3:arn": f"arn:{c.partition}:s3:::{bucket_name}",
+            }
+            yield key, trail.logical_id, Request(principal, "kms:Decrypt", s3_ctx)
     for group in instance.of_type("AWS::Logs::LogGroup"):
         key = key_of(instance, group.properties.get("KmsKeyId"))
         if key is None:
@@ -450,6 +567,8 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
 
 
 def uses_bucket_key(bucket: Resource) -> bool:
+    """With an S3 Bucket Key, creating or updating a trail needs kms:Decrypt (CloudTrail's KMS
+    key policy page); the key policy then needs a grant that admits that call."""
     rules = bucket.properties.get("BucketEncryption", {}).get(
         "ServerSideEncryptionConfiguration", []
     )
@@ -682,6 +801,42 @@ def least_privilege(instance: Environment) -> Iterator[Flag]:
             for st in statements(trust):
                 if st.get("Principal") in ("*", {"AWS": "*"}):
                     yield Flag(r.logical_id, "anyone may assume the role")
+
+
+def assumed_by(st: dict[str, Any]) -> list[str]:
+    """The service principals an Allow statement lets call sts:AssumeRole."""
+    actions = [str(a).lower() for a in as_list(st.get("Action", []))]
+    if st.get("Effect") != "Allow" or not any(fnmatchcase("sts:assumerole", a) for a in actions):
+        return []
+    principal = st.get("Principal")
+    services = principal.get("Service", []) if isinstance(principal, dict) else []
+    return [str(s) for s in as_list(services)]
+
+
+@check(
+    "LS020",
+    "R15",
+    "Trust policies condition a service principal only on keys that service documents sending",
+    "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
+)
+def trust_conditions(instance: Environment) -> Iterator[Flag]:
+    for role in instance.of_type("AWS::IAM::Role"):
+        for st in statements(role.properties.get("AssumeRolePolicyDocument", {})):
+            keys = {k.lower() for tests in st.get("Condition", {}).values() for k in tests}
+            for service in assumed_by(st):
+                documented = ASSUME_ROLE_CONTEXT.get(service)
+                if documented is None:
+                    yield Flag(
+                        role.logical_id,
+                        f"{service} has no sourced entry in policy.ASSUME_ROLE_CONTEXT",
+                    )
+                    continue
+                for key in sorted(keys - documented.keys):
+                    yield Flag(
+                        role.logical_id,
+                        f"condition on {key}, which {service} does not send for "
+                        f"sts:AssumeRole ({documented.source}): it can never assume the role",
+                    )
 
 
 HARD_CODED = re.compile(
