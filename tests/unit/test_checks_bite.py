@@ -381,3 +381,14 @@ def test_r1b_client_property_contract_bites(doc: dict[str, Any], mutation: str) 
         allowed[:] = [v for v in allowed if not v.startswith("db.r5.")]
         expected = "DBInstanceClass"
     assert ("LS002", expected) in report(doc)
+
+
+@pytest.mark.parametrize("logical_id", ["PublicSubnet1", "PrivateSubnet2", "DBInstance1"])
+def test_r7_an_availability_zone_by_list_position_only_bites(
+    doc: dict[str, Any], logical_id: str
+) -> None:
+    """The zone as it was: Fn::Select over Fn::GetAZs, with no pinned alternative."""
+    props = doc["Resources"][logical_id]["Properties"]
+    index = props["AvailabilityZone"]["Fn::Select"][0]
+    props["AvailabilityZone"] = {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
+    assert ("LS022", logical_id) in report(doc)

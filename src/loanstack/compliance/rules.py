@@ -424,6 +424,44 @@ def lambda_return_traffic(instance: Environment) -> Iterator[Flag]:
             )
 
 
+def pinnable_zone(instance: Environment, node: Any) -> bool:
+    """`Fn::Select [i, Fn::If [cond, [Ref zone parameters], Fn::GetAZs]]`: the zone is a
+    parameter when pinned and a list position only as the fallback (the client's tests read
+    the Fn::Select and its index)."""
+    select = node.get("Fn::Select") if isinstance(node, dict) else None
+    if not (isinstance(select, list) and len(select) == 2 and isinstance(select[1], dict)):
+        return False
+    choice = select[1].get("Fn::If")
+    if not (isinstance(choice, list) and len(choice) == 3):
+        return False
+    parameters = set(instance.template.get("Parameters", {}))
+    branches = choice[1:]
+    pinned = [b for b in branches if isinstance(b, list) and b]
+    fallback = [b for b in branches if isinstance(b, dict) and "Fn::GetAZs" in b]
+    return (
+        len(pinned) == 1
+        and len(fallback) == 1
+        and all(isinstance(z, dict) and z.get("Ref") in parameters for z in pinned[0])
+    )
+
+
+@check(
+    "LS022",
+    "R7",
+    "Availability zones are pinnable parameters; Fn::GetAZs list order is only the fallback",
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getavailabilityzones.html",
+)
+def pinned_zones(instance: Environment) -> Iterator[Flag]:
+    for r in instance.resources.values():
+        raw = r.raw.get("Properties", {}).get("AvailabilityZone")
+        if raw is not None and not pinnable_zone(instance, raw):
+            yield Flag(
+                r.logical_id,
+                "AvailabilityZone by Fn::GetAZs position only: the order changes when AWS adds "
+                "a zone, and the next update replaces the resource",
+            )
+
+
 EPHEMERAL = (1024, 65535)  # the range Lambda ENIs (and NAT gateways) pick source ports from
 
 
