@@ -392,3 +392,34 @@ def test_r7_an_availability_zone_by_list_position_only_bites(
     index = props["AvailabilityZone"]["Fn::Select"][0]
     props["AvailabilityZone"] = {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
     assert ("LS022", logical_id) in report(doc)
+
+
+def parameter_group(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["Resources"]["DBClusterParameterGroup"]["Properties"]["Parameters"]
+
+
+@pytest.mark.parametrize("mode", [None, "NO_ENGINE_SUBSTITUTION", "ONLY_FULL_GROUP_BY"])
+def test_r9_a_lax_sql_mode_bites(doc: dict[str, Any], mode: str | None) -> None:
+    """Aurora's default (no sql_mode in our group) or a mode without STRICT_*: values clip."""
+    if mode is None:
+        del parameter_group(doc)["sql_mode"]
+    else:
+        parameter_group(doc)["sql_mode"] = mode
+    assert ("LS023", "DBClusterParameterGroup") in report(doc)
+
+
+def test_r9_a_cluster_on_the_default_parameter_group_bites(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["DBCluster"]["Properties"]["DBClusterParameterGroupName"]
+    assert ("LS023", "DBCluster") in report(doc)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("slow_query_log", "1"), ("general_log", "ON"), ("server_audit_events", "CONNECT,QUERY_DML")],
+)
+def test_r12_a_log_that_carries_statement_text_bites(
+    doc: dict[str, Any], name: str, value: str
+) -> None:
+    """The slow query log as it was (slow_query_log=1) wrote a slow chunk's applicant data."""
+    parameter_group(doc)[name] = value
+    assert ("LS024", "DBClusterParameterGroup") in report(doc)

@@ -697,6 +697,38 @@ def data_api_instance_class(instance: Environment) -> Iterator[Flag]:
             yield Flag(db.logical_id, f"{cls} offered: the Data API refuses T classes")
 
 
+def cluster_parameters(instance: Environment) -> Iterator[tuple[Resource, str, dict[str, Any]]]:
+    """(cluster, its parameter group's logical id, the group's parameters) per Aurora cluster;
+    the cluster itself when it names no group of this template (AWS's default group)."""
+    for cluster in instance.of_type("AWS::RDS::DBCluster"):
+        named = references(cluster.properties.get("DBClusterParameterGroupName"))
+        groups = [instance.resources[g] for g in sorted(named) if g in instance.resources]
+        if not groups:
+            yield cluster, cluster.logical_id, {}
+        for group in groups:
+            yield cluster, group.logical_id, dict(group.properties.get("Parameters") or {})
+
+
+STRICT_MODES = {"STRICT_TRANS_TABLES", "STRICT_ALL_TABLES"}
+
+
+@check(
+    "LS023",
+    "R9",
+    "The cluster's parameter group sets a strict sql_mode (Aurora's default clips, not refuses)",
+    "https://dev.mysql.com/doc/refman/8.0/en/out-of-range-and-overflow.html",
+)
+def strict_sql_mode(instance: Environment) -> Iterator[Flag]:
+    for cluster, owner, parameters in cluster_parameters(instance):
+        modes = {m.strip().upper() for m in str(parameters.get("sql_mode", "")).split(",")}
+        if not modes & STRICT_MODES:
+            yield Flag(
+                owner,
+                f"sql_mode of {cluster.logical_id} is not strict: an out-of-range or over-long "
+                "value is clipped with a warning instead of refused",
+            )
+
+
 # --- R11 ----------------------------------------------------------------------------------
 
 
@@ -782,6 +814,32 @@ def log_groups(instance: Environment) -> Iterator[Flag]:
                 producer.logical_id,
                 f"does not depend on {target.logical_id}: AWS could create the group first",
             )
+
+
+# Settings that write statement text (applicant data in every INSERT of a decision) into a
+# log Aurora exports to CloudWatch Logs: the general and slow query logs, and DML auditing.
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_LogAccess.Concepts.MySQL.html
+STATEMENT_LOGS = ("general_log", "slow_query_log")
+STATEMENT_AUDIT = {"QUERY", "QUERY_DML", "QUERY_DML_NO_SELECT"}
+
+
+@check(
+    "LS024",
+    "R12",
+    "No database log writes statement text (applicant data) to a log group: general and slow "
+    "query logs off, no DML audit events",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Auditing.html",
+)
+def no_statement_logs(instance: Environment) -> Iterator[Flag]:
+    for _, owner, parameters in cluster_parameters(instance):
+        for name in STATEMENT_LOGS:
+            if str(parameters.get(name, "0")).upper() in ("1", "ON"):
+                yield Flag(owner, f"{name} is on: it logs full statements, applicant data included")
+        events = {
+            e.strip().upper() for e in str(parameters.get("server_audit_events", "")).split(",")
+        }
+        for event in sorted(events & STATEMENT_AUDIT):
+            yield Flag(owner, f"server_audit_events {event} logs statement text")
 
 
 # --- R15 ----------------------------------------------------------------------------------
