@@ -423,3 +423,16 @@ def test_r12_a_log_that_carries_statement_text_bites(
     """The slow query log as it was (slow_query_log=1) wrote a slow chunk's applicant data."""
     parameter_group(doc)[name] = value
     assert ("LS024", "DBClusterParameterGroup") in report(doc)
+
+
+def test_r14_a_serverless_writer_alarmed_on_memory_only_bites(doc: dict[str, Any]) -> None:
+    """The alarms as they were: FreeableMemory < 256 MiB in every environment, no ACU alarm."""
+    alarm = doc["Resources"]["DatabaseMemoryAlarm"]["Properties"]
+    alarm.update(
+        MetricName="FreeableMemory", Threshold=268435456, ComparisonOperator="LessThanThreshold"
+    )
+    for env in ("dev", "prod"):
+        assert ("LS025", "DBInstance1") in report(doc, env)
+    assert ("LS025", "DBInstance1") not in ids(
+        rules.run_checks(build(doc, "prod", DBInstanceClass="db.r7g.large"))
+    )

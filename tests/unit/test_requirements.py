@@ -697,8 +697,22 @@ def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(instance: Env
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ValidationDeadLetterQueue"),
         ("AWS/Lambda", "Errors", "SecretRotationLambda"),
         ("AWS/RDS", "CPUUtilization", "DBInstance1"),
-        ("AWS/RDS", "FreeableMemory", "DBInstance1"),
+        ("AWS/RDS", "ACUUtilization", "DBInstance1"),  # the default db.serverless
     }
+
+
+def test_r14_memory_alarm_on_provisioned_acu_alarm_on_serverless(pristine: dict[str, Any]) -> None:
+    """AWS's "Important CloudWatch metrics for Aurora Serverless v2": ACUUtilization there;
+    FreeableMemory on a provisioned r-class, where it measures the instance."""
+    provisioned = alarms(build(pristine, "prod", DBInstanceClass="db.r7g.large"))
+    assert ("AWS/RDS", "FreeableMemory", "DBInstance1") in provisioned
+    assert ("AWS/RDS", "ACUUtilization", "DBInstance1") not in provisioned
+    thresholds = {
+        env: alarms(build(pristine, env))[("AWS/RDS", "ACUUtilization", "DBInstance1")]
+        for env in ("dev", "prod")
+    }
+    assert thresholds["prod"].properties["Threshold"] == 80
+    assert thresholds["dev"].properties["Threshold"] == 90
 
 
 def test_r14_every_alarm_notifies_the_encrypted_topic_and_says_what_to_do(

@@ -842,6 +842,42 @@ def no_statement_logs(instance: Environment) -> Iterator[Flag]:
             yield Flag(owner, f"server_audit_events {event} logs statement text")
 
 
+# --- R14 ----------------------------------------------------------------------------------
+
+
+def alarmed_metrics(instance: Environment, logical_id: str) -> set[str]:
+    """Metric names of the alarms that watch one resource (through a dimension)."""
+    return {
+        str(a.properties.get("MetricName"))
+        for a in instance.of_type("AWS::CloudWatch::Alarm")
+        if logical_id in references(a.properties.get("Dimensions", []))
+    }
+
+
+@check(
+    "LS025",
+    "R14",
+    "A Serverless v2 writer is alarmed on ACUUtilization, not on FreeableMemory (relative to the "
+    "maximum ACUs, it may never fall low)",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.viewing.monitoring.html",
+)
+def serverless_alarms(instance: Environment) -> Iterator[Flag]:
+    for db in instance.of_type("AWS::RDS::DBInstance"):
+        if db.properties.get("DBInstanceClass") != "db.serverless":
+            continue
+        if db.properties.get("PromotionTier", 1) != 0:
+            continue  # the writer; a reader follows it
+        metrics = alarmed_metrics(instance, db.logical_id)
+        if "ACUUtilization" not in metrics:
+            yield Flag(db.logical_id, "Serverless v2 writer without an ACUUtilization alarm")
+        if "FreeableMemory" in metrics:
+            yield Flag(
+                db.logical_id,
+                "FreeableMemory alarm on Serverless v2: measured against the maximum ACUs, "
+                "a low threshold may never be crossed",
+            )
+
+
 # --- R15 ----------------------------------------------------------------------------------
 
 
