@@ -17,11 +17,12 @@ def test_d5_check_table_covers_every_judge_for_both_environments(rows: list[repo
     assert {("both", "cfn-lint"), ("both", "checkov")} <= judged
     for env in ("dev", "prod"):
         assert {(env, "loanstack"), (env, "control tower")} <= judged
+        assert {(env, "parliament"), (env, "cfripper")} <= judged
 
 
 def test_d5_every_accepted_finding_shows_its_written_reason(rows: list[report.Row]) -> None:
     accepted = [r for r in rows if r.result == "accepted"]
-    assert {r.tool for r in accepted} == {"checkov", "control tower"}
+    assert {r.tool for r in accepted} == {"checkov", "control tower", "cfripper"}
     assert [r for r in accepted if len(r.reason) < 20] == []
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loanstack import template
-from loanstack.compliance import control_tower, field_tools, rules
+from loanstack.compliance import control_tower, field_tools, judges, rules
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,49 @@ def guard_rows(
     yield Row(env, f"{len(guard_rules)} rules", "control tower", "all others", "pass")
 
 
+def judge_rows(
+    env: str, instance: template.Environment, accepted: dict[tuple[str, str, str], str]
+) -> Iterator[Row]:
+    """parliament and cfripper (SPEC D5 amended) on the environment as deployed."""
+    for tool, verdicts in (
+        ("parliament", judges.parliament_verdicts(instance)),
+        ("cfripper", judges.cfripper_verdicts(instance)),
+    ):
+        for v in verdicts:
+            reason = accepted.get((v.judge, v.rule, v.resource.split("/")[0]))
+            yield Row(
+                env, v.rule, tool, v.resource, "accepted" if reason else "FAIL", reason or v.message
+            )
+        yield Row(env, "all rules", tool, "all others", "pass")
+
+
+def stale_exceptions(used: set[tuple[str, str, str]]) -> Iterator[Row]:
+    """An exception no environment needs any more is a finding too: the file stays honest."""
+    for (judge, rule, resource), reason in judges.exceptions().items():
+        if (judge, rule, resource) not in used:
+            yield Row(
+                "both", rule, judge, resource, "FAIL", f"exception no longer needed: {reason}"
+            )
+
+
 def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
     yield from cfn_lint_rows()
     yield from checkov_rows()
     accepted = control_tower.exceptions()
+    judged = judges.exceptions()
+    used: set[tuple[str, str, str]] = set()
     for env in envs:
         instance = template.instantiate(
             parameters={"EnvironmentType": env, "EnvironmentSuffix": suffix}
         )
         yield from own_rows(env, instance)
         yield from guard_rows(env, instance, accepted)
+        for row in judge_rows(env, instance, judged):
+            if row.result == "accepted":
+                used.add((row.tool, row.check, row.resource.split("/")[0]))
+            yield row
+    if set(envs) == {"dev", "prod"}:  # an exception may be needed by one environment only
+        yield from stale_exceptions(used)
 
 
 def as_dict(row: Row) -> dict[str, str]:
