@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from loanstack.compliance.cfnlint_data import resource_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
@@ -324,11 +324,6 @@ def references(node: Any) -> set[str]:
 
 
 # --- facts about resource types, from cfn-lint's bundled CloudFormation registry schemas ---
-
-
-@cache
-def resource_schema(type_name: str) -> dict[str, Any]:
-    return PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", type_name).schema
 
 
 def tag_property(type_name: str) -> str | None:

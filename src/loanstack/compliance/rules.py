@@ -7,18 +7,14 @@ template, so a resource added later is judged without editing this file.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import cfnlint
-
 from loanstack import contract
+from loanstack.compliance.cfnlint_data import iam_actions, stateful_types
 from loanstack.policy import ASSUME_ROLE_CONTEXT, Request, allows
 from loanstack.template import (
     SIZE_BUDGET,
@@ -34,7 +30,6 @@ from loanstack.template import (
 )
 
 SPEC = "docs/requirements.md"  # the requirements, in this repository
-CFNLINT_DATA = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs"
 
 
 @dataclass(frozen=True)
@@ -346,13 +341,6 @@ def tagging(instance: Environment) -> Iterator[Flag]:
 # --- R6 -----------------------------------------------------------------------------------
 
 KEEPING_POLICIES = {"Retain", "RetainExceptOnCreate", "Snapshot"}
-
-
-@cache
-def stateful_types() -> frozenset[str]:
-    """Types whose data outlives a careless delete (cfn-lint's list, rule I3011)."""
-    data = json.loads((CFNLINT_DATA / "StatefulResources.json").read_text())
-    return frozenset(data["ResourceTypes"])
 
 
 def protection_flags(node: Any, path: str = "") -> Iterator[str]:
@@ -879,13 +867,6 @@ def serverless_alarms(instance: Environment) -> Iterator[Flag]:
 
 
 # --- R15 ----------------------------------------------------------------------------------
-
-
-@cache
-def iam_actions() -> dict[str, dict[str, Any]]:
-    """service prefix -> {action (lower case): {"Resources": [...]}} (cfn-lint's IAM data)."""
-    data = json.loads((CFNLINT_DATA / "Policies.json").read_text())
-    return {service: spec.get("Actions", {}) for service, spec in data.items()}
 
 
 def matching_actions(action: str) -> list[dict[str, Any]] | None:
