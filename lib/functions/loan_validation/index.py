@@ -124,14 +124,14 @@ INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_
  NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
  FROM JSON_TABLE(:chunk, '$' COLUMNS (source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source',
  NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j ORDER BY j.n
- ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""
+ ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""  # noqa: S608 (constant column list; values are bound parameters)
 # Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
 # recorded earlier under other rules, or (never expected) a missing row.
 READ_BACK = f"""SELECT j.n, d.application_sha256, d.result_json
  FROM JSON_TABLE(:chunk, '$.rows[*]' COLUMNS ({ROW_COLUMNS})) AS j
  LEFT JOIN loan_decisions AS d ON d.loan_id = j.id COLLATE utf8mb4_bin
  WHERE d.loan_id IS NULL OR d.application_sha256 <> j.sha COLLATE utf8mb4_bin
- OR d.result_json <> j.result COLLATE utf8mb4_bin"""
+ OR d.result_json <> j.result COLLATE utf8mb4_bin"""  # noqa: S608 (constant column list; values are bound parameters)
 # built once: json.dumps with options builds a new encoder on every call
 SORTED = json.JSONEncoder(sort_keys=True)
 encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -373,7 +373,7 @@ def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
             return call(**kwargs)
         except ClientError as err:
             delay = min(20.0, env_number("RETRY_BASE_SECONDS", 0.5) * 2**attempt)
-            delay *= random.uniform(0.5, 1.0)
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 (retry jitter, not a secret)
             window = retry_window(err)
             if window is not None:
                 if time.monotonic() + delay > started + window:
