@@ -138,3 +138,15 @@ def test_names_with_the_region_deploy_in_two_regions(aws: None) -> None:
     for region in ("us-east-1", "eu-west-1"):
         status, reasons = deploy(trail_stack(TRUST, region=region), region)
         assert (status, reasons) == ("CREATE_COMPLETE", []), region
+
+
+def test_a_role_that_does_not_exist_is_refused_as_aws_does(aws: None) -> None:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="b-trail")
+    with pytest.raises(ClientError) as refused:
+        boto3.client("cloudtrail", region_name="us-east-1").create_trail(
+            Name="trail-api",
+            S3BucketName="b-trail",
+            CloudWatchLogsLogGroupArn=f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:g:*",
+            CloudWatchLogsRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/nobody",
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidCloudWatchLogsRoleArnException"

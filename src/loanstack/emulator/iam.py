@@ -24,6 +24,7 @@ from typing import Any
 
 from moto.cloudtrail.models import CloudTrailBackend, cloudtrail_backends
 from moto.core.exceptions import JsonRESTError
+from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.utilities.utils import get_partition
 
@@ -81,7 +82,7 @@ def refuse_untrusting_role(account_id: str, region: str, trail: str, role_arn: s
     partition = get_partition(region)
     try:
         role = iam_backends[account_id][partition].get_role_by_arn(role_arn)
-    except Exception as exc:  # moto's NotFoundException: no such role
+    except NotFoundException as exc:
         raise InvalidCloudWatchLogsRoleArnException(f"Role {role_arn} does not exist") from exc
     document = role.assume_role_policy_document
     trust = json.loads(document) if isinstance(document, str) else document
