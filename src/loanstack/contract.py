@@ -74,3 +74,22 @@ NAME_TAGGED = (
     "DBCluster",
     "LoanValidationFunction",
 )
+
+# Property-level expectations of the client's tests (SPEC R1b), adopted because AWS accepts each:
+# (logical id, property, the exact value their tests compare).
+PROPERTIES: tuple[tuple[str, str, object], ...] = (
+    # RDS takes a key id, key ARN or alias for KmsKeyId; their tests compare the Ref form.
+    ("DBCluster", "KmsKeyId", {"Ref": "KMSKey"}),
+)
+
+# logical id -> what its DependsOn must name (their tests read DependsOn, not a Ref)
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "LoanValidationFunction": ("LoanValidationLogGroup",),
+}
+
+# parameter -> (attribute, value) their tests assert
+PARAMETERS: tuple[tuple[str, str, object], ...] = (("EnvironmentSuffix", "MinLength", 1),)
+
+# parameter -> prefix one of its AllowedValues must start with (at least one db.r5 class:
+# Aurora MySQL 3 supports db.r5, and the Data API runs on every non-T class)
+OFFERED: tuple[tuple[str, str], ...] = (("DBInstanceClass", "db.r5."),)

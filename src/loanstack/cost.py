@@ -164,6 +164,17 @@ def bucket(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) ->
 def trail(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> Iterator[Line]:
     events = a["validations_per_day"] * DAYS * 2  # each document written and read once
     yield line(r, book, "S3 data events", events / 1e5, "cloudtrail_100k_data_events")
+    # A multi-region trail's management events are free only as the account's first copy; where
+    # an organisation trail already records them, this one is a billed second copy in every
+    # region ("Managing CloudTrail costs"): EnableCloudTrail=false switches it off.
+    yield line(
+        r,
+        book,
+        "management events, billed if an organisation trail already records them "
+        "(then deploy with EnableCloudTrail=false)",
+        a["management_events_per_month"] / 1e5,
+        "cloudtrail_100k_management_events_copy",
+    )
 
 
 @prices("AWS::SQS::Queue")

@@ -91,3 +91,44 @@ def condition_holds(operator: str, actual: str | None, expected: list[Any]) -> b
     if base == "Bool":
         return actual.lower() in (str(v).lower() for v in values)
     raise ValueError(f"condition operator {operator} is not modelled")
+
+
+@dataclass(frozen=True)
+class AssumeRoleContext:
+    """What a service principal puts in the request context when it calls sts:AssumeRole on a
+    role of ours, as that service documents it; `source` is the page that says so."""
+
+    keys: frozenset[str]
+    source: str
+
+
+# One sourced table, read by check LS020 and by the emulator (emulator/iam.py): a trust-policy
+# condition on a key the service never sends can never hold, so the service cannot assume the
+# role (CloudTrail then refuses the trail: InvalidCloudWatchLogsRoleArnException).
+ASSUME_ROLE_CONTEXT: dict[str, AssumeRoleContext] = {
+    # "Role policy document for CloudTrail to use CloudWatch Logs": the confused-deputy keys
+    # aws:SourceArn / aws:SourceAccount are not applicable to this role.
+    "cloudtrail.amazonaws.com": AssumeRoleContext(
+        frozenset(),
+        "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
+    ),
+    # VPC Flow Logs documents both keys for its delivery role's trust policy.
+    "vpc-flow-logs.amazonaws.com": AssumeRoleContext(
+        frozenset({"aws:sourceaccount", "aws:sourcearn"}),
+        "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html",
+    ),
+    # A Lambda execution role's trust policy: the page documents no source keys for it.
+    "lambda.amazonaws.com": AssumeRoleContext(
+        frozenset(),
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
+    ),
+}
+
+
+def assume_role_request(service: str, known: Mapping[str, str]) -> Request:
+    """The sts:AssumeRole request `service` really makes: of the values `known` about the
+    caller (its resource ARN, its account), only the keys the service documents sending."""
+    documented = ASSUME_ROLE_CONTEXT.get(service)
+    keys = documented.keys if documented is not None else frozenset()
+    context = {k: v for k, v in known.items() if k.lower() in keys}
+    return Request(("Service", service), "sts:AssumeRole", context)

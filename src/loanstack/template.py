@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from loanstack.compliance.cfnlint_data import resource_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
@@ -90,7 +90,39 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
         if problem:
             raise ParameterError(f"parameter {name}={value!r}: {problem}")
         values[name] = value
+    problem = broken_rule(template.get("Rules", {}), values)
+    if problem:
+        raise ParameterError(problem)
     return values
+
+
+def broken_rule(rules: Mapping[str, Any], values: Mapping[str, str]) -> str | None:
+    """The description of the first template rule the values break, or None; CloudFormation
+    checks `Rules` before it creates anything (Fn::Equals/Not/And/Or over parameter values).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html
+    """
+    scope: dict[str, Any] = dict(values)
+
+    def truth(node: Any) -> bool:
+        ((fn, arg),) = node.items()
+        if fn == "Fn::Equals":
+            left, right = (resolve(a, scope, {}) for a in arg)
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not truth(arg[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in arg)
+        raise ValueError(f"unsupported rule function: {fn}")
+
+    for name, rule in rules.items():
+        if "RuleCondition" in rule and not truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not truth(assertion["Assert"]):
+                return f"rule {name}: {assertion.get('AssertDescription', 'assertion fails')}"
+    return None
 
 
 def constraint_violation(spec: Mapping[str, Any], value: str) -> str | None:
@@ -292,11 +324,6 @@ def references(node: Any) -> set[str]:
 
 
 # --- facts about resource types, from cfn-lint's bundled CloudFormation registry schemas ---
-
-
-@cache
-def resource_schema(type_name: str) -> dict[str, Any]:
-    return PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", type_name).schema
 
 
 def tag_property(type_name: str) -> str | None:

@@ -18,7 +18,7 @@ from loanstack.emulator.rdsdata import DataApiBridge
 from tests.support.helpers import load_function
 
 REGION = "us-east-1"
-BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}"
+BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}-{REGION}"
 
 
 @pytest.fixture(scope="module")

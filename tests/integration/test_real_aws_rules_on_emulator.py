@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
 from loanstack import deploy, template
-from loanstack.emulator import ACCOUNT_ID, capacity
+from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, capacity
 from tests.support import backends
 
 REGION = "us-east-1"
@@ -132,7 +133,7 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     target: deploy.Target,
 ) -> None:
     outputs = deploy_dev(target, "race1")
-    trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}"
+    trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}-{REGION}"
     target.client("lambda").get_function(FunctionName=outputs["LoanValidationFunctionName"])
     assert target.client("s3").list_objects_v2(Bucket=trail_bucket)["KeyCount"] > 0
 
@@ -150,11 +151,11 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     console = Console(record=True, width=200)
     deploy.destroy(target, "race1", console)
     text = console.export_text()
-    assert "stopped logging of trail trail-loanprocessing-race1" in text
+    assert f"stopped logging of trail trail-loanprocessing-race1-{REGION}" in text
     assert f"removed the policy of {trail_bucket}" in text
     assert not deploy.bucket_exists(target, trail_bucket)
     assert not backends.exists(
-        "AWS::CloudTrail::Trail", "trail-loanprocessing-race1", ACCOUNT_ID, REGION
+        "AWS::CloudTrail::Trail", f"trail-loanprocessing-race1-{REGION}", ACCOUNT_ID, REGION
     )
 
 
@@ -170,3 +171,35 @@ def test_an_update_of_a_stack_on_the_old_t_class_default_says_what_to_pass(
     assert "--param DBInstanceClass=db.serverless" in str(refused.value)
     deploy_dev(target, "old1", DBInstanceClass="db.r7g.large")
     deploy.destroy(target, "old1", Console(record=True))
+
+
+def test_r4_the_same_suffix_deploys_in_two_regions_of_one_account(
+    target: deploy.Target, tmp_path: Path
+) -> None:
+    """R4 amended: IAM role, bucket and multi-region trail names carry the region, so the
+    second region's stack does not collide with the first (the emulator refuses a duplicate
+    role, bucket or trail name across regions, tests/unit/test_emulator_global_names.py).
+    The second region pins its zones (R7 amended), the first takes them by position."""
+    first = deploy_dev(target, "tworeg")
+    other = deploy.Target(
+        "local",
+        "eu-west-1",
+        boto3.Session(region_name="eu-west-1", **CREDENTIALS),
+        endpoint_url=target.endpoint_url,
+        outputs_file=tmp_path / "eu-flat-outputs.json",
+    )
+    second = deploy_dev(
+        other, "tworeg", AvailabilityZone1="eu-west-1b", AvailabilityZone2="eu-west-1c"
+    )
+    assert first["LoanDocumentsBucketName"] != second["LoanDocumentsBucketName"]
+    assert second["LoanDocumentsBucketName"].endswith("-eu-west-1")
+    subnets = other.client("ec2").describe_subnets(
+        SubnetIds=[second["PublicSubnet1"], second["PublicSubnet2"]]
+    )["Subnets"]
+    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    assert [zones[second["PublicSubnet1"]], zones[second["PublicSubnet2"]]] == [
+        "eu-west-1b",
+        "eu-west-1c",
+    ]
+    for where, suffix in ((other, "tworeg"), (target, "tworeg")):
+        deploy.destroy(where, suffix, Console(record=True, width=200))

@@ -302,9 +302,9 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     removed = {row[2].strip() for row in cells if len(row) > 2 and row[1].strip() == "Remove"}
     assert removed == trail_tier
     assert "TrailArn" not in outputs and "AlarmTopicArn" in outputs
-    trail = "trail-loanprocessing-prod42"
+    trail = f"trail-loanprocessing-prod42-{REGION}"
     assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
-    assert not deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}")
+    assert not deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}-{REGION}")
     listed = {r["LogicalResourceId"] for r in deploy.stack_resources(target, "tapstack-prod42")}
     assert not listed & trail_tier and "LoanValidationFunction" in listed
 

@@ -226,13 +226,77 @@ def test_r8_describe_key_under_an_encryption_context_bites(doc: dict[str, Any]) 
     assert ("LS018", "KMSKey") in found
 
 
-def test_r8_trail_bucket_key_needs_account_decrypt(doc: dict[str, Any]) -> None:
-    policy = doc["Resources"]["KMSKey"]["Properties"]["KeyPolicy"]
-    policy["Statement"].remove(statement(doc, "AccountDecryptsTrailLogs"))
-    assert ("LS018", "KMSKey") in report(doc)
+def test_r8_trail_bucket_key_bites(doc: dict[str, Any]) -> None:
+    """The first-deploy review's blocker: a Bucket Key on the trail bucket needs kms:Decrypt at
+    CreateTrail under the bucket's context, which no statement of the key policy admits."""
     encryption = doc["Resources"]["TrailBucket"]["Properties"]["BucketEncryption"]
+    encryption["ServerSideEncryptionConfiguration"][0]["BucketKeyEnabled"] = True
+    assert ("LS018", "KMSKey") in report(doc)
+    # the grant for readers of the logs (trail context) does not stand in for it
+    assert statement(doc, "AccountDecryptsTrailLogs")
     encryption["ServerSideEncryptionConfiguration"][0]["BucketKeyEnabled"] = False
-    assert ("LS018", "KMSKey") not in report(doc)  # without a bucket key it is not needed
+    assert ("LS018", "KMSKey") not in report(doc)
+
+
+def test_r15_trust_condition_the_service_never_sends_bites(doc: dict[str, Any]) -> None:
+    """CloudTrail's CloudWatch Logs role: aws:SourceArn is not sent, the trail fails."""
+    trust = doc["Resources"]["TrailLogsRole"]["Properties"]["AssumeRolePolicyDocument"]
+    trail_arn = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/t"
+    trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceArn": {"Fn::Sub": trail_arn}}}
+    assert ("LS020", "TrailLogsRole") in report(doc)
+
+
+def test_r15_trust_of_an_unlisted_service_bites(doc: dict[str, Any]) -> None:
+    trust = doc["Resources"]["FlowLogsRole"]["Properties"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Principal"]["Service"] = "ecs-tasks.amazonaws.com"
+    assert ("LS020", "FlowLogsRole") in report(doc)
+
+
+def test_r15_documented_trust_conditions_pass(doc: dict[str, Any]) -> None:
+    """Flow Logs documents aws:SourceAccount and aws:SourceArn: the check leaves them."""
+    trust = doc["Resources"]["FlowLogsRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert {"StringEquals", "ArnLike"} <= set(trust["Statement"][0]["Condition"])
+    assert not {f for f in report(doc) if f[0] == "LS020"}
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "prop", "name"),
+    [
+        ("TrailLogsRole", "RoleName", "role-trail-${EnvironmentSuffix}"),
+        (
+            "LoanDocumentsBucket",
+            "BucketName",
+            "s3-loandocuments-${EnvironmentSuffix}-${AWS::AccountId}",
+        ),
+        ("Trail", "TrailName", "trail-loanprocessing-${EnvironmentSuffix}"),
+    ],
+)
+def test_r4_a_global_name_without_the_region_bites(
+    doc: dict[str, Any], logical_id: str, prop: str, name: str
+) -> None:
+    doc["Resources"][logical_id]["Properties"][prop] = {"Fn::Sub": name}
+    assert ("LS021", logical_id) in report(doc)
+
+
+def test_r4_a_global_name_too_long_at_the_longest_suffix_bites(doc: dict[str, Any]) -> None:
+    """s3-loandocuments-<16>-<account>-<15-char region> is 62 of 63: a longer purpose breaks it."""
+    name = "s3-loandocumentsx-${EnvironmentSuffix}-${AWS::AccountId}-${AWS::Region}"
+    doc["Resources"]["LoanDocumentsBucket"]["Properties"]["BucketName"] = {"Fn::Sub": name}
+    assert ("LS021", "LoanDocumentsBucket") not in report(doc)  # 63: still fits
+    name = name.replace("loandocumentsx", "loandocumentsxy")
+    doc["Resources"]["LoanDocumentsBucket"]["Properties"]["BucketName"] = {"Fn::Sub": name}
+    assert ("LS021", "LoanDocumentsBucket") in report(doc)
+
+
+def test_r4_each_global_name_is_listed(pristine: dict[str, Any], env: str) -> None:
+    """The check judges every role, bucket and the multi-region trail of the template."""
+    instance = build(pristine, env)
+    listed = {r.logical_id for r, *_ in rules.global_names(instance)}
+    expected = {
+        r.logical_id
+        for r in instance.of_type("AWS::IAM::Role", "AWS::S3::Bucket", "AWS::CloudTrail::Trail")
+    }
+    assert listed == expected and "Trail" in listed
 
 
 def test_r8_a_log_group_the_key_policy_does_not_name_bites(doc: dict[str, Any]) -> None:
@@ -294,3 +358,81 @@ def test_a_finding_carries_its_checks_id_and_a_json_pointer(doc: dict[str, Any])
     assert (size.resource, size.path) == ("template", "")
     [destroyable] = [c for c in rules.CHECKS if c.id == "LS006"]
     assert {f.check_id for f in destroyable.run(build(doc, "dev"))} == {"LS006"}
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    ["kms_arn", "depends_on", "min_length", "no_r5"],
+)
+def test_r1b_client_property_contract_bites(doc: dict[str, Any], mutation: str) -> None:
+    """The client's tests' expectations beyond names: each one put back to what we had."""
+    resources, parameters = doc["Resources"], doc["Parameters"]
+    if mutation == "kms_arn":
+        resources["DBCluster"]["Properties"]["KmsKeyId"] = {"Fn::GetAtt": ["KMSKey", "Arn"]}
+        expected = "DBCluster"
+    elif mutation == "depends_on":
+        resources["LoanValidationFunction"]["DependsOn"].remove("LoanValidationLogGroup")
+        expected = "LoanValidationFunction"
+    elif mutation == "min_length":
+        parameters["EnvironmentSuffix"]["MinLength"] = 2
+        expected = "EnvironmentSuffix"
+    else:
+        allowed = parameters["DBInstanceClass"]["AllowedValues"]
+        allowed[:] = [v for v in allowed if not v.startswith("db.r5.")]
+        expected = "DBInstanceClass"
+    assert ("LS002", expected) in report(doc)
+
+
+@pytest.mark.parametrize("logical_id", ["PublicSubnet1", "PrivateSubnet2", "DBInstance1"])
+def test_r7_an_availability_zone_by_list_position_only_bites(
+    doc: dict[str, Any], logical_id: str
+) -> None:
+    """The zone as it was: Fn::Select over Fn::GetAZs, with no pinned alternative."""
+    props = doc["Resources"][logical_id]["Properties"]
+    index = props["AvailabilityZone"]["Fn::Select"][0]
+    props["AvailabilityZone"] = {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
+    assert ("LS022", logical_id) in report(doc)
+
+
+def parameter_group(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["Resources"]["DBClusterParameterGroup"]["Properties"]["Parameters"]
+
+
+@pytest.mark.parametrize("mode", [None, "NO_ENGINE_SUBSTITUTION", "ONLY_FULL_GROUP_BY"])
+def test_r9_a_lax_sql_mode_bites(doc: dict[str, Any], mode: str | None) -> None:
+    """Aurora's default (no sql_mode in our group) or a mode without STRICT_*: values clip."""
+    if mode is None:
+        del parameter_group(doc)["sql_mode"]
+    else:
+        parameter_group(doc)["sql_mode"] = mode
+    assert ("LS023", "DBClusterParameterGroup") in report(doc)
+
+
+def test_r9_a_cluster_on_the_default_parameter_group_bites(doc: dict[str, Any]) -> None:
+    del doc["Resources"]["DBCluster"]["Properties"]["DBClusterParameterGroupName"]
+    assert ("LS023", "DBCluster") in report(doc)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("slow_query_log", "1"), ("general_log", "ON"), ("server_audit_events", "CONNECT,QUERY_DML")],
+)
+def test_r12_a_log_that_carries_statement_text_bites(
+    doc: dict[str, Any], name: str, value: str
+) -> None:
+    """The slow query log as it was (slow_query_log=1) wrote a slow chunk's applicant data."""
+    parameter_group(doc)[name] = value
+    assert ("LS024", "DBClusterParameterGroup") in report(doc)
+
+
+def test_r14_a_serverless_writer_alarmed_on_memory_only_bites(doc: dict[str, Any]) -> None:
+    """The alarms as they were: FreeableMemory < 256 MiB in every environment, no ACU alarm."""
+    alarm = doc["Resources"]["DatabaseMemoryAlarm"]["Properties"]
+    alarm.update(
+        MetricName="FreeableMemory", Threshold=268435456, ComparisonOperator="LessThanThreshold"
+    )
+    for env in ("dev", "prod"):
+        assert ("LS025", "DBInstance1") in report(doc, env)
+    assert ("LS025", "DBInstance1") not in ids(
+        rules.run_checks(build(doc, "prod", DBInstanceClass="db.r7g.large"))
+    )

@@ -43,7 +43,7 @@ def test_an_unknown_environment_is_a_usage_error(env: dict[str, str]) -> None:
     assert run.code == USAGE and "invalid choice: 'qa'" in run.err
 
 
-@pytest.mark.parametrize("suffix", ["Dev42", "dev_42", "x", "a-very-long-suffix-indeed", "dev--42"])
+@pytest.mark.parametrize("suffix", ["Dev42", "dev_42", "a-very-long-suffix-indeed", "dev--42"])
 def test_a_bad_suffix_is_a_usage_error_before_anything_starts(
     env: dict[str, str], suffix: str
 ) -> None:

@@ -6,6 +6,9 @@ compliance/control-tower-exceptions.json, and every listed exception must still 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from loanstack import template
@@ -62,3 +65,26 @@ def test_d5_rules_are_chosen_by_the_types_they_report_on() -> None:
     chosen = control_tower.applicable_rules(rules, {"AWS::S3::Bucket"})
     assert chosen and all("AWS::S3::Bucket" in control_tower.reported_types(r) for r in chosen)
     assert not control_tower.applicable_rules(rules, {"AWS::Made::Up"})
+
+
+def test_d5_the_guard_wheel_is_pinned_with_its_hash_and_fetched_by_make_only(
+    tmp_path: Path,
+) -> None:
+    """SPEC D5 amended: pinned with its hash in a constraints file, fetched by the Makefile's
+    install step; a missing cache is an error that says so, never a download at test time."""
+    pins = (template.ROOT / "constraints-guard.txt").read_text()
+    assert re.search(
+        r"^cdklabs-cdk-validator-cfnguard==[\d.]+ --hash=sha256:[0-9a-f]{64}$", pins, re.M
+    )
+    assert control_tower.pinned_package() == "cdklabs-cdk-validator-cfnguard==0.0.62"
+    makefile = (template.ROOT / "Makefile").read_text()
+    assert "$(GUARD): constraints-guard.txt" in makefile
+    assert "$(PY) -m loanstack.compliance.control_tower" in makefile
+    for target in ("check:", "test:"):
+        [line] = [ln for ln in makefile.splitlines() if ln.startswith(target)]
+        assert "$(GUARD)" in line, target
+    with pytest.raises(control_tower.GuardMissing, match="make check"):
+        control_tower.ensure_guard(tmp_path)
+    source = (template.ROOT / "src" / "loanstack" / "compliance" / "control_tower.py").read_text()
+    fetch = source[source.index("def fetch_guard") :]
+    assert '"--require-hashes"' in fetch and "def ensure_guard" not in fetch

@@ -74,3 +74,17 @@ def test_cli_prints_every_assumption_and_refuses_an_unknown_region(
         assert name in out.replace("\n", "")
     assert cli.main(["cost", "--env", "dev", "--region", "eu-west-1"]) == 2
     assert "no price file for region eu-west-1" in capsys.readouterr().err
+
+
+def test_the_trail_says_what_a_second_copy_costs_and_how_to_switch_it_off(
+    pristine: dict[str, Any],
+) -> None:
+    """Where an organisation trail already records the account, this stack's trail is a billed
+    second copy of the management events ("Managing CloudTrail costs"); EnableCloudTrail=false
+    removes it and every line it brings."""
+    lines, _ = cost.estimate(build(pristine, "prod"))
+    [copy] = [ln for ln in lines if ln.resource == "Trail" and "management events" in ln.item]
+    assert "EnableCloudTrail=false" in copy.item and copy.unit_price == 2.0
+    without, _ = cost.estimate(build(pristine, "prod", EnableCloudTrail="false"))
+    assert not [ln for ln in without if ln.resource.startswith("Trail")]
+    assert total(build(pristine, "prod", EnableCloudTrail="false")) < total(build(pristine, "prod"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import inspect
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from loanstack import template
-from loanstack.emulator import fence, patches
+from loanstack.emulator import fence, patches, private_reads
 
 SRC = template.ROOT / "src" / "loanstack"
 
@@ -173,3 +174,38 @@ def test_the_import_graph_of_loanstack_has_no_cycle() -> None:
         if name not in state:
             visit(name, [])
     assert "loanstack.emulator.patches" in graph and len(graph) > 20
+
+
+@pytest.mark.parametrize(
+    "read", private_reads.PRIVATE_READS, ids=lambda r: f"{r.owner.__qualname__}.{r.name}"
+)
+def test_each_private_moto_attribute_the_emulator_reads_still_exists(
+    read: private_reads.PrivateRead,
+) -> None:
+    """moto's private names the emulator reads are fenced like its patches: a moto upgrade
+    that renames one fails here, by name, not inside a deployment."""
+    if read.kind == "method":
+        assert callable(getattr(read.owner, read.name, None)), f"moto no longer has {read.name}"
+    else:
+        sources = "".join(
+            inspect.getsource(cls)
+            for cls in read.owner.__mro__
+            if cls.__module__.startswith("moto")
+        )
+        assert re.search(rf"self\.{read.name}\s*(?::[^=]+)?=", sources), (
+            f"moto's {read.owner.__qualname__} no longer sets {read.name}"
+        )
+
+
+def test_every_private_moto_name_the_emulator_reads_is_listed() -> None:
+    """The list is complete: each `._name` an emulator module reads off a moto object is there
+    (the emulator's own private names, set in its own modules, are not moto's)."""
+    listed = {r.name for r in private_reads.PRIVATE_READS} | {p.name for p in patches.PATCHES}
+    own: set[str] = set()
+    read: set[str] = set()
+    for path in sorted((SRC / "emulator").glob("*.py")):
+        text = path.read_text()
+        own |= set(re.findall(r"self\.(_[a-z][a-z_]*)\s*(?::[^=\n]+)?=", text))
+        own |= set(re.findall(r"def (_[a-z][a-z_]*)\(", text))
+        read |= set(re.findall(r"\.(_[a-z][a-z_]*)\b", text))
+    assert read - own - listed == set()

@@ -64,13 +64,19 @@ def test_r2_environment_parameters(pristine: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "a", "Dev42", "dev_42", "dev--42", "-dev", "dev-", "x" * 17, "dev 42"]
+    "bad", ["", "Dev42", "dev_42", "dev--42", "-dev", "dev-", "x" * 17, "dev 42"]
 )
 def test_r2_environment_suffix_pattern_refuses_bad_values(
     pristine: dict[str, Any], bad: str
 ) -> None:
     spec = pristine["Parameters"]["EnvironmentSuffix"]
     assert template.constraint_violation(spec, bad) is not None
+
+
+def test_r1b_a_one_character_suffix_is_accepted(pristine: dict[str, Any]) -> None:
+    """The client's tests set MinLength 1 (R1b): a pipeline may deploy suffix "a"."""
+    spec = pristine["Parameters"]["EnvironmentSuffix"]
+    assert template.constraint_violation(spec, "a") is None
 
 
 def test_r2_longest_allowed_suffix_fits_every_name(pristine: dict[str, Any], env: str) -> None:
@@ -297,7 +303,7 @@ def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(
     }
     trail = by_service["cloudtrail.amazonaws.com"]
     assert trail["Condition"]["StringEquals"]["aws:SourceArn"].endswith(
-        ":trail/trail-loanprocessing-dev42"
+        ":trail/trail-loanprocessing-dev42-us-east-1"
     )
     alarms_key = by_service["cloudwatch.amazonaws.com"]
     assert (
@@ -380,7 +386,7 @@ def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(instance: E
     (cluster,) = instance.of_type("AWS::RDS::DBCluster")
     p = cluster.properties
     assert p["Engine"] == "aurora-mysql"
-    assert p["StorageEncrypted"] is True and p["KmsKeyId"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}
+    assert p["StorageEncrypted"] is True and p["KmsKeyId"] == {"Ref": "KMSKey"}
     assert p["BackupRetentionPeriod"] >= 7
     assert p["DeletionProtection"] is False
     assert cluster.deletion_policy == "Delete" == cluster.update_replace_policy
@@ -521,7 +527,18 @@ def test_r11_every_function_logs_json_to_its_declared_group_encrypted_and_bounde
     for fn in instance.of_type("AWS::Lambda::Function"):
         p = fn.properties
         assert p["LoggingConfig"]["LogFormat"] == "JSON", fn.logical_id
-        assert p["LoggingConfig"]["LogGroup"]["Ref"] in instance.resources, fn.logical_id
+        # a Ref, or the group's name with a DependsOn on it (the client's tests read the
+        # validation function's DependsOn; cfn-lint W3005 forbids both at once)
+        declared = {
+            g.properties["LogGroupName"]: g.logical_id
+            for g in instance.of_type("AWS::Logs::LogGroup")
+        }
+        group = instance.name_of(p["LoggingConfig"]["LogGroup"])
+        assert group in declared, fn.logical_id
+        waits_for = template.references(fn.raw["Properties"]) | set(
+            template.as_list(fn.raw.get("DependsOn", []))
+        )
+        assert declared[group] in waits_for, fn.logical_id
         assert p["KmsKeyArn"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}, fn.logical_id
 
 
@@ -567,7 +584,7 @@ def test_r11_credentials_come_from_secrets_manager_at_run_time(instance: Environ
 
 def test_r11_r15_validation_role_reaches_only_its_own_resources(instance: Environment) -> None:
     role = instance.resources["LoanValidationFunctionRole"]
-    bucket = f"arn:aws:s3:::s3-loandocuments-dev42-{instance.context.account_id}"
+    bucket = f"arn:aws:s3:::s3-loandocuments-dev42-{instance.context.account_id}-us-east-1"
     grants: dict[str, Any] = {}
     for _, document in template.policy_documents(role):
         for st in template.statements(document):
@@ -618,7 +635,9 @@ def test_r13_every_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(
         assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {
             "Fn::GetAtt": ["KMSKey", "Arn"]
         }
-        assert rule["BucketKeyEnabled"] is True
+        # R13's bucket key on the documents bucket; off on the trail bucket, where it would
+        # need kms:Decrypt at CreateTrail (CloudTrail's KMS key policy page)
+        assert rule["BucketKeyEnabled"] is (bucket.logical_id != "TrailBucket")
         assert set(p["PublicAccessBlockConfiguration"].values()) == {True}
         assert len(p["PublicAccessBlockConfiguration"]) == 4
         assert p["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -651,9 +670,10 @@ def test_r13_every_bucket_denies_requests_without_tls(instance: Environment) -> 
         assert len(denials[0]["Resource"]) == 2  # the bucket and its objects
 
 
-def test_r4_r13_bucket_names_carry_the_account_id(instance: Environment) -> None:
+def test_r4_r13_bucket_names_carry_the_account_id_and_region(instance: Environment) -> None:
+    c = instance.context
     for bucket in buckets(instance):
-        assert bucket.properties["BucketName"].endswith(f"-dev42-{instance.context.account_id}")
+        assert bucket.properties["BucketName"].endswith(f"-dev42-{c.account_id}-{c.region}")
 
 
 # --- R14 ------------------------------------------------------------------------------------
@@ -677,8 +697,22 @@ def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(instance: Env
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ValidationDeadLetterQueue"),
         ("AWS/Lambda", "Errors", "SecretRotationLambda"),
         ("AWS/RDS", "CPUUtilization", "DBInstance1"),
-        ("AWS/RDS", "FreeableMemory", "DBInstance1"),
+        ("AWS/RDS", "ACUUtilization", "DBInstance1"),  # the default db.serverless
     }
+
+
+def test_r14_memory_alarm_on_provisioned_acu_alarm_on_serverless(pristine: dict[str, Any]) -> None:
+    """AWS's "Important CloudWatch metrics for Aurora Serverless v2": ACUUtilization there;
+    FreeableMemory on a provisioned r-class, where it measures the instance."""
+    provisioned = alarms(build(pristine, "prod", DBInstanceClass="db.r7g.large"))
+    assert ("AWS/RDS", "FreeableMemory", "DBInstance1") in provisioned
+    assert ("AWS/RDS", "ACUUtilization", "DBInstance1") not in provisioned
+    thresholds = {
+        env: alarms(build(pristine, env))[("AWS/RDS", "ACUUtilization", "DBInstance1")]
+        for env in ("dev", "prod")
+    }
+    assert thresholds["prod"].properties["Threshold"] == 80
+    assert thresholds["dev"].properties["Threshold"] == 90
 
 
 def test_r14_every_alarm_notifies_the_encrypted_topic_and_says_what_to_do(

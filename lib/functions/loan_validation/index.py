@@ -123,7 +123,7 @@ INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_
  FROM JSON_TABLE(:chunk, '$' COLUMNS (
  source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source' ERROR ON ERROR,
  NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j
- ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""
+ ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""  # noqa: S608 (constant column list; values are bound parameters)
 # Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
 # recorded earlier under other rules, or (never expected) a missing row. Only the columns it uses.
 READ_BACK = """SELECT j.n, d.application_sha256, d.result_json
@@ -466,7 +466,7 @@ def with_retries(call: Callable[..., Any], **kwargs: Any) -> Any:
         except ClientError as err:
             kind = classify(err)
             delay = min(20.0, env_number("RETRY_BASE_SECONDS", 0.5) * 2**attempt)
-            delay *= random.uniform(0.5, 1.0)
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 (retry jitter, not a secret)
             if not may_retry(kind, attempt, started, delay):
                 raise
             logger.warning(

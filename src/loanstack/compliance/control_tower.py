@@ -1,7 +1,9 @@
 """AWS Control Tower proactive controls (CloudFormation Guard rules) applied to the template (D5).
 
-The rules and a `cfn-guard` binary ship inside the PyPI package `cdklabs-cdk-validator-cfnguard`;
-it is fetched with `pip download` (never installed) and unpacked under `.cache/cfn-guard`. Only
+The rules and a `cfn-guard` binary ship inside the PyPI package `cdklabs-cdk-validator-cfnguard`,
+pinned with its hash in constraints-guard.txt; the Makefile's install step fetches it once with
+`pip download --require-hashes` (never installed) and unpacks it under `.cache/cfn-guard`
+(`python -m loanstack.compliance.control_tower`). Tests and `loanstack check` never download. Only
 the rules that report on resource types the template uses are run, each environment separately
 (Guard knows nothing of CloudFormation conditions, so it is given the resolved environment).
 Accepted findings are listed, with their reason, in one reviewed file.
@@ -13,6 +15,7 @@ import io
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -22,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loanstack.compliance.field_tools import ToolMissing
 from loanstack.template import ROOT, Environment
 
-PACKAGE = "cdklabs-cdk-validator-cfnguard==0.0.62"
+PINS = ROOT / "constraints-guard.txt"
 CACHE = ROOT / ".cache" / "cfn-guard"
 EXCEPTIONS = ROOT / "compliance" / "control-tower-exceptions.json"
 RULES_PREFIX = "package/rules/control-tower/cfn-guard/"
@@ -40,16 +44,38 @@ class GuardFinding:
     message: str
 
 
+class GuardMissing(ToolMissing):
+    pass
+
+
+def pinned_package(pins: Path = PINS) -> str:
+    """name==version of the wheel, as constraints-guard.txt pins it (the one place)."""
+    for line in pins.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.split()[0]
+    raise GuardMissing(f"{pins.name} pins no package")
+
+
 def ensure_guard(cache: Path = CACHE) -> tuple[Path, Path]:
-    """(cfn-guard binary, rules directory), downloaded and unpacked once."""
+    """(cfn-guard binary, rules directory), as the Makefile's install step left them."""
     binary, rules = cache / "cfn-guard", cache / "rules"
     if binary.exists() and any(rules.rglob("*.guard")):
         return binary, rules
+    raise GuardMissing(
+        f"the Control Tower rules are not under {cache}: `make check` (or `python -m "
+        "loanstack.compliance.control_tower`) fetches the pinned wheel first"
+    )
+
+
+def fetch_guard(cache: Path = CACHE, pins: Path = PINS) -> tuple[Path, Path]:
+    """Download the pinned wheel (pip checks its hash) and unpack the binary and the rules."""
+    binary, rules = cache / "cfn-guard", cache / "rules"
     arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}[
         platform.machine().lower()
     ]
+    shutil.rmtree(rules, ignore_errors=True)  # no rule of an older wheel survives an upgrade
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
+        subprocess.run(  # noqa: S603 (a fixed argument list of our own tool, no shell)
             [
                 sys.executable,
                 "-m",
@@ -57,9 +83,11 @@ def ensure_guard(cache: Path = CACHE) -> tuple[Path, Path]:
                 "download",
                 "--no-deps",
                 "--quiet",
+                "--require-hashes",
                 "--dest",
                 tmp,
-                PACKAGE,
+                "-r",
+                str(pins),
             ],
             check=True,
             capture_output=True,
@@ -76,7 +104,7 @@ def ensure_guard(cache: Path = CACHE) -> tuple[Path, Path]:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 extracted = tar.extractfile(member)
-                assert extracted is not None
+                assert extracted is not None  # noqa: S101 (a regular file member: tarfile returns its data)
                 target.write_bytes(extracted.read())
     binary.chmod(0o755)
     return binary, rules
@@ -146,7 +174,7 @@ def evaluate(instance: Environment) -> tuple[list[Path], list[GuardFinding]]:
         ]
         for rule in selected:
             args += ["--rules", str(rule)]
-        run = subprocess.run(args, capture_output=True, text=True, check=False)
+        run = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603 (cfn-guard from the pinned wheel, our arguments, no shell)
     if run.returncode not in (0, 19):  # 19: evaluated, something is not compliant
         raise RuntimeError(f"cfn-guard failed ({run.returncode}): {run.stderr.strip()[:500]}")
     findings: set[GuardFinding] = set()
@@ -178,3 +206,8 @@ def exceptions(path: Path = EXCEPTIONS) -> dict[tuple[str, str], str]:
     """(control, resource) -> the reviewed reason it is accepted."""
     entries = json.loads(path.read_text(encoding="utf-8"))["exceptions"]
     return {(e["control"], e["resource"]): e["reason"] for e in entries}
+
+
+if __name__ == "__main__":  # the Makefile's install step
+    found, _ = fetch_guard()
+    print(f"{pinned_package()}: {found}")

@@ -1,4 +1,5 @@
-"""The field's own judges of a template (SPEC D5): cfn-lint and checkov, run as their CLIs.
+"""The field's own judges of a template (SPEC D5): cfn-lint through its Python API, in process,
+and checkov as its CLI.
 
 checkov lives in its own virtual environment (it pins an old boto3), found through CHECKOV_BIN
 or `.venv-checkov`; a missing tool is an error, never a silent pass.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,25 @@ def checkov_bin() -> Path:
 
 
 def cfn_lint(path: Path) -> list[dict[str, Any]]:
-    """cfn-lint matches, informational rules included, for the regions the client uses."""
-    binary = Path(sys.executable).parent / "cfn-lint"
-    run = subprocess.run(
-        [str(binary), "--include-checks", "I", "--format", "json", "--regions", *REGIONS, "--", str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if not run.stdout.strip():
-        raise ToolMissing(f"cfn-lint printed nothing: {run.stderr.strip()[:500]}")
-    return list(json.loads(run.stdout))
+    """cfn-lint matches, informational rules included, for the regions the client uses; in the
+    shape of its JSON output (Rule.Id, Message, Level, Location.Start.LineNumber, Location.Path).
+    https://github.com/aws-cloudformation/cfn-lint/blob/main/docs/getting_started/integration.md
+    """
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(path, ManualArgs(regions=list(REGIONS), include_checks=["I"]))
+    return [
+        {
+            "Rule": {"Id": m.rule.id},
+            "Message": m.message,
+            "Level": m.rule.severity.capitalize(),
+            "Location": {
+                "Start": {"LineNumber": m.linenumber, "ColumnNumber": m.columnnumber},
+                "Path": list(getattr(m, "path", None) or []),
+            },
+        }
+        for m in matches
+    ]
 
 
 def checkov(path: Path) -> dict[str, Any]:
@@ -43,7 +53,7 @@ def checkov(path: Path) -> dict[str, Any]:
     binary = checkov_bin()
     if not binary.exists():
         raise ToolMissing(f"checkov not found at {binary}: `make test` builds .venv-checkov")
-    run = subprocess.run(
+    run = subprocess.run(  # noqa: S603 (checkov of our venv, fixed arguments, no shell)
         [str(binary), "-f", str(path), "--framework", "cloudformation", "--skip-download", "--output", "json"],
         capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )  # fmt: skip

@@ -13,17 +13,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from loanstack import template
-from loanstack.compliance import control_tower, field_tools, rules
+from loanstack.compliance import control_tower, field_tools, judges, rules
+from loanstack.compliance.locate import line_of, pointer_of
 
 
 @dataclass(frozen=True)
 class Row:
+    """One line of the report. `check` is the judge's own rule id (LS012, W3005, CKV_AWS_18...),
+    `requirement` the SPEC item it enforces (ours only); `pointer` the JSON pointer of the part
+    judged and `line` the template line it starts on (None: the whole template)."""
+
     env: str
     check: str
     tool: str
     resource: str
     result: str  # pass | FAIL | accepted
     reason: str = ""
+    requirement: str = ""
+    pointer: str = ""
+    line: int | None = None
+
+
+def resource_pointer(logical_id: str) -> str:
+    return f"/Resources/{logical_id}" if logical_id else ""
+
+
+def located(pointer: str) -> dict[str, Any]:
+    return {"pointer": pointer, "line": line_of(pointer)}
 
 
 def cfn_lint_rows() -> Iterator[Row]:
@@ -36,6 +52,8 @@ def cfn_lint_rows() -> Iterator[Row]:
             "/".join(map(str, m["Location"]["Path"][:2])),
             "FAIL",
             m["Message"],
+            pointer=pointer_of(m["Location"]["Path"]),
+            line=m["Location"]["Start"]["LineNumber"],
         )
     if not matches:
         yield Row("both", "all rules (incl. informational)", "cfn-lint", "template", "pass")
@@ -45,17 +63,26 @@ def checkov_rows() -> Iterator[Row]:
     report = field_tools.checkov(template.TEMPLATE_PATH)
     results = report["results"]
     for f in results["failed_checks"]:
+        logical_id = f["resource"].split(".")[-1]
         yield Row(
-            "both", f["check_id"], "checkov", f["resource"].split(".")[-1], "FAIL", f["check_name"]
+            "both",
+            f["check_id"],
+            "checkov",
+            logical_id,
+            "FAIL",
+            f["check_name"],
+            **located(resource_pointer(logical_id)),
         )
     for s in results["skipped_checks"]:
+        logical_id = s["resource"].split(".")[-1]
         yield Row(
             "both",
             s["check_id"],
             "checkov",
-            s["resource"].split(".")[-1],
+            logical_id,
             "accepted",
             s.get("check_result", {}).get("suppress_comment", ""),
+            **located(resource_pointer(logical_id)),
         )
     yield Row("both", f"{report['summary']['passed']} checks", "checkov", "template", "pass")
 
@@ -64,9 +91,18 @@ def own_rows(env: str, instance: template.Environment) -> Iterator[Row]:
     for c in rules.CHECKS:
         findings = list(c.run(instance))
         for f in findings:
-            yield Row(env, f"{c.id} ({c.requirement})", "loanstack", f.resource, "FAIL", f.message)
+            yield Row(
+                env,
+                c.id,
+                "loanstack",
+                f.resource,
+                "FAIL",
+                f.message,
+                c.requirement,
+                **located(f.path),
+            )
         if not findings:
-            yield Row(env, f"{c.id} ({c.requirement})", "loanstack", "all", "pass", c.description)
+            yield Row(env, c.id, "loanstack", "all", "pass", c.description, c.requirement)
 
 
 def guard_rows(
@@ -82,31 +118,81 @@ def guard_rows(
             f.resource,
             "accepted" if reason else "FAIL",
             reason or f.message,
+            **located(resource_pointer(f.resource)),
         )
     yield Row(env, f"{len(guard_rules)} rules", "control tower", "all others", "pass")
+
+
+def judge_rows(
+    env: str, instance: template.Environment, accepted: dict[tuple[str, str, str], str]
+) -> Iterator[Row]:
+    """parliament and cfripper (SPEC D5 amended) on the environment as deployed."""
+    for tool, verdicts in (
+        ("parliament", judges.parliament_verdicts(instance)),
+        ("cfripper", judges.cfripper_verdicts(instance)),
+    ):
+        for v in verdicts:
+            reason = accepted.get((v.judge, v.rule, v.resource.split("/")[0]))
+            yield Row(
+                env,
+                v.rule,
+                tool,
+                v.resource,
+                "accepted" if reason else "FAIL",
+                reason or v.message,
+                **located(v.path),
+            )
+        yield Row(env, "all rules", tool, "all others", "pass")
+
+
+def stale_exceptions(used: set[tuple[str, str, str]]) -> Iterator[Row]:
+    """An exception no environment needs any more is a finding too: the file stays honest."""
+    for (judge, rule, resource), reason in judges.exceptions().items():
+        if (judge, rule, resource) not in used:
+            yield Row(
+                "both", rule, judge, resource, "FAIL", f"exception no longer needed: {reason}"
+            )
 
 
 def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
     yield from cfn_lint_rows()
     yield from checkov_rows()
     accepted = control_tower.exceptions()
+    judged = judges.exceptions()
+    used: set[tuple[str, str, str]] = set()
     for env in envs:
         instance = template.instantiate(
             parameters={"EnvironmentType": env, "EnvironmentSuffix": suffix}
         )
         yield from own_rows(env, instance)
         yield from guard_rows(env, instance, accepted)
+        for row in judge_rows(env, instance, judged):
+            if row.result == "accepted":
+                used.add((row.tool, row.check, row.resource.split("/")[0]))
+            yield row
+    if set(envs) == {"dev", "prod"}:  # an exception may be needed by one environment only
+        yield from stale_exceptions(used)
 
 
-def as_dict(row: Row) -> dict[str, str]:
+def as_dict(row: Row) -> dict[str, Any]:
     return {
         "env": row.env,
         "check": row.check,
+        "requirement": row.requirement,
         "tool": row.tool,
         "resource": row.resource,
+        "pointer": row.pointer,
+        "line": row.line,
         "result": row.result,
         "reason": row.reason,
     }
+
+
+def where(row: Row) -> str:
+    """The table's location column: pointer and line."""
+    if row.line is None:
+        return row.pointer
+    return f"{row.pointer} (line {row.line})"
 
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -125,17 +211,23 @@ def sarif(found: list[Row]) -> dict[str, Any]:
     rule_ids = sorted({row.check for row in findings})
     results: list[dict[str, Any]] = []
     for row in findings:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+        if row.line is not None:  # SARIF 3.30: a region, lines 1-based
+            physical["region"] = {"startLine": row.line}
+        logical: dict[str, Any] = {"name": row.resource, "kind": "resource"}
+        if row.pointer:
+            logical["fullyQualifiedName"] = row.pointer
         result: dict[str, Any] = {
             "ruleId": row.check,
             "level": SARIF_LEVEL[row.result],
             "message": {"text": f"{row.resource} ({row.env}): {row.reason or row.check}"},
-            "locations": [
-                {
-                    "physicalLocation": {"artifactLocation": {"uri": uri}},
-                    "logicalLocations": [{"name": row.resource, "kind": "resource"}],
-                }
-            ],
-            "properties": {"tool": row.tool, "env": row.env},
+            "locations": [{"physicalLocation": physical, "logicalLocations": [logical]}],
+            "properties": {
+                "tool": row.tool,
+                "env": row.env,
+                "requirement": row.requirement,
+                "pointer": row.pointer,
+            },
         }
         if row.result == "accepted":  # checkov: in the template's Metadata; Control Tower: a file
             kind = "inSource" if row.tool == "checkov" else "external"

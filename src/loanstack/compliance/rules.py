@@ -7,19 +7,15 @@ template, so a resource added later is judged without editing this file.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import cfnlint
-
 from loanstack import contract
-from loanstack.policy import Request, allows
+from loanstack.compliance.cfnlint_data import iam_actions, stateful_types
+from loanstack.policy import ASSUME_ROLE_CONTEXT, Request, allows
 from loanstack.template import (
     SIZE_BUDGET,
     Environment,
@@ -34,7 +30,6 @@ from loanstack.template import (
 )
 
 SPEC = "docs/requirements.md"  # the requirements, in this repository
-CFNLINT_DATA = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs"
 
 
 @dataclass(frozen=True)
@@ -145,6 +140,23 @@ def client_contract(instance: Environment) -> Iterator[Flag]:
         resource = instance.resources.get(logical_id)
         if resource is not None and "Name" not in (tags_of(resource) or {}):
             yield Flag(logical_id, "no Name tag")
+    for logical_id, prop, value in contract.PROPERTIES:
+        found = declared.get(logical_id, {}).get("Properties", {}).get(prop)
+        if found != value:
+            yield Flag(logical_id, f"{prop} is {found!r}, their tests expect {value!r}")
+    for logical_id, needed in contract.DEPENDS_ON.items():
+        have = as_list(declared.get(logical_id, {}).get("DependsOn", []))
+        for target in needed:
+            if target not in have:
+                yield Flag(logical_id, f"DependsOn does not name {target}")
+    parameters = instance.template.get("Parameters", {})
+    for name, attribute, value in contract.PARAMETERS:
+        if parameters.get(name, {}).get(attribute) != value:
+            yield Flag(name, f"{attribute} is not {value!r}")
+    for name, prefix in contract.OFFERED:
+        allowed = parameters.get(name, {}).get("AllowedValues", [])
+        if not any(str(v).startswith(prefix) for v in allowed):
+            yield Flag(name, f"no {prefix}* value among AllowedValues")
 
 
 # --- R4 -----------------------------------------------------------------------------------
@@ -153,7 +165,8 @@ def client_contract(instance: Environment) -> Iterator[Flag]:
 def name_pattern(instance: Environment) -> re.Pattern[str]:
     suffix = re.escape(instance.suffix)
     account = re.escape(instance.context.account_id)
-    return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?")
+    region = re.escape(instance.context.region)
+    return re.compile(rf"[a-z0-9]+-[a-z0-9]+(?:-[a-z0-9]+)*-{suffix}(?:-{account})?(?:-{region})?")
 
 
 def follows_convention(name: str, pattern: re.Pattern[str]) -> bool:
@@ -190,6 +203,99 @@ def naming(instance: Environment) -> Iterator[Flag]:
         for prop, value in names:
             if not isinstance(value, str) or not follows_convention(value, pattern):
                 yield Flag(r.logical_id, f"{prop} {value!r} breaks the naming convention")
+
+
+# A name unique per account or partition (R4 amended): the same suffix must deploy in two
+# regions of one account, so each carries the region. type -> (name property, AWS's length limit,
+# the page that gives the limit); a trail's name is account-wide only when it is multi-region.
+GLOBAL_NAMES: dict[str, tuple[str, int, str]] = {
+    "AWS::IAM::Role": (
+        "RoleName",
+        64,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::ManagedPolicy": (
+        "ManagedPolicyName",
+        128,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::InstanceProfile": (
+        "InstanceProfileName",
+        128,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::IAM::User": (
+        "UserName",
+        64,
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
+    ),
+    "AWS::S3::Bucket": (
+        "BucketName",
+        63,
+        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html",
+    ),
+    "AWS::CloudTrail::Trail": (
+        "TrailName",
+        128,
+        "https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html",
+    ),
+}
+# The longest region code AWS has published (us-isof-south-1): names are sized for it.
+LONGEST_REGION = 15
+
+
+def global_names(instance: Environment) -> Iterator[tuple[Resource, str, Any, int]]:
+    """(resource, property, resolved name, limit) for each name unique per account/partition."""
+    for r in instance.resources.values():
+        if r.type not in GLOBAL_NAMES:
+            continue
+        if (
+            r.type == "AWS::CloudTrail::Trail"
+            and r.properties.get("IsMultiRegionTrail") is not True
+        ):
+            continue  # a single-region trail's name is unique per region only
+        prop, limit, _ = GLOBAL_NAMES[r.type]
+        yield r, prop, r.properties.get(prop), limit
+
+
+def longest_suffix(instance: Environment) -> int:
+    spec = instance.template.get("Parameters", {}).get("EnvironmentSuffix", {})
+    return int(spec.get("MaxLength", len(instance.suffix)))
+
+
+@check(
+    "LS021",
+    "R4",
+    "Names unique per account (IAM roles, S3 buckets, a multi-region trail) carry the region "
+    "and fit at the longest suffix and region",
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-role.html",
+)
+def regional_global_names(instance: Environment) -> Iterator[Flag]:
+    region = instance.context.region
+    for r, prop, name, limit in global_names(instance):
+        if not isinstance(name, str):
+            yield Flag(r.logical_id, f"{prop} not set: a generated name cannot be checked")
+            continue
+        if not re.search(rf"(?:^|-){re.escape(region)}(?:-|$)", name):
+            yield Flag(
+                r.logical_id,
+                f"{prop} {name!r} is unique per account but carries no region: the same "
+                "suffix fails in a second region",
+            )
+            continue
+        worst = (
+            len(name)
+            + longest_suffix(instance)
+            - len(instance.suffix)
+            + LONGEST_REGION
+            - len(region)
+        )
+        if worst > limit:
+            yield Flag(
+                r.logical_id,
+                f"{prop} reaches {worst} characters at the longest suffix and region "
+                f"(limit {limit})",
+            )
 
 
 @check(
@@ -235,13 +341,6 @@ def tagging(instance: Environment) -> Iterator[Flag]:
 # --- R6 -----------------------------------------------------------------------------------
 
 KEEPING_POLICIES = {"Retain", "RetainExceptOnCreate", "Snapshot"}
-
-
-@cache
-def stateful_types() -> frozenset[str]:
-    """Types whose data outlives a careless delete (cfn-lint's list, rule I3011)."""
-    data = json.loads((CFNLINT_DATA / "StatefulResources.json").read_text())
-    return frozenset(data["ResourceTypes"])
 
 
 def protection_flags(node: Any, path: str = "") -> Iterator[str]:
@@ -310,6 +409,44 @@ def lambda_return_traffic(instance: Environment) -> Iterator[Flag]:
                 acl,
                 f"{subnet} holds Lambda ENIs but {acl} does not admit TCP "
                 f"{EPHEMERAL[0]}-{EPHEMERAL[1]} inbound: replies to low ports are dropped",
+            )
+
+
+def pinnable_zone(instance: Environment, node: Any) -> bool:
+    """`Fn::Select [i, Fn::If [cond, [Ref zone parameters], Fn::GetAZs]]`: the zone is a
+    parameter when pinned and a list position only as the fallback (the client's tests read
+    the Fn::Select and its index)."""
+    select = node.get("Fn::Select") if isinstance(node, dict) else None
+    if not (isinstance(select, list) and len(select) == 2 and isinstance(select[1], dict)):
+        return False
+    choice = select[1].get("Fn::If")
+    if not (isinstance(choice, list) and len(choice) == 3):
+        return False
+    parameters = set(instance.template.get("Parameters", {}))
+    branches = choice[1:]
+    pinned = [b for b in branches if isinstance(b, list) and b]
+    fallback = [b for b in branches if isinstance(b, dict) and "Fn::GetAZs" in b]
+    return (
+        len(pinned) == 1
+        and len(fallback) == 1
+        and all(isinstance(z, dict) and z.get("Ref") in parameters for z in pinned[0])
+    )
+
+
+@check(
+    "LS022",
+    "R7",
+    "Availability zones are pinnable parameters; Fn::GetAZs list order is only the fallback",
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getavailabilityzones.html",
+)
+def pinned_zones(instance: Environment) -> Iterator[Flag]:
+    for r in instance.resources.values():
+        raw = r.raw.get("Properties", {}).get("AvailabilityZone")
+        if raw is not None and not pinnable_zone(instance, raw):
+            yield Flag(
+                r.logical_id,
+                "AvailabilityZone by Fn::GetAZs position only: the order changes when AWS adds "
+                "a zone, and the next update replaces the resource",
             )
 
 
@@ -420,9 +557,15 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
             next(iter(references(trail.properties.get("S3BucketName"))), "")
         )
         if bucket is not None and uses_bucket_key(bucket):
-            # with an S3 Bucket Key, creating or updating the trail needs kms:Decrypt
-            caller = {"kms:CallerAccount": c.account_id, **ctx}
-            yield key, trail.logical_id, Request(("AWS", c.account_id), "kms:Decrypt", caller)
+            # With an S3 Bucket Key, CloudTrail decrypts the bucket-level key when the trail is
+            # created or updated: the context is the bucket's (S3 Bucket Key encryption
+            # context), not a trail's, so grants scoped to aws:cloudtrail:arn do not apply.
+            bucket_name = bucket.properties.get("BucketName")
+            s3_ctx = {
+                **source,
+                "kms:EncryptionContext:aws:s3:arn": f"arn:{c.partition}:s3:::{bucket_name}",
+            }
+            yield key, trail.logical_id, Request(principal, "kms:Decrypt", s3_ctx)
     for group in instance.of_type("AWS::Logs::LogGroup"):
         key = key_of(instance, group.properties.get("KmsKeyId"))
         if key is None:
@@ -450,6 +593,8 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
 
 
 def uses_bucket_key(bucket: Resource) -> bool:
+    """With an S3 Bucket Key, creating or updating a trail needs kms:Decrypt (CloudTrail's KMS
+    key policy page); the key policy then needs a grant that admits that call."""
     rules = bucket.properties.get("BucketEncryption", {}).get(
         "ServerSideEncryptionConfiguration", []
     )
@@ -540,6 +685,38 @@ def data_api_instance_class(instance: Environment) -> Iterator[Flag]:
             yield Flag(db.logical_id, f"{cls} offered: the Data API refuses T classes")
 
 
+def cluster_parameters(instance: Environment) -> Iterator[tuple[Resource, str, dict[str, Any]]]:
+    """(cluster, its parameter group's logical id, the group's parameters) per Aurora cluster;
+    the cluster itself when it names no group of this template (AWS's default group)."""
+    for cluster in instance.of_type("AWS::RDS::DBCluster"):
+        named = references(cluster.properties.get("DBClusterParameterGroupName"))
+        groups = [instance.resources[g] for g in sorted(named) if g in instance.resources]
+        if not groups:
+            yield cluster, cluster.logical_id, {}
+        for group in groups:
+            yield cluster, group.logical_id, dict(group.properties.get("Parameters") or {})
+
+
+STRICT_MODES = {"STRICT_TRANS_TABLES", "STRICT_ALL_TABLES"}
+
+
+@check(
+    "LS023",
+    "R9",
+    "The cluster's parameter group sets a strict sql_mode (Aurora's default clips, not refuses)",
+    "https://dev.mysql.com/doc/refman/8.0/en/out-of-range-and-overflow.html",
+)
+def strict_sql_mode(instance: Environment) -> Iterator[Flag]:
+    for cluster, owner, parameters in cluster_parameters(instance):
+        modes = {m.strip().upper() for m in str(parameters.get("sql_mode", "")).split(",")}
+        if not modes & STRICT_MODES:
+            yield Flag(
+                owner,
+                f"sql_mode of {cluster.logical_id} is not strict: an out-of-range or over-long "
+                "value is clipped with a warning instead of refused",
+            )
+
+
 # --- R11 ----------------------------------------------------------------------------------
 
 
@@ -627,14 +804,69 @@ def log_groups(instance: Environment) -> Iterator[Flag]:
             )
 
 
+# Settings that write statement text (applicant data in every INSERT of a decision) into a
+# log Aurora exports to CloudWatch Logs: the general and slow query logs, and DML auditing.
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_LogAccess.Concepts.MySQL.html
+STATEMENT_LOGS = ("general_log", "slow_query_log")
+STATEMENT_AUDIT = {"QUERY", "QUERY_DML", "QUERY_DML_NO_SELECT"}
+
+
+@check(
+    "LS024",
+    "R12",
+    "No database log writes statement text (applicant data) to a log group: general and slow "
+    "query logs off, no DML audit events",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Auditing.html",
+)
+def no_statement_logs(instance: Environment) -> Iterator[Flag]:
+    for _, owner, parameters in cluster_parameters(instance):
+        for name in STATEMENT_LOGS:
+            if str(parameters.get(name, "0")).upper() in ("1", "ON"):
+                yield Flag(owner, f"{name} is on: it logs full statements, applicant data included")
+        events = {
+            e.strip().upper() for e in str(parameters.get("server_audit_events", "")).split(",")
+        }
+        for event in sorted(events & STATEMENT_AUDIT):
+            yield Flag(owner, f"server_audit_events {event} logs statement text")
+
+
+# --- R14 ----------------------------------------------------------------------------------
+
+
+def alarmed_metrics(instance: Environment, logical_id: str) -> set[str]:
+    """Metric names of the alarms that watch one resource (through a dimension)."""
+    return {
+        str(a.properties.get("MetricName"))
+        for a in instance.of_type("AWS::CloudWatch::Alarm")
+        if logical_id in references(a.properties.get("Dimensions", []))
+    }
+
+
+@check(
+    "LS025",
+    "R14",
+    "A Serverless v2 writer is alarmed on ACUUtilization, not on FreeableMemory (relative to the "
+    "maximum ACUs, it may never fall low)",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.viewing.monitoring.html",
+)
+def serverless_alarms(instance: Environment) -> Iterator[Flag]:
+    for db in instance.of_type("AWS::RDS::DBInstance"):
+        if db.properties.get("DBInstanceClass") != "db.serverless":
+            continue
+        if db.properties.get("PromotionTier", 1) != 0:
+            continue  # the writer; a reader follows it
+        metrics = alarmed_metrics(instance, db.logical_id)
+        if "ACUUtilization" not in metrics:
+            yield Flag(db.logical_id, "Serverless v2 writer without an ACUUtilization alarm")
+        if "FreeableMemory" in metrics:
+            yield Flag(
+                db.logical_id,
+                "FreeableMemory alarm on Serverless v2: measured against the maximum ACUs, "
+                "a low threshold may never be crossed",
+            )
+
+
 # --- R15 ----------------------------------------------------------------------------------
-
-
-@cache
-def iam_actions() -> dict[str, dict[str, Any]]:
-    """service prefix -> {action (lower case): {"Resources": [...]}} (cfn-lint's IAM data)."""
-    data = json.loads((CFNLINT_DATA / "Policies.json").read_text())
-    return {service: spec.get("Actions", {}) for service, spec in data.items()}
 
 
 def matching_actions(action: str) -> list[dict[str, Any]] | None:
@@ -682,6 +914,42 @@ def least_privilege(instance: Environment) -> Iterator[Flag]:
             for st in statements(trust):
                 if st.get("Principal") in ("*", {"AWS": "*"}):
                     yield Flag(r.logical_id, "anyone may assume the role")
+
+
+def assumed_by(st: dict[str, Any]) -> list[str]:
+    """The service principals an Allow statement lets call sts:AssumeRole."""
+    actions = [str(a).lower() for a in as_list(st.get("Action", []))]
+    if st.get("Effect") != "Allow" or not any(fnmatchcase("sts:assumerole", a) for a in actions):
+        return []
+    principal = st.get("Principal")
+    services = principal.get("Service", []) if isinstance(principal, dict) else []
+    return [str(s) for s in as_list(services)]
+
+
+@check(
+    "LS020",
+    "R15",
+    "Trust policies condition a service principal only on keys that service documents sending",
+    "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
+)
+def trust_conditions(instance: Environment) -> Iterator[Flag]:
+    for role in instance.of_type("AWS::IAM::Role"):
+        for st in statements(role.properties.get("AssumeRolePolicyDocument", {})):
+            keys = {k.lower() for tests in st.get("Condition", {}).values() for k in tests}
+            for service in assumed_by(st):
+                documented = ASSUME_ROLE_CONTEXT.get(service)
+                if documented is None:
+                    yield Flag(
+                        role.logical_id,
+                        f"{service} has no sourced entry in policy.ASSUME_ROLE_CONTEXT",
+                    )
+                    continue
+                for key in sorted(keys - documented.keys):
+                    yield Flag(
+                        role.logical_id,
+                        f"condition on {key}, which {service} does not send for "
+                        f"sts:AssumeRole ({documented.source}): it can never assume the role",
+                    )
 
 
 HARD_CODED = re.compile(

@@ -147,7 +147,7 @@ def load(fn: Any) -> types.ModuleType:
     with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
         source = archive.read(f"{module_name}.py").decode()
     module = types.ModuleType(f"lambda_{fn.function_name.replace('-', '_')}")
-    exec(compile(source, f"{fn.function_name}/{module_name}.py", "exec"), module.__dict__)
+    exec(compile(source, f"{fn.function_name}/{module_name}.py", "exec"), module.__dict__)  # noqa: S102 (the stack's own function code, run as Lambda runs it)
     module.__dict__["__handler__"] = module.__dict__[function]
     if isinstance(module.__dict__.get("boto3"), types.ModuleType):
         module.__dict__["boto3"] = OwnBoto3()

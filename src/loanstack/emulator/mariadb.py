@@ -67,7 +67,7 @@ class MariaDB:
                 f"MariaDB is not installed ({SERVER}); apt-get install mariadb-server"
             )
         user = ["--user=root"] if os.geteuid() == 0 else []
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 (mariadb-install-db, fixed arguments, no shell)
             [INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
              "--skip-test-db", f"--tmpdir={self.root}", *user],  # /tmp is shared with other servers
             capture_output=True, timeout=120,
@@ -76,7 +76,7 @@ class MariaDB:
             tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
             raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {tail}")
         log = (self.root / "server.log").open("wb")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 (mariadbd, fixed arguments, no shell)
             [SERVER, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", f"--tmpdir={self.root}", *self.network(),
              f"--pid-file={self.root / 'server.pid'}", "--innodb-buffer-pool-size=128M",
              "--innodb-flush-log-at-trx-commit=2", *AURORA_DEFAULTS, *user],  # no fsync per commit

@@ -14,6 +14,7 @@ from moto.awslambda import urls as lambda_urls
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
+from moto.cloudtrail.models import CloudTrailBackend
 from moto.core.responses import BaseResponse
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.iam.access_control import IAMPolicyStatement
@@ -38,6 +39,7 @@ from loanstack.emulator import (
     secretsmanager,
     state,
 )
+from loanstack.emulator import iam as iam_ext
 from loanstack.emulator.fence import Patch
 
 LAMBDA_ACCOUNT_SETTINGS = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
@@ -121,6 +123,13 @@ PATCHES: list[Patch] = [
     Patch(BaseResponse, "call_action", cloudtrail.call_action,
           "every API call is recorded into the buckets of the account's logging trails",
           "(self)"),
+    # CloudTrail's trust in its CloudWatch Logs role, account-wide trail names (iam.py)
+    Patch(CloudTrailBackend, "create_trail", iam_ext.create_trail,
+          "CreateTrail assumes the CloudWatch Logs role with the context CloudTrail sends "
+          "(InvalidCloudWatchLogsRoleArnException otherwise) and a multi-region trail's name is "
+          "taken in every region (TrailAlreadyExistsException): "
+          "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
+          "(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region, log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)"),
     # Lambda (awslambda.py)
     Patch(lambda_models.LambdaFunction, "_invoke_lambda", awslambda.invoke_in_process,
           "functions run in this process (moto would need Docker), stopped at their Timeout as "
