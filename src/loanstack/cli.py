@@ -28,6 +28,7 @@ from rich.text import Text
 from loanstack import __version__, cost, demo, deploy, diagram, embed, template
 from loanstack import output as layout
 from loanstack.compliance import field_tools, report
+from loanstack.ops import verify
 
 ENVIRONMENTS = ("dev", "prod")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -142,6 +143,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_output_option(mig)
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
+    verify.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -511,6 +513,7 @@ HANDLERS: dict[str, Any] = {
     "logs": run_logs,
     "emulator": run_emulator,
     "migrate": run_migrate,
+    "verify": verify.run,
     "demo": lambda a, c: demo.run(c),
 }
 
