@@ -243,7 +243,8 @@ CREATE TABLE line (n INTEGER PRIMARY KEY, loan_id TEXT, sha TEXT, decision TEXT,
 CREATE TABLE stored (loan_id TEXT PRIMARY KEY, sha TEXT, decision TEXT, mine INTEGER)
  WITHOUT ROWID;
 """
-FIRST_LINES = "CREATE INDEX line_id ON line (loan_id, n)"
+FIRST_LINES = """CREATE TABLE first (loan_id TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+INSERT INTO first SELECT loan_id, MIN(n) FROM line WHERE loan_id IS NOT NULL GROUP BY loan_id"""
 # Each line's state: the first line of a loan id (valid or not) is the one migrated (D8).
 STATE = f"""
 SELECT l.n, l.loan_id, l.decision, l.detail, s.decision,
@@ -257,12 +258,13 @@ SELECT l.n, l.loan_id, l.decision, l.detail, s.decision,
   ELSE '{RECONCILED}'
  END
 FROM line AS l
-LEFT JOIN line AS f ON f.n = (SELECT MIN(n) FROM line WHERE loan_id = l.loan_id)
+LEFT JOIN first AS i ON i.loan_id = l.loan_id
+LEFT JOIN line AS f ON f.n = i.n
 LEFT JOIN stored AS s ON s.loan_id = l.loan_id
 ORDER BY l.n
 """
 EXTRA_ROWS = """SELECT s.loan_id, s.decision FROM stored AS s
- WHERE s.mine AND NOT EXISTS (SELECT 1 FROM line WHERE loan_id = s.loan_id) ORDER BY s.loan_id"""
+ WHERE s.mine AND NOT EXISTS (SELECT 1 FROM first WHERE loan_id = s.loan_id) ORDER BY s.loan_id"""
 
 
 def reconcile(
@@ -281,7 +283,7 @@ def reconcile(
             insert(db, "INSERT INTO line VALUES (?, ?, ?, ?, ?)", (
                 (x.number, x.loan_id, x.sha, x.decision, x.detail) for x in lines
             ))  # fmt: skip
-            db.execute(FIRST_LINES)
+            db.executescript(FIRST_LINES)
             result.sha256 = reader.digest.hexdigest()
             # rows any chunk of this export recorded: migrate's ids start with the digest
             mine = f"%/incoming/{result.sha256[:24]}-%"
