@@ -230,9 +230,9 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 def run_invoke(args: argparse.Namespace, console: Console) -> int:
     raw = read_stdin() if args.payload == "-" else read_payload(args.payload)
     try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise UsageError(f"payload is not JSON: {exc}") from exc
+        payload = json.loads(raw.removeprefix("\ufeff"))  # a byte order mark is no JSON
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit
+        raise UsageError(f"payload is not JSON the function can take: {exc}") from exc
     deploy.read_outputs()  # a missing outputs file is reported before anything starts
     with connected(args, console) as target:
         result = deploy.invoke_validation(target, payload)
