@@ -364,15 +364,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise deploy.UsageError(f"cannot read export {path}: no such file")
     outputs = deploy.read_outputs()
+    report = Path(args.report) if args.report else None
     with cli.connected(args, console) as target:
-        database = Database(
-            target.client("rds-data"),
-            deploy.output(outputs, "DBClusterArn"),
-            deploy.output(outputs, "DBSecretArn"),
-        )
-        limits = thresholds(function_environment(target, outputs))
-        report = Path(args.report) if args.report else None
-        result = reconcile(path, database, limits, report)
+        result = check(target, outputs, path, report)
     if getattr(args, "output", "text") == "json":
         from loanstack import output as layout
 
@@ -380,6 +374,34 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         print_result(console, result)
     return 0 if result.reconciled else 1
+
+
+def check(
+    target: Any, outputs: dict[str, str], path: Path, report: Path | None = None
+) -> Reconciliation:
+    """Reconcile `path` with the stack's database, judged with its function's thresholds."""
+    database = Database(
+        target.client("rds-data"),
+        deploy.output(outputs, "DBClusterArn"),
+        deploy.output(outputs, "DBSecretArn"),
+    )
+    limits = thresholds(function_environment(target, outputs))
+    return reconcile(path, database, limits, report)
+
+
+def after_migrate(
+    target: Any, outputs: dict[str, str], migrated: dict[str, Any], path: Path, console: Console
+) -> dict[str, Any]:
+    """`migrate`'s last step: the proof, printed, as the report's "verify" entry. An export that
+    is no longer the one migrated (another SHA-256) does not reconcile whatever its lines say."""
+    result = check(target, outputs, path)
+    print_result(console, result)
+    summary = result.summary()
+    if result.sha256 != migrated.get("sha256"):
+        summary["reconciled"] = False
+        summary["error"] = f"{path} changed since it was migrated (SHA-256 {result.sha256[:24]})"
+        console.print(Text(summary["error"], style="bold red"))
+    return summary
 
 
 def function_environment(target: Any, outputs: dict[str, str]) -> dict[str, str]:
