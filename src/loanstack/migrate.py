@@ -302,11 +302,15 @@ class FirstLines:
 
     Keyed by the id's bytes (no hash can collide), valued by the line number and a hash of the
     line: a later line with the same text is the same application (sent: the function answers
-    it idempotently), another text is a CONFLICT the tool reports. A line whose id cannot be
-    read is sent as it is: the function reports it INVALID.
+    it idempotently), another text is a CONFLICT the tool reports. The id is read with the
+    function's own parsing (as `verify` reads it): a line the function cannot read (too long,
+    not UTF-8, a duplicate key) holds no id and is sent as it is, for the function to report.
     """
 
     def __init__(self, export: Export) -> None:
+        from loanstack.ops.verify import validation
+
+        self.function = validation()
         self.kind = export.kind
         self.seen: dict[bytes, int] = {}
         self.column = -1
@@ -314,26 +318,26 @@ class FirstLines:
             columns = next(csv.reader([export.header.decode("utf-8-sig")]))
             self.column = columns.index("loanId")
 
-    def loan_id(self, line: bytes) -> bytes | None:
-        if self.kind == "csv":
-            if b'"' in line:
-                try:
-                    cells = next(csv.reader([line.decode("utf-8")], strict=True))
-                except (UnicodeDecodeError, csv.Error, StopIteration):
-                    return None
-                return cells[self.column].encode() if len(cells) > self.column else None
-            cut = line.split(b",")
-            return cut[self.column] if len(cut) > self.column else None
-        try:
-            value = json.loads(line)
-        except (ValueError, RecursionError):
+    def loan_id(self, number: int, line: bytes) -> bytes | None:
+        fn = self.function
+        if len(line) > fn.MAX_LINE_BYTES:
             return None
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            return None
+        if self.kind == "csv":
+            cells = fn.csv_cells(text) if '"' in text else text.split(",")
+            if isinstance(cells, fn.Unreadable) or len(cells) <= self.column:
+                return None
+            return cells[self.column].encode() or None
+        value = fn.json_row(text)
         found = value.get("loanId") if isinstance(value, dict) else None
         return found.encode() if isinstance(found, str) else None
 
     def duplicate(self, number: int, line: bytes) -> dict[str, Any] | None:
         """The problem to report for a later line with another text under a known id, else None."""
-        loan_id = self.loan_id(line) if line.strip() else None
+        loan_id = self.loan_id(number, line) if line.strip() else None
         if not loan_id:
             return None
         mark = (number << 64) | (hash(line) & (2**64 - 1))

@@ -122,3 +122,21 @@ def test_a_long_line_is_split_in_linear_time(tmp_path: Path) -> None:
         lines = [(n, len(line)) for n, line in migrate.physical_lines(handle)]
     assert lines == [(1, 17), (2, 64 << 20), (3, 2)]
     assert time.perf_counter() - started < 5  # quadratic: ~64 reads of up to 64 MiB each
+
+
+def test_a_line_the_function_cannot_read_holds_no_loan_id(tmp_path: Path) -> None:
+    """As verify reads it: a line that is not UTF-8 (INVALID in the function) does not make the
+    next line of its loan id a duplicate; neither does a JSON object naming loanId twice."""
+    path = tmp_path / "bad.csv"
+    broken = exports.row("L-1", applicantId="A-\xff").replace("\xff".encode(), b"\xff")
+    path.write_bytes(HEADER + b"\n" + broken + b"\n" + exports.row("L-1") + b"\n")
+    export = migrate.inspect(path)
+    assert [d for c, _ in cut(export, 10) for d in c.duplicates] == []
+    export.handle.close()  # type: ignore[union-attr]
+    path = tmp_path / "bad.jsonl"
+    app = exports.approved_application("L-1", "A-1")
+    twice = json.dumps(app)[:-1] + ', "loanId": "L-2"}'
+    path.write_bytes(f"{twice}\n{json.dumps(app)}\n".encode())
+    export = migrate.inspect(path)
+    assert [d for c, _ in cut(export, 10) for d in c.duplicates] == []
+    export.handle.close()  # type: ignore[union-attr]
