@@ -641,8 +641,8 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
 def why(problem: dict[str, Any]) -> str:
     if problem.get("reasons"):
         return ", ".join(problem["reasons"])
-    if problem["decision"] == "CONFLICT":
-        return f"loan id already recorded ({problem.get('recorded', '?')}) with different content"
+    if problem["decision"] == "CONFLICT" and not problem.get("errors"):
+        return "loan id already recorded with different content"
     return "; ".join(f"{e['field']}: {e['message']}" for e in problem.get("errors", []))
 
 

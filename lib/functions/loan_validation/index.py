@@ -549,15 +549,17 @@ def record_chunk(entries: list[Entry], source: str | None) -> list[dict[str, Any
 
 
 def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
-    """The stored answer for the same application, else a CONFLICT naming what is recorded."""
-    stored = json.loads(stored_json)
+    """The stored answer for the same application, else a CONFLICT.
+
+    A CONFLICT shows only what the caller sent (its loan id) and that the id is taken: never
+    the recorded decision or content, which belong to whoever recorded them (D8). A correction
+    is an explicit, recorded supersession (handle_correction)."""
     if stored_sha == fingerprint(entry.app):
-        return dict(stored)
+        return dict(json.loads(stored_json))
     return {
         "loanId": entry.app["loanId"],
         "decision": "CONFLICT",
-        "errors": [{"field": "loanId", "message": "already recorded with different content"}],
-        "recorded": stored["decision"],
+        "errors": [{"field": "loanId", "message": CONFLICT_MESSAGE}],
     }
 
 
@@ -643,6 +645,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             return invalid([{"field": "$", "message": TOO_MANY}])
         results = handle_applications(event)
         return {"results": results, "summary": dict(Counter(r["decision"] for r in results))}
+    if isinstance(event, dict) and "correction" in event:
+        return handle_correction(event)
     if isinstance(event, dict):
         return handle_applications([event])[0]
     return invalid(
@@ -938,3 +942,119 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
         )
     logger.info("batch file done", extra={**summary, "report": destination})
     return {**summary, "report": destination}
+
+
+# --- corrections (D8: a decision is superseded explicitly, with its history) ----------------------
+
+CONFLICT_MESSAGE = (
+    "already recorded with different content; to supersede it, send the application again with "
+    '"correction": {"by": ..., "reason": ...}'
+)
+HISTORY = """CREATE TABLE IF NOT EXISTS loan_decision_history (
+ seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+ loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+ application_sha256 CHAR(64) NOT NULL,
+ decision VARCHAR(16) NOT NULL,
+ result_json TEXT NOT NULL,
+ source VARCHAR(1100) NULL,
+ decided_at TIMESTAMP(3) NOT NULL,
+ superseded_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+ superseded_by_sha256 CHAR(64) NOT NULL,
+ corrected_by VARCHAR(128) NOT NULL,
+ reason VARCHAR(512) NOT NULL,
+ KEY loan (loan_id, seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+CURRENT = "SELECT application_sha256 FROM loan_decisions WHERE loan_id = :id"
+KEEP = """INSERT INTO loan_decision_history (loan_id, application_sha256, decision, result_json,
+ source, decided_at, superseded_by_sha256, corrected_by, reason)
+ SELECT loan_id, application_sha256, decision, result_json, source, decided_at, :sha, :by, :reason
+ FROM loan_decisions WHERE loan_id = :id AND application_sha256 = :old"""
+# Only the row whose content the history row kept is replaced: a concurrent correction in
+# between leaves this one updating nothing, and it is answered as such.
+SUPERSEDE = """UPDATE loan_decisions SET applicant_id = :applicant, loan_type = :type,
+ loan_amount = :amount, decision = :decision, reasons = :reasons, monthly_payment = :payment,
+ debt_to_income = :dti, loan_to_value = NULLIF(:ltv, ''), application_sha256 = :sha,
+ result_json = :result, source = NULL, decided_at = CURRENT_TIMESTAMP(3)
+ WHERE loan_id = :id AND application_sha256 = :old"""
+# The history row of a correction that superseded nothing (the newest such: ids are not
+# returned by every engine's Data API).
+FORGET = """DELETE FROM loan_decision_history WHERE loan_id = :id AND application_sha256 = :old
+ AND superseded_by_sha256 = :sha ORDER BY seq DESC LIMIT 1"""
+CORRECTION_FIELDS = {"by": 128, "reason": 512}
+
+
+def correction_errors(correction: Any) -> list[dict[str, str]]:
+    """who and why, both required: a supersession nobody can account for is not a correction."""
+    if not isinstance(correction, dict):
+        return [{"field": "correction", "message": "must be an object with by and reason"}]
+    errors = []
+    for name, longest in CORRECTION_FIELDS.items():
+        value = correction.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > longest:
+            errors.append(
+                {"field": f"correction.{name}", "message": f"must be 1-{longest} characters"}
+            )
+    return errors
+
+
+def parameters(**values: str) -> list[dict[str, Any]]:
+    return [{"name": k, "value": {"stringValue": v}} for k, v in values.items()]
+
+
+def handle_correction(event: dict[str, Any]) -> dict[str, Any]:
+    """Re-decide a loan explicitly: the recorded decision moves to loan_decision_history with
+    who, why and what superseded it, then the row takes the new application's decision.
+
+    The Data API runs each statement on its own here (no transaction), so the order makes every
+    interruption safe to repeat: the history row is written first and removed again when the
+    row changed meanwhile. https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
+    """
+    correction = event["correction"]
+    app = {k: v for k, v in event.items() if k != "correction"}
+    clean, result = evaluate(app, thresholds())
+    errors = correction_errors(correction)
+    if clean is None or errors:
+        return invalid(result.get("errors", []) + errors, app.get("loanId"))
+    client = rds_data_client()
+    ensure_table(client)
+    sql(client, HISTORY)
+    entry = Entry(clean, result)
+    row = json.loads(entry.text)
+    records = sql(client, CURRENT, parameters=parameters(id=clean["loanId"]))["records"]
+    if not records or records[0][0]["stringValue"] == row[9]:
+        return handle_applications([app])[0]  # nothing to supersede: a first or the same decision
+    old = records[0][0]["stringValue"]
+    kept = sql(
+        client,
+        KEEP,
+        parameters=parameters(
+            id=clean["loanId"],
+            old=old,
+            sha=row[9],
+            by=correction["by"],
+            reason=correction["reason"],
+        ),
+    )
+    changed = sql(
+        client,
+        SUPERSEDE,
+        parameters=parameters(
+            id=row[0], applicant=row[1], type=row[2], amount=row[3], decision=row[4],
+            reasons=row[5], payment=row[6], dti=row[7], ltv=row[8], sha=row[9], result=row[10],
+            old=old,
+        ),
+    )  # fmt: skip
+    if not changed.get("numberOfRecordsUpdated"):
+        if kept.get("numberOfRecordsUpdated"):
+            sql(client, FORGET, parameters=parameters(id=clean["loanId"], old=old, sha=row[9]))
+        return {
+            "loanId": clean["loanId"],
+            "decision": "CONFLICT",
+            "errors": [
+                {"field": "loanId", "message": "changed meanwhile; send the correction again"}
+            ],
+        }
+    logger.info("decision superseded", extra={"loanId": clean["loanId"], "by": correction["by"]})
+    log_result(result)
+    write_documents([result])
+    return {**result, "supersedes": old}
