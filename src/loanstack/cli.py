@@ -28,7 +28,7 @@ from rich.text import Text
 from loanstack import __version__, cost, demo, deploy, diagram, embed, template
 from loanstack import output as layout
 from loanstack.compliance import field_tools, report
-from loanstack.ops import verify
+from loanstack.ops import correct, verify
 
 ENVIRONMENTS = ("dev", "prod")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -145,6 +145,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     verify.add_parser(sub)
+    correct.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -519,6 +520,7 @@ HANDLERS: dict[str, Any] = {
     "emulator": run_emulator,
     "migrate": run_migrate,
     "verify": verify.run,
+    "correct": correct.run_command,
     "demo": lambda a, c: demo.run(c),
 }
 

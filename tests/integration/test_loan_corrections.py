@@ -1,14 +1,26 @@
-"""Corrections (SPEC D8): a decision is never overwritten silently; an explicit correction with
-who and why supersedes it and keeps it in loan_decision_history; a CONFLICT discloses nothing
+"""Corrections (SPEC D8): a decision is never overwritten silently; `loanstack correct`, with
+who and why, supersedes it and keeps it in loan_decision_history; a CONFLICT discloses nothing
 that was recorded."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import pytest
+
+from loanstack import deploy
+from loanstack.ops import correct
+from loanstack.ops.verify import Database
 from tests.integration.test_loan_recording import APP, rows
 
-FIX = {"by": "ops-jane", "reason": "export had amount and income swapped (ticket 42)"}
+BY, WHY = "ops-jane", "export had amount and income swapped (ticket 42)"
+
+
+def database(loans: Any) -> Database:
+    return Database(
+        loans.rds_data_client(), os.environ["DB_CLUSTER_ARN"], os.environ["DB_SECRET_ARN"]
+    )
 
 
 def history(loans: Any) -> list[tuple[Any, ...]]:
@@ -25,45 +37,48 @@ def test_d8_an_unmarked_resubmission_is_a_conflict_that_discloses_nothing(loans:
     conflict = loans.handler(APP, None)
     assert conflict["decision"] == "CONFLICT" and conflict["loanId"] == APP["loanId"]
     assert set(conflict) == {"loanId", "decision", "errors"}  # no recorded decision or content
-    assert "REJECTED" not in str(conflict) and "correction" in conflict["errors"][0]["message"]
+    assert "REJECTED" not in str(conflict)
     assert [r[1] for r in rows(loans)] == ["REJECTED"]
 
 
 def test_d8_a_correction_supersedes_and_keeps_the_history(loans: Any) -> None:
     """Reproducer: a wrong decision (a swapped export) could never be corrected: every later
     submission of the right application was a CONFLICT, forever."""
-    wrong = loans.handler({**APP, "creditScore": 500}, None)
-    assert wrong["decision"] == "REJECTED"
-    fixed = loans.handler({**APP, "correction": FIX}, None)
+    assert loans.handler({**APP, "creditScore": 500}, None)["decision"] == "REJECTED"
+    fixed = correct.correct(database(loans), APP, BY, WHY, loans.thresholds())
     assert fixed["decision"] == "APPROVED" and len(fixed["supersedes"]) == 64
     assert [r[1] for r in rows(loans)] == ["APPROVED"]
     [(loan, decision, by, reason, new_sha, old_sha)] = history(loans)
-    assert (loan, decision, by, reason) == (APP["loanId"], "REJECTED", FIX["by"], FIX["reason"])
+    assert (loan, decision, by, reason) == (APP["loanId"], "REJECTED", BY, WHY)
     assert old_sha == fixed["supersedes"] != new_sha
-    assert loans.handler(APP, None)["decision"] == "APPROVED"  # the same application: its answer
-    again = loans.handler({**APP, "correction": FIX}, None)  # nothing left to supersede
-    assert again["decision"] == "APPROVED" and "supersedes" not in again
-    assert len(history(loans)) == 1
+    assert loans.handler(APP, None)["decision"] == "APPROVED"  # the function answers as stored
+    again = correct.correct(database(loans), APP, BY, WHY, loans.thresholds())
+    assert again["supersedes"] is None and len(history(loans)) == 1  # nothing left to supersede
 
 
-def test_d8_a_correction_without_who_or_why_is_invalid_and_changes_nothing(loans: Any) -> None:
+def test_d8_a_correction_without_who_or_why_or_record_changes_nothing(loans: Any) -> None:
+    with pytest.raises(deploy.UsageError, match="nothing is recorded"):
+        correct.correct(database(loans), APP, BY, WHY, loans.thresholds())
     loans.handler({**APP, "creditScore": 500}, None)
-    answer = loans.handler({**APP, "correction": {"by": "", "reason": "x"}}, None)
-    assert answer["decision"] == "INVALID"
-    assert answer["errors"] == [{"field": "correction.by", "message": "must be 1-128 characters"}]
+    with pytest.raises(deploy.UsageError, match="--by must be 1-128 characters"):
+        correct.correct(database(loans), APP, " ", WHY, loans.thresholds())
+    with pytest.raises(deploy.UsageError, match="INVALID: creditScore"):
+        correct.correct(database(loans), {**APP, "creditScore": 1}, BY, WHY, loans.thresholds())
     assert [r[1] for r in rows(loans)] == ["REJECTED"]
 
 
-def test_d8_a_correction_that_lost_a_race_supersedes_nothing(loans: Any, monkeypatch: Any) -> None:
+def test_d8_a_correction_that_lost_a_race_supersedes_nothing(
+    loans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loans.handler({**APP, "creditScore": 500}, None)
-    real = loans.sql
+    real = correct.run
 
-    def racing(client: Any, statement: str, **kwargs: Any) -> Any:
-        if statement == loans.SUPERSEDE:  # another correction lands first
-            real(client, "UPDATE loan_decisions SET application_sha256 = REPEAT('1', 64)")
-        return real(client, statement, **kwargs)
+    def racing(database: Database, statement: str, **values: str) -> Any:
+        if statement == correct.SUPERSEDE:  # another correction lands first
+            real(database, "UPDATE loan_decisions SET application_sha256 = REPEAT('1', 64)")
+        return real(database, statement, **values)
 
-    monkeypatch.setattr(loans, "sql", racing)
-    answer = loans.handler({**APP, "correction": FIX}, None)
-    assert answer["decision"] == "CONFLICT" and "meanwhile" in answer["errors"][0]["message"]
+    monkeypatch.setattr(correct, "run", racing)
+    with pytest.raises(correct.Superseded, match="changed meanwhile"):
+        correct.correct(database(loans), APP, BY, WHY, loans.thresholds())
     assert history(loans) == []  # the history row of a supersession that did not happen is gone

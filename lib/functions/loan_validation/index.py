@@ -259,7 +259,7 @@ def payment_in_cents(amount: Decimal, annual_rate_percent: Decimal, months: int)
     return settled_cents(amount, annual_rate_percent, months)
 
 
-def settled_cents(amount: Decimal, annual_rate_percent: Decimal, months: int) -> Decimal:
+def settled_cents(amount: Decimal, rate: Decimal, months: int) -> Decimal:
     """P/n rounded half up when interest provably cannot reach the next half cent, else exact.
 
     With r the monthly rate and g = (1+r)^n, Bernoulli's g - 1 >= n*r gives
@@ -273,20 +273,19 @@ def settled_cents(amount: Decimal, annual_rate_percent: Decimal, months: int) ->
     even = Fraction(amount) * 100 / months
     rounded = math.floor(even + Fraction(1, 2))
     gap = rounded + Fraction(1, 2) - even  # from P/n to the next half cent above it
-    if 100 * Fraction(amount) * Fraction(annual_rate_percent) / 1200 < gap:
+    if 100 * Fraction(amount) * Fraction(rate) / 1200 < gap:
         return Decimal(rounded).scaleb(-2)
-    return exact_cents(amount, annual_rate_percent, months)
+    return exact_cents(amount, rate, months)
 
 
-def exact_cents(amount: Decimal, annual_rate_percent: Decimal, months: int) -> Decimal:
+def exact_cents(amount: Decimal, rate: Decimal, months: int) -> Decimal:
     """P*r*g/(g-1) rounded half up to the cent in integers, with no Fraction normalising huge
     terms: for a rate of at least NEGLIGIBLE_RATE with a float's 17 digits, (a+b)^n stays under
     ~23,000 digits even at 480 months (about a millisecond; tested)."""
-    rate = Fraction(annual_rate_percent) / 1200
     p, q = Fraction(amount).as_integer_ratio()
     if rate == 0:
         return Decimal((200 * p + q * months) // (2 * q * months)).scaleb(-2)
-    a, b = rate.as_integer_ratio()
+    a, b = (Fraction(rate) / 1200).as_integer_ratio()
     grown, base = (a + b) ** months, b**months
     below = q * b * (grown - base)  # payment in cents = 100*p*a*grown / below
     return Decimal((200 * p * a * grown + below) // (2 * below)).scaleb(-2)
@@ -552,14 +551,13 @@ def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
     """The stored answer for the same application, else a CONFLICT.
 
     A CONFLICT shows only what the caller sent (its loan id) and that the id is taken: never
-    the recorded decision or content, which belong to whoever recorded them (D8). A correction
-    is an explicit, recorded supersession (handle_correction)."""
+    the recorded decision or content, which belong to whoever recorded them (D8)."""
     if stored_sha == fingerprint(entry.app):
         return dict(json.loads(stored_json))
     return {
         "loanId": entry.app["loanId"],
         "decision": "CONFLICT",
-        "errors": [{"field": "loanId", "message": CONFLICT_MESSAGE}],
+        "errors": [{"field": "loanId", "message": "already recorded with different content"}],
     }
 
 
@@ -645,8 +643,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             return invalid([{"field": "$", "message": TOO_MANY}])
         results = handle_applications(event)
         return {"results": results, "summary": dict(Counter(r["decision"] for r in results))}
-    if isinstance(event, dict) and "correction" in event:
-        return handle_correction(event)
     if isinstance(event, dict):
         return handle_applications([event])[0]
     return invalid(
@@ -738,10 +734,6 @@ class BadHeader(Unreadable):
 class DuplicateKey(ValueError):
     """A JSON object naming one key twice (the json module would keep the last silently)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """object_pairs_hook refusing duplicate keys: https://docs.python.org/3/library/json.html"""
@@ -783,13 +775,13 @@ def json_row(line: str) -> Any:
     try:
         return json.loads(line, object_pairs_hook=unique_keys)
     except DuplicateKey as dup:
-        return Unreadable("is given more than once in the object", field=dup.key[:64])
+        return Unreadable("is given twice", field=str(dup)[:64])
     except ValueError as err:
-        if "digits" in str(err) and "limit" in str(err):
-            return Unreadable("not valid JSON: a number has more than 4,300 digits")
+        if "digits" in str(err):
+            return Unreadable("a number of over 4,300 digits")
         return Unreadable("not valid JSON")
     except RecursionError:  # "[[[[..." nested past Python's limit
-        return Unreadable("not valid JSON: nested too deeply")
+        return Unreadable("not valid JSON (nested too deeply)")
 
 
 def csv_rows(lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator[tuple[int, Any]]:
@@ -816,8 +808,7 @@ def csv_rows(lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator[tuple[in
             yield (
                 number,
                 Unreadable(
-                    f"the row has {len(cells)} cells but the header names {len(header)} columns "
-                    "(an unquoted comma in a value?)",
+                    f"{len(cells)} cells; the header has {len(header)}",
                     field=f"column {len(header) + 1}",
                     loan_id=row.get("loanId"),
                 ),
@@ -834,10 +825,7 @@ def csv_header(number: int, cells: list[str] | Unreadable) -> list[str] | BadHea
     named = [c for c in cells if c]
     twice = sorted({c for c in named if named.count(c) > 1})
     if twice:
-        return BadHeader(
-            f"the CSV header (line {number}) names {', '.join(twice)} more than once; "
-            "no row of this file is read"
-        )
+        return BadHeader(f"the CSV header (line {number}) names {', '.join(twice)} twice")
     return cells
 
 
@@ -933,7 +921,7 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
         }
         if file_problem is not None:  # never a silent 0 rows: the report says why
             summary["error"] = file_problem
-            logger.error("batch file not readable", extra={"key": key, "error": file_problem})
+            logger.error(file_problem)
         report.write(("], " + json.dumps(summary, sort_keys=True)[1:]).encode())
         report.seek(0)
         destination = report_key(key)
@@ -942,119 +930,3 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
         )
     logger.info("batch file done", extra={**summary, "report": destination})
     return {**summary, "report": destination}
-
-
-# --- corrections (D8: a decision is superseded explicitly, with its history) ----------------------
-
-CONFLICT_MESSAGE = (
-    "already recorded with different content; to supersede it, send the application again with "
-    '"correction": {"by": ..., "reason": ...}'
-)
-HISTORY = """CREATE TABLE IF NOT EXISTS loan_decision_history (
- seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
- loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
- application_sha256 CHAR(64) NOT NULL,
- decision VARCHAR(16) NOT NULL,
- result_json TEXT NOT NULL,
- source VARCHAR(1100) NULL,
- decided_at TIMESTAMP(3) NOT NULL,
- superseded_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
- superseded_by_sha256 CHAR(64) NOT NULL,
- corrected_by VARCHAR(128) NOT NULL,
- reason VARCHAR(512) NOT NULL,
- KEY loan (loan_id, seq)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-CURRENT = "SELECT application_sha256 FROM loan_decisions WHERE loan_id = :id"
-KEEP = """INSERT INTO loan_decision_history (loan_id, application_sha256, decision, result_json,
- source, decided_at, superseded_by_sha256, corrected_by, reason)
- SELECT loan_id, application_sha256, decision, result_json, source, decided_at, :sha, :by, :reason
- FROM loan_decisions WHERE loan_id = :id AND application_sha256 = :old"""
-# Only the row whose content the history row kept is replaced: a concurrent correction in
-# between leaves this one updating nothing, and it is answered as such.
-SUPERSEDE = """UPDATE loan_decisions SET applicant_id = :applicant, loan_type = :type,
- loan_amount = :amount, decision = :decision, reasons = :reasons, monthly_payment = :payment,
- debt_to_income = :dti, loan_to_value = NULLIF(:ltv, ''), application_sha256 = :sha,
- result_json = :result, source = NULL, decided_at = CURRENT_TIMESTAMP(3)
- WHERE loan_id = :id AND application_sha256 = :old"""
-# The history row of a correction that superseded nothing (the newest such: ids are not
-# returned by every engine's Data API).
-FORGET = """DELETE FROM loan_decision_history WHERE loan_id = :id AND application_sha256 = :old
- AND superseded_by_sha256 = :sha ORDER BY seq DESC LIMIT 1"""
-CORRECTION_FIELDS = {"by": 128, "reason": 512}
-
-
-def correction_errors(correction: Any) -> list[dict[str, str]]:
-    """who and why, both required: a supersession nobody can account for is not a correction."""
-    if not isinstance(correction, dict):
-        return [{"field": "correction", "message": "must be an object with by and reason"}]
-    errors = []
-    for name, longest in CORRECTION_FIELDS.items():
-        value = correction.get(name)
-        if not isinstance(value, str) or not value.strip() or len(value) > longest:
-            errors.append(
-                {"field": f"correction.{name}", "message": f"must be 1-{longest} characters"}
-            )
-    return errors
-
-
-def parameters(**values: str) -> list[dict[str, Any]]:
-    return [{"name": k, "value": {"stringValue": v}} for k, v in values.items()]
-
-
-def handle_correction(event: dict[str, Any]) -> dict[str, Any]:
-    """Re-decide a loan explicitly: the recorded decision moves to loan_decision_history with
-    who, why and what superseded it, then the row takes the new application's decision.
-
-    The Data API runs each statement on its own here (no transaction), so the order makes every
-    interruption safe to repeat: the history row is written first and removed again when the
-    row changed meanwhile. https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
-    """
-    correction = event["correction"]
-    app = {k: v for k, v in event.items() if k != "correction"}
-    clean, result = evaluate(app, thresholds())
-    errors = correction_errors(correction)
-    if clean is None or errors:
-        return invalid(result.get("errors", []) + errors, app.get("loanId"))
-    client = rds_data_client()
-    ensure_table(client)
-    sql(client, HISTORY)
-    entry = Entry(clean, result)
-    row = json.loads(entry.text)
-    records = sql(client, CURRENT, parameters=parameters(id=clean["loanId"]))["records"]
-    if not records or records[0][0]["stringValue"] == row[9]:
-        return handle_applications([app])[0]  # nothing to supersede: a first or the same decision
-    old = records[0][0]["stringValue"]
-    kept = sql(
-        client,
-        KEEP,
-        parameters=parameters(
-            id=clean["loanId"],
-            old=old,
-            sha=row[9],
-            by=correction["by"],
-            reason=correction["reason"],
-        ),
-    )
-    changed = sql(
-        client,
-        SUPERSEDE,
-        parameters=parameters(
-            id=row[0], applicant=row[1], type=row[2], amount=row[3], decision=row[4],
-            reasons=row[5], payment=row[6], dti=row[7], ltv=row[8], sha=row[9], result=row[10],
-            old=old,
-        ),
-    )  # fmt: skip
-    if not changed.get("numberOfRecordsUpdated"):
-        if kept.get("numberOfRecordsUpdated"):
-            sql(client, FORGET, parameters=parameters(id=clean["loanId"], old=old, sha=row[9]))
-        return {
-            "loanId": clean["loanId"],
-            "decision": "CONFLICT",
-            "errors": [
-                {"field": "loanId", "message": "changed meanwhile; send the correction again"}
-            ],
-        }
-    logger.info("decision superseded", extra={"loanId": clean["loanId"], "by": correction["by"]})
-    log_result(result)
-    write_documents([result])
-    return {**result, "supersedes": old}
