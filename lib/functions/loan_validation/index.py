@@ -260,7 +260,8 @@ def payment_in_cents(amount: Decimal, annual_rate_percent: Decimal, months: int)
 
 
 def settled_cents(amount: Decimal, rate: Decimal, months: int) -> Decimal:
-    """P/n rounded half up when interest provably cannot reach the next half cent, else exact.
+    """P/n rounded half up when interest provably cannot reach the next half cent, else exact
+    (`rate` is the annual rate in %, as the application gives it).
 
     With r the monthly rate and g = (1+r)^n, Bernoulli's g - 1 >= n*r gives
     P*r*g/(g-1) = P*r + P*r/(g-1) <= P*r + P/n: the payment lies in [P/n, P/n + 100*P*r] cents.
