@@ -226,12 +226,19 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     report = json.loads(captured.out)
     assert report["rows"] == 2000 and report["summary"] == dict(expected.summary)
     assert "chunks decided 3/3" in captured.err
+    proof = report["verify"]  # D8: migrate ends with `verify`, independent of the reports
+    assert proof["reconciled"] and proof["sha256"] == report["sha256"]
+    assert proof["lines"] == 2000 == sum(proof["counts"].values())
+    assert proof["counts"]["duplicate"] == expected.summary["CONFLICT"]
+    assert "every line reconciles" in captured.err
 
     assert (
-        cli.main(["migrate", str(path), "--chunk-rows", "700", "--suffix", "mig42"]) == 0
+        cli.main(["migrate", str(path), "--chunk-rows", "700", "--suffix", "mig42", "--no-verify"])
+        == 0
     )  # again: the same report
     text = capsys.readouterr().out
     assert "already migrated" in text and "\u2026" not in text
+    assert "reconciles" not in text  # --no-verify
     for line, decision in expected.problems.items():
         assert any(
             row.replace("\u2502", " ").split()[:3][0::2] == [str(line), decision]

@@ -249,23 +249,56 @@ def to_cents(value: Decimal) -> Decimal:
 
 
 TIE_MARGIN = Decimal("1e-20")  # in cents; the Decimal result is good to ~1e-30 of a cent
+# Below this annual rate (in %) interest cannot move the payment across a half cent (see
+# settled_cents), so a crafted rate like 1e-300 % never reaches monthly_payment's precision of
+# 50 + 300 digits nor exact integers of 150,000 digits: every rate costs about what 1 % costs.
+NEGLIGIBLE_RATE = Decimal("1e-28")
 
 
 def payment_in_cents(amount: Decimal, annual_rate_percent: Decimal, months: int) -> Decimal:
     """The payment rounded half up to the cent, exactly: near a half-cent tie (5,334 at 1% over
     one month is 5,338.445) a rate like 1/1200 that Decimal cannot hold exactly could tip the
-    rounding, so those rare cases are settled with exact fractions."""
+    rounding, so those rare cases are settled exactly."""
+    if annual_rate_percent < NEGLIGIBLE_RATE:
+        return settled_cents(amount, annual_rate_percent, months)
     approx = monthly_payment(amount, annual_rate_percent, months)
     cents = approx.scaleb(2)
     if abs(cents - cents.to_integral_value(ROUND_FLOOR) - Decimal("0.5")) > TIE_MARGIN:
         return to_cents(approx)
-    rate = Fraction(annual_rate_percent) / 1200
+    return settled_cents(amount, annual_rate_percent, months)
+
+
+def settled_cents(amount: Decimal, rate: Decimal, months: int) -> Decimal:
+    """P/n rounded half up when interest provably cannot reach the next half cent, else exact
+    (`rate` is the annual rate in %, as the application gives it).
+
+    With r the monthly rate and g = (1+r)^n, Bernoulli's g - 1 >= n*r gives
+    P*r*g/(g-1) = P*r + P*r/(g-1) <= P*r + P/n: the payment lies in [P/n, P/n + 100*P*r] cents.
+    When that interval holds no half cent above P/n, the payment rounds as P/n does (a tie rounds
+    up either way). Below NEGLIGIBLE_RATE, 100*P*r < 1e11 * 1e-28/1200 < 1e-19 cents, while P/n
+    in cents (P a float's shortest decimal: at most 17 digits, at least 0.01) has a denominator
+    dividing 2*n*10^16 and so lies at least 1/(960*10^16) > 1e-19 cents from any half cent it is
+    not on: the test always holds there. Fractions of P and r are small; g is never formed.
+    """
+    even = Fraction(amount) * 100 / months
+    rounded = math.floor(even + Fraction(1, 2))
+    gap = rounded + Fraction(1, 2) - even  # from P/n to the next half cent above it
+    if 100 * Fraction(amount) * Fraction(rate) / 1200 < gap:
+        return Decimal(rounded).scaleb(-2)
+    return exact_cents(amount, rate, months)
+
+
+def exact_cents(amount: Decimal, rate: Decimal, months: int) -> Decimal:
+    """P*r*g/(g-1) rounded half up to the cent in integers, with no Fraction normalising huge
+    terms: for a rate of at least NEGLIGIBLE_RATE with a float's 17 digits, (a+b)^n stays under
+    ~23,000 digits even at 480 months (about a millisecond; tested)."""
+    p, q = Fraction(amount).as_integer_ratio()
     if rate == 0:
-        exact_payment = Fraction(amount) / months
-    else:
-        growth = (1 + rate) ** months
-        exact_payment = Fraction(amount) * rate * growth / (growth - 1)
-    return Decimal(math.floor(exact_payment * 100 + Fraction(1, 2))).scaleb(-2)
+        return Decimal((200 * p + q * months) // (2 * q * months)).scaleb(-2)
+    a, b = (Fraction(rate) / 1200).as_integer_ratio()
+    grown, base = (a + b) ** months, b**months
+    below = q * b * (grown - base)  # payment in cents = 100*p*a*grown / below
+    return Decimal((200 * p * a * grown + below) // (2 * below)).scaleb(-2)
 
 
 def to_ratio(value: Decimal) -> Decimal:
@@ -637,15 +670,16 @@ def counts_found_rows(client: Any, stored_id: str) -> bool:
 
 
 def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
-    """The stored answer for the same application, else a CONFLICT naming what is recorded."""
-    stored = json.loads(stored_json)
+    """The stored answer for the same application, else a CONFLICT.
+
+    A CONFLICT shows only what the caller sent (its loan id) and that the id is taken: never
+    the recorded decision or content, which belong to whoever recorded them (D8)."""
     if stored_sha == fingerprint(entry.app):
-        return dict(stored)
+        return dict(json.loads(stored_json))
     return {
         "loanId": entry.app["loanId"],
         "decision": "CONFLICT",
         "errors": [{"field": "loanId", "message": "already recorded with different content"}],
-        "recorded": stored["decision"],
     }
 
 
@@ -773,16 +807,25 @@ def handle_record(index: int, record: Any) -> dict[str, Any]:
     return handle_batch_file(*where)
 
 
+# A line ends at "\r\n", "\n" or a lone "\r" (Excel for Mac's "CSV (Macintosh)"), as Python's
+# universal newlines read it: https://docs.python.org/3/glossary.html#term-universal-newlines
+LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
 def physical_lines(body: Any, limit: int, chunk_size: int = 1 << 20) -> Iterator[bytes | None]:
-    """Each line's bytes without its newline, or None for a line longer than `limit` bytes.
+    """Each line's bytes without its line end, or None for a line longer than `limit` bytes.
 
     Linear in the file: a line is joined once, when it ends; a line past the limit is dropped as
-    it streams, so memory stays under `limit` + one read whatever the file holds.
+    it streams, so memory stays under `limit` + one read whatever the file holds. A "\r\n" cut
+    between two reads is still one line end.
     """
     parts: list[bytes] = []
-    size, too_long = 0, False
+    size, too_long, after_cr = 0, False, False
     for chunk in iter(lambda: body.read(chunk_size), b""):
-        *complete, rest = chunk.split(b"\n")
+        if after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the "\n" of a "\r\n" whose "\r" ended the last read
+        after_cr = chunk.endswith(b"\r")
+        *complete, rest = LINE_END.split(chunk) if b"\r" in chunk else chunk.split(b"\n")
         for piece in complete:
             yield None if too_long or size + len(piece) > limit else b"".join([*parts, piece])
             parts, size, too_long = [], 0, False
@@ -796,12 +839,32 @@ def physical_lines(body: Any, limit: int, chunk_size: int = 1 << 20) -> Iterator
 
 
 class Unreadable:
-    """A line of a batch file that cannot become an application, and why."""
+    """A line of a batch file that cannot become an application, why, and the field at fault."""
 
-    __slots__ = ("message",)
+    __slots__ = ("field", "loan_id", "message")
 
-    def __init__(self, message: str) -> None:
-        self.message = message
+    def __init__(self, message: str, field: str = "$", loan_id: Any = None) -> None:
+        self.message, self.field, self.loan_id = message, field, loan_id
+
+    def result(self) -> dict[str, Any]:
+        return invalid([{"field": self.field, "message": self.message}], self.loan_id)
+
+
+class BadHeader(Unreadable):
+    """A CSV header that cannot be read or is ambiguous: a problem of the whole file."""
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming one key twice (the json module would keep the last silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook refusing duplicate keys: https://docs.python.org/3/library/json.html"""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        raise DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+    return found
 
 
 def text_lines(body: Any, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str | Unreadable]]:
@@ -829,31 +892,64 @@ def rows_of(key: str, lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator
 
 
 def json_row(line: str) -> Any:
+    """The line's value; a duplicate key is INVALID naming it (which of the two values is meant
+    cannot be known), and so is a number of more digits than Python converts (4,300:
+    https://docs.python.org/3/library/stdtypes.html#int-max-str-digits)."""
     try:
-        return json.loads(line)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
+        return json.loads(line, object_pairs_hook=unique_keys)
+    except DuplicateKey as dup:
+        return Unreadable("is given twice", field=str(dup)[:64])
+    except ValueError as err:
+        if "digits" in str(err):
+            return Unreadable("a number of over 4,300 digits")
         return Unreadable("not valid JSON")
+    except RecursionError:  # "[[[[..." nested past Python's limit
+        return Unreadable("not valid JSON (nested too deeply)")
 
 
 def csv_rows(lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator[tuple[int, Any]]:
-    """One record per line: a quote left open is that row's error, never a swallowed file."""
-    header: list[str] | Unreadable | None = None
+    """One record per line: a quote left open is that row's error, never a swallowed file.
+
+    A header that cannot be read or names a column twice is yielded once as a BadHeader (the
+    file's problem), then every data line is INVALID with its message.
+    """
+    header: list[str] | BadHeader | None = None
     for number, line in lines:
         if isinstance(line, str) and not line.strip():
             continue
         cells = line if isinstance(line, Unreadable) else csv_cells(line)
         if header is None:
-            header = cells
-            if isinstance(header, Unreadable):
-                header = Unreadable(
-                    f"the CSV header (line {number}) is unreadable: {header.message}"
-                )
-        elif isinstance(header, Unreadable):
-            yield number, header
+            header = csv_header(number, cells)
+            if isinstance(header, BadHeader):
+                yield number, header
+        elif isinstance(header, BadHeader):
+            yield number, Unreadable(header.message)
         elif isinstance(cells, Unreadable):
             yield number, cells
+        elif len(cells) > len(header):
+            row = dict(zip(header, cells, strict=False))
+            yield (
+                number,
+                Unreadable(
+                    f"{len(cells)} cells; the header has {len(header)}",
+                    field=f"column {len(header) + 1}",
+                    loan_id=row.get("loanId"),
+                ),
+            )
         else:
             yield number, from_csv(dict(zip(header, cells, strict=False)))
+
+
+def csv_header(number: int, cells: list[str] | Unreadable) -> list[str] | BadHeader:
+    """The column names, or why the file cannot be read: an unreadable header or a column named
+    twice (which of its cells is meant cannot be known)."""
+    if isinstance(cells, Unreadable):
+        return BadHeader(f"the CSV header (line {number}) is unreadable: {cells.message}")
+    named = [c for c in cells if c]
+    twice = sorted({c for c in named if named.count(c) > 1})
+    if twice:
+        return BadHeader(f"the CSV header (line {number}) names {', '.join(twice)} twice")
+    return cells
 
 
 def csv_cells(line: str) -> list[str] | Unreadable:
@@ -895,6 +991,8 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
     limit = int(os.environ.get("MAX_LINE_BYTES", MAX_LINE_BYTES))
     counts: Counter[str] = Counter()
     chunker, lines_of_chunk = Chunker(source), list[int]()
+    held: list[tuple[int, dict[str, Any]]] = []  # problem rows met while the chunk fills
+    file_problem: str | None = None
     with tempfile.TemporaryFile() as report:
         report.write(b'{"problems": [')
         separator = b""
@@ -909,20 +1007,29 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
                 separator = b", "
 
         def flush() -> None:
-            for line, answer in zip(
-                lines_of_chunk, record_chunk(chunker.take(), source), strict=True
-            ):
+            """The chunk's answers and the problem rows held meanwhile, in line order."""
+            answered = zip(lines_of_chunk, record_chunk(chunker.take(), source), strict=True)
+            for line, answer in sorted([*answered, *held], key=lambda pair: pair[0]):
                 note(line, answer)
             lines_of_chunk.clear()
+            held.clear()
+
+        def hold(line: int, result: dict[str, Any]) -> None:
+            held.append((line, result))
+            if len(held) >= MAX_CHUNK_ROWS:  # a file of problems only: memory stays bounded
+                flush()
 
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
         for line, raw in rows_of(key, text_lines(body, limit)):
+            if isinstance(raw, BadHeader):
+                file_problem = raw.message
+                continue
             if isinstance(raw, Unreadable):
-                note(line, invalid([{"field": "$", "message": raw.message}]))
+                hold(line, raw.result())
                 continue
             clean, result = evaluate(raw, limits)
             if clean is None:
-                note(line, result)
+                hold(line, result)
                 continue
             entry = Entry(clean, result)
             if chunker.full_with(entry):
@@ -930,7 +1037,14 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
             chunker.add(entry)
             lines_of_chunk.append(line)
         flush()
-        summary = {"source": key, "rows": sum(counts.values()), "summary": dict(counts)}
+        summary: dict[str, Any] = {
+            "source": key,
+            "rows": sum(counts.values()),
+            "summary": dict(counts),
+        }
+        if file_problem is not None:  # never a silent 0 rows: the report says why
+            summary["error"] = file_problem
+            logger.error(file_problem)
         report.write(("], " + json.dumps(summary, sort_keys=True)[1:]).encode())
         report.seek(0)
         destination = report_key(key)

@@ -1,0 +1,435 @@
+"""`loanstack verify`: prove a migration by reconciling the export with the decisions table.
+
+Independently of the function's reports (SPEC D8): every line of the export is parsed, judged
+and fingerprinted by the validation function's own code (imported from lib/functions, never
+copied), and compared with the row the database holds for its loan id. Each line ends in one
+state, so the counts add up to the file; rows this export recorded that no line explains are
+extra. The export is streamed and the table read in pages through the Data API; both go into a
+temporary SQLite file, so memory stays flat whatever their size. Exit status 0 only when every
+line reconciles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+from rich.text import Text
+
+from loanstack import deploy
+from loanstack.template import ROOT
+
+# Line states. The first four are expected outcomes of a migration; the last three are not.
+RECONCILED = "reconciled"  # stored with this content and the decision the rules give
+INVALID = "invalid"  # the function refuses the line: nothing stored from it
+REPEATED = "repeated"  # the same application as an earlier line with its loan id
+DUPLICATE = "duplicate"  # an earlier line has the loan id with other content (migrate: CONFLICT)
+MISSING = "missing"
+CHANGED = "changed"  # the stored content is not this line's (another fingerprint)
+UNEXPECTED = "unexpected decision"  # the stored decision is not what the rules give
+EXTRA = "extra"  # recorded by this export, yet no line of it holds the loan id
+FAILURES = (MISSING, CHANGED, UNEXPECTED, EXTRA)
+STATES = (RECONCILED, INVALID, REPEATED, DUPLICATE, MISSING, CHANGED, UNEXPECTED)
+# A page of (id, sha, decision, mine) rows is at most ~300 bytes each in the Data API's JSON:
+# 2,000 of them stay well inside its 1 MiB response limit.
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
+PAGE_ROWS = 2000
+PAGE = """SELECT loan_id, application_sha256, decision, COALESCE(source LIKE :mine, 0)
+ FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}"""
+SHOWN = 50  # issues printed; the rest are counted (all go to --report)
+# The thresholds the deployed function decides with (README, "Rules").
+THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
+
+
+@cache
+def validation() -> ModuleType:
+    """The validation function's module, loaded from its source as Lambda loads `index`."""
+    path = ROOT / "lib" / "functions" / "loan_validation" / "index.py"
+    spec = importlib.util.spec_from_file_location("loanstack_validation_function", path)
+    if spec is None or spec.loader is None:
+        raise deploy.DeployError(f"cannot load the validation function from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the export ---------------------------------------------------------------------------------
+
+
+class Hashing:
+    """A binary reader that hashes what passes through, as migrate hashes the export."""
+
+    def __init__(self, handle: IO[bytes], kind: str) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256(kind.encode() + b"\0")
+
+    def read(self, size: int) -> bytes:
+        block = self.handle.read(size)
+        self.digest.update(block)
+        return block
+
+
+@dataclass
+class Line:
+    number: int
+    loan_id: str | None
+    sha: str | None  # the function's fingerprint of the normalised application; None if INVALID
+    decision: str  # what the rules give now (INVALID for a line the function refuses)
+    detail: str = ""
+
+
+def export_kind(path: Path) -> str:
+    from loanstack import migrate
+
+    kind = migrate.FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise deploy.UsageError(f"{path}: unknown export format; name it .csv, .jsonl or .ndjson")
+    return kind
+
+
+def read_export(path: Path, limits: dict[str, Any]) -> tuple[Iterator[Line], Hashing]:
+    """Each data line of the export judged by the function's code, and the reader's digest
+    (complete once the lines are consumed)."""
+    kind = export_kind(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise deploy.UsageError(f"cannot read export {path}: {exc.strerror}") from exc
+    reader = Hashing(handle, kind)
+    fn = validation()
+
+    def lines() -> Iterator[Line]:
+        with handle:
+            text = fn.text_lines(reader, fn.MAX_LINE_BYTES)
+            for number, raw in fn.rows_of(f"incoming/{path.name}", text):
+                if isinstance(raw, fn.BadHeader):
+                    raise deploy.UsageError(f"{path}: {raw.message}")
+                if isinstance(raw, fn.Unreadable):
+                    loan_id = raw.loan_id if isinstance(raw.loan_id, str) else None
+                    yield Line(number, loan_id, None, "INVALID", f"{raw.field}: {raw.message}")
+                    continue
+                loan_id = raw.get("loanId") if isinstance(raw, dict) else None
+                loan_id = loan_id if isinstance(loan_id, str) else None
+                clean, result = fn.evaluate(raw, limits)
+                if clean is None:
+                    why = "; ".join(f"{e['field']}: {e['message']}" for e in result["errors"])
+                    yield Line(number, loan_id, None, "INVALID", why)
+                else:
+                    yield Line(number, loan_id, fn.fingerprint(clean), result["decision"])
+
+    return lines(), reader
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """The deployed function's thresholds in os.environ while its rules read them."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def thresholds(function_environment: dict[str, str]) -> dict[str, Any]:
+    rules = {k: v for k, v in function_environment.items() if k.startswith(THRESHOLD_PREFIXES)}
+    with environment(rules):
+        return dict(validation().thresholds())
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """The decisions table through the Data API (the same door the function uses, D1)."""
+
+    client: Any
+    cluster_arn: str
+    secret_arn: str
+    name: str = "loans"
+    page_rows: int = PAGE_ROWS
+    calls: int = 0
+
+    def rows(self, mine: str) -> Iterator[tuple[str, str, str, bool]]:
+        """(loan id, fingerprint, decision, recorded by this export?) for every stored row, in
+        pages by loan id (keyset: each page starts after the last id of the one before)."""
+        after = ""
+        while True:
+            reply = self.page(after, mine)
+            records = reply.get("records", [])
+            for loan_id, sha, decision, own in records:
+                yield (
+                    loan_id["stringValue"],
+                    sha["stringValue"],
+                    decision["stringValue"],
+                    bool(own.get("longValue", 0) or own.get("booleanValue", False)),
+                )
+            if len(records) < self.page_rows:
+                return
+            after = records[-1][0]["stringValue"]
+
+    def page(self, after: str, mine: str) -> dict[str, Any]:
+        self.calls += 1
+        try:
+            return dict(
+                self.client.execute_statement(
+                    resourceArn=self.cluster_arn,
+                    secretArn=self.secret_arn,
+                    database=self.name,
+                    sql=PAGE.format(rows=self.page_rows),
+                    parameters=[
+                        {"name": "after", "value": {"stringValue": after}},
+                        {"name": "mine", "value": {"stringValue": mine}},
+                    ],
+                )
+            )
+        except ClientError as exc:
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            if "doesn't exist" in message and "loan_decisions" in message:
+                return {"records": []}  # nothing recorded yet: every valid line is missing
+            raise deploy.DeployError(f"the Data API failed: {message or exc}") from exc
+
+
+# --- reconciliation -------------------------------------------------------------------------------
+
+
+@dataclass
+class Reconciliation:
+    export: str
+    sha256: str = ""
+    lines: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    issues: list[dict[str, Any]] = field(default_factory=list)  # the first SHOWN, by line
+    report: Path | None = None
+
+    @property
+    def reconciled(self) -> bool:
+        return not any(self.counts[s] for s in FAILURES)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "export": self.export,
+            "sha256": self.sha256,
+            "lines": self.lines,
+            "counts": {s: self.counts[s] for s in (*STATES, EXTRA) if self.counts[s]},
+            "reconciled": self.reconciled,
+            "issues": self.issues,
+            **({"report": str(self.report)} if self.report else {}),
+        }
+
+
+SCHEMA = """
+CREATE TABLE line (n INTEGER PRIMARY KEY, loan_id TEXT, sha TEXT, decision TEXT, detail TEXT);
+CREATE TABLE stored (loan_id TEXT PRIMARY KEY, sha TEXT, decision TEXT, mine INTEGER)
+ WITHOUT ROWID;
+"""
+FIRST_LINES = """CREATE TABLE first (loan_id TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+INSERT INTO first SELECT loan_id, MIN(n) FROM line WHERE loan_id IS NOT NULL GROUP BY loan_id"""
+# Each line's state: the first line of a loan id (valid or not) is the one migrated (D8).
+STATE = f"""
+SELECT l.n, l.loan_id, l.decision, l.detail, s.decision,
+ CASE
+  WHEN l.sha IS NULL THEN '{INVALID}'
+  WHEN f.n <> l.n AND f.sha = l.sha THEN '{REPEATED}'
+  WHEN f.n <> l.n THEN '{DUPLICATE}'
+  WHEN s.loan_id IS NULL THEN '{MISSING}'
+  WHEN s.sha <> l.sha THEN '{CHANGED}'
+  WHEN s.decision <> l.decision THEN '{UNEXPECTED}'
+  ELSE '{RECONCILED}'
+ END
+FROM line AS l
+LEFT JOIN first AS i ON i.loan_id = l.loan_id
+LEFT JOIN line AS f ON f.n = i.n
+LEFT JOIN stored AS s ON s.loan_id = l.loan_id
+ORDER BY l.n
+"""
+EXTRA_ROWS = """SELECT s.loan_id, s.decision FROM stored AS s
+ WHERE s.mine AND NOT EXISTS (SELECT 1 FROM first WHERE loan_id = s.loan_id) ORDER BY s.loan_id"""
+
+
+def reconcile(
+    path: Path,
+    database: Database,
+    limits: dict[str, Any],
+    report: Path | None = None,
+) -> Reconciliation:
+    """Every line's state and the extra rows; the full list as JSON Lines in `report`."""
+    result = Reconciliation(path.name, report=report)
+    lines, reader = read_export(path, limits)
+    with tempfile.TemporaryDirectory(prefix="loanstack-verify-") as work:
+        db = sqlite3.connect(Path(work) / "verify.sqlite")
+        try:
+            db.executescript(SCHEMA)
+            insert(db, "INSERT INTO line VALUES (?, ?, ?, ?, ?)", (
+                (x.number, x.loan_id, x.sha, x.decision, x.detail) for x in lines
+            ))  # fmt: skip
+            db.executescript(FIRST_LINES)
+            result.sha256 = reader.digest.hexdigest()
+            # rows any chunk of this export recorded: migrate's ids start with the digest
+            mine = f"%/incoming/{result.sha256[:24]}-%"
+            insert(db, "INSERT INTO stored VALUES (?, ?, ?, ?)", database.rows(mine))
+            with open_report(report) as out:
+                for n, loan_id, decision, detail, recorded, state in db.execute(STATE):
+                    result.lines += 1
+                    result.counts[state] += 1
+                    if state in (RECONCILED, REPEATED, INVALID):
+                        continue
+                    issue = {"line": n, "loanId": loan_id, "state": state}
+                    if state == UNEXPECTED:
+                        issue |= {"expected": decision, "recorded": recorded}
+                    elif detail:
+                        issue["detail"] = detail
+                    note(result, out, issue)
+                for loan_id, recorded in db.execute(EXTRA_ROWS):
+                    result.counts[EXTRA] += 1
+                    note(result, out, {"loanId": loan_id, "state": EXTRA, "recorded": recorded})
+        finally:
+            db.close()
+    return result
+
+
+def insert(db: sqlite3.Connection, statement: str, rows: Iterator[Any]) -> None:
+    """executemany in batches: an iterator is consumed lazily, so memory holds one batch."""
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= 10_000:
+            db.executemany(statement, batch)
+            batch.clear()
+    db.executemany(statement, batch)
+    db.commit()
+
+
+@contextmanager
+def open_report(path: Path | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        with path.open("w", encoding="utf-8") as out:
+            yield out
+    except OSError as exc:
+        raise deploy.UsageError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def note(result: Reconciliation, out: IO[str] | None, issue: dict[str, Any]) -> None:
+    if len(result.issues) < SHOWN:
+        result.issues.append(issue)
+    if out is not None:
+        out.write(json.dumps(issue, sort_keys=True) + "\n")
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    """`loanstack verify EXPORT`: the CLI's hook (one call in its parser setup)."""
+    from loanstack import cli
+
+    parser = subparsers.add_parser(
+        "verify",
+        help="reconcile an export with the decisions table, line by line (exit 0: all reconciled)",
+    )
+    parser.add_argument("export", help="the export file migrated: .csv or .jsonl/.ndjson")
+    parser.add_argument("--report", metavar="FILE", help="write every issue as JSON Lines")
+    cli.add_stack_options(parser, suffix_required=False)
+    cli.add_output_option(parser)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from loanstack import cli
+
+    path = Path(args.export)
+    export_kind(path)
+    if not path.is_file():
+        raise deploy.UsageError(f"cannot read export {path}: no such file")
+    outputs = deploy.read_outputs()
+    report = Path(args.report) if args.report else None
+    with cli.connected(args, console) as target:
+        result = check(target, outputs, path, report)
+    if getattr(args, "output", "text") == "json":
+        from loanstack import output as layout
+
+        layout.emit(result.summary())
+    else:
+        print_result(console, result)
+    return 0 if result.reconciled else 1
+
+
+def check(
+    target: Any, outputs: dict[str, str], path: Path, report: Path | None = None
+) -> Reconciliation:
+    """Reconcile `path` with the stack's database, judged with its function's thresholds."""
+    database = Database(
+        target.client("rds-data"),
+        deploy.output(outputs, "DBClusterArn"),
+        deploy.output(outputs, "DBSecretArn"),
+    )
+    limits = thresholds(function_environment(target, outputs))
+    return reconcile(path, database, limits, report)
+
+
+def after_migrate(
+    target: Any, outputs: dict[str, str], migrated: dict[str, Any], path: Path, console: Console
+) -> dict[str, Any]:
+    """`migrate`'s last step: the proof, printed, as the report's "verify" entry. An export that
+    is no longer the one migrated (another SHA-256) does not reconcile whatever its lines say."""
+    result = check(target, outputs, path)
+    print_result(console, result)
+    summary = result.summary()
+    if result.sha256 != migrated.get("sha256"):
+        summary["reconciled"] = False
+        summary["error"] = f"{path} changed since it was migrated (SHA-256 {result.sha256[:24]})"
+        console.print(Text(summary["error"], style="bold red"))
+    return summary
+
+
+def function_environment(target: Any, outputs: dict[str, str]) -> dict[str, str]:
+    """The validation function's environment (its thresholds), so the rules judge as it did."""
+    name = deploy.output(outputs, "LoanValidationFunctionName")
+    found = target.client("lambda").get_function_configuration(FunctionName=name)
+    return dict(found.get("Environment", {}).get("Variables", {}))
+
+
+def print_result(console: Console, result: Reconciliation) -> None:
+    counts = ", ".join(
+        f"{state} {result.counts[state]:,}" for state in (*STATES, EXTRA) if result.counts[state]
+    )
+    console.print(
+        Text(f"{result.export} (sha256 {result.sha256[:24]}): {result.lines:,} lines: {counts}")
+    )
+    for issue in result.issues:
+        where = f"line {issue['line']}" if "line" in issue else "no line"
+        extra = issue.get("detail") or (
+            f"recorded {issue['recorded']}, the rules give {issue['expected']}"
+            if issue["state"] == UNEXPECTED
+            else ""
+        )
+        console.print(
+            Text(f"{where}: {issue.get('loanId') or '-'} {issue['state']} {extra}".rstrip())
+        )
+    hidden = sum(result.counts[s] for s in (DUPLICATE, *FAILURES)) - len(result.issues)
+    if hidden > 0:
+        console.print(Text(f"... and {hidden:,} more (--report FILE lists them all)"))
+    verdict = "every line reconciles" if result.reconciled else "NOT reconciled"
+    console.print(Text(verdict, style="bold green" if result.reconciled else "bold red"))
