@@ -33,6 +33,7 @@ from loanstack.emulator import (
     lambdas,
     monitoring,
     network,
+    retention,
     storage,
 )
 from loanstack.emulator import secrets as secrets_ext
@@ -62,7 +63,11 @@ PATCHES: list[Patch] = [
           "per-resource DELETE events; models moto cannot delete are deleted (deletion.py)",
           "(self, parsed_resource, resource_json)"),
     Patch(parsing.ResourceMap, "delete", engine.delete_in_reverse_order,
-          "dependents are deleted before what they depend on, as CloudFormation does",
+          "dependents are deleted before what they depend on, as CloudFormation does; "
+          "DeletionPolicy Retain/RetainExceptOnCreate keeps, Snapshot snapshots (retention.py)",
+          "(self)"),
+    Patch(parsing.ResourceMap, "load", retention.load_expanding_policies,
+          "AWS::LanguageExtensions: Fn::If in DeletionPolicy/UpdateReplacePolicy resolved",
           "(self)"),
     Patch(cfn_responses.CloudFormationResponse, "list_stack_resources", engine.list_stack_resources,
           "each resource with the status its last event gave it",
