@@ -8,12 +8,14 @@ else fails the command.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loanstack import template
-from loanstack.compliance import control_tower, field_tools, rules
+from loanstack.compliance import control_tower, field_tools, register, rules
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Row:
     check: str
     tool: str
     resource: str
-    result: str  # pass | FAIL | accepted
+    result: str  # pass | FAIL | accepted | review (prod's open register entries: a warning)
     reason: str = ""
 
 
@@ -96,6 +98,18 @@ def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
         )
         yield from own_rows(env, instance)
         yield from guard_rows(env, instance, accepted)
+    if "prod" in envs:
+        yield from register_rows(datetime.date.today())
+
+
+def register_rows(today: datetime.date, path: Path = register.REGISTER) -> Iterator[Row]:
+    """The exceptions register for prod: a gap in the register fails, an entry the bank has not
+    assigned or not reviewed in time is a warning row (result "review")."""
+    found, problems = register.entries(path=path)
+    for problem in problems:
+        yield Row("prod", "register", "loanstack", "exceptions-register.json", "FAIL", problem)
+    for item, why in register.open_items(found, today):
+        yield Row("prod", f"{item.tool} {item.check}", "register", item.resource, "review", why)
 
 
 def as_dict(row: Row) -> dict[str, str]:
@@ -110,7 +124,7 @@ def as_dict(row: Row) -> dict[str, str]:
 
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-SARIF_LEVEL = {"FAIL": "error", "accepted": "note"}
+SARIF_LEVEL = {"FAIL": "error", "accepted": "note", "review": "warning"}
 
 
 def sarif(found: list[Row]) -> dict[str, Any]:

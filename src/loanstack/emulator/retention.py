@@ -60,7 +60,8 @@ def on_delete(resources_map: Any, logical_id: str, resource: Any, status: str) -
     `status` is the stack's: a failed creation's rollback deletes RetainExceptOnCreate
     resources (there is nothing to keep), any other delete keeps them."""
     raw = resources_map._resource_json_map.get(logical_id, {})
-    policy = raw.get("DeletionPolicy", "Delete")
+    # an update swaps in the new template without `load`: resolve with the conditions in force
+    policy = resolve_policy(raw.get("DeletionPolicy", "Delete"), resources_map.lazy_condition_map)
     if policy == "Retain" or (policy == "RetainExceptOnCreate" and status != ROLLING_BACK):
         return True
     if policy == "Snapshot" and raw.get("Type") == "AWS::RDS::DBCluster":
