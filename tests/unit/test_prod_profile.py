@@ -239,3 +239,40 @@ def test_destroy_knows_what_prod_leaves_and_says_it() -> None:
     assert "final snapshot of AWS::RDS::DBCluster DBCluster aurora-x: " in lines[1]
     assert lines[1].endswith("tapstack-x-dbcluster-snapshot-1")
     assert "kept: AWS::KMS::Key KMSKey key-1" in lines
+
+
+# --- item 5, prepared but not applied (the R1 size budget) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_alarms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The template with scripts/prod-alarms-pending-budget.py applied (a copy)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("pending") / "TapStack.json"
+    shutil.copy(template.TEMPLATE_PATH, path)
+    script = template.ROOT / "scripts" / "prod-alarms-pending-budget.py"
+    subprocess.run([sys.executable, str(script), str(path)], check=True)
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_r14_pending_alarms_pass_every_check_but_the_size_budget(
+    with_alarms: dict[str, Any], env: str
+) -> None:
+    found = ids(rules.run_checks(build(with_alarms, env, AlarmEmail="ops@example.com")))
+    assert found == {("LS001", "template")}
+
+
+def test_r8_the_rds_event_publisher_is_replayed_against_the_key(
+    with_alarms: dict[str, Any],
+) -> None:
+    import copy
+
+    doc = copy.deepcopy(with_alarms)
+    statements = doc["Resources"]["KMSKey"]["Properties"]["KeyPolicy"]["Statement"]
+    statements[:] = [s for s in statements if s.get("Sid") != "RdsEventsToTopic"]
+    assert ("LS018", "KMSKey") in report(doc, "prod")

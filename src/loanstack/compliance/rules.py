@@ -548,6 +548,18 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
         t.logical_id: key_of(instance, t.properties.get("KmsMasterKeyId"))
         for t in instance.of_type("AWS::SNS::Topic")
     }
+    for sub in instance.of_type("AWS::RDS::EventSubscription"):
+        # RDS publishes as events.rds.amazonaws.com, its SourceArn the RDS resource's ARN:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Events.GrantingPermissions.html
+        kind = RDS_ARN_KIND.get(str(sub.properties.get("SourceType")), "db")
+        targets = references(sub.properties.get("SnsTopicArn")) & set(topics)
+        for key in {topics[t] for t in targets} - {None}:
+            for source in sub.properties.get("SourceIds", []):
+                source_arn = arn(instance, "rds", f"{kind}:{instance.name_of(source)}")
+                ctx = {"aws:SourceArn": source_arn, "aws:SourceAccount": c.account_id}
+                principal = ("Service", "events.rds.amazonaws.com")
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    yield str(key), sub.logical_id, Request(principal, action, ctx)
     for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
         targets = references(alarm.properties.get("AlarmActions", [])) & set(topics)
         for key in {topics[t] for t in targets} - {None}:
@@ -556,6 +568,13 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
             principal = ("Service", "cloudwatch.amazonaws.com")
             for action in ("kms:GenerateDataKey", "kms:Decrypt"):
                 yield str(key), alarm.logical_id, Request(principal, action, ctx)
+
+
+RDS_ARN_KIND = {
+    "db-cluster": "cluster",
+    "db-instance": "db",
+    "db-cluster-snapshot": "cluster-snapshot",
+}
 
 
 def uses_bucket_key(bucket: Resource) -> bool:
