@@ -907,7 +907,13 @@ def prepare_removals(
     if not removed:
         return []
     doomed = [r for r in stack_resources(target, name) if r["LogicalResourceId"] in removed]
-    trails = physical_ids(doomed, "AWS::CloudTrail::Trail")
+    stack = stack_status(target, name)
+    kept = survival.deployed_survivors(target.client("cloudformation"), stack) if stack else {}
+    if any(kept.get(r["LogicalResourceId"]) for r in doomed):  # prod (R6): kept, never emptied
+        doomed = [r for r in doomed if r["LogicalResourceId"] not in kept]
+        trails: list[str] = []  # and its trail is never stopped (the digest chain)
+    else:
+        trails = physical_ids(doomed, "AWS::CloudTrail::Trail")
     for trail in trails:
         stop_trail(target, trail, console)
     for bucket in physical_ids(doomed, "AWS::S3::Bucket"):

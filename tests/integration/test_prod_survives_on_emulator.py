@@ -85,3 +85,38 @@ def test_r6_dev_destroy_leaves_nothing(target: deploy.Target, out: Path) -> None
         if s.cluster.db_cluster_identifier == "aurora-loanprocessing-dev43"
         and s.snapshot_type == "manual"
     ]
+
+
+def test_r14_prepared_prod_alarms_deploy_on_the_emulator(
+    target: deploy.Target, out: Path, tmp_path: Path
+) -> None:
+    """scripts/prod-alarms-pending-budget.py (not applied: the R1 size budget) deploys: metric
+    filters on the trail's log group, alarms, the RDS event subscription of the cluster."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from loanstack import template
+
+    path = tmp_path / "TapStack.json"
+    shutil.copy(template.TEMPLATE_PATH, path)
+    script = template.ROOT / "scripts" / "prod-alarms-pending-budget.py"
+    subprocess.run([sys.executable, str(script), str(path)], check=True)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    target.outputs_file = out / "prod44.json"
+    params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
+    d = deploy.Deployment(target, "prod", "prod44", params, Console(record=True), template_doc=doc)
+    deploy.deploy(d, confirm=lambda: True)
+    logs = target.client("logs")
+    group = "/aws/cloudtrail/trail-loanprocessing-prod44"
+    names = {
+        f["metricTransformations"][0]["metricName"]
+        for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]
+    }
+    assert names == {"TrailChanges", "KeyChanges", "NetworkChanges", "RootUse"}
+    (sub,) = target.client("rds").describe_event_subscriptions(
+        SubscriptionName="rdsevents-loanprocessing-prod44"
+    )["EventSubscriptionsList"]
+    assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod44"]
+    deploy.destroy(target, "prod44", Console(record=True))

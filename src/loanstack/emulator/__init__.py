@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loanstack.emulator import (  # noqa: F401 (importing an extension registers it)
+    audit,
     data,
     dataapi,
     keys,

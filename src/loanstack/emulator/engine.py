@@ -325,8 +325,15 @@ def apply_change_set(self: Any) -> None:
         for a in ("Add", "Modify", "Remove")
     }
     order = creation_order(rm)
+    stack = stack_of(rm)
     for name in sorted(wanted["Remove"], key=lambda n: -order.index(n) if n in order else 0):
-        rm._delete_resource(rm._parsed_resources[name], rm._resource_json_map[name])
+        resource = rm._parsed_resources[name]
+        # a resource an update removes obeys its DeletionPolicy too (the old template's)
+        if retention.on_delete(rm, name, resource, stack.status if stack else ""):
+            physical = str(getattr(resource, "physical_resource_id", ""))
+            event(rm, name, rm._resource_json_map[name]["Type"], "DELETE_SKIPPED", physical)
+        else:
+            rm._delete_resource(resource, rm._resource_json_map[name])
         rm._parsed_resources.pop(name)
     rm._template, rm.input_parameters = self.template_dict, self.parameters
     rm.load_mapping()
