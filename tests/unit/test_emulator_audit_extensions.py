@@ -74,7 +74,7 @@ def test_a_metric_filter_on_a_missing_group_fails_the_deployment(aws: boto3.Sess
 
 
 def test_an_event_subscription_needs_its_topic_and_its_source(aws: boto3.Session) -> None:
-    subscription = {
+    subscription: dict[str, Any] = {
         "Type": "AWS::RDS::EventSubscription",
         "DependsOn": "Topic",
         "Properties": {
