@@ -87,11 +87,12 @@ def test_r6_dev_destroy_leaves_nothing(target: deploy.Target, out: Path) -> None
     ]
 
 
-def test_r14_prepared_prod_alarms_deploy_on_the_emulator(
+def test_r14_r6_prepared_prod_alarms_and_backups_deploy_on_the_emulator(
     target: deploy.Target, out: Path, tmp_path: Path
 ) -> None:
-    """scripts/prod-alarms-pending-budget.py (not applied: the R1 size budget) deploys: metric
-    filters on the trail's log group, alarms, the RDS event subscription of the cluster."""
+    """scripts/prod-{alarms,backup}-pending-budget.py (not applied: the R1 size budget) deploy:
+    metric filters on the trail's log group, alarms, the RDS event subscription of the cluster,
+    the backup vault (kept by destroy), plan and selection."""
     import json
     import shutil
     import subprocess
@@ -101,8 +102,9 @@ def test_r14_prepared_prod_alarms_deploy_on_the_emulator(
 
     path = tmp_path / "TapStack.json"
     shutil.copy(template.TEMPLATE_PATH, path)
-    script = template.ROOT / "scripts" / "prod-alarms-pending-budget.py"
-    subprocess.run([sys.executable, str(script), str(path)], check=True)
+    for name in ("prod-alarms-pending-budget.py", "prod-backup-pending-budget.py"):
+        script = template.ROOT / "scripts" / name
+        subprocess.run([sys.executable, str(script), str(path)], check=True)
     doc = json.loads(path.read_text(encoding="utf-8"))
     target.outputs_file = out / "prod44.json"
     params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
@@ -119,4 +121,14 @@ def test_r14_prepared_prod_alarms_deploy_on_the_emulator(
         SubscriptionName="rdsevents-loanprocessing-prod44"
     )["EventSubscriptionsList"]
     assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod44"]
-    deploy.destroy(target, "prod44", Console(record=True))
+    backup = target.client("backup")
+    (plan,) = backup.list_backup_plans()["BackupPlansList"]
+    assert plan["BackupPlanName"] == "backupplan-loanprocessing-prod44"
+    console = Console(record=True, width=200)
+    deploy.destroy(target, "prod44", console)
+    assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod44" in (
+        console.export_text()
+    )
+    vaults = [v["BackupVaultName"] for v in backup.list_backup_vaults()["BackupVaultList"]]
+    assert "backupvault-loanprocessing-prod44" in vaults
+    assert backup.list_backup_plans()["BackupPlansList"] == []

@@ -241,12 +241,12 @@ def test_destroy_knows_what_prod_leaves_and_says_it() -> None:
     assert "kept: AWS::KMS::Key KMSKey key-1" in lines
 
 
-# --- item 5, prepared but not applied (the R1 size budget) -------------------------------------
+# --- items 5 and 6, prepared but not applied (the R1 size budget) -------------------------------------
 
 
 @pytest.fixture(scope="module")
 def with_alarms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The template with scripts/prod-alarms-pending-budget.py applied (a copy)."""
+    """The template with scripts/prod-{alarms,backup}-pending-budget.py applied (a copy)."""
     import json
     import shutil
     import subprocess
@@ -254,8 +254,9 @@ def with_alarms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     path = tmp_path_factory.mktemp("pending") / "TapStack.json"
     shutil.copy(template.TEMPLATE_PATH, path)
-    script = template.ROOT / "scripts" / "prod-alarms-pending-budget.py"
-    subprocess.run([sys.executable, str(script), str(path)], check=True)
+    for name in ("prod-alarms-pending-budget.py", "prod-backup-pending-budget.py"):
+        script = template.ROOT / "scripts" / name
+        subprocess.run([sys.executable, str(script), str(path)], check=True)
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -276,3 +277,59 @@ def test_r8_the_rds_event_publisher_is_replayed_against_the_key(
     statements = doc["Resources"]["KMSKey"]["Properties"]["KeyPolicy"]["Statement"]
     statements[:] = [s for s in statements if s.get("Sid") != "RdsEventsToTopic"]
     assert ("LS018", "KMSKey") in report(doc, "prod")
+
+
+def test_r6_prod_backups_are_kept_dev_has_none(with_alarms: dict[str, Any]) -> None:
+    prod = build(with_alarms, "prod")
+    assert prod.resources["BackupVault"].deletion_policy == "RetainExceptOnCreate"
+    assert "BackupVault" in survival.survivors(with_alarms, {"EnvironmentType": "prod"})
+    rules_ = prod.resources["BackupPlan"].properties["BackupPlan"]["BackupPlanRule"]
+    assert {r["RuleName"]: r["Lifecycle"]["DeleteAfterDays"] for r in rules_} == {
+        "daily": 35,
+        "monthly": 365,
+    }
+    assert "CopyActions" not in rules_[0]
+    assert not [r for r in build(with_alarms, "dev").resources if r.startswith("Backup")]
+
+
+def test_r6_backup_copy_and_vault_lock_by_parameter(with_alarms: dict[str, Any]) -> None:
+    prod = build(with_alarms, "prod", BackupCopyRegion="us-west-2", BackupVaultLockDays="35")
+    (copy_action,) = prod.resources["BackupPlan"].properties["BackupPlan"]["BackupPlanRule"][0][
+        "CopyActions"
+    ]
+    assert ":backup:us-west-2:" in copy_action["DestinationBackupVaultArn"]
+    assert prod.resources["BackupVault"].properties["LockConfiguration"] == {"MinRetentionDays": 35}
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda d: d["Resources"]["BackupPlan"]["Properties"]["BackupPlan"]["BackupPlanRule"][0][
+            "Lifecycle"
+        ].update(DeleteAfterDays=7),
+        lambda d: d["Resources"]["BackupPlan"]["Properties"]["BackupPlan"]["BackupPlanRule"].pop(),
+        lambda d: d["Resources"]["BackupSelection"]["Properties"]["BackupSelection"].update(
+            Resources=[]
+        ),
+        lambda d: d["Resources"]["BackupVault"]["Properties"].update(
+            EncryptionKeyArn="alias/aws/backup"
+        ),
+    ],
+    ids=["short-daily", "no-monthly", "cluster-not-selected", "vault-not-on-the-cmk"],
+)
+def test_r6_backup_check_bites(with_alarms: dict[str, Any], breakage: Any) -> None:
+    import copy
+
+    doc = copy.deepcopy(with_alarms)
+    breakage(doc)
+    found = {finding for finding in report(doc, "prod") if finding[0] == "LS026"}
+    assert found & {("LS026", "BackupPlan"), ("LS026", "BackupVault")}
+
+
+def test_r6_backup_check_bites_on_a_plan_in_dev(with_alarms: dict[str, Any]) -> None:
+    import copy
+
+    doc = copy.deepcopy(with_alarms)
+    for name in ("BackupVault", "BackupPlan", "BackupSelection", "BackupRole"):
+        del doc["Resources"][name]["Condition"]
+    assert ("LS026", "BackupPlan") in report(doc, "dev")

@@ -271,8 +271,8 @@ def survivors(instance: Environment) -> dict[str, dict[str, tuple[str, ...]]]:
     """Prod's profile (R6 amended): logical id -> policy attribute -> the options it may have.
 
     The cluster leaves a final snapshot on delete and on a replacing update; what that snapshot
-    and the documents need survives a delete: the key that encrypts the cluster, and every
-    bucket (documents, trail archive, access logs). A replacing update cannot lose the buckets
+    and the documents need survives a delete: the key that encrypts the cluster, every bucket
+    (documents, trail archive, access logs) and every backup vault. A replacing update cannot lose the buckets
     (CloudFormation refuses to replace a custom-named resource) and a replaced key only enters
     its 30-day deletion window, so their UpdateReplacePolicy is not constrained here.
     """
@@ -285,8 +285,8 @@ def survivors(instance: Environment) -> dict[str, dict[str, tuple[str, ...]]]:
         key = key_of(instance, cluster.properties.get("KmsKeyId"))
         if key is not None:
             keep[key] = {"DeletionPolicy": KEPT}
-    for bucket in instance.of_type("AWS::S3::Bucket"):
-        keep[bucket.logical_id] = {"DeletionPolicy": KEPT}
+    for kept in instance.of_type("AWS::S3::Bucket", "AWS::Backup::BackupVault"):
+        keep[kept.logical_id] = {"DeletionPolicy": KEPT}  # a vault holds the recovery points
     return keep
 
 
@@ -892,6 +892,47 @@ def access_logging(instance: Environment) -> Iterator[Flag]:
         algorithms = {r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules}
         if algorithms - {"AES256"}:
             yield Flag(logical_id, "S3 delivers access logs only to SSE-S3 (AES256) buckets")
+
+
+BACKUP_DAYS = {"daily": 35, "monthly": 365}  # issue 22 item 6 (the bank's profile)
+
+
+@check(
+    "LS026",
+    "R6",
+    "A backup plan keeps daily recovery points 35+ days and monthly ones 365+, in a vault of the "
+    "stack encrypted with the stack's key, and selects the cluster; only prod has one",
+    "https://docs.aws.amazon.com/aws-backup/latest/devguide/creating-a-backup-plan.html",
+)
+def backup_plans(instance: Environment) -> Iterator[Flag]:
+    vaults = {v.logical_id: v for v in instance.of_type("AWS::Backup::BackupVault")}
+    plans = list(instance.of_type("AWS::Backup::BackupPlan"))
+    if plans and not is_production(instance):
+        for plan in plans:
+            yield Flag(plan.logical_id, "a backup plan in dev: its vault would stop destroy")
+    for vault in vaults.values():
+        if key_of(instance, vault.properties.get("EncryptionKeyArn")) is None:
+            yield Flag(vault.logical_id, "not encrypted with the stack's key")
+    clusters = {c.logical_id for c in instance.of_type("AWS::RDS::DBCluster")}
+    for plan in plans:
+        rules = plan.properties.get("BackupPlan", {}).get("BackupPlanRule", [])
+        for rule in rules:
+            name = str(rule.get("RuleName"))
+            days = rule.get("Lifecycle", {}).get("DeleteAfterDays")
+            if name in BACKUP_DAYS and (not isinstance(days, int) or days < BACKUP_DAYS[name]):
+                yield Flag(plan.logical_id, f"{name} recovery points kept {days} days")
+            if not references(rule.get("TargetBackupVault")) & set(vaults):
+                yield Flag(plan.logical_id, f"rule {name} does not back up into the stack's vault")
+        missing = set(BACKUP_DAYS) - {str(r.get("RuleName")) for r in rules}
+        if missing:
+            yield Flag(plan.logical_id, f"no {' and no '.join(sorted(missing))} rule")
+        selected: set[str] = set()
+        for selection in instance.of_type("AWS::Backup::BackupSelection"):
+            if plan.logical_id in references(selection.properties.get("BackupPlanId")):
+                chosen = selection.properties.get("BackupSelection", {}).get("Resources", [])
+                selected |= references(chosen)
+        if not clusters <= selected:
+            yield Flag(plan.logical_id, "does not select the cluster")
 
 
 # --- R15 ----------------------------------------------------------------------------------

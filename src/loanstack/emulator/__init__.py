@@ -18,6 +18,7 @@ from typing import Any
 
 from loanstack.emulator import (  # noqa: F401 (importing an extension registers it)
     audit,
+    backup,
     data,
     dataapi,
     keys,
