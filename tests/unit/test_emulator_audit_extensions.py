@@ -1,5 +1,6 @@
-"""The emulator's metric filters and RDS event subscriptions (the prod alarms of R14): created
-from a template through a change set, refused where the service refuses, deleted with the stack.
+"""The emulator's metric filters, RDS event subscriptions (prod's alarms) and AWS Backup vaults,
+plans and selections (prod's backups): created from a template through a change set, refused
+where the service refuses, deleted with the stack.
 """
 
 from __future__ import annotations
@@ -94,3 +95,67 @@ def test_an_event_subscription_needs_its_topic_and_its_source(aws: boto3.Session
     assert found["EventCategoriesList"] == ["failover", "failure", "maintenance"]
     aws.client("cloudformation").delete_stack(StackName="audit")
     assert rds.describe_event_subscriptions()["EventSubscriptionsList"] == []
+
+
+VAULT = {
+    "Vault": {
+        "Type": "AWS::Backup::BackupVault",
+        "Properties": {
+            "BackupVaultName": "backupvault-loanprocessing-prod42",
+            "LockConfiguration": {"MinRetentionDays": 35},
+        },
+    }
+}
+
+
+def plan(vault: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Backup::BackupPlan",
+        "Properties": {
+            "BackupPlan": {
+                "BackupPlanName": "backupplan-loanprocessing-prod42",
+                "BackupPlanRule": [
+                    {
+                        "RuleName": "daily",
+                        "TargetBackupVault": vault,
+                        "ScheduleExpression": "cron(0 5 * * ? *)",
+                        "Lifecycle": {"DeleteAfterDays": 35},
+                    }
+                ],
+            }
+        },
+    }
+
+
+def test_a_backup_plan_into_a_missing_vault_fails_the_deployment(aws: boto3.Session) -> None:
+    assert deploy(aws, {"Plan": plan("no-such-vault")}) == "ROLLBACK_COMPLETE"
+
+
+def test_a_locked_vault_and_its_plan_are_created_and_the_plan_goes_with_the_stack(
+    aws: boto3.Session,
+) -> None:
+    resources = {**VAULT, "Plan": plan({"Ref": "Vault"})}
+    assert deploy(aws, resources) == "CREATE_COMPLETE"
+    backup = aws.client("backup")
+    vault = backup.describe_backup_vault(BackupVaultName="backupvault-loanprocessing-prod42")
+    assert vault["Locked"] is True and vault["MinRetentionDays"] == 35
+    assert [p["BackupPlanName"] for p in backup.list_backup_plans()["BackupPlansList"]] == [
+        "backupplan-loanprocessing-prod42"
+    ]
+    aws.client("cloudformation").delete_stack(StackName="audit")
+    assert backup.list_backup_plans()["BackupPlansList"] == []
+
+
+def test_a_selection_needs_its_plan_and_its_role(aws: boto3.Session) -> None:
+    selection = {
+        "Type": "AWS::Backup::BackupSelection",
+        "Properties": {
+            "BackupPlanId": "no-such-plan",
+            "BackupSelection": {
+                "SelectionName": "s",
+                "IamRoleArn": "arn:aws:iam::123456789012:role/missing",
+                "Resources": [],
+            },
+        },
+    }
+    assert deploy(aws, {"Selection": selection}) == "ROLLBACK_COMPLETE"
