@@ -797,7 +797,10 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
     resources = list(stack_resources(target, name))
     # prod keeps its data (R6): kept buckets are neither emptied nor waited for, and a trail
     # whose archive is kept is never stopped (that would break its digest chain)
-    kept = survival.deployed_survivors(target.client("cloudformation"), stack)
+    try:
+        kept = survival.deployed_survivors(target.client("cloudformation"), stack)
+    except survival.SurvivalUnknown as exc:
+        raise DeployError(str(exc)) from exc
     keeps = {r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] in kept}
     if not any(kept[k].kept for k in kept if kept[k].type == "AWS::S3::Bucket"):
         for trail in physical_ids(resources, "AWS::CloudTrail::Trail"):

@@ -333,3 +333,37 @@ def test_r6_backup_check_bites_on_a_plan_in_dev(with_alarms: dict[str, Any]) -> 
     for name in ("BackupVault", "BackupPlan", "BackupSelection", "BackupRole"):
         del doc["Resources"][name]["Condition"]
     assert ("LS026", "BackupPlan") in report(doc, "dev")
+
+
+class FakeCloudFormation:
+    """GetTemplate as boto3 answers it for a JSON template (already parsed into a dict)."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    def get_template(self, **_: str) -> dict[str, Any]:
+        return {"TemplateBody": self.body}
+
+
+def stack(**parameters: str) -> dict[str, Any]:
+    return {
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/tapstack-prod42/1",
+        "StackName": "tapstack-prod42",
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    }
+
+
+def test_destroy_reads_what_survives_from_the_deployed_template_and_parameters() -> None:
+    doc = template.load()
+    deployed = stack(EnvironmentType="prod", EnvironmentSuffix="prod42", Retired="x")
+    for body in (doc, template.minified(doc)):  # a dict (boto3, JSON) or the text
+        found = survival.deployed_survivors(FakeCloudFormation(body), deployed)
+        assert set(found) == {"DBCluster", "KMSKey", *BUCKETS}
+    dev = stack(EnvironmentType="dev", EnvironmentSuffix="dev42")
+    assert survival.deployed_survivors(FakeCloudFormation(doc), dev) == {}
+
+
+def test_destroy_refuses_to_guess_when_the_deployed_parameters_do_not_resolve() -> None:
+    deployed = stack(EnvironmentType="staging", EnvironmentSuffix="prod42")
+    with pytest.raises(survival.SurvivalUnknown, match="cannot tell what its delete keeps"):
+        survival.deployed_survivors(FakeCloudFormation(template.load()), deployed)

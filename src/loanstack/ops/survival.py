@@ -21,6 +21,10 @@ KEEPS = ("Retain", "RetainExceptOnCreate")
 SNAPSHOTS = ("Snapshot",)
 
 
+class SurvivalUnknown(ValueError):
+    """The deployed template and parameters do not resolve: refuse rather than guess."""
+
+
 @dataclass(frozen=True)
 class Survivor:
     """One resource a delete leaves (kept) or leaves a snapshot of."""
@@ -52,7 +56,12 @@ def deployed_survivors(cfn: Any, stack: Mapping[str, Any]) -> dict[str, Survivor
     doc = body if isinstance(body, dict) else json.loads(body)
     given = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
     declared = set(doc.get("Parameters", {}))
-    return survivors(doc, {k: v for k, v in given.items() if k in declared})
+    try:
+        return survivors(doc, {k: v for k, v in given.items() if k in declared})
+    except template.ParameterError as exc:
+        raise SurvivalUnknown(
+            f"{stack.get('StackName', 'the stack')}: cannot tell what its delete keeps ({exc})"
+        ) from exc
 
 
 def summary(
