@@ -367,3 +367,32 @@ def test_destroy_refuses_to_guess_when_the_deployed_parameters_do_not_resolve() 
     deployed = stack(EnvironmentType="staging", EnvironmentSuffix="prod42")
     with pytest.raises(survival.SurvivalUnknown, match="cannot tell what its delete keeps"):
         survival.deployed_survivors(FakeCloudFormation(template.load()), deployed)
+
+
+class FakeResourceMap:
+    """What retention.on_delete reads of moto's ResourceMap."""
+
+    def __init__(self, policy: Any, production: bool) -> None:
+        self._resource_json_map = {"Docs": {"Type": "AWS::S3::Bucket", "DeletionPolicy": policy}}
+        self.lazy_condition_map = {"IsProduction": production}
+
+
+KEEP_IN_PROD = {"Fn::If": ["IsProduction", "RetainExceptOnCreate", "Delete"]}
+
+
+@pytest.mark.parametrize(
+    ("policy", "production", "status", "stays"),
+    [
+        (KEEP_IN_PROD, True, "DELETE_IN_PROGRESS", True),
+        (KEEP_IN_PROD, True, "ROLLBACK_IN_PROGRESS", False),  # a failed create keeps nothing
+        (KEEP_IN_PROD, False, "DELETE_IN_PROGRESS", False),
+        ("Retain", False, "ROLLBACK_IN_PROGRESS", True),
+        ("Delete", True, "DELETE_IN_PROGRESS", False),
+    ],
+    ids=["prod-delete", "prod-rollback", "dev-delete", "retain-rollback", "plain-delete"],
+)
+def test_emulator_applies_the_resolved_deletion_policy(
+    policy: Any, production: bool, status: str, stays: bool
+) -> None:
+    resources = FakeResourceMap(policy, production)
+    assert retention.on_delete(resources, "Docs", object(), status) is stays
