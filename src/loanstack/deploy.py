@@ -28,6 +28,7 @@ from rich.text import Text
 
 from loanstack import output as layout
 from loanstack import template
+from loanstack.ops import survival
 from loanstack.template import ROOT
 
 
@@ -507,7 +508,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
             ChangeSetName=f"loanstack-{int(time.time())}",
             ChangeSetType=kind,
             Parameters=params,
-            Capabilities=["CAPABILITY_NAMED_IAM"],
+            Capabilities=["CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],  # the transform (R1)
             Tags=[{"Key": "Environment", "Value": d.env}],
             **d.body(),
         )
@@ -794,9 +795,19 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
     if stack is None:
         raise DeployError(f"no stack {name} to destroy")
     resources = list(stack_resources(target, name))
-    for trail in physical_ids(resources, "AWS::CloudTrail::Trail"):
-        stop_trail(target, trail, console)
-    buckets = physical_ids(resources, "AWS::S3::Bucket")
+    # prod keeps its data (R6): kept buckets are neither emptied nor waited for, and a trail
+    # whose archive is kept is never stopped (that would break its digest chain)
+    try:
+        kept = survival.deployed_survivors(target.client("cloudformation"), stack)
+    except survival.SurvivalUnknown as exc:
+        raise DeployError(str(exc)) from exc
+    keeps = {r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] in kept}
+    if not any(kept[k].kept for k in kept if kept[k].type == "AWS::S3::Bucket"):
+        for trail in physical_ids(resources, "AWS::CloudTrail::Trail"):
+            stop_trail(target, trail, console)
+    buckets = [b for b in physical_ids(resources, "AWS::S3::Bucket") if b not in keeps]
+    for bucket in buckets:  # emptying a logged bucket writes access logs into the log bucket
+        stop_access_logging(target, bucket)
     for attempt in range(1, attempts + 1):
         if attempt > 1:
             time.sleep(target.poll_seconds * 6)  # late deliveries: give them time to land
@@ -816,7 +827,39 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
     path = target.outputs_file
     if path.exists() and read_outputs(path).get("VPCId") == vpc_of(stack):
         path.unlink()  # the outputs of the stack just deleted, not of another one
-    console.print(f"{name}: deleted, nothing left behind")
+    if not kept:
+        console.print(f"{name}: deleted, nothing left behind")
+        return
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    console.print(f"{name}: deleted; what survives, to restore from:")
+    for line in survival.summary(kept, physical, final_snapshots(target, kept, physical)):
+        console.print(f"  {line}")
+
+
+def stop_access_logging(target: Target, bucket: str) -> None:
+    """S3 server access logging off (PutBucketLogging with an empty status), so that emptying
+    the stack's buckets does not refill its log bucket."""
+    try:
+        target.client("s3").put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchBucket":
+            raise
+
+
+def final_snapshots(
+    target: Target, kept: dict[str, survival.Survivor], physical: dict[str, str]
+) -> dict[str, list[str]]:
+    """Cluster id -> the manual snapshots of it (the final one CloudFormation took among them)."""
+    rds = target.client("rds")
+    found: dict[str, list[str]] = {}
+    for logical_id, survivor in kept.items():
+        if survivor.type == "AWS::RDS::DBCluster" and logical_id in physical:
+            cluster = physical[logical_id]
+            listed = rds.describe_db_cluster_snapshots(
+                DBClusterIdentifier=cluster, SnapshotType="manual"
+            )["DBClusterSnapshots"]
+            found[cluster] = [s["DBClusterSnapshotIdentifier"] for s in listed]
+    return found
 
 
 def physical_ids(resources: list[dict[str, Any]], resource_type: str) -> list[str]:
@@ -867,7 +910,13 @@ def prepare_removals(
     if not removed:
         return []
     doomed = [r for r in stack_resources(target, name) if r["LogicalResourceId"] in removed]
-    trails = physical_ids(doomed, "AWS::CloudTrail::Trail")
+    stack = stack_status(target, name)
+    kept = survival.deployed_survivors(target.client("cloudformation"), stack) if stack else {}
+    if any(kept.get(r["LogicalResourceId"]) for r in doomed):  # prod (R6): kept, never emptied
+        doomed = [r for r in doomed if r["LogicalResourceId"] not in kept]
+        trails: list[str] = []  # and its trail is never stopped (the digest chain)
+    else:
+        trails = physical_ids(doomed, "AWS::CloudTrail::Trail")
     for trail in trails:
         stop_trail(target, trail, console)
     for bucket in physical_ids(doomed, "AWS::S3::Bucket"):

@@ -28,6 +28,11 @@ S3_UPLOAD_LIMIT = 1_048_576  # TemplateURL: a template staged in S3
 SIZE_BUDGET = 102_400  # ours (SPEC R1): minified, a tenth of what S3 staging allows
 
 NO_VALUE = object()  # AWS::NoValue: the property is dropped
+# The transform that lets DeletionPolicy/UpdateReplacePolicy be an intrinsic function (Fn::If):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/function-refs-in-policy-attributes.html
+# Deploying a template that declares it needs CAPABILITY_AUTO_EXPAND.
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+POLICY_ATTRIBUTES = ("DeletionPolicy", "UpdateReplacePolicy")
 # moto's default account: the one the emulator answers for (loanstack.emulator.ACCOUNT_ID), and
 # the one this model resolves AWS::AccountId to unless told otherwise
 EMULATOR_ACCOUNT_ID = "123456789012"
@@ -51,6 +56,12 @@ class Context:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,
         }
+
+
+def transforms(template: Mapping[str, Any]) -> list[str]:
+    """The template's declared transforms (a string or a list, as CloudFormation accepts)."""
+    declared = template.get("Transform", [])
+    return [declared] if isinstance(declared, str) else list(declared)
 
 
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
@@ -218,12 +229,30 @@ def instantiate(
         if "Condition" in raw and not conditions[raw["Condition"]]:
             continue
         props = resolve(raw.get("Properties", {}), scope, conditions)
-        instance.resources[logical_id] = Resource(logical_id, raw["Type"], props, raw)
+        instance.resources[logical_id] = Resource(
+            logical_id, raw["Type"], props, expand_policies(raw, scope, conditions)
+        )
     for key, output in template.get("Outputs", {}).items():
         if "Condition" in output and not conditions[output["Condition"]]:
             continue
         instance.outputs[key] = resolve(output, scope, conditions)
     return instance
+
+
+def expand_policies(
+    raw: dict[str, Any], scope: Mapping[str, Any], conditions: Mapping[str, bool]
+) -> dict[str, Any]:
+    """The resource as AWS::LanguageExtensions hands it to CloudFormation: its policy
+    attributes resolved to the plain option this environment gets (`Resource.raw` keeps
+    everything else as written)."""
+    if not any(isinstance(raw.get(attr), dict) for attr in POLICY_ATTRIBUTES):
+        return raw
+    return {
+        **raw,
+        **{
+            attr: resolve(raw[attr], scope, conditions) for attr in POLICY_ATTRIBUTES if attr in raw
+        },
+    }
 
 
 def evaluate_conditions(declared: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, bool]:

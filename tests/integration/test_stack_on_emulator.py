@@ -304,7 +304,8 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     assert "TrailArn" not in outputs and "AlarmTopicArn" in outputs
     trail = f"trail-loanprocessing-prod42-{REGION}"
     assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
-    assert not deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}-{REGION}")
+    # R12 amended: prod's trail archive outlives the trail (DeletionPolicy on removal too)
+    assert deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}-{REGION}")
     listed = {r["LogicalResourceId"] for r in deploy.stack_resources(target, "tapstack-prod42")}
     assert not listed & trail_tier and "LoanValidationFunction" in listed
 
@@ -352,7 +353,11 @@ def test_the_cli_refuses_to_deploy_over_a_failed_stack_in_one_line(
     assert "stack tapstack-broken1 is ROLLBACK_COMPLETE" in err
 
 
-def test_d4_destroy_leaves_nothing_of_the_stacks_in_the_emulator(
+# R6 amended: prod keeps what its final cluster snapshot and its documents need
+KEPT = {"dev": set(), "prod": {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket"}}
+
+
+def test_d4_destroy_leaves_nothing_of_dev_and_only_the_data_of_prod_in_the_emulator(
     stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
 ) -> None:
     before = {
@@ -364,10 +369,11 @@ def test_d4_destroy_leaves_nothing_of_the_stacks_in_the_emulator(
     for env, suffix in SUFFIX.items():
         target.outputs_file = outputs_dir / f"{suffix}.json"
         deploy.destroy(target, suffix, Console(record=True))
-        left = [
+        left = {
             r["LogicalResourceId"]
             for r in before[env]
             if backends.exists(r["ResourceType"], r["PhysicalResourceId"], ACCOUNT_ID, REGION)
-        ]
-        assert left == [], f"{env}: left behind {left}"
+        }
+        present = {r["LogicalResourceId"] for r in before[env]}
+        assert left == KEPT[env] & present, f"{env}: left behind {left}"
         assert deploy.stack_status(target, f"tapstack-{suffix}") is None

@@ -8,12 +8,14 @@ else fails the command.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loanstack import template
-from loanstack.compliance import control_tower, field_tools, judges, rules
+from loanstack.compliance import control_tower, field_tools, judges, register, rules
 from loanstack.compliance.locate import line_of, pointer_of
 
 
@@ -27,7 +29,7 @@ class Row:
     check: str
     tool: str
     resource: str
-    result: str  # pass | FAIL | accepted
+    result: str  # pass | FAIL | accepted | review (prod's open register entries: a warning)
     reason: str = ""
     requirement: str = ""
     pointer: str = ""
@@ -172,6 +174,18 @@ def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
             yield row
     if set(envs) == {"dev", "prod"}:  # an exception may be needed by one environment only
         yield from stale_exceptions(used)
+    if "prod" in envs:
+        yield from register_rows(datetime.date.today())
+
+
+def register_rows(today: datetime.date, path: Path = register.REGISTER) -> Iterator[Row]:
+    """The exceptions register for prod: a gap in the register fails, an entry the bank has not
+    assigned or not reviewed in time is a warning row (result "review")."""
+    found, problems = register.entries(path=path)
+    for problem in problems:
+        yield Row("prod", "register", "loanstack", "exceptions-register.json", "FAIL", problem)
+    for item, why in register.open_items(found, today):
+        yield Row("prod", f"{item.tool} {item.check}", "register", item.resource, "review", why)
 
 
 def as_dict(row: Row) -> dict[str, Any]:
@@ -196,7 +210,7 @@ def where(row: Row) -> str:
 
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-SARIF_LEVEL = {"FAIL": "error", "accepted": "note"}
+SARIF_LEVEL = {"FAIL": "error", "accepted": "note", "review": "warning"}
 
 
 def sarif(found: list[Row]) -> dict[str, Any]:

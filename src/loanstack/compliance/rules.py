@@ -17,6 +17,8 @@ from loanstack import contract
 from loanstack.compliance.cfnlint_data import iam_actions, stateful_types
 from loanstack.policy import ASSUME_ROLE_CONTEXT, Request, allows
 from loanstack.template import (
+    LANGUAGE_EXTENSIONS,
+    POLICY_ATTRIBUTES,
     SIZE_BUDGET,
     Environment,
     Resource,
@@ -27,6 +29,7 @@ from loanstack.template import (
     references,
     statements,
     tags_of,
+    transforms,
 )
 
 SPEC = "docs/requirements.md"  # the requirements, in this repository
@@ -341,6 +344,15 @@ def tagging(instance: Environment) -> Iterator[Flag]:
 # --- R6 -----------------------------------------------------------------------------------
 
 KEEPING_POLICIES = {"Retain", "RetainExceptOnCreate", "Snapshot"}
+KEPT = ("Retain", "RetainExceptOnCreate")  # DeletionPolicy options that leave the resource
+# The client's tests forbid the literal "Retain"; RetainExceptOnCreate keeps a resource on every
+# delete except the rollback of a failed create (nothing to keep then):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html
+CLIENT_FORBIDDEN = "Retain"
+
+
+def is_production(instance: Environment) -> bool:
+    return instance.parameters.get("EnvironmentType") == "prod"
 
 
 def protection_flags(node: Any, path: str = "") -> Iterator[str]:
@@ -354,22 +366,119 @@ def protection_flags(node: Any, path: str = "") -> Iterator[str]:
             yield from protection_flags(item, path)
 
 
+def survivors(instance: Environment) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Prod's profile (R6 amended): logical id -> policy attribute -> the options it may have.
+
+    The cluster leaves a final snapshot on delete and on a replacing update; what that snapshot
+    and the documents need survives a delete: the key that encrypts the cluster, every bucket
+    (documents, trail archive, access logs) and every backup vault. A replacing update cannot lose the buckets
+    (CloudFormation refuses to replace a custom-named resource) and a replaced key only enters
+    its 30-day deletion window, so their UpdateReplacePolicy is not constrained here.
+    """
+    keep: dict[str, dict[str, tuple[str, ...]]] = {}
+    for cluster in instance.of_type("AWS::RDS::DBCluster"):
+        keep[cluster.logical_id] = {
+            "DeletionPolicy": ("Snapshot",),
+            "UpdateReplacePolicy": ("Snapshot",),
+        }
+        key = key_of(instance, cluster.properties.get("KmsKeyId"))
+        if key is not None:
+            keep[key] = {"DeletionPolicy": KEPT}
+    for kept in instance.of_type("AWS::S3::Bucket", "AWS::Backup::BackupVault"):
+        keep[kept.logical_id] = {"DeletionPolicy": KEPT}  # a vault holds the recovery points
+    return keep
+
+
 @check(
     "LS006",
     "R6",
-    "Fully destroyable: no Retain/Snapshot policy, no deletion protection; stateful types say Delete",
+    "Dev fully destroyable (no Retain/Snapshot, no deletion protection, stateful types say "
+    "Delete); prod keeps a final cluster snapshot, its key and the buckets",
     "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html",
 )
 def destroyable(instance: Environment) -> Iterator[Flag]:
+    profile = survivors(instance) if is_production(instance) else {}
     for r in instance.resources.values():
-        for attr in ("DeletionPolicy", "UpdateReplacePolicy"):
+        wanted = profile.get(r.logical_id, {})
+        for attr in POLICY_ATTRIBUTES:
             value = r.raw.get(attr)
-            if value in KEEPING_POLICIES:
-                yield Flag(r.logical_id, f"{attr} {value} keeps data after delete")
+            shown = value if isinstance(value, str) else json.dumps(value)
+            if attr in wanted:
+                if value not in wanted[attr]:
+                    yield Flag(
+                        r.logical_id,
+                        f"{attr} {shown}: prod must keep it ({' or '.join(wanted[attr])})",
+                    )
+            elif shown in KEEPING_POLICIES:
+                yield Flag(r.logical_id, f"{attr} {shown} keeps data after delete")
             elif r.type in stateful_types() and value != "Delete":
                 yield Flag(r.logical_id, f"stateful resource must state {attr} Delete")
         for flag in protection_flags(r.properties):
             yield Flag(r.logical_id, f"{flag} is on")
+
+
+@check(
+    "LS026",
+    "R1",
+    "An intrinsic function in DeletionPolicy/UpdateReplacePolicy comes with the "
+    "AWS::LanguageExtensions transform (CloudFormation refuses it otherwise)",
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/function-refs-in-policy-attributes.html",
+)
+def policy_functions_declared(instance: Environment) -> Iterator[Flag]:
+    if LANGUAGE_EXTENSIONS in transforms(instance.template):
+        return
+    for logical_id, raw in instance.template.get("Resources", {}).items():
+        for attr in POLICY_ATTRIBUTES:
+            if isinstance(raw.get(attr), dict):
+                yield Flag(logical_id, f"{attr} is a function without {LANGUAGE_EXTENSIONS}")
+
+
+def literal_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from literal_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from literal_strings(item)
+
+
+@check(
+    "LS027",
+    "R1b",
+    'The client\'s tests hold: no literal "Retain" anywhere, DBCluster.DeletionProtection the '
+    "literal false",
+    f"{SPEC}#R6",
+)
+def client_literals(instance: Environment) -> Iterator[Flag]:
+    for logical_id, raw in instance.template.get("Resources", {}).items():
+        if any(text == CLIENT_FORBIDDEN for text in literal_strings(raw)):
+            yield Flag(
+                logical_id, f'the literal "{CLIENT_FORBIDDEN}" (the client\'s tests refuse it)'
+            )
+        if (
+            raw.get("Type") == "AWS::RDS::DBCluster"
+            and raw.get("Properties", {}).get("DeletionProtection") is not False
+        ):
+            yield Flag(logical_id, "DeletionProtection is not the literal false")
+
+
+DELETION_WINDOW = {"prod": 30, "dev": 7}  # days; KMS allows 7-30
+
+
+@check(
+    "LS028",
+    "R6",
+    "A scheduled key deletion waits 30 days in prod (time to cancel it), 7 in dev",
+    "https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html",
+)
+def key_deletion_window(instance: Environment) -> Iterator[Flag]:
+    wanted = DELETION_WINDOW["prod" if is_production(instance) else "dev"]
+    for key in instance.of_type("AWS::KMS::Key"):
+        days = key.properties.get("PendingWindowInDays", 30)
+        if days != wanted:
+            yield Flag(key.logical_id, f"PendingWindowInDays {days}, not {wanted}")
 
 
 # --- R7 -----------------------------------------------------------------------------------
@@ -582,6 +691,18 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
         t.logical_id: key_of(instance, t.properties.get("KmsMasterKeyId"))
         for t in instance.of_type("AWS::SNS::Topic")
     }
+    for sub in instance.of_type("AWS::RDS::EventSubscription"):
+        # RDS publishes as events.rds.amazonaws.com, its SourceArn the RDS resource's ARN:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Events.GrantingPermissions.html
+        kind = RDS_ARN_KIND.get(str(sub.properties.get("SourceType")), "db")
+        targets = references(sub.properties.get("SnsTopicArn")) & set(topics)
+        for key in {topics[t] for t in targets} - {None}:
+            for source in sub.properties.get("SourceIds", []):
+                source_arn = arn(instance, "rds", f"{kind}:{instance.name_of(source)}")
+                ctx = {"aws:SourceArn": source_arn, "aws:SourceAccount": c.account_id}
+                principal = ("Service", "events.rds.amazonaws.com")
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    yield str(key), sub.logical_id, Request(principal, action, ctx)
     for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
         targets = references(alarm.properties.get("AlarmActions", [])) & set(topics)
         for key in {topics[t] for t in targets} - {None}:
@@ -590,6 +711,13 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
             principal = ("Service", "cloudwatch.amazonaws.com")
             for action in ("kms:GenerateDataKey", "kms:Decrypt"):
                 yield str(key), alarm.logical_id, Request(principal, action, ctx)
+
+
+RDS_ARN_KIND = {
+    "db-cluster": "cluster",
+    "db-instance": "db",
+    "db-cluster-snapshot": "cluster-snapshot",
+}
 
 
 def uses_bucket_key(bucket: Resource) -> bool:
@@ -809,6 +937,186 @@ def log_groups(instance: Environment) -> Iterator[Flag]:
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_LogAccess.Concepts.MySQL.html
 STATEMENT_LOGS = ("general_log", "slow_query_log")
 STATEMENT_AUDIT = {"QUERY", "QUERY_DML", "QUERY_DML_NO_SELECT"}
+
+
+ARCHIVE_DAYS = 365  # PCI DSS v4 10.5.1: audit log history kept at least 12 months
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+
+
+def trail_buckets(instance: Environment) -> list[Resource]:
+    found = set()
+    for trail in instance.of_type("AWS::CloudTrail::Trail"):
+        found |= references(trail.properties.get("S3BucketName")) & set(instance.resources)
+    return [instance.resources[b] for b in sorted(found)]
+
+
+def archive_gaps(bucket: Resource) -> Iterator[str]:
+    """Why a prod trail bucket would not keep every log (and its old versions) a year, locked."""
+    props = bucket.properties
+    lock = props.get("ObjectLockConfiguration", {})
+    retention = lock.get("Rule", {}).get("DefaultRetention", {})
+    if props.get("ObjectLockEnabled") is not True or lock.get("ObjectLockEnabled") != "Enabled":
+        yield "no S3 Object Lock"
+    elif retention.get("Mode") not in LOCK_MODES:
+        yield f"Object Lock mode {retention.get('Mode')!r} is not one of {', '.join(LOCK_MODES)}"
+    elif not isinstance(retention.get("Days"), int) or retention["Days"] < ARCHIVE_DAYS:
+        yield f"Object Lock keeps {retention.get('Days')!r} days, not {ARCHIVE_DAYS}+"
+    if props.get("VersioningConfiguration", {}).get("Status") != "Enabled":
+        yield "not versioned"
+    for rule in props.get("LifecycleConfiguration", {}).get("Rules", []):
+        if rule.get("Status") != "Enabled":
+            continue
+        current = rule.get("ExpirationInDays", ARCHIVE_DAYS)
+        noncurrent = rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", ARCHIVE_DAYS)
+        for what, days in (("logs", current), ("noncurrent versions", noncurrent)):
+            if not isinstance(days, int) or days < ARCHIVE_DAYS:
+                yield f"lifecycle rule {rule.get('Id')!r} expires {what} after {days} days"
+
+
+@check(
+    "LS029",
+    "R12",
+    "Prod keeps the trail archive 365+ days under S3 Object Lock (old versions as long); dev "
+    "has no Object Lock (it would stop destroy)",
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html",
+)
+def trail_archive(instance: Environment) -> Iterator[Flag]:
+    for bucket in trail_buckets(instance):
+        if is_production(instance):
+            for gap in archive_gaps(bucket):
+                yield Flag(bucket.logical_id, f"prod audit archive: {gap}")
+        elif bucket.properties.get("ObjectLockEnabled") is True:
+            yield Flag(bucket.logical_id, "Object Lock in dev: locked logs stop destroy")
+
+
+@check(
+    "LS030",
+    "R14",
+    "Every trail validates its log files (a digest chain an auditor can verify)",
+    "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-intro.html",
+)
+def log_file_validation(instance: Environment) -> Iterator[Flag]:
+    for trail in instance.of_type("AWS::CloudTrail::Trail"):
+        if trail.properties.get("EnableLogFileValidation") is not True:
+            yield Flag(trail.logical_id, "EnableLogFileValidation is not true")
+
+
+def named_references(instance: Environment, node: Any) -> Any:
+    """`${Logical}` in a partly resolved Fn::Sub replaced by the name the template gives that
+    resource (a bucket's BucketName), so a policy's ARNs can be compared with real ones."""
+    if isinstance(node, list):
+        return [named_references(instance, item) for item in node]
+    if isinstance(node, dict) and set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+
+        def name(match: re.Match[str]) -> str:
+            found = instance.name_of({"Ref": match.group(1)})
+            return found if isinstance(found, str) else match.group(0)
+
+        return re.sub(r"\$\{([A-Za-z0-9]+)\}", name, node["Fn::Sub"])
+    return node
+
+
+def bucket_policy(instance: Environment, bucket: str) -> dict[str, Any]:
+    for policy in instance.of_type("AWS::S3::BucketPolicy"):
+        if bucket in references(policy.properties.get("Bucket")):
+            document = policy.properties.get("PolicyDocument", {})
+            return {
+                "Statement": [
+                    {
+                        **st,
+                        "Condition": {
+                            op: {k: named_references(instance, v) for k, v in tests.items()}
+                            for op, tests in st.get("Condition", {}).items()
+                        },
+                    }
+                    for st in statements(document)
+                ]
+            }
+    return {}
+
+
+@check(
+    "LS031",
+    "R12",
+    "The documents and trail buckets write S3 server access logs into an SSE-S3 log bucket of "
+    "the stack whose policy lets the logging service deliver for exactly them",
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html",
+)
+def access_logging(instance: Environment) -> Iterator[Flag]:
+    buckets = {b.logical_id: b for b in instance.of_type("AWS::S3::Bucket")}
+    targets = {
+        logical_id: references(
+            b.properties.get("LoggingConfiguration", {}).get("DestinationBucketName")
+        )
+        & set(buckets)
+        for logical_id, b in buckets.items()
+    }
+    destinations = set().union(*targets.values()) if targets else set()
+    for logical_id, bucket in buckets.items():
+        if logical_id in destinations:
+            continue
+        if not targets[logical_id]:
+            yield Flag(logical_id, "no server access logging into a bucket of the stack")
+            continue
+        destination = next(iter(targets[logical_id]))
+        source = f"arn:{instance.context.partition}:s3:::{bucket.properties.get('BucketName')}"
+        request = Request(
+            ("Service", "logging.s3.amazonaws.com"),
+            "s3:PutObject",
+            {"aws:SourceArn": source, "aws:SourceAccount": instance.context.account_id},
+        )
+        if not allows(bucket_policy(instance, destination), request):
+            yield Flag(logical_id, f"{destination}'s policy refuses its access-log delivery")
+    for logical_id in sorted(destinations):
+        rules = (
+            buckets[logical_id]
+            .properties.get("BucketEncryption", {})
+            .get("ServerSideEncryptionConfiguration", [])
+        )
+        algorithms = {r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules}
+        if algorithms - {"AES256"}:
+            yield Flag(logical_id, "S3 delivers access logs only to SSE-S3 (AES256) buckets")
+
+
+BACKUP_DAYS = {"daily": 35, "monthly": 365}  # issue 22 item 6 (the bank's profile)
+
+
+@check(
+    "LS032",
+    "R6",
+    "A backup plan keeps daily recovery points 35+ days and monthly ones 365+, in a vault of the "
+    "stack encrypted with the stack's key, and selects the cluster; only prod has one",
+    "https://docs.aws.amazon.com/aws-backup/latest/devguide/creating-a-backup-plan.html",
+)
+def backup_plans(instance: Environment) -> Iterator[Flag]:
+    vaults = {v.logical_id: v for v in instance.of_type("AWS::Backup::BackupVault")}
+    plans = list(instance.of_type("AWS::Backup::BackupPlan"))
+    if plans and not is_production(instance):
+        for plan in plans:
+            yield Flag(plan.logical_id, "a backup plan in dev: its vault would stop destroy")
+    for vault in vaults.values():
+        if key_of(instance, vault.properties.get("EncryptionKeyArn")) is None:
+            yield Flag(vault.logical_id, "not encrypted with the stack's key")
+    clusters = {c.logical_id for c in instance.of_type("AWS::RDS::DBCluster")}
+    for plan in plans:
+        rules = plan.properties.get("BackupPlan", {}).get("BackupPlanRule", [])
+        for rule in rules:
+            name = str(rule.get("RuleName"))
+            days = rule.get("Lifecycle", {}).get("DeleteAfterDays")
+            if name in BACKUP_DAYS and (not isinstance(days, int) or days < BACKUP_DAYS[name]):
+                yield Flag(plan.logical_id, f"{name} recovery points kept {days} days")
+            if not references(rule.get("TargetBackupVault")) & set(vaults):
+                yield Flag(plan.logical_id, f"rule {name} does not back up into the stack's vault")
+        missing = set(BACKUP_DAYS) - {str(r.get("RuleName")) for r in rules}
+        if missing:
+            yield Flag(plan.logical_id, f"no {' and no '.join(sorted(missing))} rule")
+        selected: set[str] = set()
+        for selection in instance.of_type("AWS::Backup::BackupSelection"):
+            if plan.logical_id in references(selection.properties.get("BackupPlanId")):
+                chosen = selection.properties.get("BackupSelection", {}).get("Resources", [])
+                selected |= references(chosen)
+        if not clusters <= selected:
+            yield Flag(plan.logical_id, "does not select the cluster")
 
 
 @check(

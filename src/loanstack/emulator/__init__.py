@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from loanstack.emulator import (  # noqa: F401 (importing an extension registers it)
+    audit,
     awslambda,
     awslambda_permission,
+    backup,
     cloudtrail,
     cloudwatch,
     ec2,

@@ -23,7 +23,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
 from moto.secretsmanager.models import secretsmanager_backends
 
-from loanstack.emulator import base, deletion, fence
+from loanstack.emulator import base, deletion, fence, retention
 
 DYNAMIC_REFERENCE = re.compile(
     r"\{\{resolve:secretsmanager:(?P<id>arn:[^:]+:secretsmanager:[^:]+:\d+:secret:[^:}]+|[^:}]+)"
@@ -185,6 +185,13 @@ def delete_in_reverse_order(self: Any) -> None:
             or isinstance(resource, str)
             or logical_id not in self._resource_json_map
         ):
+            continue
+        stack = stack_of(self)
+        if retention.on_delete(self, logical_id, resource, stack.status if stack else ""):
+            rtype = self._resource_json_map[logical_id]["Type"]
+            physical = str(getattr(resource, "physical_resource_id", ""))
+            event(self, logical_id, rtype, "DELETE_SKIPPED", physical)
+            self._parsed_resources.pop(logical_id)  # kept: moto's delete must not reach it
             continue
         self._delete_resource(resource, self._resource_json_map[logical_id])
         self._parsed_resources.pop(logical_id)
@@ -351,8 +358,15 @@ def apply_change_set(self: Any) -> None:
         for a in ("Add", "Modify", "Remove")
     }
     order = creation_order(rm)
+    stack = stack_of(rm)
     for name in sorted(wanted["Remove"], key=lambda n: -order.index(n) if n in order else 0):
-        rm._delete_resource(rm._parsed_resources[name], rm._resource_json_map[name])
+        resource = rm._parsed_resources[name]
+        # a resource an update removes obeys its DeletionPolicy too (the old template's)
+        if retention.on_delete(rm, name, resource, stack.status if stack else ""):
+            physical = str(getattr(resource, "physical_resource_id", ""))
+            event(rm, name, rm._resource_json_map[name]["Type"], "DELETE_SKIPPED", physical)
+        else:
+            rm._delete_resource(resource, rm._resource_json_map[name])
         rm._parsed_resources.pop(name)
     rm._template, rm.input_parameters = self.template_dict, self.parameters
     rm.load_mapping()

@@ -38,6 +38,7 @@ from loanstack.emulator import (
     s3,
     secretsmanager,
     state,
+    retention,
 )
 from loanstack.emulator import iam as iam_ext
 from loanstack.emulator.fence import Patch
@@ -67,7 +68,11 @@ PATCHES: list[Patch] = [
           "per-resource DELETE events; models moto cannot delete are deleted (deletion.py)",
           "(self, parsed_resource, resource_json)"),
     Patch(parsing.ResourceMap, "delete", cloudformation.delete_in_reverse_order,
-          "dependents are deleted before what they depend on, as CloudFormation does",
+          "dependents are deleted before what they depend on, as CloudFormation does; "
+          "DeletionPolicy Retain/RetainExceptOnCreate keeps, Snapshot snapshots (retention.py)",
+          "(self)"),
+    Patch(parsing.ResourceMap, "load", retention.load_expanding_policies,
+          "AWS::LanguageExtensions: Fn::If in DeletionPolicy/UpdateReplacePolicy resolved",
           "(self)"),
     Patch(cfn_responses.CloudFormationResponse, "list_stack_resources", cloudformation.list_stack_resources,
           "each resource with the status its last event gave it",

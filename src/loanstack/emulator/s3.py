@@ -99,7 +99,8 @@ def bucket_permission(self: Any, action: str, resource: str) -> Any:
 
 class Bucket(Extension):
     """Replaces moto's model, which applies only encryption and tags from the template:
-    versioning, public access block, ownership, lifecycle and event notifications too."""
+    versioning, Object Lock, access logging, public access block, ownership, lifecycle and
+    event notifications too."""
 
     TYPE = "AWS::S3::Bucket"
     NAME_PROPERTY = "BucketName"
@@ -117,6 +118,20 @@ class Bucket(Extension):
             backend.put_public_access_block(name, props["PublicAccessBlockConfiguration"])
         for rule in (props.get("OwnershipControls") or {}).get("Rules", []):
             backend.put_bucket_ownership_controls(name, rule["ObjectOwnership"])
+        if str(props.get("ObjectLockEnabled")).lower() == "true":  # prod's trail archive (R12)
+            default = ((props.get("ObjectLockConfiguration") or {}).get("Rule") or {}).get(
+                "DefaultRetention"
+            ) or {}
+            days = default.get("Days")
+            backend.put_object_lock_configuration(
+                name, True, default.get("Mode"), int(days) if days is not None else None
+            )
+        logging = props.get("LoggingConfiguration")
+        if logging:  # S3 server access logs; S3 checks the target's grants at delivery, not here
+            backend.get_bucket(name).logging = {
+                "TargetBucket": logging["DestinationBucketName"],
+                "TargetPrefix": logging.get("LogFilePrefix", ""),
+            }
         rules = (props.get("LifecycleConfiguration") or {}).get("Rules", [])
         if rules:
             backend.put_bucket_lifecycle(name, [lifecycle_rule(r) for r in rules])

@@ -1,0 +1,134 @@
+"""R6 amended on the emulator: destroying prod leaves the final cluster snapshot, the key and
+the buckets (with their objects); destroying dev leaves nothing. Through the same deploy and
+destroy code the `loanstack` command uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from moto.kms.models import kms_backends
+from moto.rds.models import rds_backends
+from rich.console import Console
+
+from loanstack import deploy
+from loanstack.emulator import ACCOUNT_ID
+from tests.support import backends
+
+REGION = "us-east-1"
+KEPT_IN_PROD = {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket"}
+
+
+def deploy_and_destroy(
+    target: deploy.Target, env: str, suffix: str, out: Path, **params: str
+) -> tuple[list[dict[str, str]], dict[str, str], str]:
+    target.outputs_file = out / f"{suffix}.json"
+    console = Console(record=True, width=200)
+    outputs = deploy.deploy(
+        deploy.Deployment(target, env, suffix, deploy.parameters_for(env, suffix, params), console),
+        confirm=lambda: True,
+    )
+    s3 = target.client("s3")
+    s3.put_object(Bucket=outputs["LoanDocumentsBucketName"], Key="validations/a.json", Body=b"{}")
+    resources = list(deploy.stack_resources(target, f"tapstack-{suffix}"))
+    console = Console(record=True, width=200)
+    deploy.destroy(target, suffix, console)
+    return resources, outputs, console.export_text()
+
+
+def left_behind(resources: list[dict[str, str]]) -> set[str]:
+    return {
+        r["LogicalResourceId"]
+        for r in resources
+        if backends.exists(r["ResourceType"], r["PhysicalResourceId"], ACCOUNT_ID, REGION)
+    }
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("cfn-outputs"))
+
+
+def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(target: deploy.Target, out: Path) -> None:
+    resources, outputs, said = deploy_and_destroy(
+        target, "prod", "prod43", out, AlarmEmail="ops@example.com"
+    )
+    assert deploy.stack_status(target, "tapstack-prod43") is None
+    assert left_behind(resources) == KEPT_IN_PROD
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    key = kms_backends[ACCOUNT_ID][REGION].keys[physical["KMSKey"]]
+    assert key.key_state == "Enabled", "a kept key is not scheduled for deletion"
+    objects = target.client("s3").list_objects_v2(Bucket=outputs["LoanDocumentsBucketName"])
+    assert [o["Key"] for o in objects["Contents"]] == ["validations/a.json"], "not emptied"
+    snapshots = [
+        s
+        for s in rds_backends[ACCOUNT_ID][REGION].cluster_snapshots.values()
+        if s.cluster.db_cluster_identifier == physical["DBCluster"] and s.snapshot_type == "manual"
+    ]
+    assert len(snapshots) == 1, "exactly one final snapshot"
+    snapshot_id = snapshots[0].db_cluster_snapshot_identifier
+    assert snapshot_id.startswith("tapstack-prod43-dbcluster-")
+    assert snapshot_id in said and physical["KMSKey"] in said
+    assert "stopped logging" not in said, "a prod trail is never stopped by the tool"
+    lock = target.client("s3").get_object_lock_configuration(Bucket=physical["TrailBucket"])
+    rule = lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert (rule["Mode"], rule["Days"]) == ("GOVERNANCE", 365)
+
+
+def test_r6_dev_destroy_leaves_nothing(target: deploy.Target, out: Path) -> None:
+    resources, _, said = deploy_and_destroy(target, "dev", "dev43", out)
+    assert left_behind(resources) == set()
+    assert "nothing left behind" in said
+    assert not [
+        s
+        for s in rds_backends[ACCOUNT_ID][REGION].cluster_snapshots.values()
+        if s.cluster.db_cluster_identifier == "aurora-loanprocessing-dev43"
+        and s.snapshot_type == "manual"
+    ]
+
+
+def test_r14_r6_prepared_prod_alarms_and_backups_deploy_on_the_emulator(
+    target: deploy.Target, out: Path, tmp_path: Path
+) -> None:
+    """scripts/prod-{alarms,backup}-pending-budget.py (not applied: the R1 size budget) deploy:
+    metric filters on the trail's log group, alarms, the RDS event subscription of the cluster,
+    the backup vault (kept by destroy), plan and selection."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from loanstack import template
+
+    path = tmp_path / "TapStack.json"
+    shutil.copy(template.TEMPLATE_PATH, path)
+    for name in ("prod-alarms-pending-budget.py", "prod-backup-pending-budget.py"):
+        script = template.ROOT / "scripts" / name
+        subprocess.run([sys.executable, str(script), str(path)], check=True)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    target.outputs_file = out / "prod44.json"
+    params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
+    d = deploy.Deployment(target, "prod", "prod44", params, Console(record=True), template_doc=doc)
+    deploy.deploy(d, confirm=lambda: True)
+    logs = target.client("logs")
+    group = "/aws/cloudtrail/trail-loanprocessing-prod44"
+    names = {
+        f["metricTransformations"][0]["metricName"]
+        for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]
+    }
+    assert names == {"TrailChanges", "KeyChanges", "NetworkChanges", "RootUse"}
+    (sub,) = target.client("rds").describe_event_subscriptions(
+        SubscriptionName="rdsevents-loanprocessing-prod44"
+    )["EventSubscriptionsList"]
+    assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod44"]
+    backup = target.client("backup")
+    (plan,) = backup.list_backup_plans()["BackupPlansList"]
+    assert plan["BackupPlanName"] == "backupplan-loanprocessing-prod44"
+    console = Console(record=True, width=200)
+    deploy.destroy(target, "prod44", console)
+    assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod44" in (
+        console.export_text()
+    )
+    vaults = [v["BackupVaultName"] for v in backup.list_backup_vaults()["BackupVaultList"]]
+    assert "backupvault-loanprocessing-prod44" in vaults
+    assert backup.list_backup_plans()["BackupPlansList"] == []
