@@ -7,6 +7,7 @@ template, so a resource added later is judged without editing this file.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

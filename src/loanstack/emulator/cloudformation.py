@@ -363,8 +363,8 @@ def apply_change_set(self: Any) -> None:
         resource = rm._parsed_resources[name]
         # a resource an update removes obeys its DeletionPolicy too (the old template's)
         if retention.on_delete(rm, name, resource, stack.status if stack else ""):
-            physical = str(getattr(resource, "physical_resource_id", ""))
-            event(rm, name, rm._resource_json_map[name]["Type"], "DELETE_SKIPPED", physical)
+            kept = str(getattr(resource, "physical_resource_id", ""))
+            event(rm, name, rm._resource_json_map[name]["Type"], "DELETE_SKIPPED", kept)
         else:
             rm._delete_resource(resource, rm._resource_json_map[name])
         rm._parsed_resources.pop(name)

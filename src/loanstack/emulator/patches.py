@@ -35,10 +35,10 @@ from loanstack.emulator import (
     fence,
     rds,
     rdsdata,
+    retention,
     s3,
     secretsmanager,
     state,
-    retention,
 )
 from loanstack.emulator import iam as iam_ext
 from loanstack.emulator.fence import Patch
