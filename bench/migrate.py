@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from loanstack import exports  # noqa: E402
+from loanstack.testing import loanbook  # noqa: E402
 
 
 def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -112,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "loanbook.csv"
         begin = time.perf_counter()
-        exports.write_export(export, args.rows)
+        loanbook.write_export(export, args.rows)
         size = export.stat().st_size
         print(f"export: {size / 2**20:,.1f} MiB, written in {time.perf_counter() - begin:.1f} s")
         results = [

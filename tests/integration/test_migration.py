@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, exports, migrate
+from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.emulator import Emulator, asynchronous, lambdas
+from loanstack.ops import migrate
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy
+from loanstack.testing import loanbook
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def outputs(
-    target: deploy.Target, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The stack lives as long as this module."""
     target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "mig42.json"
     d = deploy.Deployment(
@@ -34,20 +36,20 @@ def outputs(
     yield deploy.deploy(d, confirm=lambda: True)
     assert asynchronous.wait_idle(60)
     # the emulator's backends outlive it in this process: leave no reservation behind
-    deploy.destroy(target, "mig42", Console(record=True, width=200))
+    destroy(target, "mig42", Console(record=True, width=200))
 
 
 @pytest.fixture(scope="module")
-def big_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, exports.Expected]:
+def big_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loanbook.Expected]:
     path = Path(tmp_path_factory.mktemp("export")) / "loanbook.csv"
-    return path, exports.write_export(path, 100_000)
+    return path, loanbook.write_export(path, 100_000)
 
 
 def quiet() -> Console:
     return Console(record=True, width=200)
 
 
-def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
+def stored_ids(target: Target, outputs: dict[str, str]) -> list[str]:
     reply = target.client("rds-data").execute_statement(
         resourceArn=outputs["DBClusterArn"],
         secretArn=outputs["DBSecretArn"],
@@ -57,7 +59,7 @@ def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
     return [r[0]["stringValue"] for r in reply["records"]]
 
 
-def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
+def forget(target: Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
     """As if the migration never ran: its rows, chunks and reports gone."""
     target.client("rds-data").execute_statement(
         resourceArn=outputs["DBClusterArn"],
@@ -71,9 +73,9 @@ def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack,
 
 
 def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
-    big_export: tuple[Path, exports.Expected],
+    big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
     stack = migrate.stack_of(target, outputs)
@@ -115,9 +117,9 @@ class Interrupt:
 
 
 def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_per_loan(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
-    big_export: tuple[Path, exports.Expected],
+    big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
     stack = migrate.stack_of(target, outputs)
@@ -147,13 +149,13 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
 
 
 def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "small.csv"
-    expected = exports.write_export(path, 300, every=100, prefix="F")
+    expected = loanbook.write_export(path, 300, every=100, prefix="F")
     stack = migrate.stack_of(target, outputs)
     monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.05")
     original_load = lambdas.load
@@ -199,7 +201,7 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
 
 def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     emulator: Emulator,
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -207,11 +209,11 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
 ) -> None:
     from loanstack import cli
 
-    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
     monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
     monkeypatch.setenv("COLUMNS", "80")
     path = tmp_path / "cli.csv"
-    expected = exports.write_export(path, 2000, every=500, prefix="C")
+    expected = loanbook.write_export(path, 2000, every=500, prefix="C")
     assert cli.main(["migrate", str(path), "--chunk-rows", "700", "--output", "json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)

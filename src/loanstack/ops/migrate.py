@@ -24,8 +24,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from loanstack import deploy
-from loanstack import output as layout
+from loanstack import render as layout
+from loanstack.aws.outputs import output
+from loanstack.aws.target import Target
+from loanstack.errors import DeployError, UsageError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 REQUIRED_COLUMNS = (
@@ -46,10 +48,6 @@ PROBLEMS = ("REJECTED", "INVALID", "CONFLICT")
 # upload_fileobj switches to multipart above 8 MiB by default (boto3 TransferConfig); a chunk of
 # the default size is a few MiB, a wide one may pass it.
 # https://boto3.amazonaws.com/v1/documentation/api/latest/guide/s3.html#multipart-transfers
-
-
-class UsageError(deploy.UsageError):
-    """Bad input to the command: found before anything is uploaded."""
 
 
 @dataclass
@@ -401,7 +399,7 @@ def wait(
         if len(failed) == len(open_):
             return failed
         if time.monotonic() > deadline:
-            raise deploy.DeployError(
+            raise DeployError(
                 f"{len(open_) - len(failed)} of {len(layout_)} chunks not decided after "
                 f"{options.timeout:.0f} s; run the same command again to keep waiting"
             )
@@ -490,10 +488,10 @@ def why(problem: dict[str, Any]) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in problem.get("errors", []))
 
 
-def stack_of(target: deploy.Target, outputs: dict[str, str]) -> Stack:
+def stack_of(target: Target, outputs: dict[str, str]) -> Stack:
     return Stack(
         s3=target.client("s3"),
         sqs=target.client("sqs"),
-        bucket=deploy.output(outputs, "LoanDocumentsBucketName"),
-        dead_letter_url=deploy.output(outputs, "ValidationDeadLetterQueueUrl"),
+        bucket=output(outputs, "LoanDocumentsBucketName"),
+        dead_letter_url=output(outputs, "ValidationDeadLetterQueueUrl"),
     )

@@ -1,0 +1,192 @@
+"""`loanstack rotate`: recover an interrupted rotation, rotate the database secret now, prove it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+
+from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.target import Target
+from loanstack.errors import DeployError
+
+
+def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, Any]:
+    """Recover an interrupted rotation first (Secrets Manager refuses a new one while it is
+    left over), then rotate the database secret now and wait until the new version is
+    AWSCURRENT; then prove the database takes it (a Data API call authenticates with it)."""
+    outputs = read_outputs(target.outputs_file)
+    secret = output(outputs, "DBSecretArn")
+    sm = target.client("secretsmanager")
+    recover_rotation(target, console, outputs, timeout)
+    try:
+        token = sm.rotate_secret(SecretId=secret)["VersionId"]
+    except ClientError as exc:
+        raise DeployError(f"rotation refused: {exc.response['Error']['Message']}") from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        stages = sm.describe_secret(SecretId=secret).get("VersionIdsToStages", {})
+        if "AWSCURRENT" in stages.get(token, []):
+            break
+        if time.monotonic() > deadline:
+            raise DeployError(
+                f"rotation {token} not finished after {timeout:.0f} s: read the rotation function's "
+                "log group, then run `loanstack rotate` again to finish or clear it"
+            )
+        time.sleep(target.poll_seconds)
+    previous = next((v for v, s in stages.items() if "AWSPREVIOUS" in s), None)
+    if not database_takes_awscurrent(target, outputs):
+        raise DeployError(
+            "rotated, but the Data API is refused with AWSCURRENT: run `loanstack rotate`"
+        )
+    console.print(
+        f"rotated: AWSCURRENT is version {token}, AWSPREVIOUS {previous}; the Data API opens the database with it"
+    )
+    return {"current": token, "previous": previous}
+
+
+# The rotation function's custom staging label: setSecret applied this version to the cluster.
+APPLIED = "APPLIED"
+
+
+def recover_rotation(
+    target: Target, console: Console, outputs: dict[str, str], timeout: float
+) -> None:
+    """An AWSPENDING on a version other than AWSCURRENT is an interrupted rotation: finish it
+    with its own token when setSecret had applied it, else put the database back on AWSCURRENT's
+    password and clear it (SPEC D2)."""
+    secret = output(outputs, "DBSecretArn")
+    sm = target.client("secretsmanager")
+    stages = sm.describe_secret(SecretId=secret).get("VersionIdsToStages", {})
+    left = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
+    if not left:
+        console.print("no interrupted rotation found")
+        return
+    token = left[0]
+    age = pending_age(sm, secret, token)
+    if age is not None and age < ROTATION_IN_FLIGHT_SECONDS:
+        raise DeployError(
+            f"a rotation started {age:.0f} s ago (version {token}) may still be running, or "
+            "Secrets Manager may be retrying it: wait for it, then run `loanstack rotate` again "
+            f"(a pending version older than {ROTATION_IN_FLIGHT_SECONDS} s counts as interrupted)"
+        )
+    if APPLIED in stages[token]:
+        console.print(
+            f"found an interrupted rotation: version {token} is AWSPENDING and setSecret had applied it"
+        )
+        function = output(outputs, "SecretRotationLambdaArn")
+        for step in ("setSecret", "testSecret", "finishSecret"):
+            invoke_rotation_step(target, function, secret, token, step)
+        console.print(f"finished it with the same token: version {token} is AWSCURRENT")
+        return
+    console.print(
+        f"found an interrupted rotation: version {token} is AWSPENDING, setSecret had not applied it"
+    )
+    restore_awscurrent_password(target, console, outputs, timeout)
+    sm.update_secret_version_stage(
+        SecretId=secret, VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
+    console.print(f"cleared it: AWSPENDING removed from version {token}")
+
+
+# Secrets Manager retries a failed rotation on its own; a pending version younger than two of
+# the rotation function's timeouts (900 s) may belong to a rotation still running.
+ROTATION_IN_FLIGHT_SECONDS = 1800
+
+
+def pending_age(sm: Any, secret: str, token: str) -> float | None:
+    """Seconds since the pending version was created (None when Secrets Manager does not say)."""
+    request: dict[str, Any] = {"SecretId": secret, "IncludeDeprecated": True}
+    while True:
+        page = sm.list_secret_version_ids(**request)
+        for version in page.get("Versions", []):
+            created = version.get("CreatedDate")
+            if version.get("VersionId") == token and created is not None:
+                return time.time() - created.timestamp()
+        if not page.get("NextToken"):
+            return None
+        request["NextToken"] = page["NextToken"]
+
+
+def invoke_rotation_step(target: Target, function: str, secret: str, token: str, step: str) -> None:
+    """One step, synchronously: setSecret may wait up to the function's 900 s, and a retried
+    Invoke would run the step twice, so the client waits that long and never retries."""
+    from botocore.config import Config
+
+    lam = target.session.client(
+        "lambda",
+        endpoint_url=target.endpoint_url,
+        config=Config(read_timeout=910, retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    event = {"Step": step, "SecretId": secret, "ClientRequestToken": token}
+    reply = lam.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    if reply.get("FunctionError"):
+        body = json.loads(reply["Payload"].read() or b"null")
+        message = body.get("errorMessage") if isinstance(body, dict) else body
+        raise DeployError(f"rotation function failed in {step}: {message}")
+
+
+RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
+
+
+def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
+    """A Data API call authenticates with the secret's AWSCURRENT: MySQL's 1045 means it no
+    longer matches the database's password."""
+    deadline = time.monotonic() + RESUME_SECONDS
+    while True:
+        try:
+            target.client("rds-data").execute_statement(
+                resourceArn=output(outputs, "DBClusterArn"),
+                secretArn=output(outputs, "DBSecretArn"),
+                database="loans",
+                sql="SELECT 1",
+            )
+            return True
+        except ClientError as exc:
+            error = exc.response["Error"]
+            if "Access denied for user" in str(error.get("Message", "")):
+                return False
+            if error.get("Code") == "DatabaseResumingException" and time.monotonic() < deadline:
+                time.sleep(target.poll_seconds)  # a paused dev cluster (0 ACU) is waking up
+                continue
+            raise DeployError(f"the Data API failed: {error.get('Message')}") from exc
+
+
+def restore_awscurrent_password(
+    target: Target, console: Console, outputs: dict[str, str], timeout: float
+) -> None:
+    """Give the cluster AWSCURRENT's password again unless it already takes it."""
+    if database_takes_awscurrent(target, outputs):
+        console.print("the database already takes AWSCURRENT's password")
+        return
+    current = json.loads(
+        target.client("secretsmanager").get_secret_value(
+            SecretId=output(outputs, "DBSecretArn"), VersionStage="AWSCURRENT"
+        )["SecretString"]
+    )
+    rds, cluster = target.client("rds"), str(current["dbClusterIdentifier"])
+    deadline = time.monotonic() + timeout
+    while True:  # RDS refuses a modification while another one applies
+        described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+        if described.get("Status") == "available" and not described.get(
+            "PendingModifiedValues", {}
+        ).get("MasterUserPassword"):
+            break
+        if time.monotonic() > deadline:
+            raise DeployError(
+                f"cluster {cluster} still {described.get('Status')!r} after {timeout:.0f} s"
+            )
+        time.sleep(target.poll_seconds)
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cluster, MasterUserPassword=current["password"], ApplyImmediately=True
+    )
+    while not database_takes_awscurrent(target, outputs):
+        if time.monotonic() > deadline:
+            raise DeployError(
+                f"cluster {cluster} does not take AWSCURRENT's password after {timeout:.0f} s"
+            )
+        time.sleep(target.poll_seconds)
+    console.print(f"put cluster {cluster} back on AWSCURRENT's password")
