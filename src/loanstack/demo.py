@@ -18,7 +18,7 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import outputs_table
-from loanstack.aws.target import Target, connect
+from loanstack.aws.target import Target, connect, local_door
 from loanstack.ops.invoke import invoke_validation
 from loanstack.ops.rotate import rotate as rotate_now
 from loanstack.stack.deploy import Deployment, deploy, parameters_for
@@ -135,32 +135,13 @@ def rotate(target: Target, console: Console, outputs: dict[str, str]) -> list[st
 
 
 def logs_in(secret: dict[str, Any]) -> bool:
-    """The rotation function's own handshake against the emulator's MariaDB endpoint (the
-    cluster's endpoint on the emulator), trusting the CA the emulator generated for it."""
-    import importlib.util
-
-    from loanstack.emulator.dataapi import SERVED
-
-    path = ROOT / "lib" / "functions" / "secret_rotation" / "index.py"
-    spec = importlib.util.spec_from_file_location("secret_rotation_demo", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    server = SERVED.get("server")
-    cafile = str(server.ca_file) if server is not None else None
-    try:
-        module.login(secret, cafile=cafile)
-    except (module.LoginRefused, OSError):
-        return False
-    return True
+    """testSecret's TLS login to the writer (the emulator's MariaDB) with this secret."""
+    return bool(local_door().logs_in(secret))
 
 
 def cluster_password(target: Target, outputs: dict[str, str]) -> str:
     """Read from the emulator's RDS backend (this process): AWS never shows a password."""
-    from loanstack.emulator.data import master_password
-
-    arn = outputs["DBClusterArn"].split(":")
-    return master_password(arn[4], target.region, arn[-1])
+    return str(local_door().cluster_password(outputs["DBClusterArn"], target.region))
 
 
 def demo_migration(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:

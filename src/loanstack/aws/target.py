@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -16,6 +18,18 @@ from loanstack.aws.outputs import default_outputs_file
 from loanstack.errors import DeployError, UsageError
 
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
+EMULATOR_EXTRA = "pip install 'loanstack[emulator]'"  # moto and pymysql: pyproject's extra
+DOOR = "loanstack.emulator.door"  # the one emulator module the tool imports, lazily
+
+
+class LocalTarget(Protocol):
+    """A local endpoint this command started (the emulator's door implements it): it lives as
+    long as the command."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -26,7 +40,7 @@ class Target:
     region: str
     session: boto3.Session
     endpoint_url: str | None = None
-    emulator: Any = None
+    started: LocalTarget | None = None  # stopped by `close`
     outputs_file: Path = field(default_factory=default_outputs_file)  # R1b's flat-outputs.json
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -39,9 +53,14 @@ class Target:
     def poll_seconds(self) -> float:
         return 0.2 if self.name == "local" else 5.0
 
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the stack lives only as long as this command (its own emulator)."""
+        return self.started is not None
+
     def close(self) -> None:
-        if self.emulator is not None:
-            self.emulator.stop()
+        if self.started is not None:
+            self.started.stop()
 
     def account(self) -> str:
         """The account the calls land in (STS GetCallerIdentity; the emulator's on local)."""
@@ -115,19 +134,28 @@ def connect(
         if session.get_credentials() is None:
             raise DeployError("no AWS credentials configured (use --target local for the emulator)")
         return Target("aws", region, session)
-    from loanstack.emulator import CREDENTIALS, Emulator, EmulatorError
-
-    session = boto3.Session(region_name=region, **CREDENTIALS)
+    door = local_door()
+    session = boto3.Session(region_name=region, **door.credentials())
     url = os.environ.get(EMULATOR_URL_VARIABLE)
     if url:
         running = Target("local", region, session, endpoint_url=url)
         running.account()  # an emulator that has gone is reported now, in one line
         return running
+    started: LocalTarget = door.start()
+    return Target("local", region, session, endpoint_url=started.url, started=started)
+
+
+def local_door() -> ModuleType:
+    """The emulator's door, imported here and nowhere else in the tool: deploying to AWS never
+    imports moto, and without the emulator extra the local target is one line, not a traceback."""
     try:
-        emulator = Emulator().start()
-    except EmulatorError as exc:
-        raise DeployError(str(exc)) from exc
-    return Target("local", region, session, endpoint_url=emulator.url, emulator=emulator)
+        return importlib.import_module(DOOR)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.startswith("loanstack"):
+            raise
+        raise DeployError(
+            f"the local target needs the emulator ({exc.name} is not installed): {EMULATOR_EXTRA}"
+        ) from exc
 
 
 def not_here(target: Target) -> str:

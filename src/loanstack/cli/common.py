@@ -41,7 +41,7 @@ def connected(args: argparse.Namespace, console: Console) -> Iterator[Target]:
 
 
 def warn_if_ephemeral(target: Target, console: Console) -> None:
-    if target.emulator is not None:
+    if target.ephemeral:
         console.print(
             "[yellow]note:[/] this emulator lives as long as this command; to keep the stack for "
             f"`invoke`, `rotate` or `destroy`, run `loanstack emulator start` and export "

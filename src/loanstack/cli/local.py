@@ -7,22 +7,12 @@ import argparse
 from rich.console import Console
 
 from loanstack import demo
-from loanstack.errors import DeployError
+from loanstack.aws.target import local_door
 
 
 def run_emulator(args: argparse.Namespace, console: Console) -> int:
-    from loanstack.emulator import EmulatorError, control
-
-    try:
-        if args.action == "status":
-            return control.status(console)
-        if args.action == "stop":
-            return control.stop(console)
-        if args.detach:
-            return control.start_detached(console, args.port)
-        return control.serve(console, args.port)
-    except EmulatorError as exc:
-        raise DeployError(str(exc)) from exc
+    door = local_door()
+    return int(door.command(args.action, console, args.port, args.detach))
 
 
 def run_demo(args: argparse.Namespace, console: Console) -> int:

@@ -161,7 +161,7 @@ def short_name(name_or_id: str) -> str:
 
 def still_running(target: Target, name: str) -> str:
     """Ctrl-C stops following, not CloudFormation: say what carries on and how to follow it."""
-    if target.emulator is not None:
+    if target.ephemeral:
         return (
             f"stopped following {name}; the emulator held by this command stops with it, and "
             "the stack with it"
