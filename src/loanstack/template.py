@@ -19,6 +19,8 @@ from typing import Any
 
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
+from loanstack.names import url_suffix
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
 # CloudFormation quotas on a template body, in bytes (CloudFormation quotas page):
@@ -48,7 +50,7 @@ class Context:
             "AWS::Region": self.region,
             "AWS::Partition": self.partition,
             "AWS::StackName": self.stack_name,
-            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::URLSuffix": url_suffix(self.partition),
             "AWS::NoValue": NO_VALUE,
         }
 

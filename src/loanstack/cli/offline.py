@@ -14,12 +14,13 @@ from loanstack import render as layout
 from loanstack.cli.common import ENVIRONMENTS, overrides
 from loanstack.compliance import field_tools, report
 from loanstack.errors import DeployError, UsageError
+from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE
 
 
 def run_check(args: argparse.Namespace, console: Console) -> int:
     envs = tuple(args.env or ENVIRONMENTS)
     try:
-        template.parameter_values(template.load(), {"EnvironmentSuffix": args.suffix})
+        template.parameter_values(template.load(), {ENVIRONMENT_SUFFIX: args.suffix})
         if not field_tools.checkov_bin().exists():  # before minutes of cfn-lint, not after
             raise field_tools.ToolMissing(f"checkov not found at {field_tools.checkov_bin()}")
         found = list(report.rows(envs, args.suffix))
@@ -61,7 +62,7 @@ def write_sarif(path: Path, found: list[report.Row]) -> None:
 
 
 def run_cost(args: argparse.Namespace, console: Console) -> int:
-    params = {"EnvironmentSuffix": "estimate", **overrides(args.param), "EnvironmentType": args.env}
+    params = {ENVIRONMENT_SUFFIX: "estimate", **overrides(args.param), ENVIRONMENT_TYPE: args.env}
     try:
         instance = template.instantiate(
             parameters=params, context=template.Context(region=args.region)

@@ -21,7 +21,7 @@ from loanstack import template
 from loanstack.aws.outputs import shown
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError, UsageError
-from loanstack.names import stack_name
+from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE, stack_name
 from loanstack.stack.destroy import prepare_removals
 from loanstack.stack.events import (
     event_ids,
@@ -50,7 +50,7 @@ FAILED_STATES = {
 
 def parameters_for(env: str, suffix: str, overrides: dict[str, str]) -> dict[str, str]:
     """The parameters sent, validated first against the template's own constraints."""
-    given = {**overrides, "EnvironmentType": env, "EnvironmentSuffix": suffix}
+    given = {**overrides, ENVIRONMENT_TYPE: env, ENVIRONMENT_SUFFIX: suffix}
     try:
         values = template.parameter_values(template.load(), given)
     except template.ParameterError as exc:

@@ -9,6 +9,13 @@ from botocore.exceptions import ClientError
 from loanstack import template
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError, UsageError
+from loanstack.names import (
+    ENVIRONMENT_TYPE,
+    MAX_CAPACITY,
+    MIN_CAPACITY_PROD,
+    RESERVED_CONCURRENCY,
+    VALIDATION_FUNCTION,
+)
 
 
 class Deployment(Protocol):
@@ -33,14 +40,14 @@ def capacity_problem(values: dict[str, str]) -> str | None:
     """What RDS would refuse about the Serverless v2 range, late (after the VPC and NAT are
     built): ACUs come in steps of 0.5 and the floor may not exceed the ceiling. CloudFormation
     Rules cannot compare numbers, so the tool does. (ServerlessV2ScalingConfiguration, RDS API)"""
-    floor = float(values.get("DBServerlessMinCapacityProd", "0.5"))
-    ceiling = float(values.get("DBServerlessMaxCapacity", "1"))
-    for name, acu in (("DBServerlessMinCapacityProd", floor), ("DBServerlessMaxCapacity", ceiling)):
+    floor = float(values.get(MIN_CAPACITY_PROD, "0.5"))
+    ceiling = float(values.get(MAX_CAPACITY, "1"))
+    for name, acu in ((MIN_CAPACITY_PROD, floor), (MAX_CAPACITY, ceiling)):
         if (acu * 2) != int(acu * 2):
             return f"{name}={acu:g}: Aurora capacity comes in steps of 0.5 ACU"
-    if values.get("EnvironmentType") == "prod" and floor > ceiling:
+    if values.get(ENVIRONMENT_TYPE) == "prod" and floor > ceiling:
         return (
-            f"DBServerlessMinCapacityProd={floor:g} is above DBServerlessMaxCapacity={ceiling:g}: "
+            f"{MIN_CAPACITY_PROD}={floor:g} is above {MAX_CAPACITY}={ceiling:g}: "
             "raise the maximum or lower the floor"
         )
     return None
@@ -56,9 +63,9 @@ def concurrency_shortfall(
         return None
     fits = unreserved + held - floor
     advice = (
-        f"--param ValidationReservedConcurrency={fits} (or 0 for no reservation)"
+        f"--param {RESERVED_CONCURRENCY}={fits} (or 0 for no reservation)"
         if fits > 0
-        else "--param ValidationReservedConcurrency=0 (no reservation)"
+        else f"--param {RESERVED_CONCURRENCY}=0 (no reservation)"
     )
     return (
         f"reserving {requested} concurrent executions for the validation function would leave "
@@ -69,12 +76,18 @@ def concurrency_shortfall(
 
 def requested_reservation(d: Deployment, current: dict[str, Any] | None) -> int:
     """The ValidationReservedConcurrency this deployment asks for (given, kept, or default)."""
-    if "ValidationReservedConcurrency" in d.parameters:
-        return int(float(d.parameters["ValidationReservedConcurrency"]))
+    if RESERVED_CONCURRENCY in d.parameters:
+        return int(float(d.parameters[RESERVED_CONCURRENCY]))
     for p in (current or {}).get("Parameters", []):
-        if p["ParameterKey"] == "ValidationReservedConcurrency":
+        if p["ParameterKey"] == RESERVED_CONCURRENCY:
             return int(float(p["ParameterValue"]))
-    return int(d.template_doc["Parameters"]["ValidationReservedConcurrency"]["Default"])
+    return int(d.template_doc["Parameters"][RESERVED_CONCURRENCY]["Default"])
+
+
+def validation_function_name(d: Deployment) -> str:
+    """The validation function's name as the template gives it for these parameters."""
+    env = template.instantiate(d.template_doc, d.parameters)
+    return str(env.resources[VALIDATION_FUNCTION].properties["FunctionName"])
 
 
 def check_concurrency(d: Deployment, current: dict[str, Any] | None) -> None:
@@ -87,7 +100,7 @@ def check_concurrency(d: Deployment, current: dict[str, Any] | None) -> None:
     limits = lam.get_account_settings()["AccountLimit"]
     held = 0
     try:
-        reply = lam.get_function_concurrency(FunctionName=f"lambda-loanvalidator-{d.suffix}")
+        reply = lam.get_function_concurrency(FunctionName=validation_function_name(d))
         held = int(reply.get("ReservedConcurrentExecutions", 0))
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":

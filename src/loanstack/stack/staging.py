@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from loanstack.aws.target import Target, identity
 from loanstack.errors import DeployError
+from loanstack.names import url_suffix
 
 STAGED_TEMPLATE_DAYS = 30  # the staging bucket's lifecycle expires templates after this
 
@@ -35,8 +36,7 @@ def stage_template(target: Target, text: str, stack: str, bucket: str | None = N
             f"cannot stage the template in s3://{bucket}: {exc.response['Error']['Message']} "
             "(pass --template-bucket with a bucket of this account you may write to)"
         ) from exc
-    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
-    return f"https://{bucket}.s3.{target.region}.{suffix}/{key}"
+    return f"https://{bucket}.s3.{target.region}.{url_suffix(partition)}/{key}"
 
 
 def ensure_staging_bucket(target: Target, bucket: str, account: str, partition: str) -> None:
