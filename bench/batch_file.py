@@ -35,10 +35,8 @@ from typing import Any
 import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.helpers import load_function  # noqa: E402
-
 from loanstack.emulator.dataapi import DataApiBridge, MariaDB  # noqa: E402
+from loanstack.functions import fresh as load_function  # noqa: E402
 
 BUCKET = "s3-loandocuments-bench-123456789012"
 ENV = {

@@ -11,10 +11,8 @@ import platform
 import random
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers import load_function
+from loanstack.functions import fresh as load_function
 
 loans = load_function("loan_validation")
 

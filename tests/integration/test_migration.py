@@ -59,7 +59,7 @@ def stored_ids(target: Target, outputs: dict[str, str]) -> list[str]:
     return [r[0]["stringValue"] for r in reply["records"]]
 
 
-def forget(target: Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
+def forget(target: Target, outputs: dict[str, str], stack: migrate.BatchPath, mid: str) -> None:
     """As if the migration never ran: its rows, chunks and reports gone."""
     target.client("rds-data").execute_statement(
         resourceArn=outputs["DBClusterArn"],
@@ -127,7 +127,7 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
     uninterrupted = migrate.migrate(path, stack, quiet(), options)  # stored by the test above
     forget(target, outputs, stack, uninterrupted["migration"])
 
-    cut = migrate.Stack(
+    cut = migrate.BatchPath(
         Interrupt(stack.s3, after=4), stack.sqs, stack.bucket, stack.dead_letter_url
     )
     with pytest.raises(KeyboardInterrupt):
@@ -138,7 +138,7 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
     counting = Interrupt(stack.s3, after=-1)
     resumed = migrate.migrate(
         path,
-        migrate.Stack(counting, stack.sqs, stack.bucket, stack.dead_letter_url),
+        migrate.BatchPath(counting, stack.sqs, stack.bucket, stack.dead_letter_url),
         quiet(),
         options,
     )

@@ -19,35 +19,67 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict, cast
 
 from rich.console import Console
 from rich.text import Text
 
+from loanstack import functions
 from loanstack import render as layout
 from loanstack.aws.outputs import output
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError, UsageError
 
+# The batch contract is the validation function's (its S3 layout, columns and decisions): read
+# from its module, never restated here.
+BATCH = functions.contract(functions.VALIDATION)
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-REQUIRED_COLUMNS = (
-    "loanId",
-    "applicantId",
-    "loanType",
-    "loanAmount",
-    "termMonths",
-    "annualInterestRate",
-    "creditScore",
-    "annualIncome",
-    "monthlyDebtPayments",
-)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(f for f in BATCH.FIELDS if f not in BATCH.OPTIONAL_FIELDS)
 DEFAULT_CHUNK_ROWS = 10_000
 MAX_CHUNK_ROWS = 1_000_000
 READ_BYTES = 1 << 20
-PROBLEMS = ("REJECTED", "INVALID", "CONFLICT")
+PROBLEMS: tuple[str, ...] = tuple(d for d in BATCH.DECISIONS if d not in BATCH.ACCEPTED)
 # upload_fileobj switches to multipart above 8 MiB by default (boto3 TransferConfig); a chunk of
 # the default size is a few MiB, a wide one may pass it.
 # https://boto3.amazonaws.com/v1/documentation/api/latest/guide/s3.html#multipart-transfers
+
+
+class Problem(TypedDict, total=False):
+    """A row a report lists (a decision other than ACCEPTED), as the function writes it."""
+
+    line: int  # in the chunk's report: the chunk's line; in the merged report: the export's
+    loanId: str
+    decision: str
+    reasons: list[str]
+    errors: list[dict[str, str]]
+    recorded: str  # CONFLICT: the decision recorded for the loan id before
+
+
+class FailedChunk(TypedDict):
+    key: str
+    lines: str  # the export's lines it held, "first-last"
+
+
+class ChunkReport(TypedDict):
+    """What the function writes for one batch file (`handle_batch_file`)."""
+
+    source: str
+    rows: int
+    summary: dict[str, int]
+    problems: list[Problem]
+
+
+class MigrationReport(TypedDict):
+    """The merged report: stored as reports/<migration>/migration.report.json, printed, emitted."""
+
+    migration: str
+    export: str
+    sha256: str
+    chunks: int
+    rows: int
+    summary: dict[str, int]  # rows per decision
+    problems: list[Problem]
+    failedChunks: list[FailedChunk]
 
 
 @dataclass
@@ -76,10 +108,10 @@ class Chunk:
     size: int = 0
 
     def key(self, export: Export) -> str:
-        return f"incoming/{export.migration_id}/part-{self.number:05d}.{export.kind}"
+        return f"{BATCH.INCOMING}{export.migration_id}/part-{self.number:05d}.{export.kind}"
 
     def report_key(self, export: Export) -> str:
-        return "reports/" + self.key(export).removeprefix("incoming/") + ".report.json"
+        return str(BATCH.report_key(self.key(export)))
 
     def export_line(self, chunk_line: int, export: Export) -> int:
         """A line of the chunk's report as a line of the export (a CSV chunk opens with the
@@ -88,7 +120,7 @@ class Chunk:
 
 
 @dataclass
-class Progress:
+class ProgressLine:
     """One line every `every` seconds (a terminal, a pipe and CI read it alike)."""
 
     console: Console
@@ -183,7 +215,7 @@ def check_columns(path: Path, number: int, line: bytes) -> None:
     if missing:
         raise UsageError(
             f"{path}: the CSV header (line {number}) lacks {', '.join(missing)}; "
-            f"the columns are {', '.join(REQUIRED_COLUMNS)} and collateralValue"
+            f"the columns are {', '.join(REQUIRED_COLUMNS)} and {', '.join(BATCH.OPTIONAL_FIELDS)}"
         )
 
 
@@ -225,14 +257,17 @@ def finished(chunk: Chunk, body: IO[bytes]) -> tuple[Chunk, IO[bytes]]:
 
 
 @dataclass
-class Stack:
+class BatchPath:
+    """The stack's batch path as migrate uses it: the documents bucket (chunks in, reports out)
+    and the validation function's dead-letter queue."""
+
     s3: Any
     sqs: Any
     bucket: str
     dead_letter_url: str
 
 
-def existing(stack: Stack, prefix: str) -> dict[str, int]:
+def existing(stack: BatchPath, prefix: str) -> dict[str, int]:
     """key -> size of every object under `prefix`."""
     found: dict[str, int] = {}
     for page in stack.s3.get_paginator("list_objects_v2").paginate(
@@ -243,7 +278,7 @@ def existing(stack: Stack, prefix: str) -> dict[str, int]:
     return found
 
 
-def dead_letters(stack: Stack, prefix: str, delete: bool = False) -> set[str]:
+def dead_letters(stack: BatchPath, prefix: str, delete: bool = False) -> set[str]:
     """Keys under `prefix` whose S3 event sits in the dead-letter queue.
 
     Messages are received with a short visibility timeout and, unless `delete`, made visible
@@ -283,7 +318,7 @@ def event_keys(body: str) -> list[str]:
         return []
 
 
-def retrigger(stack: Stack, key: str, kind: str) -> None:
+def retrigger(stack: BatchPath, key: str, kind: str) -> None:
     """A new ObjectCreated:Copy event for `key`: the object copied onto itself (S3 requires a
     change, hence REPLACE metadata; https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html)."""
     stack.s3.copy_object(
@@ -315,8 +350,8 @@ def check_options(options: Options) -> None:
 
 
 def migrate(
-    source: Path | Export, stack: Stack, console: Console, options: Options | None = None
-) -> dict[str, Any]:
+    source: Path | Export, stack: BatchPath, console: Console, options: Options | None = None
+) -> MigrationReport:
     """The merged report (also stored in S3 once every chunk is decided); a wait that runs out
     raises DeployError saying how to go on."""
     options = options or Options()
@@ -325,14 +360,16 @@ def migrate(
     export.chunk_rows = options.chunk_rows
     path = export.path
     mid = export.migration_id
-    final_key = f"reports/{mid}/migration.report.json"
+    final_key = f"{BATCH.REPORTS}{mid}/migration.report.json"
     console.print(
-        Text(f"migration {mid}: {path} ({export.kind}) to s3://{stack.bucket}/incoming/{mid}/")
+        Text(
+            f"migration {mid}: {path} ({export.kind}) to s3://{stack.bucket}/{BATCH.INCOMING}{mid}/"
+        )
     )
-    done = existing(stack, f"reports/{mid}/")
+    done = existing(stack, f"{BATCH.REPORTS}{mid}/")
     if final_key in done and not options.retry_failed:
         console.print(Text(f"already migrated: s3://{stack.bucket}/{final_key}"))
-        return dict(json.loads(read_object(stack, final_key)))
+        return cast(MigrationReport, json.loads(read_object(stack, final_key)))
     layout_ = upload(export, stack, console, options)
     failed = wait(export, layout_, stack, console, options)
     report = merge(export, layout_, stack, failed)
@@ -341,10 +378,10 @@ def migrate(
     return report
 
 
-def upload(export: Export, stack: Stack, console: Console, options: Options) -> list[Chunk]:
+def upload(export: Export, stack: BatchPath, console: Console, options: Options) -> list[Chunk]:
     """Every chunk not already in S3 at its size; the chunk layout (for the line numbers)."""
-    uploaded = existing(stack, f"incoming/{export.migration_id}/")
-    progress = Progress(console)
+    uploaded = existing(stack, f"{BATCH.INCOMING}{export.migration_id}/")
+    progress = ProgressLine(console)
     layout_: list[Chunk] = []
     rows = sent = 0
     for chunk, body in chunks(export, options.chunk_rows):
@@ -373,16 +410,16 @@ def content_type(kind: str) -> str:
 
 
 def wait(
-    export: Export, layout_: list[Chunk], stack: Stack, console: Console, options: Options
+    export: Export, layout_: list[Chunk], stack: BatchPath, console: Console, options: Options
 ) -> list[Chunk]:
     """Until each chunk has a report or sits in the dead-letter queue; the failed chunks."""
-    prefix = f"incoming/{export.migration_id}/"
-    progress = Progress(console)
+    prefix = f"{BATCH.INCOMING}{export.migration_id}/"
+    progress = ProgressLine(console)
     total_rows = sum(c.lines for c in layout_)
     deadline = time.monotonic() + options.timeout
     retried = options.retry_failed
     while True:
-        reports = existing(stack, f"reports/{export.migration_id}/")
+        reports = existing(stack, f"{BATCH.REPORTS}{export.migration_id}/")
         open_ = [c for c in layout_ if c.report_key(export) not in reports]
         failing = dead_letters(stack, prefix, delete=retried) if open_ else set()
         if retried and failing:
@@ -406,21 +443,21 @@ def wait(
         time.sleep(options.poll)
 
 
-def read_object(stack: Stack, key: str) -> bytes:
+def read_object(stack: BatchPath, key: str) -> bytes:
     return bytes(stack.s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read())
 
 
 def merge(
-    export: Export, layout_: list[Chunk], stack: Stack, failed: list[Chunk]
-) -> dict[str, Any]:
+    export: Export, layout_: list[Chunk], stack: BatchPath, failed: list[Chunk]
+) -> MigrationReport:
     """The chunks' reports as one, line numbers in the export's terms, in export order."""
     counts: Counter[str] = Counter()
-    problems: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     failed_keys = {c.key(export) for c in failed}
     for chunk in layout_:
         if chunk.key(export) in failed_keys:
             continue
-        report = json.loads(read_object(stack, chunk.report_key(export)))
+        report: ChunkReport = json.loads(read_object(stack, chunk.report_key(export)))
         counts.update(report.get("summary", {}))
         for problem in report.get("problems", []):
             problems.append({**problem, "line": chunk.export_line(problem["line"], export)})
@@ -442,7 +479,7 @@ def merge(
     }
 
 
-def store(stack: Stack, key: str, report: dict[str, Any]) -> None:
+def store(stack: BatchPath, key: str, report: MigrationReport) -> None:
     with tempfile.TemporaryFile() as body:
         body.write(json.dumps(report, sort_keys=True).encode())
         body.seek(0)
@@ -451,7 +488,7 @@ def store(stack: Stack, key: str, report: dict[str, Any]) -> None:
         )
 
 
-def print_summary(console: Console, report: dict[str, Any]) -> None:
+def print_summary(console: Console, report: MigrationReport) -> None:
     """Rows per decision, every problem row (export line numbers), failed chunks; nothing cut."""
     layout.records(
         console,
@@ -480,7 +517,7 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
         )
 
 
-def why(problem: dict[str, Any]) -> str:
+def why(problem: Problem) -> str:
     if problem.get("reasons"):
         return ", ".join(problem["reasons"])
     if problem["decision"] == "CONFLICT":
@@ -488,8 +525,8 @@ def why(problem: dict[str, Any]) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in problem.get("errors", []))
 
 
-def stack_of(target: Target, outputs: dict[str, str]) -> Stack:
-    return Stack(
+def stack_of(target: Target, outputs: dict[str, str]) -> BatchPath:
+    return BatchPath(
         s3=target.client("s3"),
         sqs=target.client("sqs"),
         bucket=output(outputs, "LoanDocumentsBucketName"),

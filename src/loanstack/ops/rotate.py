@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
+from loanstack import functions
 from loanstack.aws.outputs import output, read_outputs
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
@@ -141,7 +142,7 @@ def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
             target.client("rds-data").execute_statement(
                 resourceArn=output(outputs, "DBClusterArn"),
                 secretArn=output(outputs, "DBSecretArn"),
-                database="loans",
+                database=functions.contract(functions.VALIDATION).DATABASE_NAME,
                 sql="SELECT 1",
             )
             return True
