@@ -13,7 +13,7 @@ For each size, one fresh child process prints, side by side:
   the timed run; RSS is shown for reference.
 
 Run: .venv/bin/python bench/batch_file.py [rows ...]   (default: 20000 200000)
-Targets (issue 12): own cost <= 3x the rules alone; >= 5,000 rows/s end to end on 2 cores;
+Targets (SPEC D6): own cost <= 3x the rules alone; >= 5,000 rows/s end to end on 2 cores;
 peak heap flat from 20,000 to 200,000 rows.
 """
 

@@ -2,7 +2,7 @@
 end to end (environment already installed).
 
 Run: .venv/bin/python bench/emulator_deploy.py [runs]
-Targets (issue 5): dev deploy under 15 s on a 2-core machine; the demo under 60 s.
+Targets (SPEC D4): dev deploy under 15 s on a 2-core machine; the demo under 60 s.
 """
 
 from __future__ import annotations

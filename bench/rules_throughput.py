@@ -1,7 +1,7 @@
 """Rule engine throughput on one core: schema check + rules + decision per application.
 
 Run: .venv/bin/python bench/rules_throughput.py [N]
-Target (issue 4): at least 50,000 applications per second. Prints the machine it ran on.
+Target (SPEC D6): at least 50,000 applications per second. Prints the machine it ran on.
 """
 
 from __future__ import annotations

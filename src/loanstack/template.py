@@ -183,17 +183,17 @@ def instantiate(
             number = float(values[name])
             scope[name] = int(number) if number.is_integer() else number
     conditions = evaluate_conditions(template.get("Conditions", {}), scope)
-    instance = Environment(template, values, context, conditions)
+    env = Environment(template, values, context, conditions)
     for logical_id, raw in template.get("Resources", {}).items():
         if "Condition" in raw and not conditions[raw["Condition"]]:
             continue
         props = resolve(raw.get("Properties", {}), scope, conditions)
-        instance.resources[logical_id] = Resource(logical_id, raw["Type"], props, raw)
+        env.resources[logical_id] = Resource(logical_id, raw["Type"], props, raw)
     for key, output in template.get("Outputs", {}).items():
         if "Condition" in output and not conditions[output["Condition"]]:
             continue
-        instance.outputs[key] = resolve(output, scope, conditions)
-    return instance
+        env.outputs[key] = resolve(output, scope, conditions)
+    return env
 
 
 def evaluate_conditions(declared: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, bool]:

@@ -1,4 +1,4 @@
-"""The README's tool walkthrough as CI runs it (issue 13): the real `loanstack` entry point, no
+"""The README's tool walkthrough as CI runs it (SPEC D9): the real `loanstack` entry point, no
 terminal, COLUMNS=80, NO_COLOR=1, one emulator kept running across commands. Every command is
 checked for tracebacks, emoji and ids cut with an ellipsis (`tests/support/cli.py`), and for the
 exit code the README documents.

@@ -65,7 +65,7 @@ def test_r11_validation_records_and_documents(client: Any, outputs: dict[str, st
     post_deploy.assert_validation_records_and_documents(client, outputs)
 
 
-# --- what AWS refused before (issue 10): each item proven on a real account ------------------
+# --- what AWS refused before (SPEC D7): each item proven on a real account ------------------
 
 
 def test_r4_security_group_names_ec2_accepts(client: Any, outputs: dict[str, str]) -> None:

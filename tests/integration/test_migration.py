@@ -1,4 +1,4 @@
-"""`loanstack migrate` end to end on the emulator (issue 15): the dev stack deployed, a generated
+"""`loanstack migrate` end to end on the emulator (SPEC D6): the dev stack deployed, a generated
 export cut into chunks, S3 running the function on them concurrently, one merged report.
 """
 

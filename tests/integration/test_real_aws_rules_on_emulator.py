@@ -1,5 +1,5 @@
 """What real AWS refuses or does, reproduced by the emulator so `make demo` and CI meet it first
-(SPEC D7, issue "Ready for a real AWS account"): sg- group names, the Data API on T classes,
+(SPEC D7): sg- group names, the Data API on T classes,
 a paused Serverless v2 cluster, the template staged through S3, the reserved-concurrency
 preflight and the trail that keeps writing into its bucket during a teardown.
 

@@ -1,4 +1,4 @@
-"""Rotation on the emulator end to end (SPEC D2, issue 11): the deployed rotation function, the
+"""Rotation on the emulator end to end (SPEC D2): the deployed rotation function, the
 cluster's pending-then-applied password, its TLS login endpoint (MariaDB), the Data API that
 refuses the old password from the moment the change applies, and `loanstack rotate`'s recovery.
 

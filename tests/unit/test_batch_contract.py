@@ -14,9 +14,9 @@ loans = functions.fresh(functions.VALIDATION)
 
 def test_migrate_reads_the_contract_from_the_function_module() -> None:
     assert migrate.BATCH.FIELDS == loans.FIELDS
-    assert tuple(
-        f for f in loans.FIELDS if f not in loans.OPTIONAL_FIELDS
-    ) == migrate.REQUIRED_COLUMNS
+    assert (
+        tuple(f for f in loans.FIELDS if f not in loans.OPTIONAL_FIELDS) == migrate.REQUIRED_COLUMNS
+    )
     assert set(migrate.PROBLEMS) == set(loans.DECISIONS) - set(loans.ACCEPTED)
 
 

@@ -114,7 +114,7 @@ def test_a_bad_since_is_a_usage_error(env: dict[str, str], outputs_file: Path) -
     assert run.code == USAGE and "--since takes a number and a unit" in one_error_line(run)
 
 
-# --- the target rule (issue 13, Safety) ---------------------------------------------------------
+# --- the target rule (SPEC D9) ---------------------------------------------------------
 
 
 def test_credentials_alone_never_choose_a_real_account(env: dict[str, str]) -> None:
@@ -314,7 +314,7 @@ def test_a_taken_port_is_refused_in_one_line(env: dict[str, str]) -> None:
     assert f"port {port} is taken" in one_error_line(run)
 
 
-# --- reserved-concurrency preflight (issue 10 item 4): the arithmetic, before any AWS call ------
+# --- reserved-concurrency preflight (SPEC D7): the arithmetic, before any AWS call ------
 
 
 @pytest.mark.parametrize(

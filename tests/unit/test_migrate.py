@@ -1,4 +1,4 @@
-"""`loanstack migrate` without AWS (issue 15): bad input refused in one line before anything is
+"""`loanstack migrate` without AWS (SPEC D6): bad input refused in one line before anything is
 uploaded, and the splitter's chunks map every line back to the export."""
 
 from __future__ import annotations

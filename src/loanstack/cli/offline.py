@@ -64,10 +64,8 @@ def write_sarif(path: Path, found: list[report.Row]) -> None:
 def run_cost(args: argparse.Namespace, console: Console) -> int:
     params = {ENVIRONMENT_SUFFIX: "estimate", **overrides(args.param), ENVIRONMENT_TYPE: args.env}
     try:
-        instance = template.instantiate(
-            parameters=params, context=template.Context(region=args.region)
-        )
-        lines, assumptions = cost.estimate(instance, args.region)
+        env = template.instantiate(parameters=params, context=template.Context(region=args.region))
+        lines, assumptions = cost.estimate(env, args.region)
     except (template.ParameterError, FileNotFoundError, KeyError) as exc:
         raise UsageError(str(exc).strip("'\"")) from exc
     ordered = sorted(lines, key=lambda x: -x.monthly)

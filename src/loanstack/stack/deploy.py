@@ -76,8 +76,8 @@ class Deployment:
         return stack_name(self.suffix)
 
     def expected_resources(self) -> int:
-        instance = template.instantiate(self.template_doc, self.parameters)
-        return len(instance.resources)
+        env = template.instantiate(self.template_doc, self.parameters)
+        return len(env.resources)
 
     def body(self) -> dict[str, str]:
         """TemplateBody when it fits CloudFormation's inline limit; else a staged TemplateURL.
