@@ -50,7 +50,7 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
 
 
 # The rotation function's custom staging label: setSecret applied this version to the cluster.
-APPLIED = "APPLIED"
+APPLIED: str = functions.contract(functions.ROTATION).APPLIED
 
 
 def recover_rotation(
@@ -58,7 +58,8 @@ def recover_rotation(
 ) -> None:
     """An AWSPENDING on a version other than AWSCURRENT is an interrupted rotation: finish it
     with its own token when setSecret had applied it, else put the database back on AWSCURRENT's
-    password and clear it (SPEC D2)."""
+    password and clear it, both done by the rotation function (its steps, and its own
+    `recoverSecret`), so this caller needs no RDS permission beyond the Data API (SPEC D2)."""
     secret = output(outputs, "DBSecretArn")
     sm = target.client("secretsmanager")
     stages = sm.describe_secret(SecretId=secret).get("VersionIdsToStages", {})
@@ -86,9 +87,11 @@ def recover_rotation(
     console.print(
         f"found an interrupted rotation: version {token} is AWSPENDING, setSecret had not applied it"
     )
-    restore_awscurrent_password(target, console, outputs, timeout)
-    sm.update_secret_version_stage(
-        SecretId=secret, VersionStage="AWSPENDING", RemoveFromVersionId=token
+    function = output(outputs, "SecretRotationLambdaArn")
+    invoke_rotation_step(target, function, secret, token, "recoverSecret")
+    cluster = output(outputs, "DBClusterArn").rpartition(":")[2]
+    console.print(
+        f"the rotation function's recoverSecret put cluster {cluster} back on AWSCURRENT's password"
     )
     console.print(f"cleared it: AWSPENDING removed from version {token}")
 
@@ -154,40 +157,3 @@ def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
                 time.sleep(target.poll_seconds)  # a paused dev cluster (0 ACU) is waking up
                 continue
             raise DeployError(f"the Data API failed: {error.get('Message')}") from exc
-
-
-def restore_awscurrent_password(
-    target: Target, console: Console, outputs: dict[str, str], timeout: float
-) -> None:
-    """Give the cluster AWSCURRENT's password again unless it already takes it."""
-    if database_takes_awscurrent(target, outputs):
-        console.print("the database already takes AWSCURRENT's password")
-        return
-    current = json.loads(
-        target.client("secretsmanager").get_secret_value(
-            SecretId=output(outputs, "DBSecretArn"), VersionStage="AWSCURRENT"
-        )["SecretString"]
-    )
-    rds, cluster = target.client("rds"), str(current["dbClusterIdentifier"])
-    deadline = time.monotonic() + timeout
-    while True:  # RDS refuses a modification while another one applies
-        described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
-        if described.get("Status") == "available" and not described.get(
-            "PendingModifiedValues", {}
-        ).get("MasterUserPassword"):
-            break
-        if time.monotonic() > deadline:
-            raise DeployError(
-                f"cluster {cluster} still {described.get('Status')!r} after {timeout:.0f} s"
-            )
-        time.sleep(target.poll_seconds)
-    rds.modify_db_cluster(
-        DBClusterIdentifier=cluster, MasterUserPassword=current["password"], ApplyImmediately=True
-    )
-    while not database_takes_awscurrent(target, outputs):
-        if time.monotonic() > deadline:
-            raise DeployError(
-                f"cluster {cluster} does not take AWSCURRENT's password after {timeout:.0f} s"
-            )
-        time.sleep(target.poll_seconds)
-    console.print(f"put cluster {cluster} back on AWSCURRENT's password")
