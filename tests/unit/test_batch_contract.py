@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from loanstack import functions, template
-from loanstack.ops import migrate
+from loanstack.ops import export, migrate
 
 loans = functions.fresh(functions.VALIDATION)
 
@@ -15,7 +15,7 @@ loans = functions.fresh(functions.VALIDATION)
 def test_migrate_reads_the_contract_from_the_function_module() -> None:
     assert migrate.BATCH.FIELDS == loans.FIELDS
     assert (
-        tuple(f for f in loans.FIELDS if f not in loans.OPTIONAL_FIELDS) == migrate.REQUIRED_COLUMNS
+        tuple(f for f in loans.FIELDS if f not in loans.OPTIONAL_FIELDS) == export.REQUIRED_COLUMNS
     )
     assert set(migrate.PROBLEMS) == set(loans.DECISIONS) - set(loans.ACCEPTED)
 
@@ -24,18 +24,18 @@ def test_the_required_columns_are_those_the_function_requires() -> None:
     """An unsecured application with nothing in it: the function names each required field."""
     _, errors = loans.validate({"loanType": "personal"})
     required = {e["field"] for e in errors}
-    assert required | {"loanType"} == set(migrate.REQUIRED_COLUMNS)
+    assert required | {"loanType"} == set(export.REQUIRED_COLUMNS)
     _, secured = loans.validate({"loanType": "mortgage"})
     assert {e["field"] for e in secured} - required == set(loans.OPTIONAL_FIELDS)
 
 
 def test_the_report_layout_is_the_functions() -> None:
-    export = migrate.Export(migrate.Path("x.csv"), "csv", "ab" * 32, b"h", 1, chunk_rows=10)
+    cut = migrate.Export(migrate.Path("x.csv"), "csv", "ab" * 32, b"h", 1, chunk_rows=10)
     chunk = migrate.Chunk(3, 2, 10)
-    key = chunk.key(export)
+    key = chunk.key(cut)
     assert key.startswith(loans.INCOMING)
-    assert chunk.report_key(export) == loans.report_key(key)
-    assert chunk.report_key(export) == (
+    assert chunk.report_key(cut) == loans.report_key(key)
+    assert chunk.report_key(cut) == (
         loans.REPORTS + key.removeprefix(loans.INCOMING) + ".report.json"
     )
 
