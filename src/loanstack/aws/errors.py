@@ -11,6 +11,11 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from loanstack.aws.target import Target, not_here, unreachable
 from loanstack.errors import DeployError
 
+# DescribeStacks: "If the stack doesn't exist, a ValidationError is returned", the generic code
+# of every bad request, so only its message ("Stack with id NAME does not exist") tells them apart.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
+MISSING_STACK = re.compile(r"Stack with id \S+ does not exist")
+
 
 @contextmanager
 def aws_errors(target: Target) -> Iterator[None]:
@@ -27,12 +32,6 @@ def aws_errors(target: Target) -> Iterator[None]:
         raise DeployError(unreachable(target)) from exc
     except BotoCoreError as exc:
         raise DeployError(f"AWS call failed: {exc}") from exc
-
-
-# DescribeStacks: "If the stack doesn't exist, a ValidationError is returned", the generic code
-# of every bad request, so only its message ("Stack with id NAME does not exist") tells them apart.
-# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
-MISSING_STACK = re.compile(r"Stack with id \S+ does not exist")
 
 
 def is_missing_stack(exc: ClientError) -> bool:

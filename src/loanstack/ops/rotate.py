@@ -14,6 +14,13 @@ from loanstack.aws.outputs import output, read_outputs
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
 
+# The rotation function's custom staging label: setSecret applied this version to the cluster.
+APPLIED: str = functions.contract(functions.ROTATION).APPLIED
+# Secrets Manager retries a failed rotation on its own; a pending version younger than two of
+# the rotation function's timeouts (900 s) may belong to a rotation still running.
+ROTATION_IN_FLIGHT_SECONDS = 1800
+RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
+
 
 def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, Any]:
     """Recover an interrupted rotation first (Secrets Manager refuses a new one while it is
@@ -47,10 +54,6 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
         f"rotated: AWSCURRENT is version {token}, AWSPREVIOUS {previous}; the Data API opens the database with it"
     )
     return {"current": token, "previous": previous}
-
-
-# The rotation function's custom staging label: setSecret applied this version to the cluster.
-APPLIED: str = functions.contract(functions.ROTATION).APPLIED
 
 
 def recover_rotation(
@@ -96,11 +99,6 @@ def recover_rotation(
     console.print(f"cleared it: AWSPENDING removed from version {token}")
 
 
-# Secrets Manager retries a failed rotation on its own; a pending version younger than two of
-# the rotation function's timeouts (900 s) may belong to a rotation still running.
-ROTATION_IN_FLIGHT_SECONDS = 1800
-
-
 def pending_age(sm: Any, secret: str, token: str) -> float | None:
     """Seconds since the pending version was created (None when Secrets Manager does not say)."""
     request: dict[str, Any] = {"SecretId": secret, "IncludeDeprecated": True}
@@ -131,9 +129,6 @@ def invoke_rotation_step(target: Target, function: str, secret: str, token: str,
         body = json.loads(reply["Payload"].read() or b"null")
         message = body.get("errorMessage") if isinstance(body, dict) else body
         raise DeployError(f"rotation function failed in {step}: {message}")
-
-
-RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
 
 
 def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:

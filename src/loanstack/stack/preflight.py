@@ -17,6 +17,14 @@ from loanstack.names import (
     VALIDATION_FUNCTION,
 )
 
+# Lambda keeps this much of an account's concurrency unreserved (or the whole limit, when the
+# limit is below it, as on young accounts): "Configuring reserved concurrency".
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+MIN_UNRESERVED_CONCURRENCY = 100
+
+
+CONCURRENCY_QUOTA_CODE = "L-B99A9384"  # Service Quotas: Lambda "Concurrent executions"
+
 
 class Deployment(Protocol):
     """What the checks read of a `stack.deploy.Deployment` (a protocol: no import cycle)."""
@@ -25,15 +33,6 @@ class Deployment(Protocol):
     suffix: str
     parameters: dict[str, str]
     template_doc: dict[str, Any]
-
-
-# Lambda keeps this much of an account's concurrency unreserved (or the whole limit, when the
-# limit is below it, as on young accounts): "Configuring reserved concurrency".
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
-MIN_UNRESERVED_CONCURRENCY = 100
-
-
-CONCURRENCY_QUOTA_CODE = "L-B99A9384"  # Service Quotas: Lambda "Concurrent executions"
 
 
 def capacity_problem(values: dict[str, str]) -> str | None:
