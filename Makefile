@@ -13,7 +13,7 @@ GUARD := .cache/cfn-guard/cfn-guard
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,emulator]'
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt

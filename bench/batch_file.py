@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from tests.support.helpers import load_function
 
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata import DataApiBridge
+from loanstack.functions import fresh as load_function
 
 BUCKET = "s3-loandocuments-bench-123456789012"
 ENV = {

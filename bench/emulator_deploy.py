@@ -18,14 +18,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loanstack import deploy
+from loanstack.aws.target import connect
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_deploy(runs: int) -> tuple[list[float], list[float]]:
     quiet = Console(file=io.StringIO(), width=200)
-    target = deploy.connect("local", "us-east-1")
+    target = connect("local", "us-east-1")
     target.outputs_file = Path("/tmp/loanstack-bench-outputs.json")
     ups, downs = [], []
     try:
@@ -38,7 +40,7 @@ def timed_deploy(runs: int) -> tuple[list[float], list[float]]:
             deploy.deploy(d, confirm=lambda: True)
             ups.append(time.perf_counter() - started)
             started = time.perf_counter()
-            deploy.destroy(target, suffix, quiet)
+            destroy(target, suffix, quiet)
             downs.append(time.perf_counter() - started)
     finally:
         target.close()

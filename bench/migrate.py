@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loanstack import exports
-
-ROOT = Path(__file__).resolve().parents[1]
+from loanstack.template import ROOT
+from loanstack.testing import loanbook
 
 
 def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -111,7 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "loanbook.csv"
         begin = time.perf_counter()
-        exports.write_export(export, args.rows)
+        loanbook.write_export(export, args.rows)
         size = export.stat().st_size
         print(f"export: {size / 2**20:,.1f} MiB, written in {time.perf_counter() - begin:.1f} s")
         results = [

@@ -12,7 +12,7 @@ import random
 import sys
 import time
 
-from tests.support.helpers import load_function
+from loanstack.functions import fresh as load_function
 
 loans = load_function("loan_validation")
 

@@ -76,7 +76,7 @@ def nat(r: Resource, book: PriceBook, a: dict[str, float], _: Environment) -> It
 
 @prices("AWS::RDS::DBInstance")
 def db_instance(
-    r: Resource, book: PriceBook, a: dict[str, float], instance: Environment
+    r: Resource, book: PriceBook, a: dict[str, float], env: Environment
 ) -> Iterator[Line]:
     cls = str(r.properties["DBInstanceClass"])
     if cls != "db.serverless":
@@ -86,7 +86,7 @@ def db_instance(
     scaling: dict[str, Any] = next(
         (
             c.properties.get("ServerlessV2ScalingConfiguration", {})
-            for c in instance.of_type("AWS::RDS::DBCluster")
+            for c in env.of_type("AWS::RDS::DBCluster")
         ),
         {},
     )
@@ -131,13 +131,11 @@ def log_group(r: Resource, book: PriceBook, a: dict[str, float], _: Environment)
 
 
 @prices("AWS::Lambda::Function")
-def function(
-    r: Resource, book: PriceBook, a: dict[str, float], instance: Environment
-) -> Iterator[Line]:
+def function(r: Resource, book: PriceBook, a: dict[str, float], env: Environment) -> Iterator[Line]:
     is_validation = any(
         "LambdaConfigurations" in b.properties.get("NotificationConfiguration", {})
         and r.logical_id in str(b.properties["NotificationConfiguration"])
-        for b in instance.of_type("AWS::S3::Bucket")
+        for b in env.of_type("AWS::S3::Bucket")
     )
     invocations = (
         a["validations_per_day"] * DAYS if is_validation else 4
@@ -189,26 +187,24 @@ def alarm(r: Resource, book: PriceBook, _: dict[str, float], __: Environment) ->
     yield line(r, book, "standard alarm", 1, "alarm_month")
 
 
-def unpriced_types(instance: Environment, book: PriceBook) -> set[str]:
+def unpriced_types(env: Environment, book: PriceBook) -> set[str]:
     known = set(PRICERS) | set(book.data["no_charge"])
-    return {r.type for r in instance.resources.values()} - known
+    return {r.type for r in env.resources.values()} - known
 
 
-def estimate(
-    instance: Environment, region: str = "us-east-1"
-) -> tuple[list[Line], dict[str, float]]:
+def estimate(env: Environment, region: str = "us-east-1") -> tuple[list[Line], dict[str, float]]:
     """(priced lines, assumptions used) for one environment."""
     book = PriceBook(region)
-    missing = unpriced_types(instance, book)
+    missing = unpriced_types(env, book)
     if missing:
         raise KeyError(
             f"no price entry for {', '.join(sorted(missing))} in data/prices-{region}.json"
         )
-    assumptions = book.assumptions(instance.parameters["EnvironmentType"])
+    assumptions = book.assumptions(env.parameters["EnvironmentType"])
     lines = [
         priced
-        for r in instance.resources.values()
+        for r in env.resources.values()
         if r.type in PRICERS
-        for priced in PRICERS[r.type](r, book, assumptions, instance)
+        for priced in PRICERS[r.type](r, book, assumptions, env)
     ]
     return lines, assumptions

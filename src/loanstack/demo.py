@@ -16,8 +16,13 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
-from loanstack import deploy
-from loanstack import output as layout
+from loanstack import render as layout
+from loanstack.aws.outputs import outputs_table
+from loanstack.aws.target import Target, connect, local_door
+from loanstack.ops.invoke import invoke_validation
+from loanstack.ops.rotate import rotate as rotate_now
+from loanstack.stack.deploy import Deployment, deploy, parameters_for
+from loanstack.stack.destroy import destroy
 from loanstack.template import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -32,21 +37,19 @@ EXPECTED = {
 def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> int:
     started = time.monotonic()
     console.rule("loanstack demo: the dev stack on the embedded AWS emulator")
-    target = deploy.connect("local", region)
+    target = connect("local", region)
     try:
         console.print(
             Text(f"emulator: {target.endpoint_url}"),
             "(moto, in this process; MariaDB behind the Data API)",
         )
-        d = deploy.Deployment(
-            target, "dev", suffix, deploy.parameters_for("dev", suffix, {}), console
-        )
-        outputs = deploy.deploy(d, confirm=lambda: True)
+        d = Deployment(target, "dev", suffix, parameters_for("dev", suffix, {}), console)
+        outputs = deploy(d, confirm=lambda: True)
         problems = validate_examples(target, console, outputs)
         problems += rotate(target, console, outputs)
         problems += demo_migration(target, console, outputs)
-        deploy.outputs_table(console, outputs, target.outputs_file)
-        deploy.destroy(target, suffix, console)
+        outputs_table(console, outputs, target.outputs_file)
+        destroy(target, suffix, console)
     finally:
         target.close()
     verdict = (
@@ -58,14 +61,12 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
     return 1 if problems else 0
 
 
-def validate_examples(
-    target: deploy.Target, console: Console, outputs: dict[str, str]
-) -> list[str]:
+def validate_examples(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
     rows = []
     problems = []
     s3 = target.client("s3")
     for name, expected in EXPECTED.items():
-        result = deploy.invoke_validation(target, json.loads((EXAMPLES / name).read_text()))
+        result = invoke_validation(target, json.loads((EXAMPLES / name).read_text()))
         decision = result.get("decision")
         why = ", ".join(result.get("reasons", [])) or ", ".join(
             f"{e['field']}: {e['message']}" for e in result.get("errors", [])
@@ -103,14 +104,14 @@ def key_exists(s3: Any, bucket: str, key: str) -> bool:
     return True
 
 
-def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> list[str]:
+def rotate(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
     sm = target.client("secretsmanager")
     before = json.loads(
         sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
             "SecretString"
         ]
     )
-    deploy.rotate(target, console)
+    rotate_now(target, console)
     after = json.loads(
         sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
             "SecretString"
@@ -134,44 +135,26 @@ def rotate(target: deploy.Target, console: Console, outputs: dict[str, str]) -> 
 
 
 def logs_in(secret: dict[str, Any]) -> bool:
-    """The rotation function's own handshake against the emulator's MariaDB endpoint (the
-    cluster's endpoint on the emulator), trusting the CA the emulator generated for it."""
-    import importlib.util
-
-    from loanstack.emulator.state import STATE
-
-    path = ROOT / "lib" / "functions" / "secret_rotation" / "index.py"
-    spec = importlib.util.spec_from_file_location("secret_rotation_demo", path)
-    assert spec is not None and spec.loader is not None  # noqa: S101 (a .py path always has a loader)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    server = STATE.mariadb
-    cafile = str(server.ca_file) if server is not None else None
-    try:
-        module.login(secret, cafile=cafile)
-    except (module.LoginRefused, OSError):
-        return False
-    return True
+    """testSecret's TLS login to the writer (the emulator's MariaDB) with this secret."""
+    return bool(local_door().logs_in(secret))
 
 
-def cluster_password(target: deploy.Target, outputs: dict[str, str]) -> str:
+def cluster_password(target: Target, outputs: dict[str, str]) -> str:
     """Read from the emulator's RDS backend (this process): AWS never shows a password."""
-    from loanstack.emulator.rds import master_password
-
-    arn = outputs["DBClusterArn"].split(":")
-    return master_password(arn[4], target.region, arn[-1])
+    return str(local_door().cluster_password(outputs["DBClusterArn"], target.region))
 
 
-def demo_migration(target: deploy.Target, console: Console, outputs: dict[str, str]) -> list[str]:
+def demo_migration(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
     """`loanstack migrate` on a generated 5,000-row export with bad rows spread through it."""
     import tempfile
     from pathlib import Path
 
-    from loanstack import exports, migrate
+    from loanstack.ops import migrate
+    from loanstack.testing import loanbook
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "loanbook.csv"
-        expected = exports.write_export(path, 5000, every=1000, prefix="DEMO")
+        expected = loanbook.write_export(path, 5000, every=1000, prefix="DEMO")
         console.rule("Migration: loanbook.csv (5,000 rows) through `loanstack migrate`")
         report = migrate.migrate(
             path, migrate.stack_of(target, outputs), console, migrate.Options(chunk_rows=1000)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loanstack.compliance.cfnlint_data import resource_schema
+from loanstack.names import url_suffix
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
@@ -53,7 +54,7 @@ class Context:
             "AWS::Region": self.region,
             "AWS::Partition": self.partition,
             "AWS::StackName": self.stack_name,
-            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::URLSuffix": url_suffix(self.partition),
             "AWS::NoValue": NO_VALUE,
         }
 
@@ -224,19 +225,19 @@ def instantiate(
             number = float(values[name])
             scope[name] = int(number) if number.is_integer() else number
     conditions = evaluate_conditions(template.get("Conditions", {}), scope)
-    instance = Environment(template, values, context, conditions)
+    env = Environment(template, values, context, conditions)
     for logical_id, raw in template.get("Resources", {}).items():
         if "Condition" in raw and not conditions[raw["Condition"]]:
             continue
         props = resolve(raw.get("Properties", {}), scope, conditions)
-        instance.resources[logical_id] = Resource(
+        env.resources[logical_id] = Resource(
             logical_id, raw["Type"], props, expand_policies(raw, scope, conditions)
         )
     for key, output in template.get("Outputs", {}).items():
         if "Condition" in output and not conditions[output["Condition"]]:
             continue
-        instance.outputs[key] = resolve(output, scope, conditions)
-    return instance
+        env.outputs[key] = resolve(output, scope, conditions)
+    return env
 
 
 def expand_policies(

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from loanstack import deploy
+from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata import DataApiBridge
@@ -37,12 +37,12 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="module")
-def target(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> deploy.Target:
+def target(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Target:
     """The emulator as a deploy target whose outputs file is the module's own (the repository's
     cfn-outputs/ stays alone)."""
     session = boto3.Session(region_name=REGION, **CREDENTIALS)
     outputs = Path(tmp_path_factory.mktemp("cfn-outputs")) / "flat-outputs.json"
-    return deploy.Target("local", REGION, session, endpoint_url=emulator.url, outputs_file=outputs)
+    return Target("local", REGION, session, endpoint_url=emulator.url, outputs_file=outputs)
 
 
 @pytest.fixture(scope="session")

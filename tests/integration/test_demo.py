@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from loanstack import demo, deploy
+from loanstack import demo
+from loanstack.aws.target import EMULATOR_URL_VARIABLE
+from loanstack.errors import DeployError
 
 
 def test_d4_make_demo_deploys_tries_rotates_and_destroys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(tmp_path / "flat-outputs.json"))
-    monkeypatch.delenv(deploy.EMULATOR_URL_VARIABLE, raising=False)
+    monkeypatch.delenv(EMULATOR_URL_VARIABLE, raising=False)
     console = Console(record=True, width=160)
     try:
         code = demo.run(console)
-    except deploy.DeployError as exc:
+    except DeployError as exc:
         if "MariaDB" in str(exc) and os.environ.get("CI") != "true":
             pytest.skip(str(exc))
         raise

@@ -11,7 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
-from loanstack import deploy
+from loanstack.aws.outputs import default_outputs_file, read_outputs
+from loanstack.aws.target import connect
+from loanstack.names import stack_name
+from loanstack.stack.destroy import bucket_exists, destroy
+from loanstack.stack.events import stack_status
 from tests.support import post_deploy
 
 ENABLED = os.environ.get("LOANSTACK_AWS_TESTS") == "1"
@@ -22,11 +26,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def outputs() -> dict[str, str]:
-    if not deploy.default_outputs_file().exists():
+    if not default_outputs_file().exists():
         pytest.fail(
-            f"{deploy.default_outputs_file()} is missing: run `loanstack deploy --target aws` first"
+            f"{default_outputs_file()} is missing: run `loanstack deploy --target aws` first"
         )
-    return deploy.read_outputs()
+    return read_outputs()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +65,7 @@ def test_r11_validation_records_and_documents(client: Any, outputs: dict[str, st
     post_deploy.assert_validation_records_and_documents(client, outputs)
 
 
-# --- what AWS refused before (issue 10): each item proven on a real account ------------------
+# --- what AWS refused before (SPEC D7): each item proven on a real account ------------------
 
 
 def test_r4_security_group_names_ec2_accepts(client: Any, outputs: dict[str, str]) -> None:
@@ -100,8 +104,8 @@ def test_r6_destroy_leaves_nothing_behind_despite_the_trail(outputs: dict[str, s
     from rich.console import Console
 
     suffix = outputs["LoanValidationFunctionName"].removeprefix("lambda-loanvalidator-")
-    target = deploy.connect("aws", boto3.Session().region_name or "us-east-1")
+    target = connect("aws", boto3.Session().region_name or "us-east-1")
     buckets = [outputs["LoanDocumentsBucketName"]]
-    deploy.destroy(target, suffix, Console())
-    assert deploy.stack_status(target, deploy.stack_name(suffix)) is None
-    assert not [b for b in buckets if deploy.bucket_exists(target, b)]
+    destroy(target, suffix, Console())
+    assert stack_status(target, stack_name(suffix)) is None
+    assert not [b for b in buckets if bucket_exists(target, b)]

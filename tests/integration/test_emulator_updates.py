@@ -14,11 +14,16 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, template
+from loanstack import template
+from loanstack.aws.target import Target
+from loanstack.names import stack_name
+from loanstack.stack import deploy
+from loanstack.stack.destroy import stack_resources
+from loanstack.stack.events import stack_status
 from tests.support import post_deploy
 
 SUFFIX = "upd21"
-STACK = deploy.stack_name(SUFFIX)
+STACK = stack_name(SUFFIX)
 # appended to the validation function's embedded source, as an edit of index.py then `loanstack
 # sync` would change it: the handler's answer gains a key, so the new code is seen to run
 EDIT = """
@@ -37,7 +42,7 @@ def outputs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def deploy_dev(
-    target: deploy.Target, out: Path, doc: dict[str, Any] | None = None, **params: str
+    target: Target, out: Path, doc: dict[str, Any] | None = None, **params: str
 ) -> tuple[dict[str, str], str]:
     """Deploy (create or update) the dev stack; its outputs and what the tool printed."""
     target.outputs_file = out / f"{SUFFIX}.json"
@@ -55,12 +60,12 @@ def deploy_dev(
 
 
 @pytest.fixture(scope="module")
-def stack(target: deploy.Target, outputs_dir: Path) -> dict[str, str]:
+def stack(target: Target, outputs_dir: Path) -> dict[str, str]:
     outputs, _ = deploy_dev(target, outputs_dir)
     return outputs
 
 
-def invoke(target: deploy.Target, outputs: dict[str, str], loan_id: str) -> dict[str, Any]:
+def invoke(target: Target, outputs: dict[str, str], loan_id: str) -> dict[str, Any]:
     reply = target.client("lambda").invoke(
         FunctionName=outputs["LoanValidationFunctionName"],
         Payload=json.dumps(post_deploy.application(loan_id)),
@@ -71,7 +76,7 @@ def invoke(target: deploy.Target, outputs: dict[str, str], loan_id: str) -> dict
 
 
 def test_a_parameter_update_of_the_function_leaves_it_running(
-    stack: dict[str, str], target: deploy.Target, outputs_dir: Path
+    stack: dict[str, str], target: Target, outputs_dir: Path
 ) -> None:
     """`--param ValidationMemorySize=2048` updates the function (moto used to re-read the
     template's inline source as a base64 zip: "File is not a zip file" on every invoke)."""
@@ -88,7 +93,7 @@ def test_a_parameter_update_of_the_function_leaves_it_running(
 
 
 def test_an_edited_function_source_is_deployed_and_runs(
-    stack: dict[str, str], target: deploy.Target, outputs_dir: Path
+    stack: dict[str, str], target: Target, outputs_dir: Path
 ) -> None:
     """The edit, sync, deploy, try loop: the embedded source changes, the update runs it."""
     doc = copy.deepcopy(template.load())
@@ -104,7 +109,7 @@ def test_an_edited_function_source_is_deployed_and_runs(
 
 
 def test_a_batch_file_after_an_update_is_reported_not_dead_lettered(
-    stack: dict[str, str], target: deploy.Target, outputs_dir: Path
+    stack: dict[str, str], target: Target, outputs_dir: Path
 ) -> None:
     """What `migrate` relies on: S3's asynchronous invoke of the updated function succeeds
     (it used to fail three times and land in the dead-letter queue)."""
@@ -125,7 +130,7 @@ def test_a_batch_file_after_an_update_is_reported_not_dead_lettered(
     sqs = target.client("sqs")
     [queue] = [
         r["PhysicalResourceId"]
-        for r in deploy.stack_resources(target, STACK)
+        for r in stack_resources(target, STACK)
         if r["LogicalResourceId"] == "ValidationDeadLetterQueue"
     ]
     url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
@@ -134,14 +139,14 @@ def test_a_batch_file_after_an_update_is_reported_not_dead_lettered(
 
 
 def test_a_new_vpc_cidr_lists_what_refers_to_the_replaced_network(
-    stack: dict[str, str], target: deploy.Target
+    stack: dict[str, str], target: Target
 ) -> None:
     """A VpcCidr change replaces the VPC and its subnets (CidrBlock is create-only); what refers
     to them is listed as CloudFormation lists it: Dynamic details from a ResourceReference, a
     Conditional replacement where the referring property is create-only (a security group's
     VpcId), an update where it is not (the function's VpcConfig). Described, never executed."""
     cfn = target.client("cloudformation")
-    current = deploy.stack_status(target, STACK)
+    current = stack_status(target, STACK)
     assert current is not None
     given = {p["ParameterKey"] for p in current["Parameters"]}
     params = [{"ParameterKey": "VpcCidr", "ParameterValue": "10.60.0.0/16"}] + [
@@ -188,7 +193,7 @@ def test_a_new_vpc_cidr_lists_what_refers_to_the_replaced_network(
 
 
 def test_executing_a_new_vpc_cidr_updates_only_what_changes_itself(
-    stack: dict[str, str], target: deploy.Target, outputs_dir: Path
+    stack: dict[str, str], target: Target, outputs_dir: Path
 ) -> None:
     """The referrers listed as Dynamic are updated only when what they follow got a new id
     (the emulator updates the VPC in place): the update completes and the function still runs
@@ -197,5 +202,5 @@ def test_executing_a_new_vpc_cidr_updates_only_what_changes_itself(
         target, outputs_dir, ValidationMemorySize="3008", VpcCidr="10.70.0.0/16"
     )
     assert "Conditional" in shown and "LambdaSecurityGroup" in shown
-    assert deploy.stack_status(target, STACK)["StackStatus"] == "UPDATE_COMPLETE"
+    assert stack_status(target, STACK)["StackStatus"] == "UPDATE_COMPLETE"
     assert invoke(target, outputs, "UPD-CIDR")["decision"] == "APPROVED"

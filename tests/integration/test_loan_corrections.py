@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loanstack import deploy
+from loanstack.errors import UsageError
 from loanstack.ops import correct
 from loanstack.ops.verify import Database
 from tests.integration.test_loan_recording import APP, rows
@@ -57,12 +57,12 @@ def test_d8_a_correction_supersedes_and_keeps_the_history(loans: Any) -> None:
 
 
 def test_d8_a_correction_without_who_or_why_or_record_changes_nothing(loans: Any) -> None:
-    with pytest.raises(deploy.UsageError, match="nothing is recorded"):
+    with pytest.raises(UsageError, match="nothing is recorded"):
         correct.correct(database(loans), APP, BY, WHY, loans.thresholds())
     loans.handler({**APP, "creditScore": 500}, None)
-    with pytest.raises(deploy.UsageError, match="--by must be 1-128 characters"):
+    with pytest.raises(UsageError, match="--by must be 1-128 characters"):
         correct.correct(database(loans), APP, " ", WHY, loans.thresholds())
-    with pytest.raises(deploy.UsageError, match="INVALID: creditScore"):
+    with pytest.raises(UsageError, match="INVALID: creditScore"):
         correct.correct(database(loans), {**APP, "creditScore": 1}, BY, WHY, loans.thresholds())
     assert [r[1] for r in rows(loans)] == ["REJECTED"]
 

@@ -169,9 +169,9 @@ AWS = os.environ.get("LOANSTACK_AWS_TESTS") == "1"
 @pytest.mark.skipif(not AWS, reason="real-AWS checks are opt-in: set LOANSTACK_AWS_TESTS=1")
 def test_r11_the_data_api_counts_no_found_rows_on_aurora() -> None:
     """The same chunk twice through the real Data API, on a scratch table dropped afterwards."""
-    from loanstack import deploy
+    from loanstack.aws.outputs import read_outputs
 
-    outputs = deploy.read_outputs()
+    outputs = read_outputs()
     client = boto3.client("rds-data")
     arns = {"resourceArn": outputs["DBClusterArn"], "secretArn": outputs["DBSecretArn"]}
     table = f"found_rows_probe_{uuid.uuid4().hex[:12]}"

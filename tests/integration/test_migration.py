@@ -1,4 +1,4 @@
-"""`loanstack migrate` end to end on the emulator (issue 15): the dev stack deployed, a generated
+"""`loanstack migrate` end to end on the emulator (SPEC D6): the dev stack deployed, a generated
 export cut into chunks, S3 running the function on them concurrently, one merged report.
 """
 
@@ -12,17 +12,19 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, exports, migrate
+from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.emulator import Emulator, awslambda, awslambda_async
 from loanstack.emulator.state import STATE
+from loanstack.ops import migrate
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy
+from loanstack.testing import loanbook
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def outputs(
-    target: deploy.Target, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The stack lives as long as this module."""
     target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "mig42.json"
     d = deploy.Deployment(
@@ -35,20 +37,20 @@ def outputs(
     yield deploy.deploy(d, confirm=lambda: True)
     assert awslambda_async.wait_idle(60)
     # the emulator's backends outlive it in this process: leave no reservation behind
-    deploy.destroy(target, "mig42", Console(record=True, width=200))
+    destroy(target, "mig42", Console(record=True, width=200))
 
 
 @pytest.fixture(scope="module")
-def big_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, exports.Expected]:
+def big_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loanbook.Expected]:
     path = Path(tmp_path_factory.mktemp("export")) / "loanbook.csv"
-    return path, exports.write_export(path, 100_000)
+    return path, loanbook.write_export(path, 100_000)
 
 
 def quiet() -> Console:
     return Console(record=True, width=200)
 
 
-def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
+def stored_ids(target: Target, outputs: dict[str, str]) -> list[str]:
     """In pages: the Data API answers at most 1 MiB (100,000 ids in one reply are refused)."""
     ids: list[str] = []
     while True:
@@ -66,7 +68,7 @@ def stored_ids(target: deploy.Target, outputs: dict[str, str]) -> list[str]:
         ids += page
 
 
-def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack, mid: str) -> None:
+def forget(target: Target, outputs: dict[str, str], stack: migrate.BatchPath, mid: str) -> None:
     """As if the migration never ran: its rows, chunks and reports gone."""
     target.client("rds-data").execute_statement(
         resourceArn=outputs["DBClusterArn"],
@@ -80,9 +82,9 @@ def forget(target: deploy.Target, outputs: dict[str, str], stack: migrate.Stack,
 
 
 def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
-    big_export: tuple[Path, exports.Expected],
+    big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
     stack = migrate.stack_of(target, outputs)
@@ -124,9 +126,9 @@ class Interrupt:
 
 
 def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_per_loan(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
-    big_export: tuple[Path, exports.Expected],
+    big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
     stack = migrate.stack_of(target, outputs)
@@ -134,7 +136,7 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
     uninterrupted = migrate.migrate(path, stack, quiet(), options)  # stored by the test above
     forget(target, outputs, stack, uninterrupted["migration"])
 
-    cut = migrate.Stack(
+    cut = migrate.BatchPath(
         Interrupt(stack.s3, after=4), stack.sqs, stack.bucket, stack.dead_letter_url
     )
     with pytest.raises(KeyboardInterrupt):
@@ -145,7 +147,7 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
     counting = Interrupt(stack.s3, after=-1)
     resumed = migrate.migrate(
         path,
-        migrate.Stack(counting, stack.sqs, stack.bucket, stack.dead_letter_url),
+        migrate.BatchPath(counting, stack.sqs, stack.bucket, stack.dead_letter_url),
         quiet(),
         options,
     )
@@ -156,13 +158,13 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
 
 
 def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "small.csv"
-    expected = exports.write_export(path, 300, every=100, prefix="F")
+    expected = loanbook.write_export(path, 300, every=100, prefix="F")
     stack = migrate.stack_of(target, outputs)
     monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.05")
     original_load = awslambda.load
@@ -208,7 +210,7 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
 
 def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     emulator: Emulator,
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -216,11 +218,11 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
 ) -> None:
     from loanstack import cli
 
-    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
     monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
     monkeypatch.setenv("COLUMNS", "80")
     path = tmp_path / "cli.csv"
-    expected = exports.write_export(path, 2000, every=500, prefix="C")
+    expected = loanbook.write_export(path, 2000, every=500, prefix="C")
     assert cli.main(["migrate", str(path), "--chunk-rows", "700", "--output", "json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)

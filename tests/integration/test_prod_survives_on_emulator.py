@@ -11,8 +11,11 @@ from moto.kms.models import kms_backends
 from moto.rds.models import rds_backends
 from rich.console import Console
 
-from loanstack import deploy
+from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy, stack_resources
+from loanstack.stack.events import stack_status
 from tests.support import backends
 
 REGION = "us-east-1"
@@ -20,7 +23,7 @@ KEPT_IN_PROD = {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucke
 
 
 def deploy_and_destroy(
-    target: deploy.Target, env: str, suffix: str, out: Path, **params: str
+    target: Target, env: str, suffix: str, out: Path, **params: str
 ) -> tuple[list[dict[str, str]], dict[str, str], str]:
     target.outputs_file = out / f"{suffix}.json"
     console = Console(record=True, width=200)
@@ -30,9 +33,9 @@ def deploy_and_destroy(
     )
     s3 = target.client("s3")
     s3.put_object(Bucket=outputs["LoanDocumentsBucketName"], Key="validations/a.json", Body=b"{}")
-    resources = list(deploy.stack_resources(target, f"tapstack-{suffix}"))
+    resources = list(stack_resources(target, f"tapstack-{suffix}"))
     console = Console(record=True, width=200)
-    deploy.destroy(target, suffix, console)
+    destroy(target, suffix, console)
     return resources, outputs, console.export_text()
 
 
@@ -49,11 +52,11 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(tmp_path_factory.mktemp("cfn-outputs"))
 
 
-def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(target: deploy.Target, out: Path) -> None:
+def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(target: Target, out: Path) -> None:
     resources, outputs, said = deploy_and_destroy(
         target, "prod", "prod43", out, AlarmEmail="ops@example.com"
     )
-    assert deploy.stack_status(target, "tapstack-prod43") is None
+    assert stack_status(target, "tapstack-prod43") is None
     assert left_behind(resources) == KEPT_IN_PROD
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
     key = kms_backends[ACCOUNT_ID][REGION].keys[physical["KMSKey"]]
@@ -75,7 +78,7 @@ def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(target: deploy.Target, o
     assert (rule["Mode"], rule["Days"]) == ("GOVERNANCE", 365)
 
 
-def test_r6_dev_destroy_leaves_nothing(target: deploy.Target, out: Path) -> None:
+def test_r6_dev_destroy_leaves_nothing(target: Target, out: Path) -> None:
     resources, _, said = deploy_and_destroy(target, "dev", "dev43", out)
     assert left_behind(resources) == set()
     assert "nothing left behind" in said
@@ -88,7 +91,7 @@ def test_r6_dev_destroy_leaves_nothing(target: deploy.Target, out: Path) -> None
 
 
 def test_r14_r6_prepared_prod_alarms_and_backups_deploy_on_the_emulator(
-    target: deploy.Target, out: Path, tmp_path: Path
+    target: Target, out: Path, tmp_path: Path
 ) -> None:
     """scripts/prod-{alarms,backup}-pending-budget.py (not applied: the R1 size budget) deploy:
     metric filters on the trail's log group, alarms, the RDS event subscription of the cluster,
@@ -125,7 +128,7 @@ def test_r14_r6_prepared_prod_alarms_and_backups_deploy_on_the_emulator(
     (plan,) = backup.list_backup_plans()["BackupPlansList"]
     assert plan["BackupPlanName"] == "backupplan-loanprocessing-prod44"
     console = Console(record=True, width=200)
-    deploy.destroy(target, "prod44", console)
+    destroy(target, "prod44", console)
     assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod44" in (
         console.export_text()
     )

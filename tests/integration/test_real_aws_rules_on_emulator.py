@@ -1,5 +1,5 @@
 """What real AWS refuses or does, reproduced by the emulator so `make demo` and CI meet it first
-(SPEC D7, issue "Ready for a real AWS account"): sg- group names, the Data API on T classes,
+(SPEC D7): sg- group names, the Data API on T classes,
 a paused Serverless v2 cluster, the template staged through S3, the reserved-concurrency
 preflight and the trail that keeps writing into its bucket during a teardown.
 
@@ -16,8 +16,15 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from loanstack import deploy, template
+from loanstack import template
+from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, capacity
+from loanstack.errors import DeployError
+from loanstack.ops.invoke import invoke_validation
+from loanstack.stack import deploy
+from loanstack.stack.destroy import bucket_exists, destroy, empty_bucket
+from loanstack.stack.events import stack_status
+from loanstack.stack.staging import STAGED_TEMPLATE_DAYS, staging_bucket_name
 from tests.support import backends
 
 REGION = "us-east-1"
@@ -25,12 +32,12 @@ EXAMPLE = json.loads((template.ROOT / "examples" / "approved.json").read_text())
 
 
 @pytest.fixture(autouse=True)
-def private_outputs_file(target: deploy.Target, tmp_path: Path) -> None:
+def private_outputs_file(target: Target, tmp_path: Path) -> None:
     target.outputs_file = tmp_path / "flat-outputs.json"
 
 
 def deploy_dev(
-    target: deploy.Target, suffix: str, doc: dict | None = None, **params: str
+    target: Target, suffix: str, doc: dict | None = None, **params: str
 ) -> dict[str, str]:  # type: ignore[type-arg]
     d = deploy.Deployment(
         target,
@@ -44,7 +51,7 @@ def deploy_dev(
 
 
 def test_r4_the_emulator_refuses_a_security_group_named_like_an_id(
-    target: deploy.Target,
+    target: Target,
 ) -> None:
     ec2 = target.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
@@ -57,14 +64,14 @@ def test_r4_the_emulator_refuses_a_security_group_named_like_an_id(
     doc["Resources"]["DBSecurityGroup"]["Properties"]["GroupName"] = {
         "Fn::Sub": "sg-aurora-${EnvironmentSuffix}"
     }
-    with pytest.raises(deploy.DeployError, match=r"DBSecurityGroup .* Group names may not be"):
+    with pytest.raises(DeployError, match=r"DBSecurityGroup .* Group names may not be"):
         deploy_dev(target, "sgname1", doc)
 
 
-def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: deploy.Target) -> None:
+def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: Target) -> None:
     outputs = deploy_dev(target, "stage1")
     assert outputs["VPCId"]
-    bucket = deploy.staging_bucket_name(ACCOUNT_ID, REGION)
+    bucket = staging_bucket_name(ACCOUNT_ID, REGION)
     s3 = target.client("s3")
     staged = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert any(k.startswith("tapstack-stage1/TapStack-") for k in staged)
@@ -78,14 +85,14 @@ def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: deploy.Ta
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    assert rule["Expiration"]["Days"] == deploy.STAGED_TEMPLATE_DAYS
+    assert rule["Expiration"]["Days"] == STAGED_TEMPLATE_DAYS
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    deploy.destroy(target, "stage1", Console(record=True))
+    destroy(target, "stage1", Console(record=True))
 
 
 def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
-    target: deploy.Target,
+    target: Target,
 ) -> None:
     outputs = deploy_dev(target, "pause1")
     cluster_arn = outputs["DBClusterArn"]
@@ -98,7 +105,7 @@ def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
         data.execute_statement(**call)
     assert resuming.value.response["Error"]["Code"] == "DatabaseResumingException"
     capacity.pause(cluster_arn)
-    result = deploy.invoke_validation(target, EXAMPLE)  # the function retries the resume
+    result = invoke_validation(target, EXAMPLE)  # the function retries the resume
     assert result["decision"] == "APPROVED"
 
     from moto.rds.models import rds_backends
@@ -108,29 +115,29 @@ def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
     with pytest.raises(ClientError, match="T DB instance classes"):
         data.execute_statement(**call)
     writer.db_instance_class = "db.serverless"
-    deploy.destroy(target, "pause1", Console(record=True))
+    destroy(target, "pause1", Console(record=True))
 
 
 def test_r11_preflight_refuses_a_reservation_the_account_cannot_give(
-    target: deploy.Target, monkeypatch: pytest.MonkeyPatch
+    target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", "105")
-    with pytest.raises(deploy.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         deploy_dev(target, "conc1")
     message = str(refused.value)
     assert "would leave 95 of the account's 105 unreserved" in message
     assert "--param ValidationReservedConcurrency=5" in message
-    assert deploy.stack_status(target, "tapstack-conc1") is None  # refused before any change set
+    assert stack_status(target, "tapstack-conc1") is None  # refused before any change set
     outputs = deploy_dev(target, "conc1", ValidationReservedConcurrency="0")
     reply = target.client("lambda").get_function_concurrency(
         FunctionName=outputs["LoanValidationFunctionName"]
     )
     assert "ReservedConcurrentExecutions" not in reply or not reply["ReservedConcurrentExecutions"]
-    deploy.destroy(target, "conc1", Console(record=True))
+    destroy(target, "conc1", Console(record=True))
 
 
 def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
-    target: deploy.Target,
+    target: Target,
 ) -> None:
     outputs = deploy_dev(target, "race1")
     trail_bucket = f"s3-loantrail-race1-{ACCOUNT_ID}-{REGION}"
@@ -138,50 +145,50 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     assert target.client("s3").list_objects_v2(Bucket=trail_bucket)["KeyCount"] > 0
 
     # the old teardown: empty the buckets, then delete; the DeleteStack call itself is logged
-    stack = deploy.stack_status(target, "tapstack-race1")
+    stack = stack_status(target, "tapstack-race1")
     assert stack is not None
     for bucket in (trail_bucket, outputs["LoanDocumentsBucketName"]):
-        deploy.empty_bucket(target, bucket)
+        empty_bucket(target, bucket)
     cfn = target.client("cloudformation")
     cfn.delete_stack(StackName=stack["StackId"])
     status = cfn.describe_stacks(StackName=stack["StackId"])["Stacks"][0]["StackStatus"]
     assert status == "DELETE_FAILED"
-    assert deploy.bucket_exists(target, trail_bucket)
+    assert bucket_exists(target, trail_bucket)
 
     console = Console(record=True, width=200)
-    deploy.destroy(target, "race1", console)
+    destroy(target, "race1", console)
     text = console.export_text()
     assert f"stopped logging of trail trail-loanprocessing-race1-{REGION}" in text
     assert f"removed the policy of {trail_bucket}" in text
-    assert not deploy.bucket_exists(target, trail_bucket)
+    assert not bucket_exists(target, trail_bucket)
     assert not backends.exists(
         "AWS::CloudTrail::Trail", f"trail-loanprocessing-race1-{REGION}", ACCOUNT_ID, REGION
     )
 
 
 def test_an_update_of_a_stack_on_the_old_t_class_default_says_what_to_pass(
-    target: deploy.Target,
+    target: Target,
 ) -> None:
     old = template.load()
     old["Parameters"]["DBInstanceClass"]["AllowedValues"].append("db.t4g.medium")
     deploy_dev(target, "old1", old, DBInstanceClass="db.t4g.medium")
-    with pytest.raises(deploy.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         deploy_dev(target, "old1")  # today's template, the previous value kept
     assert "DBInstanceClass='db.t4g.medium' is no longer allowed" in str(refused.value)
     assert "--param DBInstanceClass=db.serverless" in str(refused.value)
     deploy_dev(target, "old1", DBInstanceClass="db.r7g.large")
-    deploy.destroy(target, "old1", Console(record=True))
+    destroy(target, "old1", Console(record=True))
 
 
 def test_r4_the_same_suffix_deploys_in_two_regions_of_one_account(
-    target: deploy.Target, tmp_path: Path
+    target: Target, tmp_path: Path
 ) -> None:
     """R4 amended: IAM role, bucket and multi-region trail names carry the region, so the
     second region's stack does not collide with the first (the emulator refuses a duplicate
     role, bucket or trail name across regions, tests/unit/test_emulator_global_names.py).
     The second region pins its zones (R7 amended), the first takes them by position."""
     first = deploy_dev(target, "tworeg")
-    other = deploy.Target(
+    other = Target(
         "local",
         "eu-west-1",
         boto3.Session(region_name="eu-west-1", **CREDENTIALS),
@@ -202,4 +209,4 @@ def test_r4_the_same_suffix_deploys_in_two_regions_of_one_account(
         "eu-west-1c",
     ]
     for where, suffix in ((other, "tworeg"), (target, "tworeg")):
-        deploy.destroy(where, suffix, Console(record=True, width=200))
+        destroy(where, suffix, Console(record=True, width=200))

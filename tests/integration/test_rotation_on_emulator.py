@@ -1,4 +1,4 @@
-"""Rotation on the emulator end to end (SPEC D2, issue 11): the deployed rotation function, the
+"""Rotation on the emulator end to end (SPEC D2): the deployed rotation function, the
 cluster's pending-then-applied password, its TLS login endpoint (MariaDB), the Data API that
 refuses the old password from the moment the change applies, and `loanstack rotate`'s recovery.
 
@@ -24,9 +24,13 @@ from moto.rds.models import rds_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from rich.console import Console
 
-from loanstack import deploy
+from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID, Emulator
 from loanstack.emulator.rds import master_password
+from loanstack.errors import DeployError
+from loanstack.ops import rotate as rotation_ops
+from loanstack.ops.rotate import invoke_rotation_step, rotate
+from loanstack.stack import deploy
 from tests.support import post_deploy
 from tests.support.helpers import load_function
 
@@ -35,7 +39,7 @@ CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
 
 
 @pytest.fixture(scope="module")
-def outputs(target: deploy.Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     target.outputs_file = Path(tmp_path_factory.mktemp("rot-outputs")) / "outputs.json"
     d = deploy.Deployment(
         target, "dev", SUFFIX, deploy.parameters_for("dev", SUFFIX, {}), Console(record=True)
@@ -43,14 +47,14 @@ def outputs(target: deploy.Target, tmp_path_factory: pytest.TempPathFactory) -> 
     yield deploy.deploy(d, confirm=lambda: True)
 
 
-def secret_value(target: deploy.Target, outputs: dict[str, str], stage: str) -> dict[str, Any]:
+def secret_value(target: Target, outputs: dict[str, str], stage: str) -> dict[str, Any]:
     reply = target.client("secretsmanager").get_secret_value(
         SecretId=outputs["DBSecretArn"], VersionStage=stage
     )
     return dict(json.loads(reply["SecretString"]))
 
 
-def stages(target: deploy.Target, outputs: dict[str, str]) -> dict[str, list[str]]:
+def stages(target: Target, outputs: dict[str, str]) -> dict[str, list[str]]:
     described = target.client("secretsmanager").describe_secret(SecretId=outputs["DBSecretArn"])
     return dict(described["VersionIdsToStages"])
 
@@ -65,7 +69,7 @@ def settled_password() -> str:
     raise AssertionError("the cluster's password change never applied")
 
 
-def assert_database_on_awscurrent(target: deploy.Target, outputs: dict[str, str]) -> None:
+def assert_database_on_awscurrent(target: Target, outputs: dict[str, str]) -> None:
     assert settled_password() == secret_value(target, outputs, "AWSCURRENT")["password"]
 
 
@@ -82,17 +86,17 @@ def stage_pending(outputs: dict[str, str]) -> str:
     return token
 
 
-def invoke(target: deploy.Target, outputs: dict[str, str], token: str, step: str) -> None:
-    deploy.invoke_rotation_step(
+def invoke(target: Target, outputs: dict[str, str], token: str, step: str) -> None:
+    invoke_rotation_step(
         target, outputs["SecretRotationLambdaArn"], outputs["DBSecretArn"], token, step
     )
 
 
 def test_d2_rotation_through_the_function_ends_with_the_database_on_awscurrent(
-    target: deploy.Target, outputs: dict[str, str]
+    target: Target, outputs: dict[str, str]
 ) -> None:
     old = secret_value(target, outputs, "AWSCURRENT")["password"]
-    deploy.rotate(target, Console(record=True))
+    rotate(target, Console(record=True))
     assert settled_password() == secret_value(target, outputs, "AWSCURRENT")["password"] != old
     assert secret_value(target, outputs, "AWSPREVIOUS")["password"] == old
 
@@ -100,18 +104,18 @@ def test_d2_rotation_through_the_function_ends_with_the_database_on_awscurrent(
 @pytest.fixture
 def long_ago(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pending versions these tests leave count as interrupted (older than the window)."""
-    monkeypatch.setattr(deploy, "ROTATION_IN_FLIGHT_SECONDS", 0)
+    monkeypatch.setattr(rotation_ops, "ROTATION_IN_FLIGHT_SECONDS", 0)
 
 
 def test_d2_recovery_refuses_a_rotation_that_may_still_be_running(
-    target: deploy.Target, outputs: dict[str, str]
+    target: Target, outputs: dict[str, str]
 ) -> None:
     """A pending version a few seconds old may belong to a rotation Secrets Manager is
     retrying: clearing it under that rotation's feet is the race SPEC D2 forbids."""
     token = stage_pending(outputs)
     invoke(target, outputs, token, "createSecret")
-    with pytest.raises(deploy.DeployError, match=f"version {token}\\) may still be running"):
-        deploy.rotate(target, Console(record=True))
+    with pytest.raises(DeployError, match=f"version {token}\\) may still be running"):
+        rotate(target, Console(record=True))
     assert "AWSPENDING" in stages(target, outputs)[token]  # left alone
     sm = target.client("secretsmanager")
     sm.update_secret_version_stage(
@@ -121,7 +125,7 @@ def test_d2_recovery_refuses_a_rotation_that_may_still_be_running(
 
 
 def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
-    target: deploy.Target, outputs: dict[str, str], long_ago: None
+    target: Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     token = stage_pending(outputs)
     invoke(target, outputs, token, "createSecret")
@@ -130,7 +134,7 @@ def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
     assert "APPLIED" in stages(target, outputs)[token]
     assert settled_password() == pending != secret_value(target, outputs, "AWSCURRENT")["password"]
     console = Console(record=True, width=300)
-    deploy.rotate(target, console)
+    rotate(target, console)
     shown = console.export_text()
     assert (
         f"found an interrupted rotation: version {token} is AWSPENDING and setSecret had applied it"
@@ -142,7 +146,7 @@ def test_d2_recovery_finishes_a_rotation_setsecret_had_applied(
 
 
 def test_d2_recovery_clears_a_rotation_setsecret_had_not_applied(
-    target: deploy.Target, outputs: dict[str, str], long_ago: None
+    target: Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     """setSecret died after ModifyDBCluster, before it could label or roll back: the database
     has the pending password, nothing says so. `loanstack rotate` puts AWSCURRENT's back."""
@@ -154,7 +158,7 @@ def test_d2_recovery_clears_a_rotation_setsecret_had_not_applied(
     )
     assert settled_password() == pending
     console = Console(record=True, width=300)
-    deploy.rotate(target, console)
+    rotate(target, console)
     shown = console.export_text()
     assert f"version {token} is AWSPENDING, setSecret had not applied it" in shown
     assert f"cleared it: AWSPENDING removed from version {token}" in shown
@@ -164,20 +168,20 @@ def test_d2_recovery_clears_a_rotation_setsecret_had_not_applied(
 
 
 def test_d2_a_plain_rotate_secret_is_refused_while_a_rotation_is_left_over(
-    target: deploy.Target, outputs: dict[str, str], long_ago: None
+    target: Target, outputs: dict[str, str], long_ago: None
 ) -> None:
     token = stage_pending(outputs)
     invoke(target, outputs, token, "createSecret")
     with pytest.raises(target.client("secretsmanager").exceptions.InvalidRequestException):
         target.client("secretsmanager").rotate_secret(SecretId=outputs["DBSecretArn"])
     console = Console(record=True, width=300)
-    deploy.rotate(target, console)  # the recovery clears it (nothing was applied), then rotates
+    rotate(target, console)  # the recovery clears it (nothing was applied), then rotates
     assert "setSecret had not applied it" in console.export_text()
     assert_database_on_awscurrent(target, outputs)
 
 
 def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
-    target: deploy.Target,
+    target: Target,
     outputs: dict[str, str],
     emulator: Emulator,
     monkeypatch: pytest.MonkeyPatch,
@@ -203,7 +207,7 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     validation = load_function("loan_validation")
 
-    rotation = threading.Thread(target=deploy.rotate, args=(target, Console(record=True)))
+    rotation = threading.Thread(target=rotate, args=(target, Console(record=True)))
     files: list[tuple[str, list[str]]] = []
     with caplog.at_level(logging.WARNING):
         rotation.start()

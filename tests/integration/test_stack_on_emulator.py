@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, template
+from loanstack import template
+from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.emulator import ACCOUNT_ID, Emulator
+from loanstack.errors import DeployError
+from loanstack.ops.rotate import rotate
+from loanstack.stack import deploy
+from loanstack.stack.destroy import bucket_exists, destroy, stack_resources
+from loanstack.stack.events import stack_status
 from tests.support import backends, post_deploy
 
 REGION = "us-east-1"
@@ -26,9 +32,7 @@ def outputs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(tmp_path_factory.mktemp("cfn-outputs"))
 
 
-def deploy_stack(
-    target: deploy.Target, env: str, suffix: str, out: Path, **params: str
-) -> dict[str, str]:
+def deploy_stack(target: Target, env: str, suffix: str, out: Path, **params: str) -> dict[str, str]:
     target.outputs_file = out / f"{suffix}.json"
     d = deploy.Deployment(
         target,
@@ -41,7 +45,7 @@ def deploy_stack(
 
 
 @pytest.fixture(scope="module")
-def stacks(target: deploy.Target, outputs_dir: Path) -> dict[str, dict[str, str]]:
+def stacks(target: Target, outputs_dir: Path) -> dict[str, dict[str, str]]:
     return {
         "dev": deploy_stack(target, "dev", "dev42", outputs_dir),
         "prod": deploy_stack(target, "prod", "prod42", outputs_dir, AlarmEmail="ops@example.com"),
@@ -54,25 +58,23 @@ PARAMS: dict[str, dict[str, str]] = {"dev": {}, "prod": {"AlarmEmail": "ops@exam
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_d4_every_resource_of_the_environment_is_create_complete(
-    stacks: dict[str, Any], target: deploy.Target, env: str
+    stacks: dict[str, Any], target: Target, env: str
 ) -> None:
     expected = template.instantiate(
         parameters={"EnvironmentType": env, "EnvironmentSuffix": SUFFIX[env], **PARAMS[env]}
     ).resources
-    listed = {
-        r["LogicalResourceId"]: r for r in deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")
-    }
+    listed = {r["LogicalResourceId"]: r for r in stack_resources(target, f"tapstack-{SUFFIX[env]}")}
     assert set(listed) == set(expected)
     assert {r["ResourceStatus"] for r in listed.values()} == {"CREATE_COMPLETE"}
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_d4_every_resource_exists_in_the_emulator_backends(
-    stacks: dict[str, Any], target: deploy.Target, env: str
+    stacks: dict[str, Any], target: Target, env: str
 ) -> None:
     missing = [
         f"{r['LogicalResourceId']} ({r['ResourceType']}: {r['PhysicalResourceId']!r})"
-        for r in deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")
+        for r in stack_resources(target, f"tapstack-{SUFFIX[env]}")
         if not r["PhysicalResourceId"]
         or not backends.exists(r["ResourceType"], r["PhysicalResourceId"], ACCOUNT_ID, REGION)
     ]
@@ -80,7 +82,7 @@ def test_d4_every_resource_exists_in_the_emulator_backends(
 
 
 def test_r3_prod_has_the_second_nat_gateway_and_the_reader_dev_has_neither(
-    stacks: dict[str, Any], target: deploy.Target
+    stacks: dict[str, Any], target: Target
 ) -> None:
     ec2, rds = target.client("ec2"), target.client("rds")
     for env, count in (("dev", 1), ("prod", 2)):
@@ -119,7 +121,7 @@ def test_r1b_outputs_are_present_and_written_flat(
 
 
 def test_r14_audit_and_alarms_exist_with_the_email_subscription_in_prod(
-    stacks: dict[str, Any], target: deploy.Target
+    stacks: dict[str, Any], target: Target
 ) -> None:
     trail = target.client("cloudtrail").get_trail_status(Name=stacks["prod"]["TrailArn"])
     assert trail["IsLogging"] is True
@@ -140,7 +142,7 @@ def test_r14_audit_and_alarms_exist_with_the_email_subscription_in_prod(
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_post_deploy_checks_pass_on_the_emulator(
-    stacks: dict[str, Any], target: deploy.Target, env: str
+    stacks: dict[str, Any], target: Target, env: str
 ) -> None:
     outputs = stacks[env]
     post_deploy.assert_network(target.client, outputs)
@@ -155,13 +157,13 @@ def test_post_deploy_checks_pass_on_the_emulator(
 
 
 def test_r11_validation_runs_in_process_records_the_decision_and_writes_the_document(
-    stacks: dict[str, Any], target: deploy.Target
+    stacks: dict[str, Any], target: Target
 ) -> None:
     post_deploy.assert_validation_records_and_documents(target.client, stacks["dev"])
 
 
 def test_r13_a_batch_file_dropped_under_incoming_produces_one_report(
-    stacks: dict[str, Any], target: deploy.Target
+    stacks: dict[str, Any], target: Target
 ) -> None:
     bucket = stacks["dev"]["LoanDocumentsBucketName"]
     rows = [post_deploy.application(f"BATCH-{i}") for i in range(3)]
@@ -185,7 +187,7 @@ def test_r13_a_batch_file_dropped_under_incoming_produces_one_report(
 
 def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
     stacks: dict[str, Any],
-    target: deploy.Target,
+    target: Target,
     outputs_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -199,7 +201,7 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
             "SecretString"
         ]
     )
-    versions = deploy.rotate(target, Console(record=True))
+    versions = rotate(target, Console(record=True))
     current = json.loads(
         sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
             "SecretString"
@@ -219,7 +221,7 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
 
 
 def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter_touches(
-    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+    stacks: dict[str, Any], target: Target, outputs_dir: Path
 ) -> None:
     console = Console(record=True, width=200)
     d = deploy.Deployment(
@@ -238,18 +240,18 @@ def test_an_update_goes_through_a_change_set_and_changes_only_what_the_parameter
         FunctionName=stacks["dev"]["LoanValidationFunctionName"]
     )
     assert config["MemorySize"] == 2048
-    assert deploy.stack_status(target, "tapstack-dev42")["StackStatus"] == "UPDATE_COMPLETE"
+    assert stack_status(target, "tapstack-dev42")["StackStatus"] == "UPDATE_COMPLETE"
 
 
 def test_a_change_set_shows_each_changed_property_and_whether_it_replaces_the_resource(
-    stacks: dict[str, Any], target: deploy.Target
+    stacks: dict[str, Any], target: Target
 ) -> None:
     """DescribeChangeSet's Details as AWS gives them: a new VPC CIDR replaces the VPC and its
     subnets (CidrBlock is create-only in their registry schemas); an ACL entry's CidrBlock
     updates in place (the entry is a Conditional replacement only through its ACL); values
     only with IncludePropertyValues. The change set is described, never executed."""
     cfn = target.client("cloudformation")
-    current = deploy.stack_status(target, "tapstack-dev42")
+    current = stack_status(target, "tapstack-dev42")
     assert current is not None
     given = {p["ParameterKey"] for p in current["Parameters"]}
     params = [{"ParameterKey": "VpcCidr", "ParameterValue": "10.50.0.0/16"}] + [
@@ -289,7 +291,7 @@ def test_a_change_set_shows_each_changed_property_and_whether_it_replaces_the_re
 
 
 def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resources(
-    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+    stacks: dict[str, Any], target: Target, outputs_dir: Path
 ) -> None:
     console = Console(record=True, width=200)
     params = deploy.parameters_for("prod", "prod42", {"EnableCloudTrail": "false"})
@@ -305,13 +307,13 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     trail = f"trail-loanprocessing-prod42-{REGION}"
     assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
     # R12 amended: prod's trail archive outlives the trail (DeletionPolicy on removal too)
-    assert deploy.bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}-{REGION}")
-    listed = {r["LogicalResourceId"] for r in deploy.stack_resources(target, "tapstack-prod42")}
+    assert bucket_exists(target, f"s3-loantrail-prod42-{ACCOUNT_ID}-{REGION}")
+    listed = {r["LogicalResourceId"] for r in stack_resources(target, "tapstack-prod42")}
     assert not listed & trail_tier and "LoanValidationFunction" in listed
 
 
 def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
-    target: deploy.Target, tmp_path: Path
+    target: Target, tmp_path: Path
 ) -> None:
     doc = template.load()
     doc["Resources"]["PublicSubnet1"]["Properties"]["CidrBlock"] = (
@@ -328,25 +330,25 @@ def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
     )
     target.outputs_file = tmp_path / "broken.json"
     with pytest.raises(
-        deploy.DeployError, match=r"ROLLBACK_COMPLETE: PublicSubnet1 \(AWS::EC2::Subnet\) failed"
+        DeployError, match=r"ROLLBACK_COMPLETE: PublicSubnet1 \(AWS::EC2::Subnet\) failed"
     ):
         deploy.deploy(d, confirm=lambda: True)
     with pytest.raises(
-        deploy.DeployError, match="is ROLLBACK_COMPLETE: remove it with `loanstack destroy"
+        DeployError, match="is ROLLBACK_COMPLETE: remove it with `loanstack destroy"
     ):
         deploy.deploy(d, confirm=lambda: True)
 
 
 def test_the_cli_refuses_to_deploy_over_a_failed_stack_in_one_line(
-    target: deploy.Target,
+    target: Target,
     emulator: Emulator,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from loanstack import cli
 
-    assert deploy.stack_status(target, "tapstack-broken1")["StackStatus"] == "ROLLBACK_COMPLETE"
-    monkeypatch.setenv(deploy.EMULATOR_URL_VARIABLE, emulator.url)
+    assert stack_status(target, "tapstack-broken1")["StackStatus"] == "ROLLBACK_COMPLETE"
+    monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
     code = cli.main(["deploy", "--env", "dev", "--suffix", "broken1", "--target", "local", "--yes"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
@@ -358,17 +360,15 @@ KEPT = {"dev": set(), "prod": {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "
 
 
 def test_d4_destroy_leaves_nothing_of_dev_and_only_the_data_of_prod_in_the_emulator(
-    stacks: dict[str, Any], target: deploy.Target, outputs_dir: Path
+    stacks: dict[str, Any], target: Target, outputs_dir: Path
 ) -> None:
-    before = {
-        env: list(deploy.stack_resources(target, f"tapstack-{SUFFIX[env]}")) for env in SUFFIX
-    }
+    before = {env: list(stack_resources(target, f"tapstack-{SUFFIX[env]}")) for env in SUFFIX}
     bucket = stacks["prod"]["LoanDocumentsBucketName"]
     target.client("s3").put_object(Bucket=bucket, Key="validations/x.json", Body=b"{}")
     target.client("s3").delete_object(Bucket=bucket, Key="validations/x.json")  # a delete marker
     for env, suffix in SUFFIX.items():
         target.outputs_file = outputs_dir / f"{suffix}.json"
-        deploy.destroy(target, suffix, Console(record=True))
+        destroy(target, suffix, Console(record=True))
         left = {
             r["LogicalResourceId"]
             for r in before[env]
@@ -376,4 +376,4 @@ def test_d4_destroy_leaves_nothing_of_dev_and_only_the_data_of_prod_in_the_emula
         }
         present = {r["LogicalResourceId"] for r in before[env]}
         assert left == KEPT[env] & present, f"{env}: left behind {left}"
-        assert deploy.stack_status(target, f"tapstack-{suffix}") is None
+        assert stack_status(target, f"tapstack-{suffix}") is None

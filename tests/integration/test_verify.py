@@ -10,8 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from loanstack import exports, migrate
+from loanstack.ops import export as migrate
 from loanstack.ops import verify
+from loanstack.testing import loanbook as exports
 from tests.integration.conftest import BUCKET
 from tests.integration.test_loan_batch_files import s3_event
 

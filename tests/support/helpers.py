@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loanstack import template
+from loanstack import functions, template
 
 
 def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Environment:
@@ -19,12 +19,6 @@ def ids(findings: list[Any]) -> set[tuple[str, str]]:
 
 
 def load_function(name: str) -> Any:
-    """Import lib/functions/<name>/index.py as a fresh module (the way Lambda loads `index`)."""
-    import importlib.util
-
-    path = template.ROOT / "lib" / "functions" / name / "index.py"
-    spec = importlib.util.spec_from_file_location(f"lambda_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """lib/functions/<name>/index.py as a fresh module (the way Lambda loads `index`), through
+    the tool's one loader."""
+    return functions.fresh(name)

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from loanstack.contract import OUTPUTS as R1B_OUTPUTS
-from loanstack.exports import approved_application
+from loanstack.testing.loanbook import approved_application
 
 
 def assert_r1b_outputs_present(outputs: dict[str, str]) -> None:

@@ -12,8 +12,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loanstack import deploy, output
+from loanstack import render
+from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.compliance import report
+from loanstack.errors import Interrupted, UsageError
+from loanstack.stack import deploy
+from loanstack.stack.events import follow, wait_for_change_set
+from loanstack.stack.preflight import concurrency_shortfall
 from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line
 
 USAGE, FAILURE = 2, 1
@@ -109,7 +114,7 @@ def test_a_bad_since_is_a_usage_error(env: dict[str, str], outputs_file: Path) -
     assert run.code == USAGE and "--since takes a number and a unit" in one_error_line(run)
 
 
-# --- the target rule (issue 13, Safety) ---------------------------------------------------------
+# --- the target rule (SPEC D9) ---------------------------------------------------------
 
 
 def test_credentials_alone_never_choose_a_real_account(env: dict[str, str]) -> None:
@@ -136,7 +141,7 @@ def test_an_emulator_url_means_local_even_with_aws_credentials(env: dict[str, st
     env |= {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
-        deploy.EMULATOR_URL_VARIABLE: url,
+        EMULATOR_URL_VARIABLE: url,
     }
     run = loanstack(env, "deploy", "--env", "dev", "--suffix", "dev42", "--yes")
     assert run.code == FAILURE
@@ -170,10 +175,10 @@ def test_outputs_keep_arns_whole_and_never_become_emoji(
 
 @pytest.mark.parametrize("width", [60, 80, 200])
 def test_records_never_cut_an_id_and_keep_prose_readable(width: int) -> None:
-    console = output.console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = render.console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     reason = "Object Lock would make the bucket impossible to empty on destroy (R6) " * 3
     rows = [("prod", "CT.S3.PR.1", "control tower", "LoanDocumentsBucket", "accepted", reason)]
-    output.records(
+    render.records(
         console,
         "t",
         ("env", "check", "tool", "resource", "result", "reason"),
@@ -265,11 +270,11 @@ def test_follow_stops_on_ctrl_c_and_says_the_stack_carries_on() -> None:
         def describe_stacks(self, StackName: str) -> dict[str, Any]:
             return {"Stacks": [{"StackId": StackName, "StackStatus": "UPDATE_IN_PROGRESS"}]}
 
-    target = deploy.Target("aws", "eu-west-1", session=None)  # type: ignore[arg-type]
+    target = Target("aws", "eu-west-1", session=None)  # type: ignore[arg-type]
     target._clients["cloudformation"] = Interrupting()
     console = Console(file=open("/dev/null", "w"))  # noqa: SIM115
-    with pytest.raises(deploy.Interrupted) as caught:
-        deploy.follow(target, "tapstack-dev42", console, 3, set())
+    with pytest.raises(Interrupted) as caught:
+        follow(target, "tapstack-dev42", console, 3, set())
     message = str(caught.value)
     assert "CloudFormation carries on" in message
     assert "describe-stack-events --stack-name tapstack-dev42 --region eu-west-1" in message
@@ -293,9 +298,9 @@ def test_an_aws_change_set_without_changes_means_no_changes() -> None:
         def delete_change_set(self, ChangeSetName: str) -> None:
             self.deleted.append(ChangeSetName)
 
-    target = deploy.Target("aws", "us-east-1", session=None)  # type: ignore[arg-type]
+    target = Target("aws", "us-east-1", session=None)  # type: ignore[arg-type]
     target._clients["cloudformation"] = cfn = Cfn()
-    assert deploy.wait_for_change_set(target, "cs-1") is None
+    assert wait_for_change_set(target, "cs-1") is None
     assert cfn.deleted == ["cs-1"]
 
 
@@ -309,7 +314,7 @@ def test_a_taken_port_is_refused_in_one_line(env: dict[str, str]) -> None:
     assert f"port {port} is taken" in one_error_line(run)
 
 
-# --- reserved-concurrency preflight (issue 10 item 4): the arithmetic, before any AWS call ------
+# --- reserved-concurrency preflight (SPEC D7): the arithmetic, before any AWS call ------
 
 
 @pytest.mark.parametrize(
@@ -325,7 +330,7 @@ def test_a_taken_port_is_refused_in_one_line(env: dict[str, str]) -> None:
 def test_r11_concurrency_preflight_arithmetic(
     limit: int, unreserved: int, requested: int, held: int, fits: bool
 ) -> None:
-    problem = deploy.concurrency_shortfall(limit, unreserved, requested, held, "us-east-1")
+    problem = concurrency_shortfall(limit, unreserved, requested, held, "us-east-1")
     assert (problem is None) == fits
     if problem:
         assert "ValidationReservedConcurrency=" in problem and "L-B99A9384" in problem
@@ -347,5 +352,5 @@ def test_r9_serverless_range_is_checked_before_anything_is_built(
     if problem is None:
         assert deploy.parameters_for("prod", "p1", params)
         return
-    with pytest.raises(deploy.UsageError, match=problem):
+    with pytest.raises(UsageError, match=problem):
         deploy.parameters_for("prod", "p1", params)

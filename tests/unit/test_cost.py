@@ -10,8 +10,8 @@ from loanstack import cli, cost, template
 from tests.support.helpers import build
 
 
-def total(instance: template.Environment) -> float:
-    lines, _ = cost.estimate(instance)
+def total(env: template.Environment) -> float:
+    lines, _ = cost.estimate(env)
     return sum(line.monthly for line in lines)
 
 

@@ -1,4 +1,4 @@
-"""`loanstack migrate` without AWS (issue 15): bad input refused in one line before anything is
+"""`loanstack migrate` without AWS (SPEC D6): bad input refused in one line before anything is
 uploaded, and the splitter's chunks map every line back to the export."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from loanstack import exports, migrate
+from loanstack.ops import migrate
+from loanstack.testing import loanbook
 from tests.support.cli import ci_env, loanstack, one_error_line
 
-HEADER = ",".join(exports.COLUMNS).encode()
+HEADER = ",".join(loanbook.COLUMNS).encode()
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_a_missing_export_and_a_bad_chunk_size_are_usage_errors(tmp_path: Path) 
 def test_csv_chunks_keep_the_header_and_map_report_lines_to_the_export(tmp_path: Path) -> None:
     path = tmp_path / "book.csv"
     path.write_bytes(
-        b"\n" + codecs.BOM_UTF8 + HEADER + b"\n" + b"\n".join(exports.row(f"L-{i}") for i in range(5))
+        b"\n" + codecs.BOM_UTF8 + HEADER + b"\n" + b"\n".join(loanbook.row(f"L-{i}") for i in range(5))
         + b"\n\nlast\n"
     )  # fmt: skip
     export = migrate.inspect(path)
@@ -91,7 +92,7 @@ def test_the_migration_id_follows_the_content_not_the_file_name(tmp_path: Path) 
 
 def test_the_generated_export_knows_each_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "gen.csv"
-    expected = exports.write_export(path, 4000)
+    expected = loanbook.write_export(path, 4000)
     lines = path.read_bytes().split(b"\n")
     assert expected.rows == 4000 and sum(expected.summary.values()) == 4000
     assert set(expected.problems.values()) == {"REJECTED", "INVALID", "CONFLICT"}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loanstack import exports, migrate
+from loanstack.ops import export as migrate
+from loanstack.testing import loanbook as exports
 
 HEADER = b",".join(c.encode() for c in exports.COLUMNS)
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from loanstack import demo, deploy
+from loanstack import demo
+from loanstack.aws.errors import is_missing_stack
 
 
 def error(code: str, message: str, operation: str = "DescribeStacks") -> ClientError:
@@ -15,14 +16,12 @@ def error(code: str, message: str, operation: str = "DescribeStacks") -> ClientE
 
 
 def test_a_missing_stack_is_the_validation_error_that_says_so() -> None:
-    assert deploy.is_missing_stack(
-        error("ValidationError", "Stack with id tapstack-x does not exist")
-    )
+    assert is_missing_stack(error("ValidationError", "Stack with id tapstack-x does not exist"))
     # the same code for a bad request, whose message merely mentions a missing thing
-    assert not deploy.is_missing_stack(
+    assert not is_missing_stack(
         error("ValidationError", "Parameter 'Foo' does not exist in the template")
     )
-    assert not deploy.is_missing_stack(error("AccessDenied", "Stack with id x does not exist"))
+    assert not is_missing_stack(error("AccessDenied", "Stack with id x does not exist"))
 
 
 class HeadObject:

@@ -14,7 +14,7 @@ import pytest
 from loanstack import template
 from loanstack.compliance import rules
 from loanstack.emulator import retention
-from loanstack.ops import survival
+from loanstack.stack import survival
 from tests.helpers import build, ids
 
 BUCKETS = ("LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket")

@@ -72,6 +72,15 @@ ANSWER_BYTES = 2 * RESULT_MAX_CHARS + 256  # one returned row, escaped, with its
 MAX_CHUNK_ROWS = RESPONSE_BUDGET // ANSWER_BYTES
 MAX_LINE_BYTES = 1 << 16  # a batch file's line longer than this is INVALID and skipped
 S3_KEY_BYTES = 1024  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
+# The batch contract, read by `loanstack migrate` through its loader (loanstack.functions): one
+# source for the S3 layout, a CSV batch file's columns and the decisions (SPEC D6).
+INCOMING = "incoming/"  # batch files; the report of each goes under REPORTS (`report_key`)
+REPORTS = "reports/"
+FIELDS = ("loanId", "applicantId", "loanType", *NUMBERS)  # a CSV batch file's columns, in order
+OPTIONAL_FIELDS = ("collateralValue",)  # required for the SECURED loan types only
+DECISIONS = ("APPROVED", "MANUAL_REVIEW", "REJECTED", "INVALID", "CONFLICT")
+ACCEPTED = ("APPROVED", "MANUAL_REVIEW")  # a batch report lists every other row as a problem
+DATABASE_NAME = "loans"  # DB_NAME's default; the template sets DB_NAME to the cluster's database
 TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
  loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
  applicant_id VARCHAR(64) NOT NULL,

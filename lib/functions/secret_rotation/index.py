@@ -72,6 +72,7 @@ def handler(event: dict[str, Any], context: Any) -> None:
         "setSecret": set_secret,
         "testSecret": test_secret,
         "finishSecret": finish_secret,
+        "recoverSecret": recover_secret,  # not Secrets Manager's: `loanstack rotate` sends it
     }
     if step not in steps:
         raise ValueError(f"unknown rotation step {step!r}")
@@ -236,6 +237,26 @@ def unlabel(secrets: Any, arn: str, token: str) -> None:
         secrets.update_secret_version_stage(
             SecretId=arn, VersionStage=APPLIED, RemoveFromVersionId=token
         )
+
+
+def recover_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
+    """Clear an interrupted rotation that setSecret had not applied (`loanstack rotate` sends
+    this step): the database back on AWSCURRENT's password, then AWSPENDING taken off `token`,
+    so Secrets Manager accepts a new rotation (SPEC D2). The caller needs no rds permission of
+    its own. A version setSecret applied is finished with its token, never cleared here: its
+    password may be the one the database has."""
+    if APPLIED in secrets.describe_secret(SecretId=arn)["VersionIdsToStages"].get(token, []):
+        raise ValueError(
+            f"recoverSecret: version {token} of {arn} was applied by setSecret: finish it "
+            "(setSecret, testSecret, finishSecret with the same token), do not clear it"
+        )
+    roll_back(secrets, arn, token, read(secrets, arn, CURRENT), clock)
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage=PENDING, RemoveFromVersionId=token
+    )
+    logger.info(
+        "recoverSecret: cleared version %s of %s; the database is on AWSCURRENT", token, arn
+    )
 
 
 def roll_back(secrets: Any, arn: str, token: str, current: dict[str, Any], clock: Clock) -> None:

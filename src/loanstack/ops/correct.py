@@ -11,17 +11,13 @@ and only operators holding Data API access can correct.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from rich.console import Console
-from rich.text import Text
 
-from loanstack import deploy
-from loanstack.ops.verify import Database, function_environment, thresholds, validation
+from loanstack.errors import DeployError, UsageError
+from loanstack.ops.verify import Database, validation
 
 HISTORY = """CREATE TABLE IF NOT EXISTS loan_decision_history (
  seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -56,7 +52,7 @@ FORGET = """DELETE FROM loan_decision_history WHERE loan_id = :id AND applicatio
 LONGEST = {"by": 128, "reason": 512}
 
 
-class Superseded(deploy.DeployError):
+class Superseded(DeployError):
     """The row changed between reading and replacing it: nothing was corrected."""
 
 
@@ -68,7 +64,7 @@ def check_who_and_why(by: str, reason: str) -> None:
     """Both required: a supersession nobody can account for is not a correction."""
     for name, value in (("by", by), ("reason", reason)):
         if not value.strip() or len(value) > LONGEST[name]:
-            raise deploy.UsageError(f"--{name} must be 1-{LONGEST[name]} characters")
+            raise UsageError(f"--{name} must be 1-{LONGEST[name]} characters")
 
 
 def correct(
@@ -88,19 +84,17 @@ def correct(
     clean, result = fn.evaluate(app, limits)
     if clean is None:
         why = "; ".join(f"{e['field']}: {e['message']}" for e in result["errors"])
-        raise deploy.UsageError(f"the application is INVALID: {why}")
+        raise UsageError(f"the application is INVALID: {why}")
     row = json.loads(fn.Entry(clean, result).text)
     run(database, HISTORY)
     try:
         found = run(database, CURRENT, id=clean["loanId"]).get("records", [])
     except ClientError as exc:  # no decisions table yet: nothing recorded
         if "doesn't exist" not in str(exc):
-            raise deploy.DeployError(f"the Data API failed: {exc}") from exc
+            raise DeployError(f"the Data API failed: {exc}") from exc
         found = []
     if not found:
-        raise deploy.UsageError(
-            f"nothing is recorded for loan {clean['loanId']}: invoke it instead"
-        )
+        raise UsageError(f"nothing is recorded for loan {clean['loanId']}: invoke it instead")
     old = found[0][0]["stringValue"]
     if old == row[9]:
         return {**result, "supersedes": None}  # this very application is what is recorded
@@ -128,62 +122,3 @@ def run(database: Database, statement: str, **values: str) -> dict[str, Any]:
             parameters=parameters(**values),
         )
     )
-
-
-# --- the command ----------------------------------------------------------------------------------
-
-
-def add_parser(subparsers: Any) -> None:
-    from loanstack import cli
-
-    parser = subparsers.add_parser(
-        "correct",
-        help="supersede a recorded decision with a corrected application, keeping its history",
-    )
-    parser.add_argument("application", help="the corrected application, a JSON file")
-    parser.add_argument("--by", required=True, help="who corrects (kept in the history)")
-    parser.add_argument("--reason", required=True, help="why (kept in the history)")
-    cli.add_stack_options(parser, suffix_required=False)
-    cli.add_output_option(parser)
-
-
-def run_command(args: argparse.Namespace, console: Console) -> int:
-    from loanstack import cli
-
-    check_who_and_why(args.by, args.reason)
-    app = cli.read_payload(args.application)
-    try:
-        application = json.loads(app.removeprefix("\ufeff"))
-    except (ValueError, RecursionError) as exc:
-        raise deploy.UsageError(f"{Path(args.application).name} is not JSON: {exc}") from exc
-    outputs = deploy.read_outputs()
-    with cli.connected(args, console) as target:
-        database = Database(
-            target.client("rds-data"),
-            deploy.output(outputs, "DBClusterArn"),
-            deploy.output(outputs, "DBSecretArn"),
-        )
-        limits = thresholds(function_environment(target, outputs))
-        result = correct(database, application, args.by, args.reason, limits)
-        if result["supersedes"] is not None:  # the document the function keeps, as it writes it
-            decided = {k: v for k, v in result.items() if k != "supersedes"}
-            target.client("s3").put_object(
-                Bucket=deploy.output(outputs, "LoanDocumentsBucketName"),
-                Key=f"validations/{result['loanId']}.json",
-                Body=json.dumps(decided, sort_keys=True).encode(),
-                ContentType="application/json",
-            )
-    if getattr(args, "output", "text") == "json":
-        from loanstack import output as layout
-
-        layout.emit(result)
-    elif result["supersedes"] is None:
-        console.print(Text(f"loan {result['loanId']}: this application is what is recorded"))
-    else:
-        console.print(
-            Text(
-                f"loan {result['loanId']}: now {result['decision']}; the earlier decision is in "
-                "loan_decision_history"
-            )
-        )
-    return 0

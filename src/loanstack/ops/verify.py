@@ -11,7 +11,6 @@ line reconciles.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -19,7 +18,7 @@ import os
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,7 +30,8 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
-from loanstack import deploy
+from loanstack.aws.outputs import output
+from loanstack.errors import DeployError, UsageError
 from loanstack.template import ROOT
 
 # Line states. The first four are expected outcomes of a migration; the last three are not.
@@ -62,7 +62,7 @@ def validation() -> ModuleType:
     path = ROOT / "lib" / "functions" / "loan_validation" / "index.py"
     spec = importlib.util.spec_from_file_location("loanstack_validation_function", path)
     if spec is None or spec.loader is None:
-        raise deploy.DeployError(f"cannot load the validation function from {path}")
+        raise DeployError(f"cannot load the validation function from {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,11 +94,11 @@ class Line:
 
 
 def export_kind(path: Path) -> str:
-    from loanstack import migrate
+    from loanstack.ops import export
 
-    kind = migrate.FORMATS.get(path.suffix.lower())
+    kind = export.FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise deploy.UsageError(f"{path}: unknown export format; name it .csv, .jsonl or .ndjson")
+        raise UsageError(f"{path}: unknown export format; name it .csv, .jsonl or .ndjson")
     return kind
 
 
@@ -109,7 +109,7 @@ def read_export(path: Path, limits: dict[str, Any]) -> tuple[Iterator[Line], Has
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise deploy.UsageError(f"cannot read export {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read export {path}: {exc.strerror}") from exc
     reader = Hashing(handle, kind)
     fn = validation()
 
@@ -118,7 +118,7 @@ def read_export(path: Path, limits: dict[str, Any]) -> tuple[Iterator[Line], Has
             text = fn.text_lines(reader, fn.MAX_LINE_BYTES)
             for number, raw in fn.rows_of(f"incoming/{path.name}", text):
                 if isinstance(raw, fn.BadHeader):
-                    raise deploy.UsageError(f"{path}: {raw.message}")
+                    raise UsageError(f"{path}: {raw.message}")
                 if isinstance(raw, fn.Unreadable):
                     loan_id = raw.loan_id if isinstance(raw.loan_id, str) else None
                     yield Line(number, loan_id, None, "INVALID", f"{raw.field}: {raw.message}")
@@ -207,7 +207,7 @@ class Database:
             message = str(exc.response.get("Error", {}).get("Message", ""))
             if "doesn't exist" in message and "loan_decisions" in message:
                 return {"records": []}  # nothing recorded yet: every valid line is missing
-            raise deploy.DeployError(f"the Data API failed: {message or exc}") from exc
+            raise DeployError(f"the Data API failed: {message or exc}") from exc
 
 
 # --- reconciliation -------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def open_report(path: Path | None) -> Iterator[IO[str] | None]:
         with path.open("w", encoding="utf-8") as out:
             yield out
     except OSError as exc:
-        raise deploy.UsageError(f"cannot write {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def note(result: Reconciliation, out: IO[str] | None, issue: dict[str, Any]) -> None:
@@ -339,58 +339,21 @@ def note(result: Reconciliation, out: IO[str] | None, issue: dict[str, Any]) -> 
         out.write(json.dumps(issue, sort_keys=True) + "\n")
 
 
-# --- the command ----------------------------------------------------------------------------------
-
-
-def add_parser(subparsers: Any) -> None:
-    """`loanstack verify EXPORT`: the CLI's hook (one call in its parser setup)."""
-    from loanstack import cli
-
-    parser = subparsers.add_parser(
-        "verify",
-        help="reconcile an export with the decisions table, line by line (exit 0: all reconciled)",
-    )
-    parser.add_argument("export", help="the export file migrated: .csv or .jsonl/.ndjson")
-    parser.add_argument("--report", metavar="FILE", help="write every issue as JSON Lines")
-    cli.add_stack_options(parser, suffix_required=False)
-    cli.add_output_option(parser)
-
-
-def run(args: argparse.Namespace, console: Console) -> int:
-    from loanstack import cli
-
-    path = Path(args.export)
-    export_kind(path)
-    if not path.is_file():
-        raise deploy.UsageError(f"cannot read export {path}: no such file")
-    outputs = deploy.read_outputs()
-    report = Path(args.report) if args.report else None
-    with cli.connected(args, console) as target:
-        result = check(target, outputs, path, report)
-    if getattr(args, "output", "text") == "json":
-        from loanstack import output as layout
-
-        layout.emit(result.summary())
-    else:
-        print_result(console, result)
-    return 0 if result.reconciled else 1
-
-
 def check(
     target: Any, outputs: dict[str, str], path: Path, report: Path | None = None
 ) -> Reconciliation:
     """Reconcile `path` with the stack's database, judged with its function's thresholds."""
     database = Database(
         target.client("rds-data"),
-        deploy.output(outputs, "DBClusterArn"),
-        deploy.output(outputs, "DBSecretArn"),
+        output(outputs, "DBClusterArn"),
+        output(outputs, "DBSecretArn"),
     )
     limits = thresholds(function_environment(target, outputs))
     return reconcile(path, database, limits, report)
 
 
 def after_migrate(
-    target: Any, outputs: dict[str, str], migrated: dict[str, Any], path: Path, console: Console
+    target: Any, outputs: dict[str, str], migrated: Mapping[str, Any], path: Path, console: Console
 ) -> dict[str, Any]:
     """`migrate`'s last step: the proof, printed, as the report's "verify" entry. An export that
     is no longer the one migrated (another SHA-256) does not reconcile whatever its lines say."""
@@ -406,7 +369,7 @@ def after_migrate(
 
 def function_environment(target: Any, outputs: dict[str, str]) -> dict[str, str]:
     """The validation function's environment (its thresholds), so the rules judge as it did."""
-    name = deploy.output(outputs, "LoanValidationFunctionName")
+    name = output(outputs, "LoanValidationFunctionName")
     found = target.client("lambda").get_function_configuration(FunctionName=name)
     return dict(found.get("Environment", {}).get("Variables", {}))
 

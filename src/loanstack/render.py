@@ -1,4 +1,4 @@
-"""Output that survives a pipe, a narrow terminal and CI (issue 13).
+"""Output that survives a pipe, a narrow terminal and CI.
 
 Data (ids, ARNs, names, reasons) is always printed as `rich.text.Text`, so rich never reads it as
 markup or emoji (`arn:…:secret:…` stays `:secret:`), and it is never cut with an ellipsis: a

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loanstack.migrate import REQUIRED_COLUMNS
+from loanstack.ops.export import REQUIRED_COLUMNS
 from loanstack.template import ROOT
 
 COLUMNS = (*REQUIRED_COLUMNS, "collateralValue")  # the function's schema; migrate checks these

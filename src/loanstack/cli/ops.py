@@ -1,0 +1,109 @@
+"""Commands on a deployed stack: invoke, rotate, logs, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from loanstack import render as layout
+from loanstack.aws.outputs import output, read_outputs
+from loanstack.cli.common import connected
+from loanstack.errors import Interrupted, UsageError
+from loanstack.ops import verify
+from loanstack.ops.invoke import invoke_validation
+from loanstack.ops.logs import log_group, log_records, parse_since
+from loanstack.ops.rotate import rotate
+
+
+def run_invoke(args: argparse.Namespace, console: Console) -> int:
+    raw = read_stdin() if args.payload == "-" else read_payload(args.payload)
+    try:
+        payload = json.loads(raw.removeprefix("\ufeff"))  # a byte order mark is no JSON
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit
+        raise UsageError(f"payload is not JSON the function can take: {exc}") from exc
+    read_outputs()  # a missing outputs file is reported before anything starts
+    with connected(args, console) as target:
+        result = invoke_validation(target, payload)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def read_payload(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"payload {path} is not text (UTF-8 JSON expected)") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read payload {path}: {exc.strerror}") from exc
+
+
+def read_stdin() -> str:
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError("payload on standard input is not text (UTF-8 JSON expected)") from exc
+
+
+def run_rotate(args: argparse.Namespace, console: Console) -> int:
+    read_outputs()
+    with connected(args, console) as target:
+        versions = rotate(target, console)
+    if args.output == "json":
+        layout.emit(versions)
+    return 0
+
+
+def run_logs(args: argparse.Namespace, console: Console) -> int:
+    since = parse_since(args.since)
+    outputs = read_outputs()
+    with connected(args, console) as target:
+        group = log_group(target, outputs, args.function)
+        console.print(Text(f"log group {group} ({target.where()})"))
+        try:
+            for record in log_records(target, group, since, args.follow):
+                console.print(Text(record), soft_wrap=True)
+        except KeyboardInterrupt:
+            pass  # --follow ends with Ctrl-C, as `aws logs tail --follow` does
+    return 0
+
+
+def run_migrate(args: argparse.Namespace, console: Console) -> int:
+    from loanstack.ops import migrate
+
+    options = migrate.Options(
+        chunk_rows=args.chunk_rows, retry_failed=args.retry_failed, timeout=args.timeout
+    )
+    migrate.check_options(options)
+    export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
+    outputs = read_outputs()
+    if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
+        f"-{args.suffix}"
+    ):
+        raise UsageError(
+            f"the outputs file is for another stack than suffix {args.suffix}: "
+            "run `loanstack deploy` for it first"
+        )
+    with connected(args, console) as target:
+        options.poll = target.poll_seconds
+        try:
+            result = migrate.migrate(export, migrate.stack_of(target, outputs), console, options)
+            if not (args.no_verify or result["failedChunks"]):  # D8: proven, not assumed
+                result["verify"] = verify.after_migrate(
+                    target, outputs, result, export.path, console
+                )
+        except KeyboardInterrupt as exc:
+            raise Interrupted(
+                "interrupted: chunks already uploaded are still processed; run the same command "
+                "again to resume"
+            ) from exc
+    if args.output == "json":
+        layout.emit(result)
+    else:
+        migrate.print_summary(console, result)
+    reconciled = result.get("verify", {}).get("reconciled", True)
+    return 1 if result["failedChunks"] or not reconciled else 0

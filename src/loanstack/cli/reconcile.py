@@ -1,0 +1,106 @@
+"""`loanstack verify` and `loanstack correct`: the reconciliation (D8) and the explicit
+correction of a recorded decision, as commands; the work is in loanstack.ops.verify/correct."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from loanstack import render as layout
+from loanstack.aws.outputs import output, read_outputs
+from loanstack.cli.common import add_output_option, add_stack_options, connected
+from loanstack.cli.ops import read_payload
+from loanstack.errors import UsageError
+from loanstack.ops.correct import Database as _Database  # noqa: F401
+from loanstack.ops.correct import check_who_and_why, correct
+from loanstack.ops.verify import (
+    Database,
+    check,
+    export_kind,
+    function_environment,
+    print_result,
+    thresholds,
+)
+
+
+def add_verify_parser(subparsers: Any) -> None:
+    """`loanstack verify EXPORT`: the CLI's hook (one call in its parser setup)."""
+    parser = subparsers.add_parser(
+        "verify",
+        help="reconcile an export with the decisions table, line by line (exit 0: all reconciled)",
+    )
+    parser.add_argument("export", help="the export file migrated: .csv or .jsonl/.ndjson")
+    parser.add_argument("--report", metavar="FILE", help="write every issue as JSON Lines")
+    add_stack_options(parser, suffix_required=False)
+    add_output_option(parser)
+
+
+def run_verify(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.export)
+    export_kind(path)
+    if not path.is_file():
+        raise UsageError(f"cannot read export {path}: no such file")
+    outputs = read_outputs()
+    report = Path(args.report) if args.report else None
+    with connected(args, console) as target:
+        result = check(target, outputs, path, report)
+    if getattr(args, "output", "text") == "json":
+        layout.emit(result.summary())
+    else:
+        print_result(console, result)
+    return 0 if result.reconciled else 1
+
+
+def add_correct_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "correct",
+        help="supersede a recorded decision with a corrected application, keeping its history",
+    )
+    parser.add_argument("application", help="the corrected application, a JSON file")
+    parser.add_argument("--by", required=True, help="who corrects (kept in the history)")
+    parser.add_argument("--reason", required=True, help="why (kept in the history)")
+    add_stack_options(parser, suffix_required=False)
+    add_output_option(parser)
+
+
+def run_correct(args: argparse.Namespace, console: Console) -> int:
+    check_who_and_why(args.by, args.reason)
+    app = read_payload(args.application)
+    try:
+        application = json.loads(app.removeprefix("\ufeff"))
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{Path(args.application).name} is not JSON: {exc}") from exc
+    outputs = read_outputs()
+    with connected(args, console) as target:
+        database = Database(
+            target.client("rds-data"),
+            output(outputs, "DBClusterArn"),
+            output(outputs, "DBSecretArn"),
+        )
+        limits = thresholds(function_environment(target, outputs))
+        result = correct(database, application, args.by, args.reason, limits)
+        if result["supersedes"] is not None:  # the document the function keeps, as it writes it
+            decided = {k: v for k, v in result.items() if k != "supersedes"}
+            target.client("s3").put_object(
+                Bucket=output(outputs, "LoanDocumentsBucketName"),
+                Key=f"validations/{result['loanId']}.json",
+                Body=json.dumps(decided, sort_keys=True).encode(),
+                ContentType="application/json",
+            )
+    if getattr(args, "output", "text") == "json":
+        layout.emit(result)
+    elif result["supersedes"] is None:
+        console.print(Text(f"loan {result['loanId']}: this application is what is recorded"))
+    else:
+        console.print(
+            Text(
+                f"loan {result['loanId']}: now {result['decision']}; the earlier decision is in "
+                "loan_decision_history"
+            )
+        )
+    return 0

@@ -1,0 +1,319 @@
+"""The export side of `loanstack migrate`: the first pass that refuses bad input before anything
+is uploaded, and the chunk files cut from the export. The columns, the S3 layout and the line
+splitting are the validation function's batch contract (SPEC D6), read from its module.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from loanstack import functions
+from loanstack.errors import UsageError
+
+# The batch contract is the validation function's (its S3 layout, columns and decisions): read
+# from its module, never restated here.
+BATCH = functions.contract(functions.VALIDATION)
+
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(f for f in BATCH.FIELDS if f not in BATCH.OPTIONAL_FIELDS)
+
+
+DEFAULT_CHUNK_ROWS = 10_000
+
+
+READ_BYTES = 1 << 20
+
+
+@dataclass
+class Export:
+    """What the first pass learned: the id, the format, the header (CSV), the data lines."""
+
+    path: Path
+    kind: str
+    digest: str
+    header: bytes | None
+    header_line: int  # the physical line of the CSV header (0 for JSON Lines)
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # The handle the digest was read through, kept open so the chunks are cut from the same
+    # file even if an export job renames another over the path; and its identity then (device,
+    # inode, size, mtime), checked again before each chunk leaves (D8).
+    handle: IO[bytes] | None = None
+    identity: tuple[int, int, int, int] | None = None
+
+    @property
+    def migration_id(self) -> str:
+        """The content's digest and how it is cut: a resume with another --chunk-rows is another
+        migration, so no report of a chunk cut differently is ever taken for one of this cut."""
+        return f"{self.digest[:24]}-{self.chunk_rows}"
+
+
+@dataclass
+class Chunk:
+    number: int
+    first_line: int  # the export's physical line of the chunk's first data line
+    lines: int  # physical data lines in the chunk (blank ones included)
+    size: int = 0
+    # Lines not sent because their loan id came earlier in the export (D8: the first line with
+    # an id is the one migrated, whatever the chunk size or the order chunks are decided in).
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+    def key(self, export: Export) -> str:
+        return f"{BATCH.INCOMING}{export.migration_id}/part-{self.number:05d}.{export.kind}"
+
+    def report_key(self, export: Export) -> str:
+        return str(BATCH.report_key(self.key(export)))
+
+    def export_line(self, chunk_line: int, export: Export) -> int:
+        """A line of the chunk's report as a line of the export (a CSV chunk opens with the
+        header, so its data starts at line 2)."""
+        return self.first_line + chunk_line - (2 if export.kind == "csv" else 1)
+
+
+def inspect(path: Path) -> Export:
+    """Hash the export and check what the function cannot: format, encoding, CSV columns."""
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UsageError(
+            f"{path}: unknown export format {path.suffix or '(no extension)'!r}; "
+            "name it .csv, .jsonl or .ndjson"
+        )
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read export {path}: {exc.strerror}") from exc
+    digest = hashlib.sha256(kind.encode() + b"\0")
+    header: bytes | None = None
+    header_line = 0
+    try:
+        before = identity(handle)
+        for number, line in physical_lines(handle, digest):
+            if header is None and line.strip():
+                check_first_line(path, number, line)
+                if kind != "csv":
+                    header = b""
+                    continue
+                header, header_line = line, number
+                check_columns(path, number, line)
+        if header is None:
+            raise UsageError(f"{path} holds no rows")
+        if identity(handle) != before:
+            raise UsageError(f"{path} changed while it was read; run again once it is complete")
+    except BaseException:
+        handle.close()
+        raise
+    return Export(
+        path,
+        kind,
+        digest.hexdigest(),
+        header if kind == "csv" else None,
+        header_line,
+        handle=handle,
+        identity=before,
+    )
+
+
+# Lines end at "\r\n", "\n" or a lone "\r" exactly as the validation function splits them, so
+# the export's line numbers are the function's: https://docs.python.org/3/glossary.html#term-universal-newlines
+LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def physical_lines(handle: IO[bytes], digest: Any = None) -> Iterator[tuple[int, bytes]]:
+    """(number, bytes without the line end), split as the function splits; linear in the file
+    (a long line's pieces are joined once, when it ends)."""
+    parts: list[bytes] = []
+    number, after_cr = 0, False
+    for block in iter(lambda: handle.read(READ_BYTES), b""):
+        if digest is not None:
+            digest.update(block)
+        if after_cr and block.startswith(b"\n"):
+            block = block[1:]  # the "\n" of a "\r\n" cut between two reads
+        after_cr = block.endswith(b"\r")
+        *complete, rest = LINE_END.split(block) if b"\r" in block else block.split(b"\n")
+        for line in complete:
+            number += 1
+            yield number, b"".join([*parts, line]) if parts else line
+            parts = []
+        if rest:
+            parts.append(rest)
+    if parts:
+        yield number + 1, b"".join(parts)
+
+
+def check_first_line(path: Path, number: int, line: bytes) -> None:
+    if line.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UsageError(f"{path} is UTF-16, not UTF-8; convert it: iconv -f UTF-16 -t UTF-8")
+    try:
+        line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 (line {number}, byte {exc.start + 1}); convert it, e.g. "
+            "iconv -f LATIN1 -t UTF-8"
+        ) from exc
+
+
+def check_columns(path: Path, number: int, line: bytes) -> None:
+    try:
+        columns = next(csv.reader([line.decode("utf-8-sig")], strict=True))
+    except csv.Error as exc:
+        raise UsageError(f"{path}: the CSV header (line {number}) is not valid CSV: {exc}") from exc
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if twice:
+        raise UsageError(
+            f"{path}: the CSV header (line {number}) names {', '.join(twice)} more than once; "
+            "which of the cells is meant cannot be known"
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise UsageError(
+            f"{path}: the CSV header (line {number}) lacks {', '.join(missing)}; "
+            f"the columns are {', '.join(REQUIRED_COLUMNS)} and collateralValue"
+        )
+
+
+# --- second pass: chunks ----------------------------------------------------------------------
+
+
+def chunks(export: Export, rows: int) -> Iterator[tuple[Chunk, IO[bytes]]]:
+    """Each chunk with its file (a temporary file, rewound): at most `rows` data lines.
+
+    Cut from the handle the digest was read through, hashed again on the way; a chunk leaves
+    only while that file is unchanged, and the end proves the digest (D8). A line whose loan id
+    an earlier line holds goes as a blank line (numbers stay) and is the chunk's duplicate.
+    """
+    number, current, body = 0, None, None
+    handle = export.handle if export.handle is not None else export.path.open("rb")
+    handle.seek(0)
+    digest = hashlib.sha256(export.kind.encode() + b"\0")
+    first_lines = FirstLines(export)
+    for line_number, line in physical_lines(handle, digest):
+        if line_number <= export.header_line:
+            if line_number == export.header_line and line != export.header:
+                raise changed(export)
+            continue  # the CSV header and any blank lines before it
+        if current is None and not line.strip():
+            continue  # blank lines between chunks are no rows
+        if current is None:
+            number += 1
+            current = Chunk(number, line_number, 0)
+            body = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller, per chunk
+            if export.header is not None:
+                body.write(export.header + b"\n")
+        assert body is not None  # noqa: S101 (opened with the first line of each part)
+        duplicate = first_lines.duplicate(line_number, line)
+        if duplicate is not None:
+            current.duplicates.append(duplicate)
+            line = b""
+        body.write(line + b"\n")
+        current.lines = line_number - current.first_line + 1
+        if current.lines >= rows:
+            check_unchanged(export, handle)
+            yield finished(current, body)
+            current, body = None, None
+    check_unchanged(export, handle)
+    if digest.hexdigest() != export.digest:
+        raise changed(export)
+    if current is not None and body is not None:
+        yield finished(current, body)
+    if export.handle is None:
+        handle.close()
+
+
+def identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
+    """What changes when a file is written or replaced: device, inode, size, mtime."""
+    found = os.fstat(handle.fileno())
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def changed(export: Export) -> UsageError:
+    return UsageError(
+        f"{export.path} changed while it was migrated (its SHA-256 was {export.digest[:24]}); "
+        "wait until the export is complete, then run the command again"
+    )
+
+
+def check_unchanged(export: Export, handle: IO[bytes]) -> None:
+    if export.identity is not None and identity(handle) != export.identity:
+        raise changed(export)
+
+
+class FirstLines:
+    """The first export line of each loan id, to hold back later lines with the same id.
+
+    Keyed by the id's bytes (no hash can collide), valued by the line number and a hash of the
+    line: a later line with the same text is the same application (sent: the function answers
+    it idempotently), another text is a CONFLICT the tool reports. The id is read with the
+    function's own parsing (as `verify` reads it): a line the function cannot read (too long,
+    not UTF-8, a duplicate key) holds no id and is sent as it is, for the function to report.
+    """
+
+    def __init__(self, export: Export) -> None:
+        from loanstack.ops.verify import validation
+
+        self.function = validation()
+        self.kind = export.kind
+        self.seen: dict[bytes, int] = {}
+        self.column = -1
+        if export.header is not None:
+            columns = next(csv.reader([export.header.decode("utf-8-sig")]))
+            self.column = columns.index("loanId")
+
+    def loan_id(self, number: int, line: bytes) -> bytes | None:
+        fn = self.function
+        if len(line) > fn.MAX_LINE_BYTES:
+            return None
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            return None
+        if self.kind == "csv":
+            cells = fn.csv_cells(text) if '"' in text else text.split(",")
+            if isinstance(cells, fn.Unreadable) or len(cells) <= self.column:
+                return None
+            return cells[self.column].encode() or None
+        value = fn.json_row(text)
+        found = value.get("loanId") if isinstance(value, dict) else None
+        return found.encode() if isinstance(found, str) else None
+
+    def duplicate(self, number: int, line: bytes) -> dict[str, Any] | None:
+        """The problem to report for a later line with another text under a known id, else None."""
+        loan_id = self.loan_id(number, line) if line.strip() else None
+        if not loan_id:
+            return None
+        mark = (number << 64) | (hash(line) & (2**64 - 1))
+        first = self.seen.setdefault(loan_id, mark)
+        if first == mark or (first ^ mark) & (2**64 - 1) == 0:
+            return None  # the first line of the id, or the same text again
+        text = loan_id.decode("utf-8", "replace")
+        return {
+            "line": number,
+            "loanId": text,
+            "decision": "CONFLICT",
+            "errors": [
+                {
+                    "field": "loanId",
+                    "message": f"also on line {first >> 64} of this export with other content; "
+                    "only the first line of a loan id is migrated",
+                }
+            ],
+        }
+
+
+def finished(chunk: Chunk, body: IO[bytes]) -> tuple[Chunk, IO[bytes]]:
+    chunk.size = body.tell()
+    body.seek(0)
+    return chunk, body
+
+
+# --- AWS side ---------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Sample data for the demo, the benchmarks and the tests (not used by any command)."""

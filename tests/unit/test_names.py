@@ -1,0 +1,62 @@
+"""The template's names the tool uses (`loanstack.names`) are the template's: a rename in
+lib/TapStack.json fails here, not in a command at deploy time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loanstack import names, template
+from loanstack.stack import deploy, preflight
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        names.ENVIRONMENT_TYPE,
+        names.ENVIRONMENT_SUFFIX,
+        names.RESERVED_CONCURRENCY,
+        names.MIN_CAPACITY_PROD,
+        names.MAX_CAPACITY,
+    ],
+)
+def test_each_parameter_name_is_declared_by_the_template(parameter: str) -> None:
+    assert parameter in template.load()["Parameters"]
+
+
+def test_the_validation_function_name_comes_from_the_template_for_these_parameters() -> None:
+    doc: dict[str, Any] = template.load()
+    planned = deploy.Deployment(
+        target=None,  # type: ignore[arg-type]  # the name needs no target
+        env="dev",
+        suffix="dev42",
+        parameters=deploy.parameters_for("dev", "dev42", {}),
+        console=None,  # type: ignore[arg-type]
+        template_doc=doc,
+    )
+    assert preflight.validation_function_name(planned) == "lambda-loanvalidator-dev42"
+    doc["Resources"][names.VALIDATION_FUNCTION]["Properties"]["FunctionName"] = {
+        "Fn::Sub": "renamed-${EnvironmentSuffix}"
+    }
+    assert preflight.validation_function_name(planned) == "renamed-dev42"
+
+
+@pytest.mark.parametrize(
+    ("partition", "suffix"),
+    [
+        ("aws", "amazonaws.com"),
+        ("aws-us-gov", "amazonaws.com"),
+        ("aws-cn", "amazonaws.com.cn"),
+        ("aws-iso", "c2s.ic.gov"),
+        ("aws-iso-b", "sc2s.sgov.gov"),
+    ],
+)
+def test_the_url_suffix_follows_the_partition(partition: str, suffix: str) -> None:
+    assert names.url_suffix(partition) == suffix
+    context = template.Context(partition=partition)
+    assert context.pseudo()["AWS::URLSuffix"] == suffix
+
+
+def test_the_stack_name_is_the_prefix_and_the_suffix() -> None:
+    assert names.stack_name("dev42") == "tapstack-dev42"
