@@ -90,25 +90,15 @@ def test_r6_dev_destroy_leaves_nothing(target: Target, out: Path) -> None:
     ]
 
 
-def test_r14_r6_prepared_prod_alarms_and_backups_deploy_on_the_emulator(
+def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
     target: Target, out: Path, tmp_path: Path
 ) -> None:
-    """scripts/prod-{alarms,backup}-pending-budget.py (not applied: the R1 size budget) deploy:
-    metric filters on the trail's log group, alarms, the RDS event subscription of the cluster,
-    the backup vault (kept by destroy), plan and selection."""
-    import json
-    import shutil
-    import subprocess
-    import sys
-
+    """Prod's audit alarms and backups deploy: metric filters on the trail's log group, alarms,
+    the RDS event subscription of the cluster, the backup vault (kept by destroy), plan and
+    selection."""
     from loanstack import template
 
-    path = tmp_path / "TapStack.json"
-    shutil.copy(template.TEMPLATE_PATH, path)
-    for name in ("prod-alarms-pending-budget.py", "prod-backup-pending-budget.py"):
-        script = template.ROOT / "scripts" / name
-        subprocess.run([sys.executable, str(script), str(path)], check=True)
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = template.load()
     target.outputs_file = out / "prod44.json"
     params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
     d = deploy.Deployment(target, "prod", "prod44", params, Console(record=True), template_doc=doc)

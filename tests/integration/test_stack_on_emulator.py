@@ -294,7 +294,9 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     stacks: dict[str, Any], target: Target, outputs_dir: Path
 ) -> None:
     console = Console(record=True, width=200)
-    params = deploy.parameters_for("prod", "prod42", {"EnableCloudTrail": "false"})
+    params = deploy.parameters_for(
+        "prod", "prod42", {"EnableCloudTrail": "false", "AlarmEmail": "ops@example.com"}
+    )
     target.outputs_file = outputs_dir / "prod42-no-trail.json"
     outputs = deploy.deploy(
         deploy.Deployment(target, "prod", "prod42", params, console), confirm=lambda: True

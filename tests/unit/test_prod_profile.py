@@ -241,31 +241,30 @@ def test_destroy_knows_what_prod_leaves_and_says_it() -> None:
     assert "kept: AWS::KMS::Key KMSKey key-1" in lines
 
 
-# --- items 5 and 6, prepared but not applied (the R1 size budget) -------------------------------------
+# --- items 5 and 6: audit alarms, RDS events, AWS Backup ---------------------------------------
 
 
 @pytest.fixture(scope="module")
-def with_alarms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The template with scripts/prod-{alarms,backup}-pending-budget.py applied (a copy)."""
-    import json
-    import shutil
-    import subprocess
-    import sys
-
-    path = tmp_path_factory.mktemp("pending") / "TapStack.json"
-    shutil.copy(template.TEMPLATE_PATH, path)
-    for name in ("prod-alarms-pending-budget.py", "prod-backup-pending-budget.py"):
-        script = template.ROOT / "scripts" / name
-        subprocess.run([sys.executable, str(script), str(path)], check=True)
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+def with_alarms() -> dict[str, Any]:
+    """The template as it is (the audit alarms and the backup plan are part of it)."""
+    return template.load()
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
-def test_r14_pending_alarms_pass_every_check_but_the_size_budget(
+def test_r14_audit_alarms_and_backups_pass_every_check(
     with_alarms: dict[str, Any], env: str
 ) -> None:
     found = ids(rules.run_checks(build(with_alarms, env, AlarmEmail="ops@example.com")))
-    assert found == {("LS001", "template")}
+    assert found == set()
+
+
+def test_r6_prod_without_a_backup_plan_bites(with_alarms: dict[str, Any]) -> None:
+    import copy
+
+    doc = copy.deepcopy(with_alarms)
+    for name in ("BackupPlan", "BackupSelection"):
+        del doc["Resources"][name]
+    assert ("LS032", "template") in report(doc, "prod")
 
 
 def test_r8_the_rds_event_publisher_is_replayed_against_the_key(

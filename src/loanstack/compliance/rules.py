@@ -1092,6 +1092,8 @@ BACKUP_DAYS = {"daily": 35, "monthly": 365}  # issue 22 item 6 (the bank's profi
 def backup_plans(instance: Environment) -> Iterator[Flag]:
     vaults = {v.logical_id: v for v in instance.of_type("AWS::Backup::BackupVault")}
     plans = list(instance.of_type("AWS::Backup::BackupPlan"))
+    if not plans and is_production(instance) and any(instance.of_type("AWS::RDS::DBCluster")):
+        yield Flag("template", "prod without an AWS Backup plan for the cluster")
     if plans and not is_production(instance):
         for plan in plans:
             yield Flag(plan.logical_id, "a backup plan in dev: its vault would stop destroy")
