@@ -65,4 +65,4 @@ def env(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def instance(pristine: dict[str, Any], env: str) -> template.Environment:
-    return template.instantiate(pristine, {"EnvironmentType": env, "EnvironmentSuffix": "dev42"})
+    return template.instantiate(pristine, template.judged_parameters(env, "dev42"))

@@ -187,6 +187,22 @@ def alarm(r: Resource, book: PriceBook, _: dict[str, float], __: Environment) ->
     yield line(r, book, "standard alarm", 1, "alarm_month")
 
 
+@prices("AWS::Logs::MetricFilter")
+def metric_filter(
+    r: Resource, book: PriceBook, _: dict[str, float], __: Environment
+) -> Iterator[Line]:
+    yield line(r, book, "custom metric", 1, "custom_metric_month")
+
+
+@prices("AWS::Backup::BackupVault")
+def backup_vault(
+    r: Resource, book: PriceBook, a: dict[str, float], _: Environment
+) -> Iterator[Line]:
+    yield line(
+        r, book, "recovery points stored (assumed)", a["backup_gb"], "backup_aurora_gb_month"
+    )
+
+
 def unpriced_types(env: Environment, book: PriceBook) -> set[str]:
     known = set(PRICERS) | set(book.data["no_charge"])
     return {r.type for r in env.resources.values()} - known

@@ -117,6 +117,12 @@ ASSUME_ROLE_CONTEXT: dict[str, AssumeRoleContext] = {
         frozenset({"aws:sourceaccount", "aws:sourcearn"}),
         "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html",
     ),
+    # AWS Backup's service role ("Assign a role", AWS Backup developer guide): no source keys
+    # documented for its AssumeRole, so its trust names the service alone.
+    "backup.amazonaws.com": AssumeRoleContext(
+        frozenset(),
+        "https://docs.aws.amazon.com/aws-backup/latest/devguide/iam-service-roles.html",
+    ),
     # A Lambda execution role's trust policy: the page documents no source keys for it.
     "lambda.amazonaws.com": AssumeRoleContext(
         frozenset(),

@@ -16,8 +16,12 @@ from loanstack.compliance import control_tower
 
 VARIANTS = {
     "dev": {"EnvironmentType": "dev"},
-    "prod": {"EnvironmentType": "prod"},
-    "prod-with-org-trail": {"EnvironmentType": "prod", "EnableCloudTrail": "false"},
+    "prod": {"EnvironmentType": "prod", "AlarmEmail": template.JUDGED_ALARM_EMAIL},
+    "prod-with-org-trail": {
+        "EnvironmentType": "prod",
+        "EnableCloudTrail": "false",
+        "AlarmEmail": template.JUDGED_ALARM_EMAIL,
+    },
 }
 
 

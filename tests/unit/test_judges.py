@@ -11,7 +11,7 @@ from pycfmodel import parse
 from pydantic import ValidationError
 
 from loanstack.compliance import judges, report
-from tests.helpers import build
+from tests.support.helpers import build
 
 
 def verdicts(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str, str]]:

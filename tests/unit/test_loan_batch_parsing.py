@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import load_function
+from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
 

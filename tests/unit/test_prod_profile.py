@@ -15,7 +15,7 @@ from loanstack import template
 from loanstack.compliance import rules
 from loanstack.emulator import retention
 from loanstack.stack import survival
-from tests.helpers import build, ids
+from tests.support.helpers import build, ids
 
 BUCKETS = ("LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket")
 
@@ -228,16 +228,17 @@ def test_emulator_refuses_what_the_transform_refuses(node: Any) -> None:
 
 
 def test_destroy_knows_what_prod_leaves_and_says_it() -> None:
-    found = survival.survivors(template.load(), {"EnvironmentType": "prod"})
-    assert set(found) == {"DBCluster", "KMSKey", *BUCKETS}
+    found = survival.survivors(template.load(), template.judged_parameters("prod", "dev42"))
+    assert set(found) == {"DBCluster", "KMSKey", "BackupVault", *BUCKETS}
     assert not found["DBCluster"].kept and found["KMSKey"].kept
     lines = survival.summary(
         found,
         {"DBCluster": "aurora-x", "KMSKey": "key-1"},
         {"aurora-x": ["tapstack-x-dbcluster-snapshot-1"]},
     )
-    assert "final snapshot of AWS::RDS::DBCluster DBCluster aurora-x: " in lines[1]
-    assert lines[1].endswith("tapstack-x-dbcluster-snapshot-1")
+    [snapshot] = [ln for ln in lines if "final snapshot of" in ln]
+    assert "final snapshot of AWS::RDS::DBCluster DBCluster aurora-x: " in snapshot
+    assert snapshot.endswith("tapstack-x-dbcluster-snapshot-1")
     assert "kept: AWS::KMS::Key KMSKey key-1" in lines
 
 
@@ -281,7 +282,9 @@ def test_r8_the_rds_event_publisher_is_replayed_against_the_key(
 def test_r6_prod_backups_are_kept_dev_has_none(with_alarms: dict[str, Any]) -> None:
     prod = build(with_alarms, "prod")
     assert prod.resources["BackupVault"].deletion_policy == "RetainExceptOnCreate"
-    assert "BackupVault" in survival.survivors(with_alarms, {"EnvironmentType": "prod"})
+    assert "BackupVault" in survival.survivors(
+        with_alarms, template.judged_parameters("prod", "dev42")
+    )
     rules_ = prod.resources["BackupPlan"].properties["BackupPlan"]["BackupPlanRule"]
     assert {r["RuleName"]: r["Lifecycle"]["DeleteAfterDays"] for r in rules_} == {
         "daily": 35,
@@ -354,10 +357,15 @@ def stack(**parameters: str) -> dict[str, Any]:
 
 def test_destroy_reads_what_survives_from_the_deployed_template_and_parameters() -> None:
     doc = template.load()
-    deployed = stack(EnvironmentType="prod", EnvironmentSuffix="prod42", Retired="x")
+    deployed = stack(
+        EnvironmentType="prod",
+        EnvironmentSuffix="prod42",
+        AlarmEmail="ops@example.com",
+        Retired="x",
+    )
     for body in (doc, template.minified(doc)):  # a dict (boto3, JSON) or the text
         found = survival.deployed_survivors(FakeCloudFormation(body), deployed)
-        assert set(found) == {"DBCluster", "KMSKey", *BUCKETS}
+        assert set(found) == {"DBCluster", "KMSKey", "BackupVault", *BUCKETS}
     dev = stack(EnvironmentType="dev", EnvironmentSuffix="dev42")
     assert survival.deployed_survivors(FakeCloudFormation(doc), dev) == {}
 

@@ -82,9 +82,7 @@ def test_r1b_a_one_character_suffix_is_accepted(pristine: dict[str, Any]) -> Non
 def test_r2_longest_allowed_suffix_fits_every_name(pristine: dict[str, Any], env: str) -> None:
     """Names carry the suffix; the longest suffix must still fit each type's name length limit."""
     longest = "a" * pristine["Parameters"]["EnvironmentSuffix"]["MaxLength"]
-    instance = template.instantiate(
-        pristine, {"EnvironmentType": env, "EnvironmentSuffix": longest}
-    )
+    instance = template.instantiate(pristine, template.judged_parameters(env, longest))
     for r in instance.resources.values():
         schema = template.resource_schema(r.type)
         for prop in template.name_properties(r.type):
@@ -688,6 +686,8 @@ def alarms(instance: Environment) -> dict[tuple[str, str, str], template.Resourc
     found = {}
     for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
         p = alarm.properties
+        if "Dimensions" not in p:
+            continue  # an audit alarm on a metric filter of the trail (no resource dimension)
         [dimension] = p["Dimensions"]
         watched = next(iter(template.references(dimension["Value"])))
         found[(p["Namespace"], p["MetricName"], watched)] = alarm

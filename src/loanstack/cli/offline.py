@@ -74,7 +74,11 @@ def write_sarif(path: Path, found: list[report.Row]) -> None:
 
 
 def run_cost(args: argparse.Namespace, console: Console) -> int:
-    params = {ENVIRONMENT_SUFFIX: "estimate", **overrides(args.param), ENVIRONMENT_TYPE: args.env}
+    given = overrides(args.param)
+    params = template.judged_parameters(
+        args.env, given.pop(ENVIRONMENT_SUFFIX, "estimate"), **given
+    )
+    params[ENVIRONMENT_TYPE] = args.env
     try:
         env = template.instantiate(parameters=params, context=template.Context(region=args.region))
         lines, assumptions = cost.estimate(env, args.region)

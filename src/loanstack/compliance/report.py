@@ -163,9 +163,7 @@ def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
     judged = judges.exceptions()
     used: set[tuple[str, str, str]] = set()
     for env in envs:
-        instance = template.instantiate(
-            parameters={"EnvironmentType": env, "EnvironmentSuffix": suffix}
-        )
+        instance = template.instantiate(parameters=template.judged_parameters(env, suffix))
         yield from own_rows(env, instance)
         yield from guard_rows(env, instance, accepted)
         for row in judge_rows(env, instance, judged):

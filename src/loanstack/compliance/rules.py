@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from loanstack import contract
-from loanstack.compliance.cfnlint_data import iam_actions, stateful_types
+from loanstack.cfnlint_data import iam_actions, stateful_types
 from loanstack.policy import ASSUME_ROLE_CONTEXT, Request, allows
 from loanstack.template import (
     LANGUAGE_EXTENSIONS,
