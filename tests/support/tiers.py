@@ -44,6 +44,15 @@ FIXTURE_TIERS = {
 # Modules (or single tests, module::name) whose own fixtures or bodies start what they need
 # (paths relative to tests/).
 MODULE_TIERS: dict[str, tuple[str, ...]] = {
+    "unit/test_emulator_audit_extensions.py": ("emulator",),
+    "unit/test_emulator_global_names.py": ("emulator",),
+    "unit/test_emulator_zones.py": ("emulator",),
+    "unit/test_rotation_race.py": ("emulator",),
+    "unit/test_rotation_recovery.py": ("emulator",),
+    "unit/test_emulator_door.py": ("subprocess",),
+    "unit/test_emulator_faults.py": ("emulator", "subprocess"),
+    "unit/test_invoke_payloads.py": ("subprocess",),
+    "integration/test_verify.py": ("subprocess", "emulator"),
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
     "integration/test_previews.py": ("subprocess", "emulator"),
     "unit/test_cli.py": ("subprocess", "emulator"),

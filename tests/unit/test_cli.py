@@ -349,8 +349,15 @@ def test_r11_concurrency_preflight_arithmetic(
 def test_r9_serverless_range_is_checked_before_anything_is_built(
     params: dict[str, str], problem: str | None
 ) -> None:
+    params = {**params, "AlarmEmail": "ops@example.com"}  # prod needs a subscriber (R14)
     if problem is None:
         assert deploy.parameters_for("prod", "p1", params)
         return
     with pytest.raises(UsageError, match=problem):
         deploy.parameters_for("prod", "p1", params)
+
+
+def test_r14_prod_without_an_alarm_subscriber_is_refused_before_anything_is_built() -> None:
+    with pytest.raises(UsageError, match="prod needs AlarmEmail"):
+        deploy.parameters_for("prod", "p1", {})
+    assert deploy.parameters_for("dev", "d1", {})

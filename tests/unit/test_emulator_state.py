@@ -16,7 +16,8 @@ ALLOWED = {("base.py", "EXTENSIONS"), ("fence.py", "_applied"), ("patches.py", "
            ("cloudformation.py", "_creation_orders"), ("state.py", "STATE"),
            ("__init__.py", "CREDENTIALS"), ("__init__.py", "__all__"), ("awslambda.py", "__all__"),
            ("deletion.py", "DELETERS"), ("rdsdata.py", "STATUS"), ("s3.py", "REQUEST_CONTEXT"),
-           ("s3.py", "OPERATORS")}  # fmt: skip
+           ("s3.py", "OPERATORS"), ("audit.py", "SOURCE_KINDS"),
+           ("private_reads.py", "PRIVATE_READS")}  # fmt: skip
 MUTABLE_CALLS = {"dict", "list", "set", "Lease", "Condition", "defaultdict", "EmulatorState"}
 
 

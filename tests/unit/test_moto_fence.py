@@ -207,5 +207,7 @@ def test_every_private_moto_name_the_emulator_reads_is_listed() -> None:
         text = path.read_text()
         own |= set(re.findall(r"self\.(_[a-z][a-z_]*)\s*(?::[^=\n]+)?=", text))
         own |= set(re.findall(r"def (_[a-z][a-z_]*)\(", text))
-        read |= set(re.findall(r"\.(_[a-z][a-z_]*)\b", text))
+        # a private module on an import line fails at import time, loudly: not a read
+        code = re.sub(r"(?m)^from moto\S* import .*$", "", text)
+        read |= set(re.findall(r"\.(_[a-z][a-z_]*)\b", code))
     assert read - own - listed == set()

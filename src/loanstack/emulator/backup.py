@@ -17,8 +17,7 @@ from moto.backup.models import backup_backends
 from moto.iam.models import iam_backends
 
 from loanstack.emulator.base import Extension
-
-SELECTIONS: dict[str, dict[str, Any]] = {}  # selection id -> plan id and selection (moto has none)
+from loanstack.emulator.state import STATE
 
 
 def backend(account_id: str, region: str) -> Any:
@@ -108,8 +107,8 @@ class BackupSelection(Extension):
         iam: Any = iam_backends[account_id]["global"]
         iam.get_role(role)  # NoSuchEntity, as AWS Backup refuses a role it cannot find
         selection_id = str(uuid.uuid4())
-        SELECTIONS[selection_id] = {"plan": plan_id, "selection": selection}
+        STATE.backup_selections[selection_id] = {"plan": plan_id, "selection": selection}
         return cls(selection_id, account_id, region, BackupPlanId=plan_id, SelectionId=selection_id)
 
     def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:
-        SELECTIONS.pop(self.physical_id, None)
+        STATE.backup_selections.pop(self.physical_id, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from moto.awslambda.models import LambdaFunction
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.core.responses import BaseResponse
@@ -51,4 +52,6 @@ PRIVATE_READS: list[PrivateRead] = [
     PrivateRead(RouteTable, "_associations", "attribute", "deletion"),
     PrivateRead(NetworkAcl, "_associations", "attribute", "network"),
     PrivateRead(IAMPolicyStatement, "_statement", "attribute", "storage"),
+    PrivateRead(LambdaFunction, "_create_zipfile_from_plaintext_code", "method", "awslambda"),
+    PrivateRead(LambdaFunction, "_vpc_config", "attribute", "awslambda"),
 ]

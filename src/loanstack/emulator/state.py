@@ -38,6 +38,8 @@ class EmulatorState:
         self.invocations = Invocations()
         self.faults = Faults()
         self.capacity: dict[str, Any] = {}  # cluster ARN -> its capacity.State
+        # AWS Backup selection id -> its plan id and selection (moto models no selections)
+        self.backup_selections: dict[str, dict[str, Any]] = {}
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -51,6 +53,7 @@ class EmulatorState:
         """A fresh emulator's state (the lease and in-flight invocations end by themselves)."""
         self.faults.clear()
         self.capacity.clear()
+        self.backup_selections.clear()
 
 
 STATE = EmulatorState()

@@ -12,7 +12,6 @@ line reconciles.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import sqlite3
@@ -30,9 +29,10 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
+from loanstack import functions
 from loanstack.aws.outputs import output
 from loanstack.errors import DeployError, UsageError
-from loanstack.template import ROOT
+from loanstack.ops.export import FORMATS
 
 # Line states. The first four are expected outcomes of a migration; the last three are not.
 RECONCILED = "reconciled"  # stored with this content and the decision the rules give
@@ -59,13 +59,7 @@ THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
 @cache
 def validation() -> ModuleType:
     """The validation function's module, loaded from its source as Lambda loads `index`."""
-    path = ROOT / "lib" / "functions" / "loan_validation" / "index.py"
-    spec = importlib.util.spec_from_file_location("loanstack_validation_function", path)
-    if spec is None or spec.loader is None:
-        raise DeployError(f"cannot load the validation function from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return functions.fresh(functions.VALIDATION)
 
 
 # --- the export ---------------------------------------------------------------------------------
@@ -94,9 +88,7 @@ class Line:
 
 
 def export_kind(path: Path) -> str:
-    from loanstack.ops import export
-
-    kind = export.FORMATS.get(path.suffix.lower())
+    kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise UsageError(f"{path}: unknown export format; name it .csv, .jsonl or .ndjson")
     return kind
