@@ -19,7 +19,7 @@ from loanstack.stack.events import stack_status
 from tests.support import backends
 
 REGION = "us-east-1"
-KEPT_IN_PROD = {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket"}
+KEPT_IN_PROD = {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket", "BackupVault"}
 
 
 def deploy_and_destroy(
@@ -104,7 +104,7 @@ def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
     d = deploy.Deployment(target, "prod", "prod44", params, Console(record=True), template_doc=doc)
     deploy.deploy(d, confirm=lambda: True)
     logs = target.client("logs")
-    group = "/aws/cloudtrail/trail-loanprocessing-prod44"
+    group = f"/aws/cloudtrail/trail-loanprocessing-prod44-{target.region}"
     names = {
         f["metricTransformations"][0]["metricName"]
         for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]

@@ -127,7 +127,8 @@ def test_r14_audit_and_alarms_exist_with_the_email_subscription_in_prod(
     assert trail["IsLogging"] is True
     alarms = target.client("cloudwatch").describe_alarms(AlarmNamePrefix="alarm-")["MetricAlarms"]
     prod = [a for a in alarms if a["AlarmName"].endswith("-prod42")]
-    assert len(prod) == 6 and all(
+    declared = template.instantiate(parameters=template.judged_parameters("prod", "prod42"))
+    assert len(prod) == len(list(declared.of_type("AWS::CloudWatch::Alarm"))) == 10 and all(
         a["AlarmActions"] == [stacks["prod"]["AlarmTopicArn"]] for a in prod
     )
     subs = target.client("sns").list_subscriptions_by_topic(
@@ -301,7 +302,12 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
     outputs = deploy.deploy(
         deploy.Deployment(target, "prod", "prod42", params, console), confirm=lambda: True
     )
-    trail_tier = {"Trail", "TrailBucket", "TrailBucketPolicy", "TrailLogGroup", "TrailLogsRole"}
+    # what the template conditions on the trail (the trail, its bucket, role and log group, and
+    # the audit metric filters and alarms on that log group)
+    trail_tier = {
+        k for k, r in template.load()["Resources"].items() if r.get("Condition") == "CreateTrail"
+    }
+    assert {"Trail", "TrailBucket", "TrailLogsRole", "RootUseAlarm"} <= trail_tier
     cells = [line.split("│") for line in console.export_text().splitlines()]
     removed = {row[2].strip() for row in cells if len(row) > 2 and row[1].strip() == "Remove"}
     assert removed == trail_tier
@@ -358,7 +364,10 @@ def test_the_cli_refuses_to_deploy_over_a_failed_stack_in_one_line(
 
 
 # R6 amended: prod keeps what its final cluster snapshot and its documents need
-KEPT = {"dev": set(), "prod": {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket"}}
+KEPT = {
+    "dev": set(),
+    "prod": {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket", "BackupVault"},
+}
 
 
 def test_d4_destroy_leaves_nothing_of_dev_and_only_the_data_of_prod_in_the_emulator(

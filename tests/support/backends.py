@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.awslambda.utils import get_backend as lambda_backend
+from moto.backup.models import backup_backends
 from moto.cloudtrail.models import cloudtrail_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.ec2.models import ec2_backends
@@ -20,6 +21,8 @@ from moto.s3.models import s3_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
+
+from loanstack.emulator.state import STATE
 
 Check = Callable[[str, str, str], bool]  # (account, region, physical id) -> exists
 
@@ -136,6 +139,15 @@ CHECKS: dict[str, Check] = {
     ),
     "AWS::CloudWatch::Alarm": lambda a, r, p: p in cloudwatch_backends[a][r].alarms,
     "AWS::CloudTrail::Trail": lambda a, r, p: p in cloudtrail_backends[a][r].trails,
+    "AWS::Logs::MetricFilter": lambda a, r, p: any(
+        f["filterName"] == p for f in logs_backends[a][r].filters.metric_filters
+    ),
+    "AWS::RDS::EventSubscription": lambda a, r, p: p in rds(a, r).event_subscriptions,
+    "AWS::Backup::BackupVault": lambda a, r, p: p in backup_backends[a][r].vaults,
+    "AWS::Backup::BackupPlan": lambda a, r, p: (  # moto marks a deleted plan, keeps it listed
+        p in backup_backends[a][r].plans and backup_backends[a][r].plans[p].deletion_date is None
+    ),
+    "AWS::Backup::BackupSelection": lambda a, r, p: p in STATE.backup_selections,
 }
 
 
