@@ -403,3 +403,36 @@ def test_emulator_applies_the_resolved_deletion_policy(
 ) -> None:
     resources = FakeResourceMap(policy, production)
     assert retention.on_delete(resources, "Docs", object(), status) is stays
+
+
+def test_r8_the_backup_vault_on_the_key_is_replayed_against_its_policy(
+    with_alarms: dict[str, Any],
+) -> None:
+    """AWS Backup creates the vault's grants through backup.<region> for the caller: a key
+    policy without that service refuses CreateBackupVault (a failed prod create)."""
+    import copy
+
+    doc = copy.deepcopy(with_alarms)
+    for st in doc["Resources"]["KMSKey"]["Properties"]["KeyPolicy"]["Statement"]:
+        if st.get("Sid") == "UseThroughStackServices":
+            services = st["Condition"]["StringEquals"]["kms:ViaService"]
+            services[:] = [s for s in services if "backup." not in s["Fn::Sub"]]
+    assert ("LS018", "KMSKey") in report(doc, "prod")
+    assert ("LS018", "KMSKey") not in report(with_alarms, "prod")
+
+
+def test_r6_a_vault_lock_longer_than_the_daily_retention_is_refused_before_deploy() -> None:
+    from loanstack.errors import UsageError
+    from loanstack.stack import deploy
+
+    given = {"AlarmEmail": "ops@example.com", "BackupVaultLockDays": "90"}
+    with pytest.raises(UsageError, match="BackupVaultLockDays=90 is above"):
+        deploy.parameters_for("prod", "p1", given)
+    assert deploy.parameters_for("prod", "p1", {**given, "BackupVaultLockDays": "35"})
+
+
+def test_r6_monthly_copies_keep_the_monthly_retention(with_alarms: dict[str, Any]) -> None:
+    prod = build(with_alarms, "prod", BackupCopyRegion="us-west-2")
+    rules_ = prod.resources["BackupPlan"].properties["BackupPlan"]["BackupPlanRule"]
+    kept = {r["RuleName"]: r["CopyActions"][0]["Lifecycle"]["DeleteAfterDays"] for r in rules_}
+    assert kept == {"daily": "35", "monthly": "365"} or kept == {"daily": 35, "monthly": 365}

@@ -704,6 +704,24 @@ def key_requests(instance: Environment) -> Iterator[tuple[str, str, Request]]:
                 principal = ("Service", "events.rds.amazonaws.com")
                 for action in ("kms:GenerateDataKey", "kms:Decrypt"):
                     yield str(key), sub.logical_id, Request(principal, action, ctx)
+    for vault in instance.of_type("AWS::Backup::BackupVault"):
+        # Creating a vault on a customer managed key: AWS Backup calls KMS for the caller (so
+        # through backup.<region>) with these actions ("Create a backup vault"):
+        # https://docs.aws.amazon.com/aws-backup/latest/devguide/create-a-vault.html
+        key = key_of(instance, vault.properties.get("EncryptionKeyArn"))
+        if key is None:
+            continue
+        caller = ("AWS", f"arn:{c.partition}:iam::{c.account_id}:root")
+        via = {
+            "kms:ViaService": f"backup.{c.region}.amazonaws.com",
+            "kms:CallerAccount": c.account_id,
+        }
+        for action in ("kms:GenerateDataKey", "kms:Decrypt", "kms:RetireGrant"):
+            yield key, vault.logical_id, Request(caller, action, via)
+        # an integrated service's grant on the caller's behalf carries GrantIsForAWSResource
+        # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource
+        grant = {**via, "kms:GrantIsForAWSResource": "true"}
+        yield key, vault.logical_id, Request(caller, "kms:CreateGrant", grant)
     for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
         targets = references(alarm.properties.get("AlarmActions", [])) & set(topics)
         for key in {topics[t] for t in targets} - {None}:

@@ -32,6 +32,7 @@ from loanstack.stack.events import (
     wait_for_change_set,
 )
 from loanstack.stack.preflight import (
+    backup_problem,
     capacity_problem,
     check_concurrency,
     refuse_stale_previous_values,
@@ -55,7 +56,7 @@ def parameters_for(env: str, suffix: str, overrides: dict[str, str]) -> dict[str
         values = template.parameter_values(template.load(), given)
     except template.ParameterError as exc:
         raise UsageError(str(exc)) from exc
-    problem = capacity_problem(values)
+    problem = capacity_problem(values) or backup_problem(values)
     if problem:
         raise UsageError(problem)
     return given

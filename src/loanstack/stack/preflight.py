@@ -35,6 +35,21 @@ class Deployment(Protocol):
     template_doc: dict[str, Any]
 
 
+def backup_problem(values: dict[str, str]) -> str | None:
+    """What AWS Backup would refuse, every night, not at deploy: a recovery point kept shorter
+    than the vault lock's minimum retention fails its job ("AWS Backup Vault Lock"). CloudFormation
+    Rules cannot compare numbers, so the tool does.
+    https://docs.aws.amazon.com/aws-backup/latest/devguide/vault-lock.html"""
+    lock = int(values.get("BackupVaultLockDays", "0") or 0)
+    daily = int(values.get("BackupDailyRetentionDays", "35") or 35)
+    if values.get("EnvironmentType") == "prod" and lock > daily:
+        return (
+            f"BackupVaultLockDays={lock} is above BackupDailyRetentionDays={daily}: every daily "
+            "backup job would fail; lower the lock or keep daily backups longer"
+        )
+    return None
+
+
 def capacity_problem(values: dict[str, str]) -> str | None:
     """What RDS would refuse about the Serverless v2 range, late (after the VPC and NAT are
     built): ACUs come in steps of 0.5 and the floor may not exceed the ceiling. CloudFormation
