@@ -347,14 +347,30 @@ def test_a_failing_resource_rolls_back_and_is_reported_with_its_reason(
         deploy.deploy(d, confirm=lambda: True)
 
 
+def failed_stack(target: Target, tmp_path: Path) -> None:
+    """tapstack-broken1 in ROLLBACK_COMPLETE on this worker's emulator (the test above makes it
+    too, but pytest-xdist may run it on the other worker)."""
+    if stack_status(target, "tapstack-broken1") is not None:
+        return
+    doc = template.load()
+    doc["Resources"]["PublicSubnet1"]["Properties"]["CidrBlock"] = "192.168.0.0/24"
+    params = deploy.parameters_for("dev", "broken1", {})
+    d = deploy.Deployment(target, "dev", "broken1", params, Console(record=True), template_doc=doc)
+    target.outputs_file = tmp_path / "broken.json"
+    with pytest.raises(DeployError):
+        deploy.deploy(d, confirm=lambda: True)
+
+
 def test_the_cli_refuses_to_deploy_over_a_failed_stack_in_one_line(
     target: Target,
     emulator: Emulator,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from loanstack import cli
 
+    failed_stack(target, tmp_path)
     assert stack_status(target, "tapstack-broken1")["StackStatus"] == "ROLLBACK_COMPLETE"
     monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
     code = cli.main(["deploy", "--env", "dev", "--suffix", "broken1", "--target", "local", "--yes"])
