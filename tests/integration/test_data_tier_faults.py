@@ -1,0 +1,206 @@
+"""The validation function's data-tier retries against the emulator's injected faults (issue 23,
+"Tests and measurements"): a direct invocation and a batch file each end recorded exactly once
+(one row per loan id, the answer the function gave, nothing in the dead-letter queue) through a
+writer outage, an access-denied window and a deadlock; and batch files with overlapping ids,
+run side by side, record one row per id.
+
+Time is scaled by 1/10 through the function's documented knobs (docs/data-tier-functions.md) and
+the faults' own durations, so a run takes seconds, not minutes: the 30-second outage is 3 s, the
+10-second access-denied window 1 s, the retry windows (`FAILOVER_RETRY_SECONDS`,
+`AUTH_RETRY_SECONDS`, 90 s) 9 s and the backoff's base (`RETRY_BASE_SECONDS`, 0.5 s) 0.05 s. The
+proportions are kept: without the window for its class a failure gets only `RETRY_ATTEMPTS`
+backoffs (at most 0.05 x (1+2+4+8+16) = 1.55 s), shorter than either fault, and the emulator's
+asynchronous retries (0.5 s apart) end in the dead-letter queue, so each test fails when the
+function's retry for that class is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from loanstack.aws.target import Target
+from loanstack.emulator import Emulator, awslambda_async
+from loanstack.emulator.state import STATE
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy
+from loanstack.testing.loanbook import approved_application
+
+SCALE = 0.1  # the faults' seconds and the function's windows, as on AWS times this
+KNOBS = {
+    "FAILOVER_RETRY_SECONDS": str(90 * SCALE),
+    "AUTH_RETRY_SECONDS": str(90 * SCALE),
+    "RETRY_BASE_SECONDS": str(0.5 * SCALE),
+}
+
+
+@pytest.fixture(scope="module")
+def outputs(
+    target: Target, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """The dev stack (reserved concurrency 10) with the function's windows scaled; it lives as
+    long as this module."""
+    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "flt42.json"
+    d = deploy.Deployment(
+        target,
+        "dev",
+        "flt42",
+        deploy.parameters_for("dev", "flt42", {}),
+        Console(record=True, width=200),
+    )
+    found = deploy.deploy(d, confirm=lambda: True)
+    lam = target.client("lambda")
+    name = found["LoanValidationFunctionName"]
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**variables, **KNOBS}}
+    )
+    yield found
+    emulator.faults.clear()
+    assert awslambda_async.wait_idle(60)
+    destroy(target, "flt42", Console(record=True, width=200))
+
+
+def stored(target: Target, outputs: dict[str, str], prefix: str) -> list[tuple[str, str]]:
+    """(loan id, stored answer) of every row whose id starts with `prefix`, duplicates kept."""
+    reply = target.client("rds-data").execute_statement(
+        resourceArn=outputs["DBClusterArn"],
+        secretArn=outputs["DBSecretArn"],
+        database="loans",
+        sql="SELECT loan_id, result_json FROM loan_decisions WHERE loan_id LIKE :p",
+        parameters=[{"name": "p", "value": {"stringValue": prefix + "%"}}],
+    )
+    return [(r[0]["stringValue"], r[1]["stringValue"]) for r in reply["records"]]
+
+
+def dead_letters(target: Target, outputs: dict[str, str]) -> list[dict[str, Any]]:
+    reply = target.client("sqs").receive_message(
+        QueueUrl=outputs["ValidationDeadLetterQueueUrl"],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )
+    return list(reply.get("Messages", []))
+
+
+def report(target: Target, outputs: dict[str, str], name: str) -> dict[str, Any]:
+    s3, bucket = target.client("s3"), outputs["LoanDocumentsBucketName"]
+    body = s3.get_object(Bucket=bucket, Key=f"reports/{name}.report.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def upload(target: Target, outputs: dict[str, str], name: str, ids: list[str]) -> None:
+    body = "\n".join(json.dumps(approved_application(i, "A-FAULTS")) for i in ids)
+    target.client("s3").put_object(
+        Bucket=outputs["LoanDocumentsBucketName"], Key=f"incoming/{name}", Body=body.encode()
+    )
+
+
+def through(
+    target: Target, outputs: dict[str, str], inject: Callable[[], None]
+) -> tuple[str, dict[str, Any], float]:
+    """Inject a fault, then invoke the function directly and drop a 5-row batch file at once;
+    wait for both. Returns the run's id prefix, the direct answer and its seconds."""
+    tag = f"F{uuid.uuid4().hex[:8]}"
+    direct: dict[str, Any] = {}
+
+    def invoke() -> None:
+        started = time.monotonic()
+        reply = target.client("lambda").invoke(
+            FunctionName=outputs["LoanValidationFunctionName"],
+            Payload=json.dumps(approved_application(f"{tag}-D", "A-FAULTS")),
+        )
+        direct["seconds"] = time.monotonic() - started
+        direct["error"] = reply.get("FunctionError")
+        direct["body"] = json.loads(reply["Payload"].read())
+
+    inject()
+    caller = threading.Thread(target=invoke)
+    caller.start()
+    upload(target, outputs, f"{tag}.jsonl", [f"{tag}-B{i}" for i in range(5)])
+    caller.join(120)
+    assert awslambda_async.wait_idle(120)
+    assert direct["error"] is None, direct["body"]
+    return tag, direct["body"], direct["seconds"]
+
+
+def assert_recorded_once(
+    target: Target, outputs: dict[str, str], tag: str, answer: dict[str, Any]
+) -> None:
+    rows = stored(target, outputs, tag)
+    ids = [loan_id for loan_id, _ in rows]
+    assert sorted(ids) == sorted({f"{tag}-D", *(f"{tag}-B{i}" for i in range(5))})
+    assert json.loads(dict(rows)[f"{tag}-D"]) == answer  # the answer given is the one stored
+    assert answer["decision"] == "APPROVED"
+    batch = report(target, outputs, f"{tag}.jsonl")
+    assert batch["rows"] == 5 and batch["summary"] == {"APPROVED": 5}, batch
+    assert dead_letters(target, outputs) == []
+
+
+@pytest.fixture
+def faults(emulator: Emulator) -> Iterator[Any]:
+    emulator.faults.clear()
+    yield emulator.faults
+    emulator.faults.clear()
+
+
+def test_a_writer_outage_of_30_seconds_scaled_is_ridden_out(
+    target: Target, outputs: dict[str, str], faults: Any
+) -> None:
+    seconds = 30 * SCALE
+    tag, answer, took = through(target, outputs, lambda: faults.unavailable(seconds))
+    assert took >= seconds * 0.8  # the direct call met the outage and waited it out
+    assert_recorded_once(target, outputs, tag, answer)
+
+
+def test_an_access_denied_window_of_10_seconds_scaled_is_ridden_out(
+    target: Target, outputs: dict[str, str], faults: Any
+) -> None:
+    seconds = 10 * SCALE
+    tag, answer, took = through(target, outputs, lambda: faults.deny_access(seconds))
+    assert took >= seconds * 0.8
+    assert_recorded_once(target, outputs, tag, answer)
+
+
+def test_an_injected_deadlock_is_retried(
+    target: Target, outputs: dict[str, str], faults: Any
+) -> None:
+    cluster = outputs["DBClusterArn"]
+    tag, answer, _ = through(target, outputs, lambda: faults.deadlock(3, cluster=cluster))
+    assert not faults.take_deadlock(cluster)  # every injected deadlock met a statement
+    assert_recorded_once(target, outputs, tag, answer)
+
+
+def test_overlapping_batch_files_at_once_record_one_row_per_loan_id(
+    target: Target, outputs: dict[str, str], faults: Any
+) -> None:
+    """Four files whose ids overlap (each shares half its ids with the next, in another order),
+    uploaded at once: the function runs them side by side (reserved concurrency 10 > 1)."""
+    tag = f"C{uuid.uuid4().hex[:8]}"
+    files = {
+        f"{tag}-{n}.jsonl": [f"{tag}-{i:03d}" for i in range(50 * n, 50 * n + 100)][
+            :: -1 if n % 2 else 1
+        ]
+        for n in range(4)
+    }
+    arn = outputs["LoanValidationFunctionArn"]
+    STATE.invocations.peak[arn] = 0
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
+        for _ in pool.map(lambda item: upload(target, outputs, *item), files.items()):
+            pass
+    assert awslambda_async.wait_idle(120)
+    assert STATE.invocations.peak[arn] > 1  # they did run side by side
+    ids = [loan_id for loan_id, _ in stored(target, outputs, tag)]
+    assert len(ids) == len(set(ids)) == len({i for f in files.values() for i in f}) == 250
+    for name, rows in files.items():
+        batch = report(target, outputs, name)
+        assert batch["rows"] == len(rows) and batch["summary"] == {"APPROVED": len(rows)}, batch
+    assert dead_letters(target, outputs) == []
