@@ -101,10 +101,12 @@ def upload(target: Target, outputs: dict[str, str], name: str, ids: list[str]) -
 
 
 def through(
-    target: Target, outputs: dict[str, str], inject: Callable[[], None]
+    target: Target, outputs: dict[str, str], inject: Callable[[], None], each: bool = False
 ) -> tuple[str, dict[str, Any], float]:
     """Inject a fault, then invoke the function directly and drop a 5-row batch file at once;
-    wait for both. Returns the run's id prefix, the direct answer and its seconds."""
+    wait for both. With `each`, a one-shot fault (a deadlock) is injected for each path in turn,
+    so neither can take the other's. Returns the run's id prefix, the direct answer and its
+    seconds."""
     tag = f"F{uuid.uuid4().hex[:8]}"
     direct: dict[str, Any] = {}
 
@@ -121,6 +123,9 @@ def through(
     inject()
     caller = threading.Thread(target=invoke)
     caller.start()
+    if each:
+        caller.join(120)
+        inject()
     upload(target, outputs, f"{tag}.jsonl", [f"{tag}-B{i}" for i in range(5)])
     caller.join(120)
     assert awslambda_async.wait_idle(120)
@@ -170,8 +175,16 @@ def test_an_injected_deadlock_is_retried(
     target: Target, outputs: dict[str, str], faults: Any
 ) -> None:
     cluster = outputs["DBClusterArn"]
-    tag, answer, _ = through(target, outputs, lambda: faults.deadlock(3, cluster=cluster))
-    assert not faults.take_deadlock(cluster)  # every injected deadlock met a statement
+    met: list[bool] = []
+
+    def three_deadlocks() -> None:  # more than Lambda's asynchronous attempts (3)
+        met.append(not faults.take_deadlock(cluster))  # the previous path met all of its own
+        faults.clear()
+        faults.deadlock(3, cluster=cluster)
+
+    tag, answer, _ = through(target, outputs, three_deadlocks, each=True)
+    met.append(not faults.take_deadlock(cluster))
+    assert met == [True, True, True]  # the direct call, then the batch file, met 3 each
     assert_recorded_once(target, outputs, tag, answer)
 
 
