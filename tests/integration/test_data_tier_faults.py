@@ -136,14 +136,14 @@ def through(
 def assert_recorded_once(
     target: Target, outputs: dict[str, str], tag: str, answer: dict[str, Any]
 ) -> None:
+    assert dead_letters(target, outputs) == []  # first: it says why a batch file failed
+    batch = report(target, outputs, f"{tag}.jsonl")
+    assert batch["rows"] == 5 and batch["summary"] == {"APPROVED": 5}, batch
     rows = stored(target, outputs, tag)
     ids = [loan_id for loan_id, _ in rows]
     assert sorted(ids) == sorted({f"{tag}-D", *(f"{tag}-B{i}" for i in range(5))})
     assert json.loads(dict(rows)[f"{tag}-D"]) == answer  # the answer given is the one stored
     assert answer["decision"] == "APPROVED"
-    batch = report(target, outputs, f"{tag}.jsonl")
-    assert batch["rows"] == 5 and batch["summary"] == {"APPROVED": 5}, batch
-    assert dead_letters(target, outputs) == []
 
 
 @pytest.fixture
