@@ -94,6 +94,7 @@ def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
     assert report["summary"] == dict(expected.summary)
     assert {p["line"]: p["decision"] for p in report["problems"]} == expected.problems
     assert report["failedChunks"] == []
+    assert report["sortedByLoanId"] is True  # issue 23 item 15: the generated ids are in order
     lines = path.read_bytes().split(b"\n")
     for problem in report["problems"]:
         text = lines[problem["line"] - 1]

@@ -104,3 +104,34 @@ def test_the_generated_export_knows_each_bad_line(tmp_path: Path) -> None:
             assert b",250000," in text
         else:
             assert b"yacht" in text or b"\xff" in text
+
+
+def test_the_cut_learns_whether_the_ids_come_in_the_primary_keys_order(tmp_path: Path) -> None:
+    """Issue 23 item 15: byte order of the UTF-8 ids is the `utf8mb4_bin` key's code point
+    order; a repeated id (sent again or a CONFLICT) keeps the order, a smaller one breaks it."""
+    in_order = tmp_path / "sorted.csv"
+    in_order.write_bytes(
+        HEADER + b"\n" + b"\n".join(loanbook.row(i) for i in ("L-1", "L-2", "L-2", "L-9", "M-0"))
+    )
+    export = migrate.inspect(in_order)
+    assert export.order.sorted  # nothing learned before the cut
+    for _ in migrate.chunks(export, rows=2):
+        pass
+    assert export.order.sorted and export.order.first_unsorted_line is None
+    shuffled = tmp_path / "shuffled.jsonl"
+    ids = ["L-1", "L-3", "L-2", "L-0"]  # "L-2" on line 3 is the first out of order
+    shuffled.write_text("".join(json.dumps({"loanId": i}) + "\n" for i in ids))
+    export = migrate.inspect(shuffled)
+    for _ in migrate.chunks(export, rows=10):
+        pass
+    assert not export.order.sorted and export.order.first_unsorted_line == 3
+
+
+def test_the_summary_says_whether_the_export_was_sorted() -> None:
+    report: migrate.MigrationReport = {"sortedByLoanId": True}
+    assert "loan ids sorted" in migrate.order_line(report)
+    report = {"sortedByLoanId": False, "firstUnsortedLine": 7}
+    line = migrate.order_line(report)
+    assert "not sorted (line 7 is the first out of order)" in line
+    assert "docs/benchmarks.md" in line
+    assert "not recorded" in migrate.order_line({})

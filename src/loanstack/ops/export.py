@@ -37,6 +37,28 @@ READ_BYTES = 1 << 20
 
 
 @dataclass
+class IdOrder:
+    """Whether the export's loan ids come in the table's primary-key order, as the chunks are
+    cut. The key is `utf8mb4_bin`, which orders by code point, and UTF-8 bytes compare in code
+    point order, so the ids' bytes are compared as they are. Ids in that order are appended to
+    the clustered index; ids at random touch a page anywhere in it, one read per row once the
+    table outgrows the buffer pool (issue 23, item 15; docs/benchmarks.md).
+    https://dev.mysql.com/doc/refman/8.0/en/innodb-index-types.html"""
+
+    last: bytes = b""
+    first_unsorted_line: int | None = None  # the export's line of the first id out of order
+
+    def see(self, number: int, loan_id: bytes) -> None:
+        if self.first_unsorted_line is None and loan_id < self.last:
+            self.first_unsorted_line = number
+        self.last = loan_id
+
+    @property
+    def sorted(self) -> bool:
+        return self.first_unsorted_line is None
+
+
+@dataclass
 class Export:
     """What the first pass learned: the id, the format, the header (CSV), the data lines."""
 
@@ -51,6 +73,7 @@ class Export:
     # inode, size, mtime), checked again before each chunk leaves (D8).
     handle: IO[bytes] | None = None
     identity: tuple[int, int, int, int] | None = None
+    order: IdOrder = field(default_factory=IdOrder)  # learned by chunks(), in the same pass
 
     @property
     def migration_id(self) -> str:
@@ -196,6 +219,7 @@ def chunks(export: Export, rows: int) -> Iterator[tuple[Chunk, IO[bytes]]]:
     handle = export.handle if export.handle is not None else export.path.open("rb")
     handle.seek(0)
     digest = hashlib.sha256(export.kind.encode() + b"\0")
+    export.order = IdOrder()
     first_lines = FirstLines(export)
     for line_number, line in physical_lines(handle, digest):
         if line_number <= export.header_line:
@@ -262,6 +286,7 @@ class FirstLines:
         self.function = BATCH  # the function's own parsing (the one loader, D6)
         self.kind = export.kind
         self.seen: dict[bytes, int] = {}
+        self.order = export.order
         self.column = -1
         if export.header is not None:
             columns = next(csv.reader([export.header.decode("utf-8-sig")]))
@@ -289,6 +314,7 @@ class FirstLines:
         loan_id = self.loan_id(number, line) if line.strip() else None
         if not loan_id:
             return None
+        self.order.see(number, loan_id)
         mark = (number << 64) | (hash(line) & (2**64 - 1))
         first = self.seen.setdefault(loan_id, mark)
         if first == mark or (first ^ mark) & (2**64 - 1) == 0:

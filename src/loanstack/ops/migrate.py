@@ -79,6 +79,8 @@ class MigrationReport(TypedDict, total=False):
     summary: dict[str, int]  # rows per decision
     problems: list[Problem]
     failedChunks: list[FailedChunk]
+    sortedByLoanId: bool  # the export's loan ids in the primary key's order (export.IdOrder)
+    firstUnsortedLine: int  # when not: the export's first line out of order
     verify: dict[str, Any]
 
 
@@ -338,7 +340,7 @@ def merge(
         )
         duplicates = cast(list[Problem], chunk.duplicates)
         problems.extend(heapq.merge(found, duplicates, key=lambda p: int(p["line"])))
-    return {
+    merged: MigrationReport = {
         "migration": export.migration_id,
         "export": export.path.name,
         "sha256": export.digest,
@@ -353,7 +355,11 @@ def merge(
             }
             for c in failed
         ],
+        "sortedByLoanId": export.order.sorted,
     }
+    if export.order.first_unsorted_line is not None:
+        merged["firstUnsortedLine"] = export.order.first_unsorted_line
+    return merged
 
 
 def store(stack: BatchPath, key: str, report: MigrationReport) -> None:
@@ -374,6 +380,7 @@ def print_summary(console: Console, report: MigrationReport) -> None:
         [(k, f"{v:,}") for k, v in report["summary"].items()],
         numbers=("rows",),
     )
+    console.print(Text(order_line(report)), soft_wrap=True)
     rows = [
         (str(p["line"]), p.get("loanId", ""), p["decision"], why(p))
         for p in report["problems"]
@@ -392,6 +399,19 @@ def print_summary(console: Console, report: MigrationReport) -> None:
             ),
             soft_wrap=True,
         )
+
+
+def order_line(report: MigrationReport) -> str:
+    """Whether the export came sorted by loan id, and what that costs when it did not."""
+    if "sortedByLoanId" not in report:  # a report stored by an earlier version
+        return "loan id order: not recorded in this report"
+    if report["sortedByLoanId"]:
+        return "loan ids sorted: each row was appended to the table"
+    return (
+        f"loan ids not sorted (line {report.get('firstUnsortedLine', '?')} is the first out of "
+        "order): on a table larger than the database's memory each row costs a page read; "
+        "sort the next export by loanId (docs/benchmarks.md)"
+    )
 
 
 def why(problem: Problem) -> str:
