@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loanstack.errors import DeployError, Interrupted, UsageError
+from loanstack.errors import DeployError, Interrupted, Terminated, UsageError
 from loanstack.ops import manifest
 from loanstack.ops.verify import Reconciliation, Totals
 
@@ -44,6 +44,7 @@ def test_the_hash_total_is_order_free_and_recomputable() -> None:
         (None, {"failedChunks": [{"key": "k", "lines": "2-3"}]}, "failed"),
         (DeployError("timed out"), {}, "failed"),
         (Interrupted("interrupted"), {}, "interrupted"),
+        (Terminated(), {}, "interrupted"),
     ],
 )
 def test_the_outcome_of_a_run(

@@ -29,7 +29,7 @@ from rich.text import Text
 
 import loanstack
 from loanstack.aws.outputs import output
-from loanstack.errors import DeployError, Interrupted, UsageError
+from loanstack.errors import DeployError, Interrupted, Terminated, UsageError
 from loanstack.ops.export import BATCH, Export
 from loanstack.ops.verify import Reconciliation
 
@@ -201,7 +201,7 @@ class Recorder:
 
 
 def outcome(error: BaseException | None, report: Mapping[str, Any]) -> str:
-    if isinstance(error, Interrupted | KeyboardInterrupt):
+    if isinstance(error, Interrupted | KeyboardInterrupt | Terminated):
         return "interrupted"
     if error is not None or report.get("failedChunks"):
         return "failed"
