@@ -153,6 +153,16 @@ def test_a_migration_writes_a_manifest_an_auditor_can_check_with_sha256sum(
     assert cli.main(["verify", str(path), "--manifest", str(saved)]) == 0
     assert "agrees with the export and the database" in capsys.readouterr().out
 
+    # a repeated run finds the migration done, and records that run too, with the same chunks
+    again = tmp_path / "again.manifest.json"
+    assert cli.main([*argv, "--manifest", str(again)]) == 0
+    capsys.readouterr()
+    second = json.loads(again.read_text())
+    assert second["startedAt"] > document["startedAt"]
+    assert second["chunks"] == document["chunks"]
+    assert second["controlTotals"] == document["controlTotals"]
+    assert len(stored_manifests(target, outputs, document["migration"])) == 4  # 2 runs, 2 files
+
 
 def test_verify_manifest_finds_a_changed_export_and_a_changed_amount(
     command: Target, outputs: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -250,3 +260,25 @@ def test_a_migration_whose_chunks_fail_records_their_disposition(
     assert len(document["failedChunks"]) == 2
     assert {c["disposition"] for c in document["failedChunks"]} == {manifest.FAILED_CHUNK}
     assert document["controlTotals"] is None  # not verified: the run did not complete
+
+
+def test_an_interrupted_migration_writes_its_manifest(
+    command: Target,
+    outputs: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "stop.csv"
+    loanbook.write_export(path, 200, every=100, prefix="S")
+    saved = tmp_path / "stop.manifest.json"
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(migrate, "wait", ctrl_c)
+    assert cli.main(["migrate", str(path), "--chunk-rows", "150", "--manifest", str(saved)]) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    document = json.loads(saved.read_text())
+    assert document["outcome"] == "interrupted" and document["error"].startswith("Interrupted")
+    assert len(document["chunks"]) == 2
