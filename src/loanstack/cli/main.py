@@ -141,6 +141,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mig.add_argument("--suffix", help="EnvironmentSuffix (checked against the outputs file)")
     add_output_option(mig)
     mig.add_argument("--no-verify", action="store_true", help="skip `loanstack verify` at the end")
+    mig.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="also save the run's manifest here (it is always written to S3 under manifests/)",
+    )
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     add_verify_parser(sub)

@@ -14,7 +14,7 @@ from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
 from loanstack.cli.common import connected
 from loanstack.errors import Interrupted, UsageError
-from loanstack.ops import verify
+from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
 from loanstack.ops.logs import log_group, log_records, parse_since
 from loanstack.ops.rotate import rotate
@@ -90,20 +90,45 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
         )
     with connected(args, console) as target:
         options.poll = target.poll_seconds
+        recorder = manifest.Recorder.start(target, outputs, export, options.chunk_rows)
+        recorder.chunks = options.seen
+        error: BaseException | None = None
         try:
             result = migrate.migrate(export, migrate.stack_of(target, outputs), console, options)
+            recorder.report = result
             if not (args.no_verify or result["failedChunks"]):  # D8: proven, not assumed
                 result["verify"] = verify.after_migrate(
                     target, outputs, result, export.path, console
                 )
         except KeyboardInterrupt as exc:
-            raise Interrupted(
+            error = Interrupted(
                 "interrupted: chunks already uploaded are still processed; run the same command "
                 "again to resume"
-            ) from exc
+            )
+            raise error from exc
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:  # the manifest is written also when the run fails
+            if error is not None:
+                failed = manifest.finish_quietly(recorder, error, console)
+                if failed is not None and args.manifest:
+                    save(Path(args.manifest), failed, console)
+        document = manifest.finish_or_fail(recorder, console)
+    if args.manifest:
+        save(Path(args.manifest), document, console)
     if args.output == "json":
         layout.emit(result)
     else:
         migrate.print_summary(console, result)
     reconciled = result.get("verify", {}).get("reconciled", True)
     return 1 if result["failedChunks"] or not reconciled else 0
+
+
+def save(path: Path, document: dict[str, object], console: Console) -> None:
+    """The local copy of the manifest (the one in S3 is the record); a failed write is said in
+    one line and does not change the run's exit status."""
+    try:
+        path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        console.print(Text(f"cannot write manifest {path}: {exc.strerror}", style="bold red"))

@@ -16,6 +16,7 @@ from loanstack.aws.outputs import output, read_outputs
 from loanstack.cli.common import add_output_option, add_stack_options, connected
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
+from loanstack.ops import manifest
 from loanstack.ops.correct import Database as _Database  # noqa: F401
 from loanstack.ops.correct import check_who_and_why, correct
 from loanstack.ops.verify import (
@@ -36,6 +37,12 @@ def add_verify_parser(subparsers: Any) -> None:
     )
     parser.add_argument("export", help="the export file migrated: .csv or .jsonl/.ndjson")
     parser.add_argument("--report", metavar="FILE", help="write every issue as JSON Lines")
+    parser.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="also check a migration manifest (from `loanstack migrate`) against the export "
+        "and the database",
+    )
     add_stack_options(parser, suffix_required=False)
     add_output_option(parser)
 
@@ -45,15 +52,35 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     export_kind(path)
     if not path.is_file():
         raise UsageError(f"cannot read export {path}: no such file")
+    document = manifest.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
     outputs = read_outputs()
     report = Path(args.report) if args.report else None
     with connected(args, console) as target:
         result = check(target, outputs, path, report)
+    summary = result.summary()
+    disagreements = manifest.check(document, result) if document is not None else []
+    if document is not None:
+        summary["manifest"] = {
+            "migration": document.get("migration"),
+            "agrees": not disagreements,
+            "disagreements": disagreements,
+        }
     if getattr(args, "output", "text") == "json":
-        layout.emit(result.summary())
+        layout.emit(summary)
     else:
         print_result(console, result)
-    return 0 if result.reconciled else 1
+        if document is not None:
+            for line in disagreements:
+                console.print(Text(f"manifest: {line}", style="bold red"), soft_wrap=True)
+            if not disagreements:
+                console.print(
+                    Text(
+                        f"manifest of migration {document.get('migration')} agrees with the "
+                        "export and the database",
+                        style="bold green",
+                    )
+                )
+    return 0 if result.reconciled and not disagreements else 1
 
 
 def add_correct_parser(subparsers: Any) -> None:

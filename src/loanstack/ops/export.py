@@ -74,6 +74,10 @@ class Export:
     handle: IO[bytes] | None = None
     identity: tuple[int, int, int, int] | None = None
     order: IdOrder = field(default_factory=IdOrder)  # learned by chunks(), in the same pass
+    # The file's own SHA-256 (what `sha256sum` prints) and byte count, for the report and the
+    # manifest; `digest` above also covers the format and names the migration.
+    sha256: str = ""
+    size: int = 0
 
     @property
     def migration_id(self) -> str:
@@ -91,6 +95,9 @@ class Chunk:
     # Lines not sent because their loan id came earlier in the export (D8: the first line with
     # an id is the one migrated, whatever the chunk size or the order chunks are decided in).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    # The chunk file's SHA-256 (as cut) and the S3 version that holds it (the manifest's).
+    sha256: str = ""
+    version_id: str | None = None
 
     def key(self, export: Export) -> str:
         return f"{BATCH.INCOMING}{export.migration_id}/part-{self.number:05d}.{export.kind}"
@@ -116,7 +123,7 @@ def inspect(path: Path) -> Export:
         handle = path.open("rb")
     except OSError as exc:
         raise UsageError(f"cannot read export {path}: {exc.strerror}") from exc
-    digest = hashlib.sha256(kind.encode() + b"\0")
+    digest = Digests(kind)
     header: bytes | None = None
     header_line = 0
     try:
@@ -139,12 +146,30 @@ def inspect(path: Path) -> Export:
     return Export(
         path,
         kind,
-        digest.hexdigest(),
+        digest.tagged.hexdigest(),
         header if kind == "csv" else None,
         header_line,
         handle=handle,
         identity=before,
+        sha256=digest.plain.hexdigest(),
+        size=digest.size,
     )
+
+
+class Digests:
+    """Both digests of one read: `tagged` = sha256(format NUL bytes), which names the migration
+    (the same bytes as .csv and as .jsonl are two migrations), and `plain` = the file's SHA-256
+    as `sha256sum` prints it, which the report and the manifest give an auditor."""
+
+    def __init__(self, kind: str) -> None:
+        self.tagged = hashlib.sha256(kind.encode() + b"\0")
+        self.plain = hashlib.sha256()
+        self.size = 0
+
+    def update(self, block: bytes) -> None:
+        self.tagged.update(block)
+        self.plain.update(block)
+        self.size += len(block)
 
 
 # Lines end at "\r\n", "\n" or a lone "\r" exactly as the validation function splits them, so
@@ -262,7 +287,7 @@ def identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
 
 def changed(export: Export) -> UsageError:
     return UsageError(
-        f"{export.path} changed while it was migrated (its SHA-256 was {export.digest[:24]}); "
+        f"{export.path} changed while it was migrated (its SHA-256 was {export.sha256[:24]}); "
         "wait until the export is complete, then run the command again"
     )
 
@@ -336,6 +361,11 @@ class FirstLines:
 
 def finished(chunk: Chunk, body: IO[bytes]) -> tuple[Chunk, IO[bytes]]:
     chunk.size = body.tell()
+    body.seek(0)
+    digest = hashlib.sha256()
+    for block in iter(lambda: body.read(READ_BYTES), b""):
+        digest.update(block)
+    chunk.sha256 = digest.hexdigest()
     body.seek(0)
     return chunk, body
 

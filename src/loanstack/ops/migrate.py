@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
@@ -73,7 +74,8 @@ class MigrationReport(TypedDict, total=False):
 
     migration: str
     export: str
-    sha256: str
+    sha256: str  # the export file's SHA-256, as `sha256sum` prints it
+    bytes: int  # the export file's size
     chunks: int
     rows: int
     summary: dict[str, int]  # rows per decision
@@ -203,6 +205,9 @@ class Options:
     retry_failed: bool = False
     timeout: float = 3600.0
     poll: float = 0.5
+    # Every chunk this run cut, appended as it is in S3 (its SHA-256 and VersionId): the
+    # manifest's list, complete up to where a failing run stopped.
+    seen: list[Chunk] = field(default_factory=list)
 
 
 def check_options(options: Options) -> None:
@@ -232,6 +237,7 @@ def migrate_export(
 ) -> MigrationReport:
     """migrate() once the export is open: the handle it was hashed through is closed after."""
     export.chunk_rows = options.chunk_rows
+    options.seen.clear()
     path = export.path
     mid = export.migration_id
     final_key = f"{BATCH.REPORTS}{mid}/migration.report.json"
@@ -243,7 +249,12 @@ def migrate_export(
     done = existing(stack, f"{BATCH.REPORTS}{mid}/")
     if final_key in done and not options.retry_failed:
         console.print(Text(f"already migrated: s3://{stack.bucket}/{final_key}"))
-        return cast(MigrationReport, json.loads(read_object(stack, final_key)))
+        describe(export, stack, options)
+        stored = cast(MigrationReport, json.loads(read_object(stack, final_key)))
+        # A report stored before the fields changed gave sha256(format NUL bytes) as "sha256":
+        # the id matched, so this is the same file; give its plain digest and size.
+        stored["sha256"], stored["bytes"] = export.sha256, export.size
+        return stored
     layout_ = upload(export, stack, console, options)
     failed = wait(export, layout_, stack, console, options)
     report = merge(export, layout_, stack, failed)
@@ -266,6 +277,8 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
                     body, stack.bucket, key, ExtraArgs={"ContentType": content_type(export.kind)}
                 )
                 sent += 1
+        chunk.version_id = version_of(stack, key)
+        options.seen.append(chunk)
         layout_.append(chunk)
         rows += chunk.lines
         progress.show(rows, len(layout_), 0, None)
@@ -277,6 +290,25 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
         )
     )
     return layout_
+
+
+def version_of(stack: BatchPath, key: str) -> str | None:
+    """The object's current VersionId (None where the bucket is not versioned)."""
+    found = stack.s3.head_object(Bucket=stack.bucket, Key=key).get("VersionId")
+    return None if found in (None, "null") else str(found)
+
+
+def describe(export: Export, stack: BatchPath, options: Options) -> None:
+    """The chunks of a migration already complete, cut again to be hashed (nothing uploaded):
+    the manifest of a repeated run lists them too."""
+    for chunk, body in chunks(export, options.chunk_rows):
+        body.close()
+        key = chunk.key(export)
+        try:
+            chunk.version_id = version_of(stack, key)
+        except ClientError:
+            chunk.version_id = None  # expired or removed since; the manifest says so
+        options.seen.append(chunk)
 
 
 def content_type(kind: str) -> str:
@@ -343,7 +375,8 @@ def merge(
     merged: MigrationReport = {
         "migration": export.migration_id,
         "export": export.path.name,
-        "sha256": export.digest,
+        "sha256": export.sha256,
+        "bytes": export.size,
         "chunks": len(layout_),
         "rows": sum(counts.values()),
         "summary": dict(sorted(counts.items())),

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -49,7 +50,8 @@ STATES = (RECONCILED, INVALID, REPEATED, DUPLICATE, MISSING, CHANGED, UNEXPECTED
 # 2,000 of them stay well inside its 1 MiB response limit.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 PAGE_ROWS = 2000
-PAGE = """SELECT loan_id, application_sha256, decision, COALESCE(source LIKE :mine, 0)
+PAGE = """SELECT loan_id, application_sha256, decision, COALESCE(source LIKE :mine, 0),
+ CAST(loan_amount AS CHAR)
  FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}"""
 SHOWN = 50  # issues printed; the rest are counted (all go to --report)
 # The thresholds the deployed function decides with (README, "Rules").
@@ -66,15 +68,21 @@ def validation() -> ModuleType:
 
 
 class Hashing:
-    """A binary reader that hashes what passes through, as migrate hashes the export."""
+    """A binary reader that hashes what passes through, as migrate hashes the export: `digest`
+    is the migration id's (the format, a NUL, the bytes), `plain` the file's own SHA-256 (what
+    `sha256sum` prints), `size` its byte count."""
 
     def __init__(self, handle: IO[bytes], kind: str) -> None:
         self.handle = handle
         self.digest = hashlib.sha256(kind.encode() + b"\0")
+        self.plain = hashlib.sha256()
+        self.size = 0
 
     def read(self, size: int) -> bytes:
         block = self.handle.read(size)
         self.digest.update(block)
+        self.plain.update(block)
+        self.size += len(block)
         return block
 
 
@@ -85,6 +93,7 @@ class Line:
     sha: str | None  # the function's fingerprint of the normalised application; None if INVALID
     decision: str  # what the rules give now (INVALID for a line the function refuses)
     detail: str = ""
+    amount: str | None = None  # loanAmount in cents as the function records it (valid lines)
 
 
 def export_kind(path: Path) -> str:
@@ -122,7 +131,10 @@ def read_export(path: Path, limits: dict[str, Any]) -> tuple[Iterator[Line], Has
                     why = "; ".join(f"{e['field']}: {e['message']}" for e in result["errors"])
                     yield Line(number, loan_id, None, "INVALID", why)
                 else:
-                    yield Line(number, loan_id, fn.fingerprint(clean), result["decision"])
+                    amount = str(fn.to_cents(fn.exact(clean["loanAmount"])))
+                    yield Line(
+                        number, loan_id, fn.fingerprint(clean), result["decision"], "", amount
+                    )
 
     return lines(), reader
 
@@ -162,19 +174,20 @@ class Database:
     page_rows: int = PAGE_ROWS
     calls: int = 0
 
-    def rows(self, mine: str) -> Iterator[tuple[str, str, str, bool]]:
-        """(loan id, fingerprint, decision, recorded by this export?) for every stored row, in
+    def rows(self, mine: str) -> Iterator[tuple[str, str, str, bool, str]]:
+        """(loan id, fingerprint, decision, recorded by this export?, loan amount) for every stored row, in
         pages by loan id (keyset: each page starts after the last id of the one before)."""
         after = ""
         while True:
             reply = self.page(after, mine)
             records = reply.get("records", [])
-            for loan_id, sha, decision, own in records:
+            for loan_id, sha, decision, own, amount in records:
                 yield (
                     loan_id["stringValue"],
                     sha["stringValue"],
                     decision["stringValue"],
                     bool(own.get("longValue", 0) or own.get("booleanValue", False)),
+                    amount["stringValue"],
                 )
             if len(records) < self.page_rows:
                 return
@@ -205,24 +218,60 @@ class Database:
 # --- reconciliation -------------------------------------------------------------------------------
 
 
+HASH_TOTAL_MODULUS = 2**256
+
+
+@dataclass
+class Totals:
+    """Control totals of a set of loans: how many, the sum of loanAmount (to the cent, as
+    recorded), and a hash total of the loan ids: the sum modulo 2**256 of each id's SHA-256
+    (its UTF-8 bytes) read as a big-endian integer, in hex. Order does not matter, so the
+    export's side and the table's side are computed alike:
+    `sum(int(sha256(i.encode()).hexdigest(), 16) for i in ids) % 2**256`."""
+
+    rows: int = 0
+    amount: Decimal = Decimal("0.00")
+    id_hash: int = 0
+
+    def add(self, loan_id: str, amount: str) -> None:
+        self.rows += 1
+        self.amount += Decimal(amount)
+        digest = hashlib.sha256(loan_id.encode("utf-8")).digest()
+        self.id_hash = (self.id_hash + int.from_bytes(digest, "big")) % HASH_TOTAL_MODULUS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "loanAmount": str(self.amount.quantize(Decimal("0.01"))),
+            "loanIdHashTotal": f"{self.id_hash:064x}",
+        }
+
+
 @dataclass
 class Reconciliation:
     export: str
-    sha256: str = ""
+    sha256: str = ""  # the file's own SHA-256, as sha256sum prints it
+    bytes: int = 0
+    id_digest: str = ""  # sha256(format NUL bytes): the migration id's first 24 characters
     lines: int = 0
+    source: Totals = field(default_factory=Totals)  # the loans the export should record
+    recorded: Totals = field(default_factory=Totals)  # what the table holds for them
     counts: Counter[str] = field(default_factory=Counter)
     issues: list[dict[str, Any]] = field(default_factory=list)  # the first SHOWN, by line
     report: Path | None = None
 
     @property
     def reconciled(self) -> bool:
-        return not any(self.counts[s] for s in FAILURES)
+        totals_agree = self.source.as_dict() == self.recorded.as_dict()
+        return totals_agree and not any(self.counts[s] for s in FAILURES)
 
     def summary(self) -> dict[str, Any]:
         return {
             "export": self.export,
             "sha256": self.sha256,
+            "bytes": self.bytes,
             "lines": self.lines,
+            "controlTotals": {"source": self.source.as_dict(), "recorded": self.recorded.as_dict()},
             "counts": {s: self.counts[s] for s in (*STATES, EXTRA) if self.counts[s]},
             "reconciled": self.reconciled,
             "issues": self.issues,
@@ -231,8 +280,9 @@ class Reconciliation:
 
 
 SCHEMA = """
-CREATE TABLE line (n INTEGER PRIMARY KEY, loan_id TEXT, sha TEXT, decision TEXT, detail TEXT);
-CREATE TABLE stored (loan_id TEXT PRIMARY KEY, sha TEXT, decision TEXT, mine INTEGER)
+CREATE TABLE line (n INTEGER PRIMARY KEY, loan_id TEXT, sha TEXT, decision TEXT, detail TEXT,
+ amount TEXT);
+CREATE TABLE stored (loan_id TEXT PRIMARY KEY, sha TEXT, decision TEXT, mine INTEGER, amount TEXT)
  WITHOUT ROWID;
 """
 FIRST_LINES = """CREATE TABLE first (loan_id TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
@@ -255,6 +305,13 @@ LEFT JOIN line AS f ON f.n = i.n
 LEFT JOIN stored AS s ON s.loan_id = l.loan_id
 ORDER BY l.n
 """  # noqa: S608 (the state names are constants of this module; no input is formatted in)
+# Control totals: the loans the export should record (the first line of each id, when valid) and
+# what the table holds for those ids or recorded from this export.
+SOURCE_LOANS = """SELECT l.loan_id, l.amount FROM first AS f JOIN line AS l ON l.n = f.n
+ WHERE l.sha IS NOT NULL"""
+RECORDED_LOANS = """SELECT s.loan_id, s.amount FROM stored AS s WHERE s.mine OR EXISTS (
+ SELECT 1 FROM first AS f JOIN line AS l ON l.n = f.n
+ WHERE f.loan_id = s.loan_id AND l.sha IS NOT NULL)"""
 EXTRA_ROWS = """SELECT s.loan_id, s.decision FROM stored AS s
  WHERE s.mine AND NOT EXISTS (SELECT 1 FROM first WHERE loan_id = s.loan_id) ORDER BY s.loan_id"""
 
@@ -272,14 +329,19 @@ def reconcile(
         db = sqlite3.connect(Path(work) / "verify.sqlite")
         try:
             db.executescript(SCHEMA)
-            insert(db, "INSERT INTO line VALUES (?, ?, ?, ?, ?)", (
-                (x.number, x.loan_id, x.sha, x.decision, x.detail) for x in lines
+            insert(db, "INSERT INTO line VALUES (?, ?, ?, ?, ?, ?)", (
+                (x.number, x.loan_id, x.sha, x.decision, x.detail, x.amount) for x in lines
             ))  # fmt: skip
             db.executescript(FIRST_LINES)
-            result.sha256 = reader.digest.hexdigest()
+            result.sha256, result.bytes = reader.plain.hexdigest(), reader.size
+            result.id_digest = reader.digest.hexdigest()
             # rows any chunk of this export recorded: migrate's ids start with the digest
-            mine = f"%/incoming/{result.sha256[:24]}-%"
-            insert(db, "INSERT INTO stored VALUES (?, ?, ?, ?)", database.rows(mine))
+            mine = f"%/incoming/{result.id_digest[:24]}-%"
+            insert(db, "INSERT INTO stored VALUES (?, ?, ?, ?, ?)", database.rows(mine))
+            for loan_id, amount in db.execute(SOURCE_LOANS):
+                result.source.add(loan_id, amount)
+            for loan_id, amount in db.execute(RECORDED_LOANS):
+                result.recorded.add(loan_id, amount)
             with open_report(report) as out:
                 for n, loan_id, decision, detail, recorded, state in db.execute(STATE):
                     result.lines += 1
