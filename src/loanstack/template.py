@@ -119,18 +119,8 @@ def broken_rule(rules: Mapping[str, Any], values: Mapping[str, str]) -> str | No
     """
     scope: dict[str, Any] = dict(values)
 
-    def truth(node: Any) -> bool:
-        ((fn, arg),) = node.items()
-        if fn == "Fn::Equals":
-            left, right = (resolve(a, scope, {}) for a in arg)
-            return str(left) == str(right)
-        if fn == "Fn::Not":
-            return not truth(arg[0])
-        if fn == "Fn::And":
-            return all(truth(a) for a in arg)
-        if fn == "Fn::Or":
-            return any(truth(a) for a in arg)
-        raise ValueError(f"unsupported rule function: {fn}")
+    def truth(node: Any) -> bool:  # the condition functions (a rule names no condition)
+        return evaluate_conditions({"": node}, scope)[""]
 
     for name, rule in rules.items():
         if "RuleCondition" in rule and not truth(rule["RuleCondition"]):
