@@ -91,9 +91,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
     add_stack_options(des, suffix_required=True)
-    des.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    des.add_argument("--yes", action="store_true", help="do not ask for confirmation (dev)")
+    des.add_argument(
+        "--confirm-stack",
+        metavar="NAME",
+        help="prod: the stack's name, to delete it without a terminal (--yes is not enough)",
+    )
 
-    out = sub.add_parser("outputs", help="print cfn-outputs/flat-outputs.json")
+    out = sub.add_parser(
+        "outputs",
+        help="print the last deploy's outputs (cfn-outputs/flat-outputs.json), or one stack's",
+    )
+    out.add_argument(
+        "--suffix", help="that stack's record (cfn-outputs/tapstack-<suffix>.json): where, outputs"
+    )
     add_output_option(out)
 
     inv = sub.add_parser("invoke", help="run the deployed validation function on a payload")
@@ -138,7 +149,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=3600, help="seconds to wait for the chunks (default 3600)"
     )
     add_stack_options(mig, suffix_required=False)
-    mig.add_argument("--suffix", help="EnvironmentSuffix (checked against the outputs file)")
     add_output_option(mig)
     mig.add_argument("--no-verify", action="store_true", help="skip `loanstack verify` at the end")
 

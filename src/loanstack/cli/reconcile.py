@@ -13,7 +13,13 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.cli.common import add_output_option, add_stack_options, connected
+from loanstack.cli.common import (
+    add_output_option,
+    add_stack_options,
+    announce,
+    connected,
+    follow_up,
+)
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
 from loanstack.ops.correct import Database as _Database  # noqa: F401
@@ -45,9 +51,12 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     export_kind(path)
     if not path.is_file():
         raise UsageError(f"cannot read export {path}: no such file")
-    outputs = read_outputs()
+    path = follow_up(args)
+    outputs = read_outputs(path)
     report = Path(args.report) if args.report else None
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         result = check(target, outputs, path, report)
     if getattr(args, "output", "text") == "json":
         layout.emit(result.summary())
@@ -75,8 +84,11 @@ def run_correct(args: argparse.Namespace, console: Console) -> int:
         application = json.loads(app.removeprefix("\ufeff"))
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{Path(args.application).name} is not JSON: {exc}") from exc
-    outputs = read_outputs()
+    path = follow_up(args)
+    outputs = read_outputs(path)
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         database = Database(
             target.client("rds-data"),
             output(outputs, "DBClusterArn"),
