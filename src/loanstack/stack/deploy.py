@@ -150,7 +150,10 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
             d.target.client("cloudtrail").start_logging(Name=trail)
             d.console.print(f"trail {trail} logs again (the update that removed it failed)")
         reason = first_failure(d.target, d.name, before)
-        raise DeployError(f"{d.name} ended {final}: {reason}")
+        advice = ""
+        if final in FAILED_STATES:  # a stack that never got created cannot be updated
+            advice = f"; remove it with `{command_for(d.target, 'destroy', d.suffix)}`"
+        raise DeployError(f"{d.name} ended {final}: {reason}{advice}")
     outputs = write_outputs(d.target, d.name)
     d.console.print(
         f"{d.name}: {final}; outputs in {shown(record_file(d.name, d.target.outputs_file))} "
