@@ -153,18 +153,37 @@ def test_item2_the_profiles_region_is_used_and_shown_before_the_change(
     assert run.code == 0, run.err[-2000:]
     target_line = next(ln for ln in run.err.splitlines() if ln.startswith("target: "))
     assert "region eu-west-2, profile bank, stack tapstack-pr1" in target_line
-    assert run.err.index(target_line) < run.err.index("Execute") if "Execute" in run.err else True
     assert json.loads(run.out)["region"] == "eu-west-2"
     assert status(env, "pr1", "eu-west-2") == "CREATE_COMPLETE"
     record = json.loads((outputs_dir(env) / "tapstack-pr1.json").read_text())
     assert (record["region"], record["profile"]) == ("eu-west-2", "bank")
-    # the environment outranks the profile, as in the AWS CLI; the flag outranks both
-    assert status(env, "pr1", "us-east-1") is None
-    env_first = loanstack(env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "pr1",
-                          "--profile", "bank", "--yes")  # fmt: skip
-    assert env_first.code == 1 and "recorded in local region eu-west-2" in env_first.err
+    # the order of the AWS CLI for a stack not recorded: the flag, then the environment,
+    # then the profile
+    order = {
+        "eu-west-2": loanstack(env, "destroy", "--suffix", "none1", "--profile", "bank"),
+        "ap-south-1": loanstack(
+            env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "none1", "--profile", "bank"
+        ),
+        "ca-central-1": loanstack(
+            env | {"AWS_DEFAULT_REGION": "ap-south-1"},
+            "destroy",
+            "--suffix",
+            "none1",
+            "--profile",
+            "bank",
+            "--region",
+            "ca-central-1",
+        ),
+    }
+    for region, nothing in order.items():
+        assert nothing.code == 0, nothing.err
+        assert f"region {region}, profile bank: nothing to destroy" in nothing.out, nothing.out
     unknown = loanstack(env, "destroy", "--suffix", "pr1", "--profile", "nobody", "--yes")
     assert unknown.code == 2 and "nobody" in one_error_line(unknown)
+    # a recorded stack: its own region and profile, whatever the shell says
+    gone = loanstack(env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "pr1", "--yes")
+    assert gone.code == 0 and "region eu-west-2, profile bank, stack tapstack-pr1" in gone.out
+    assert status(env, "pr1", "eu-west-2") is None
 
 
 def test_item1_prod_destroy_needs_the_stack_name_and_says_what_survives(

@@ -180,6 +180,8 @@ def connect(
     """Connect to the chosen target (see `choose_target`); local reuses a running emulator.
     The region and credentials are resolved as the AWS CLI resolves them (`resolve_region`,
     `profile_session`); on local the emulator's credentials, the profile's region."""
+    if profile:
+        profile_session(profile)  # an unknown profile is refused whatever else is given
     name = choose_target(target, confirm_aws, profile)
     chosen, source = resolve_region(region, profile)
     if name == "aws":
