@@ -21,6 +21,7 @@ from botocore.exceptions import (
 
 from loanstack.aws.outputs import default_outputs_file
 from loanstack.errors import DeployError, UsageError
+from loanstack.names import STACK_PREFIX
 
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 EMULATOR_EXTRA = "pip install 'loanstack[emulator]'"  # moto and pymysql: pyproject's extra
@@ -106,6 +107,16 @@ def command_for(target: Target, verb: str, suffix: str) -> str:
     if target.profile:
         words += ["--profile", target.profile]
     return " ".join(words)
+
+
+def again(target: Target, verb: str) -> str:
+    """Advice to run a follow-up command again, on the stack this one acted on: its suffix
+    when the outputs came from its record (`tapstack-<suffix>.json`), its region and target."""
+    stem = target.outputs_file.stem
+    if stem.startswith(STACK_PREFIX):
+        return command_for(target, verb, stem.removeprefix(STACK_PREFIX))
+    profile = f" --profile {target.profile}" if target.profile else ""
+    return f"loanstack {verb} --region {target.region} --target {target.name}{profile}"
 
 
 def profile_session(profile: str | None, region: str | None = None) -> boto3.Session:
