@@ -28,7 +28,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     config = tmp / "aws-config"
     config.write_text("[profile bank]\nregion = eu-west-2\n", encoding="utf-8")
     base = ci_env(tmp, AWS_CONFIG_FILE=str(config))
-    started = loanstack(base, "emulator", "start", "--detach")
+    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
     require_emulator(started.code, started.text)
     assert started.code == 0, started.text
     url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
@@ -63,6 +63,15 @@ def status(env: dict[str, str], suffix: str, region: str) -> str | None:
         return str(cfn.describe_stacks(StackName=f"tapstack-{suffix}")["Stacks"][0]["StackStatus"])
     except ClientError:
         return None
+
+
+def test_item4_a_running_emulator_is_found_without_its_url(env: dict[str, str]) -> None:
+    """`emulator start --detach` in one shell; a new shell without LOANSTACK_EMULATOR_URL finds
+    it through its state file instead of starting a throwaway one."""
+    shell = {k: v for k, v in env.items() if k != URL_VARIABLE}
+    run = loanstack(shell, "destroy", "--suffix", "none2", "--region", "us-east-1")
+    assert run.code == 0, run.err
+    assert f"no stack tapstack-none2 in local emulator {env[URL_VARIABLE]}," in run.out
 
 
 def test_item3_every_deploy_records_its_stack_beside_the_flat_outputs(

@@ -26,6 +26,9 @@ from loanstack.names import STACK_PREFIX
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 EMULATOR_EXTRA = "pip install 'loanstack[emulator]'"  # moto and pymysql: pyproject's extra
 DOOR = "loanstack.emulator.door"  # the one emulator module the tool imports, lazily
+# `emulator start`'s default port: fixed, as LocalStack's 4566, so a URL written down stays
+# true; not 4566 itself, nor LocalStack's 4510-4559 service range, so both run side by side
+EMULATOR_DEFAULT_PORT = 4577
 LOCAL_DEFAULT_REGION = "us-east-1"  # the emulator's, when nothing names one (AWS: refused)
 
 
@@ -209,7 +212,7 @@ def connect(
         chosen, source = LOCAL_DEFAULT_REGION, "the emulator's default"
     door = local_door()
     session = boto3.Session(region_name=chosen, **door.credentials())
-    url = os.environ.get(EMULATOR_URL_VARIABLE)
+    url = os.environ.get(EMULATOR_URL_VARIABLE) or door.running_url()
     if url:
         running = Target(
             "local", chosen, session, endpoint_url=url, profile=profile, region_source=source

@@ -61,8 +61,8 @@ def warn_if_ephemeral(target: Target, console: Console) -> None:
     if target.ephemeral:
         console.print(
             "[yellow]note:[/] this emulator lives as long as this command; to keep the stack for "
-            f"`invoke`, `rotate` or `destroy`, run `loanstack emulator start` and export "
-            f"{EMULATOR_URL_VARIABLE}"
+            "`invoke`, `rotate` or `destroy`, run `loanstack emulator start --detach` first "
+            f"(later commands find it; {EMULATOR_URL_VARIABLE} picks another)"
         )
 
 

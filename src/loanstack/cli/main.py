@@ -17,6 +17,7 @@ from typing import Any
 
 from loanstack import __version__
 from loanstack import render as layout
+from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
@@ -129,7 +130,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
     emu.add_argument("action", choices=("start", "status", "stop"))
-    emu.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    emu.add_argument(
+        "--port",
+        type=int,
+        default=EMULATOR_DEFAULT_PORT,
+        help=f"loopback port (default {EMULATOR_DEFAULT_PORT}; 0: a free one)",
+    )
     emu.add_argument(
         "--detach", action="store_true", help="(start) run in the background and return"
     )
