@@ -99,8 +99,9 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     status = current["StackStatus"] if current else None
     if status in FAILED_STATES:
         raise DeployError(
-            f"stack {d.name} is {status} ({d.target.where()}): remove it with "
-            f"`{command_for(d.target, 'destroy', d.suffix)}` and deploy again"
+            f"stack {d.name} is {status}: remove it with "
+            f"`{command_for(d.target, 'destroy', d.suffix)}` and deploy again "
+            f"({d.target.where()})"
         )
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {d.name} is busy ({status}); wait for it to finish")
