@@ -34,7 +34,7 @@ def require_emulator(run_code: int, text: str) -> None:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
     base = ci_env(Path(tmp_path_factory.mktemp("walkthrough")))
-    started = loanstack(base, "emulator", "start", "--detach")
+    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
     require_emulator(started.code, started.text)
     assert started.code == 0, started.text
     url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))

@@ -25,7 +25,7 @@ REGION = "us-east-1"
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
     base = ci_env(Path(tmp_path_factory.mktemp("previews")))
-    started = loanstack(base, "emulator", "start", "--detach")
+    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
     if started.code != 0 and "MariaDB" in started.text and os.environ.get("CI") != "true":
         pytest.skip(f"the emulator needs MariaDB: {started.text.strip()[-300:]}")
     assert started.code == 0, started.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -36,6 +37,8 @@ def read_outputs(path: Path | None = None) -> dict[str, str]:
         raise UsageError(
             f"{shown(path)} is not readable JSON ({exc}): run `loanstack deploy` again"
         ) from exc
+    if is_record(found):  # a stack's own file (D9): its outputs
+        found = found["outputs"]
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
         raise UsageError(
             f"{shown(path)} is not a flat JSON object of strings (output name to value, as "
@@ -53,3 +56,95 @@ def output(outputs: dict[str, str], key: str, path: Path | None = None) -> str:
 def outputs_table(console: Console, outputs: dict[str, str], path: Path | None = None) -> None:
     title = f"Stack outputs ({shown(path or default_outputs_file())})"
     layout.records(console, title, ("output", "value"), outputs.items())
+
+
+@dataclass(frozen=True)
+class StackRecord:
+    """Where one deployed stack lives (SPEC D9), written beside the flat outputs by every
+    deploy: `cfn-outputs/<stack>.json` = {"stack", "account", "region", "target", "profile",
+    "outputs"}. Follow-up commands find the stack's region and target here."""
+
+    stack: str
+    account: str
+    region: str
+    target: str
+    outputs: dict[str, str]
+    profile: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "stack": self.stack,
+            "account": self.account,
+            "region": self.region,
+            "target": self.target,
+            "profile": self.profile,
+            "outputs": self.outputs,
+        }
+
+
+def record_file(stack: str, flat: Path | None = None) -> Path:
+    """The stack's own outputs file, in the directory of the flat one."""
+    return (flat or default_outputs_file()).parent / f"{stack}.json"
+
+
+def write_record(record: StackRecord, flat: Path | None = None) -> Path:
+    """The stack's own file, and the client's flat file (the last deploy's outputs, R1b)."""
+    flat = flat or default_outputs_file()
+    flat.parent.mkdir(parents=True, exist_ok=True)
+    own = record_file(record.stack, flat)
+    own.write_text(json.dumps(record.as_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    flat.write_text(json.dumps(record.outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return own
+
+
+def read_record(stack: str, flat: Path | None = None) -> StackRecord | None:
+    """The record `deploy` wrote for this stack, or None (never deployed from here, or gone)."""
+    path = record_file(stack, flat)
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{shown(path)} is not readable JSON ({exc}): run `loanstack deploy` again"
+        ) from exc
+    if not is_record(found):
+        raise UsageError(
+            f"{shown(path)} is not a stack record (stack, account, region, target, outputs): "
+            "run `loanstack deploy` again"
+        )
+    return StackRecord(
+        stack=found["stack"],
+        account=found["account"],
+        region=found["region"],
+        target=found["target"],
+        outputs=found["outputs"],
+        profile=found.get("profile"),
+    )
+
+
+def is_record(found: object) -> bool:
+    return (
+        isinstance(found, dict)
+        and all(isinstance(found.get(k), str) for k in ("stack", "account", "region", "target"))
+        and isinstance(found.get("outputs"), dict)
+        and all(isinstance(v, str) for v in found["outputs"].values())
+    )
+
+
+def last_record(flat: Path | None = None) -> StackRecord | None:
+    """The record of the stack whose outputs the flat file holds (the last deploy), if any."""
+    flat = flat or default_outputs_file()
+    if not flat.exists() or not flat.parent.is_dir():
+        return None
+    outputs = read_outputs(flat)
+    for path in sorted(flat.parent.glob("*.json")):
+        if path == flat:
+            continue
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if is_record(found) and found["outputs"] == outputs:
+            return read_record(found["stack"], flat)
+    return None

@@ -12,14 +12,24 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    ProfileNotFound,
+)
 
 from loanstack.aws.outputs import default_outputs_file
 from loanstack.errors import DeployError, UsageError
+from loanstack.names import STACK_PREFIX
 
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 EMULATOR_EXTRA = "pip install 'loanstack[emulator]'"  # moto and pymysql: pyproject's extra
 DOOR = "loanstack.emulator.door"  # the one emulator module the tool imports, lazily
+# `emulator start`'s default port: fixed, as LocalStack's 4566, so a URL written down stays
+# true; not 4566 itself, nor LocalStack's 4510-4559 service range, so both run side by side
+EMULATOR_DEFAULT_PORT = 4577
+LOCAL_DEFAULT_REGION = "us-east-1"  # the emulator's, when nothing names one (AWS: refused)
 
 
 class LocalTarget(Protocol):
@@ -41,6 +51,8 @@ class Target:
     session: boto3.Session
     endpoint_url: str | None = None
     started: LocalTarget | None = None  # stopped by `close`
+    profile: str | None = None  # --profile (or AWS_PROFILE), as the AWS CLI takes it
+    region_source: str = "--region"  # where the region came from, shown with it
     outputs_file: Path = field(default_factory=default_outputs_file)  # R1b's flat-outputs.json
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -82,11 +94,58 @@ class Target:
 
     def where(self) -> str:
         kind = "AWS" if self.name == "aws" else f"local emulator {self.endpoint_url}"
-        return f"{kind}, account {self.account()}, region {self.region}"
+        profile = f", profile {self.profile}" if self.profile else ""
+        return f"{kind}, account {self.account()}, region {self.region}{profile}"
 
     def describe(self, stack: str) -> str:
         """The one line printed before every change set: where it is about to land."""
         return f"target: {self.where()}, stack {stack}"
+
+
+def command_for(target: Target, verb: str, suffix: str) -> str:
+    """Advice as a command that acts on exactly this stack (D9): its suffix, region and target,
+    and the profile when one was used."""
+    words = ["loanstack", verb, "--suffix", suffix, "--region", target.region]
+    words += ["--target", target.name]
+    if target.profile:
+        words += ["--profile", target.profile]
+    return " ".join(words)
+
+
+def again(target: Target, verb: str) -> str:
+    """Advice to run a follow-up command again, on the stack this one acted on: its suffix
+    when the outputs came from its record (`tapstack-<suffix>.json`), its region and target."""
+    stem = target.outputs_file.stem
+    if stem.startswith(STACK_PREFIX):
+        return command_for(target, verb, stem.removeprefix(STACK_PREFIX))
+    profile = f" --profile {target.profile}" if target.profile else ""
+    return f"loanstack {verb} --region {target.region} --target {target.name}{profile}"
+
+
+def profile_session(profile: str | None, region: str | None = None) -> boto3.Session:
+    """A session as the AWS CLI builds one: `--profile`, else AWS_PROFILE, else default;
+    an unknown profile is one line."""
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"{exc}: check --profile, AWS_PROFILE and AWS_CONFIG_FILE") from exc
+
+
+def resolve_region(flag: str | None, profile: str | None) -> tuple[str | None, str]:
+    """The region as the AWS CLI resolves it: --region, then AWS_REGION, then
+    AWS_DEFAULT_REGION, then the profile's `region` in the config file (botocore's own lookup,
+    https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html and
+    https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-files.html). Returns
+    (region or None, where it came from)."""
+    if flag:
+        return flag, "--region"
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(variable):
+            return os.environ[variable], variable
+    session = profile_session(profile)
+    if session.region_name:
+        return session.region_name, f"profile {session.profile_name}"
+    return None, "none"
 
 
 def unreachable(target: Target) -> str:
@@ -99,19 +158,21 @@ def unreachable(target: Target) -> str:
     return f"cannot reach AWS in {target.region}: check the network, proxy and --region"
 
 
-def has_aws_credentials() -> bool:
-    return boto3.Session().get_credentials() is not None
+def has_aws_credentials(profile: str | None = None) -> bool:
+    return profile_session(profile).get_credentials() is not None
 
 
-def choose_target(explicit: str | None, confirm_aws: Callable[[str], bool]) -> str:
+def choose_target(
+    explicit: str | None, confirm_aws: Callable[[str], bool], profile: str | None = None
+) -> str:
     """The target rule: AWS only when asked for (`--target aws`) or confirmed at a terminal; an
     emulator URL, or no credentials, means local. Credentials alone never choose a real account
     (they are often dummies for the aws CLI against the emulator)."""
     if explicit:
         return explicit
-    if os.environ.get(EMULATOR_URL_VARIABLE) or not has_aws_credentials():
+    if os.environ.get(EMULATOR_URL_VARIABLE) or not has_aws_credentials(profile):
         return "local"
-    session = boto3.Session()
+    session = profile_session(profile)
     question = (
         f"AWS credentials are configured ({session.region_name or 'no region'}): use the real "
         "AWS account?"
@@ -125,24 +186,49 @@ def choose_target(explicit: str | None, confirm_aws: Callable[[str], bool]) -> s
 
 
 def connect(
-    target: str | None, region: str, confirm_aws: Callable[[str], bool] = lambda _: False
+    target: str | None,
+    region: str | None,
+    confirm_aws: Callable[[str], bool] = lambda _: False,
+    profile: str | None = None,
 ) -> Target:
-    """Connect to the chosen target (see `choose_target`); local reuses a running emulator."""
-    name = choose_target(target, confirm_aws)
+    """Connect to the chosen target (see `choose_target`); local reuses a running emulator.
+    The region and credentials are resolved as the AWS CLI resolves them (`resolve_region`,
+    `profile_session`); on local the emulator's credentials, the profile's region."""
+    if profile:
+        profile_session(profile)  # an unknown profile is refused whatever else is given
+    name = choose_target(target, confirm_aws, profile)
+    chosen, source = resolve_region(region, profile)
     if name == "aws":
-        session = boto3.Session(region_name=region)
+        if chosen is None:
+            raise UsageError(
+                "no region: pass --region, set AWS_REGION, or set `region` in the profile "
+                "(as the AWS CLI needs)"
+            )
+        session = profile_session(profile, chosen)
         if session.get_credentials() is None:
             raise DeployError("no AWS credentials configured (use --target local for the emulator)")
-        return Target("aws", region, session)
+        return Target("aws", chosen, session, profile=profile, region_source=source)
+    if chosen is None:
+        chosen, source = LOCAL_DEFAULT_REGION, "the emulator's default"
     door = local_door()
-    session = boto3.Session(region_name=region, **door.credentials())
-    url = os.environ.get(EMULATOR_URL_VARIABLE)
+    session = boto3.Session(region_name=chosen, **door.credentials())
+    url = os.environ.get(EMULATOR_URL_VARIABLE) or door.running_url()
     if url:
-        running = Target("local", region, session, endpoint_url=url)
+        running = Target(
+            "local", chosen, session, endpoint_url=url, profile=profile, region_source=source
+        )
         running.account()  # an emulator that has gone is reported now, in one line
         return running
     started: LocalTarget = door.start()
-    return Target("local", region, session, endpoint_url=started.url, started=started)
+    return Target(
+        "local",
+        chosen,
+        session,
+        endpoint_url=started.url,
+        started=started,
+        profile=profile,
+        region_source=source,
+    )
 
 
 def local_door() -> ModuleType:

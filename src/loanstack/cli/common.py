@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
-from rich.prompt import Confirm
+from rich.prompt import Confirm, Prompt
 from rich.text import Text
 
+from loanstack import render as layout
 from loanstack.aws.errors import aws_errors
+from loanstack.aws.outputs import (
+    StackRecord,
+    default_outputs_file,
+    last_record,
+    read_record,
+    record_file,
+    shown,
+)
 from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target, connect
-from loanstack.errors import UsageError
+from loanstack.errors import DeployError, UsageError
+from loanstack.names import stack_name
+from loanstack.stack.deploy import parameters_for
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -33,7 +44,12 @@ def overrides(pairs: list[str]) -> dict[str, str]:
 def connected(args: argparse.Namespace, console: Console) -> Iterator[Target]:
     """The target chosen by the rule in `choose_target`, its errors as one line, and
     its emulator (when this command started one) stopped on the way out."""
-    target = connect(args.target, args.region, lambda question: ask(console, question))
+    target = connect(
+        args.target,
+        args.region,
+        lambda question: ask(console, question),
+        getattr(args, "profile", None),
+    )
     try:
         with aws_errors(target):
             yield target
@@ -45,8 +61,8 @@ def warn_if_ephemeral(target: Target, console: Console) -> None:
     if target.ephemeral:
         console.print(
             "[yellow]note:[/] this emulator lives as long as this command; to keep the stack for "
-            f"`invoke`, `rotate` or `destroy`, run `loanstack emulator start` and export "
-            f"{EMULATOR_URL_VARIABLE}"
+            "`invoke`, `rotate` or `destroy`, run `loanstack emulator start --detach` first "
+            f"(later commands find it; {EMULATOR_URL_VARIABLE} picks another)"
         )
 
 
@@ -60,10 +76,34 @@ def ask(console: Console, question: str) -> bool:
         return False
 
 
+def type_name(console: Console, question: str) -> str:
+    """A typed answer at a terminal; without one (CI, a pipe) the empty string."""
+    if not sys.stdin.isatty():
+        return ""
+    try:
+        return str(Prompt.ask(Text(question), console=console)).strip()
+    except EOFError:
+        return ""
+
+
 def add_stack_options(parser: argparse.ArgumentParser, suffix_required: bool) -> None:
     if suffix_required:
         parser.add_argument("--suffix", required=True, help="EnvironmentSuffix, e.g. dev42")
-    parser.add_argument("--region", default=default_region())
+    else:
+        parser.add_argument(
+            "--suffix",
+            help="the stack's EnvironmentSuffix (default: the stack of the last deploy)",
+        )
+    parser.add_argument(
+        "--region",
+        help=(
+            "default: the stack's recorded region, else AWS_REGION, AWS_DEFAULT_REGION, the "
+            "profile's region (as the AWS CLI)"
+        ),
+    )
+    parser.add_argument(
+        "--profile", help="AWS CLI profile for credentials and region (default: AWS_PROFILE)"
+    )
     parser.add_argument(
         "--target",
         choices=("local", "aws"),
@@ -83,5 +123,46 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def default_region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+def follow_up(args: argparse.Namespace) -> Path:
+    """The deployed stack a follow-up command acts on (D9): the one `--suffix` names, else the
+    last deployed; its record's region, target and profile fill in what the flags leave out.
+    Returns the outputs file to read (the stack's own, or the flat one a record predates)."""
+    flat = default_outputs_file()
+    if args.suffix:
+        parameters_for("dev", args.suffix, {})  # a bad suffix is refused before any path
+        name = stack_name(args.suffix)
+        record = read_record(name, flat)
+        if record is None:
+            raise DeployError(
+                f"no outputs recorded for stack {name} in {shown(flat.parent)}: deploy it with "
+                f"`loanstack deploy --suffix {args.suffix}` from here first"
+            )
+    else:
+        record = last_record(flat)
+        if record is None:
+            return flat
+    take_record(args, record)
+    return record_file(record.stack, flat)
+
+
+def take_record(args: argparse.Namespace, record: StackRecord) -> None:
+    """Region, target and profile from the record unless given; a different region or target
+    is refused: the recorded outputs are not that stack's."""
+    for option, recorded in (("region", record.region), ("target", record.target)):
+        given = getattr(args, option, None)
+        if given and given != recorded:
+            raise UsageError(
+                f"stack {record.stack} is recorded in {record.target} region {record.region}, "
+                f"not --{option} {given}: deploy it there first, or drop --{option}"
+            )
+        setattr(args, option, recorded)
+    if not getattr(args, "profile", None):
+        args.profile = record.profile
+
+
+def announce(target: Target, path: Path) -> None:
+    """Where a follow-up command acts, on stderr (stdout stays the command's data)."""
+    stack = path.stem if path != default_outputs_file() else "from the outputs file"
+    layout.console(stderr=True).print(
+        Text(f"target: {target.where()}, stack {stack}"), soft_wrap=True
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from loanstack import __version__
 from loanstack import render as layout
+from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
@@ -91,9 +92,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
     add_stack_options(des, suffix_required=True)
-    des.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    des.add_argument("--yes", action="store_true", help="do not ask for confirmation (dev)")
+    des.add_argument(
+        "--confirm-stack",
+        metavar="NAME",
+        help="prod: the stack's name, to delete it without a terminal (--yes is not enough)",
+    )
 
-    out = sub.add_parser("outputs", help="print cfn-outputs/flat-outputs.json")
+    out = sub.add_parser(
+        "outputs",
+        help="print the last deploy's outputs (cfn-outputs/flat-outputs.json), or one stack's",
+    )
+    out.add_argument(
+        "--suffix", help="that stack's record (cfn-outputs/tapstack-<suffix>.json): where, outputs"
+    )
     add_output_option(out)
 
     inv = sub.add_parser("invoke", help="run the deployed validation function on a payload")
@@ -118,7 +130,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
     emu.add_argument("action", choices=("start", "status", "stop"))
-    emu.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    emu.add_argument(
+        "--port",
+        type=int,
+        default=EMULATOR_DEFAULT_PORT,
+        help=f"loopback port (default {EMULATOR_DEFAULT_PORT}; 0: a free one)",
+    )
     emu.add_argument(
         "--detach", action="store_true", help="(start) run in the background and return"
     )
@@ -138,7 +155,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=3600, help="seconds to wait for the chunks (default 3600)"
     )
     add_stack_options(mig, suffix_required=False)
-    mig.add_argument("--suffix", help="EnvironmentSuffix (checked against the outputs file)")
     add_output_option(mig)
     mig.add_argument("--no-verify", action="store_true", help="skip `loanstack verify` at the end")
     mig.add_argument(

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.cli.common import connected
+from loanstack.cli.common import announce, connected, follow_up
 from loanstack.errors import Interrupted, UsageError
 from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
@@ -26,8 +26,11 @@ def run_invoke(args: argparse.Namespace, console: Console) -> int:
         payload = json.loads(raw.removeprefix("\ufeff"))  # a byte order mark is no JSON
     except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit
         raise UsageError(f"payload is not JSON the function can take: {exc}") from exc
-    read_outputs()  # a missing outputs file is reported before anything starts
+    path = follow_up(args)
+    read_outputs(path)  # a missing outputs file is reported before anything starts
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         result = invoke_validation(target, payload)
     print(json.dumps(result, indent=2))
     return 0
@@ -50,8 +53,11 @@ def read_stdin() -> str:
 
 
 def run_rotate(args: argparse.Namespace, console: Console) -> int:
-    read_outputs()
+    path = follow_up(args)
+    read_outputs(path)
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         versions = rotate(target, console)
     if args.output == "json":
         layout.emit(versions)
@@ -60,10 +66,12 @@ def run_rotate(args: argparse.Namespace, console: Console) -> int:
 
 def run_logs(args: argparse.Namespace, console: Console) -> int:
     since = parse_since(args.since)
-    outputs = read_outputs()
+    path = follow_up(args)
+    outputs = read_outputs(path)
     with connected(args, console) as target:
+        target.outputs_file = path
         group = log_group(target, outputs, args.function)
-        console.print(Text(f"log group {group} ({target.where()})"))
+        console.print(Text(f"log group {group} ({target.where()}, stack {path.stem})"))
         try:
             for record in log_records(target, group, since, args.follow):
                 console.print(Text(record), soft_wrap=True)
@@ -80,7 +88,8 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     )
     migrate.check_options(options)
     export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
-    outputs = read_outputs()
+    path = follow_up(args)
+    outputs = read_outputs(path)
     if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
         f"-{args.suffix}"
     ):
@@ -89,6 +98,8 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
             "run `loanstack deploy` for it first"
         )
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         options.poll = target.poll_seconds
         recorder = manifest.Recorder.start(target, outputs, export, options.chunk_rows)
         recorder.chunks = options.seen

@@ -13,7 +13,13 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.cli.common import add_output_option, add_stack_options, connected
+from loanstack.cli.common import (
+    add_output_option,
+    add_stack_options,
+    announce,
+    connected,
+    follow_up,
+)
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
 from loanstack.ops import manifest
@@ -53,9 +59,12 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise UsageError(f"cannot read export {path}: no such file")
     document = manifest.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
-    outputs = read_outputs()
+    record = follow_up(args)
+    outputs = read_outputs(record)
     report = Path(args.report) if args.report else None
     with connected(args, console) as target:
+        target.outputs_file = record
+        announce(target, record)
         result = check(target, outputs, path, report)
     summary = result.summary()
     disagreements = manifest.check(document, result) if document is not None else []
@@ -102,8 +111,11 @@ def run_correct(args: argparse.Namespace, console: Console) -> int:
         application = json.loads(app.removeprefix("\ufeff"))
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{Path(args.application).name} is not JSON: {exc}") from exc
-    outputs = read_outputs()
+    path = follow_up(args)
+    outputs = read_outputs(path)
     with connected(args, console) as target:
+        target.outputs_file = path
+        announce(target, path)
         database = Database(
             target.client("rds-data"),
             output(outputs, "DBClusterArn"),

@@ -8,12 +8,19 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.aws.outputs import outputs_table, read_outputs
-from loanstack.cli.common import ask, connected, overrides, warn_if_ephemeral
-from loanstack.errors import UsageError
+from loanstack.aws.outputs import (
+    StackRecord,
+    outputs_table,
+    read_outputs,
+    read_record,
+    record_file,
+)
+from loanstack.aws.target import Target, command_for
+from loanstack.cli.common import ask, connected, overrides, type_name, warn_if_ephemeral
+from loanstack.errors import DeployError, UsageError
 from loanstack.names import stack_name
 from loanstack.stack.deploy import Deployment, deploy, parameters_for
-from loanstack.stack.destroy import destroy
+from loanstack.stack.destroy import destroy, environment_of, regions_holding, what_survives
 from loanstack.stack.events import stack_status
 
 
@@ -34,19 +41,95 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
+    """Destroy exactly one named stack (D9): in the region and target given, else where its
+    record says it is; the prompt names account, region, target and stack, and what survives."""
     parameters_for("dev", args.suffix, {})  # a bad suffix is refused before connecting
     name = stack_name(args.suffix)
+    record = read_record(name)
+    if record is not None:  # flags win; the record fills in the rest (the AWS CLI order after)
+        args.region = args.region or record.region
+        args.target = args.target or record.target
+        args.profile = args.profile or record.profile
     with connected(args, console) as target:
-        if stack_status(target, name) is None:
-            console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
-            return 0
-        if not (args.yes or ask(console, f"Delete stack {name} and its data?")):
-            raise UsageError("not confirmed (use --yes)")
+        stack = stack_status(target, name)
+        if stack is None:
+            return not_there(target, name, args.suffix, record, console)
+        console.print(Text(f"{target.describe(name)} ({stack['StackStatus']})"), soft_wrap=True)
+        for line in what_survives(target, stack):
+            console.print(Text(f"  {line}"), soft_wrap=True)
+        confirm_delete(args, console, target, name, environment_of(stack))
         destroy(target, args.suffix, console)
     return 0
 
 
+def not_there(
+    target: Target, name: str, suffix: str, record: StackRecord | None, console: Console
+) -> int:
+    """No such stack where we looked: exit 0 only when it is nowhere we know of."""
+    elsewhere = []
+    if record is not None and (record.region, record.target) != (target.region, target.name):
+        profile = f" --profile {record.profile}" if record.profile else ""
+        elsewhere.append(
+            f"recorded in {record.target} region {record.region}: `loanstack destroy --suffix "
+            f"{suffix} --region {record.region} --target {record.target}{profile}`"
+        )
+    for region in regions_holding(target, name):
+        if record is None or region != record.region:
+            elsewhere.append(
+                f"found in region {region}: `{command_for_region(target, suffix, region)}`"
+            )
+    if elsewhere:
+        raise DeployError(f"no stack {name} in {target.where()}; " + "; ".join(elsewhere))
+    console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
+    return 0
+
+
+def command_for_region(target: Target, suffix: str, region: str) -> str:
+    here = command_for(target, "destroy", suffix)
+    return here.replace(f"--region {target.region}", f"--region {region}")
+
+
+def confirm_delete(
+    args: argparse.Namespace, console: Console, target: Target, name: str, env: str
+) -> None:
+    """dev: --yes or a yes at a terminal. prod: the stack name typed at a terminal, or
+    `--confirm-stack NAME` (CI); --yes alone never deletes prod."""
+    where = f"{target.where()}, target {target.name}"
+    if env != "prod":
+        if not (args.yes or ask(console, f"Delete stack {name} ({where}) and its data?")):
+            raise UsageError("not confirmed (use --yes)")
+        return
+    if args.confirm_stack is not None:
+        if args.confirm_stack != name:
+            raise UsageError(f"--confirm-stack {args.confirm_stack} is not the stack {name}")
+        return
+    typed = type_name(console, f"Delete prod stack {name} ({where})? Type its name to confirm")
+    if typed != name:
+        raise UsageError(
+            f"{name} is a prod stack: type its name at the prompt, or pass --confirm-stack {name} "
+            "(--yes alone does not delete prod)"
+        )
+
+
 def run_outputs(args: argparse.Namespace, console: Console) -> int:
+    if args.suffix:
+        parameters_for("dev", args.suffix, {})
+        record = read_record(stack_name(args.suffix))
+        if record is None:
+            raise DeployError(
+                f"no outputs recorded for stack {stack_name(args.suffix)}: deploy it first"
+            )
+        if args.output == "json":
+            layout.emit(record.as_json())
+        else:
+            console.print(
+                Text(
+                    f"stack {record.stack}: {record.target}, account {record.account}, "
+                    f"region {record.region}"
+                )
+            )
+            outputs_table(console, record.outputs, record_file(record.stack))
+        return 0
     outputs = read_outputs()
     if args.output == "json":
         layout.emit(outputs)

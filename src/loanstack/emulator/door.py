@@ -49,6 +49,15 @@ def start() -> LocalEmulator:
         raise DeployError(str(exc)) from exc
 
 
+def running_url() -> str | None:
+    """The URL of the emulator `loanstack emulator start` keeps running (its state file), when
+    its process is there and it answers: found from any shell without exporting its URL."""
+    state = control.running()
+    if state is None or not isinstance(state.get("url"), str):
+        return None
+    return str(state["url"]) if control.answers(state["url"]) else None
+
+
 def cluster_password(cluster_arn: str, region: str) -> str:
     """The emulated cluster's master password (AWS never shows one; the emulator can)."""
     parts = cluster_arn.split(":")

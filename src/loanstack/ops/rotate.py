@@ -11,7 +11,7 @@ from rich.console import Console
 
 from loanstack import functions
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.aws.target import Target
+from loanstack.aws.target import Target, again
 from loanstack.errors import DeployError
 
 # The rotation function's custom staging label: setSecret applied this version to the cluster.
@@ -42,13 +42,13 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
         if time.monotonic() > deadline:
             raise DeployError(
                 f"rotation {token} not finished after {timeout:.0f} s: read the rotation function's "
-                "log group, then run `loanstack rotate` again to finish or clear it"
+                f"log group, then run `{again(target, 'rotate')}` to finish or clear it"
             )
         time.sleep(target.poll_seconds)
     previous = next((v for v, s in stages.items() if "AWSPREVIOUS" in s), None)
     if not database_takes_awscurrent(target, outputs):
         raise DeployError(
-            "rotated, but the Data API is refused with AWSCURRENT: run `loanstack rotate`"
+            f"rotated, but the Data API is refused with AWSCURRENT: run `{again(target, 'rotate')}`"
         )
     console.print(
         f"rotated: AWSCURRENT is version {token}, AWSPREVIOUS {previous}; the Data API opens the database with it"
@@ -75,7 +75,7 @@ def recover_rotation(
     if age is not None and age < ROTATION_IN_FLIGHT_SECONDS:
         raise DeployError(
             f"a rotation started {age:.0f} s ago (version {token}) may still be running, or "
-            "Secrets Manager may be retrying it: wait for it, then run `loanstack rotate` again "
+            f"Secrets Manager may be retrying it: wait for it, then run `{again(target, 'rotate')}` "
             f"(a pending version older than {ROTATION_IN_FLIGHT_SECONDS} s counts as interrupted)"
         )
     if APPLIED in stages[token]:

@@ -7,7 +7,6 @@ failing resource and its reason (`events`). One code path for AWS and the local 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import template
-from loanstack.aws.outputs import shown
-from loanstack.aws.target import Target
+from loanstack.aws.outputs import StackRecord, record_file, shown, write_record
+from loanstack.aws.target import Target, command_for
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE, stack_name
 from loanstack.stack.destroy import prepare_removals
@@ -101,8 +100,9 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     status = current["StackStatus"] if current else None
     if status in FAILED_STATES:
         raise DeployError(
-            f"stack {d.name} is {status}: remove it with `loanstack destroy --suffix {d.suffix}` "
-            "and deploy again"
+            f"stack {d.name} is {status}: remove it with "
+            f"`{command_for(d.target, 'destroy', d.suffix)}` and deploy again "
+            f"({d.target.where()})"
         )
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {d.name} is busy ({status}); wait for it to finish")
@@ -152,9 +152,15 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
             d.target.client("cloudtrail").start_logging(Name=trail)
             d.console.print(f"trail {trail} logs again (the update that removed it failed)")
         reason = first_failure(d.target, d.name, before)
-        raise DeployError(f"{d.name} ended {final}: {reason}")
+        advice = ""
+        if final in FAILED_STATES:  # a stack that never got created cannot be updated
+            advice = f"; remove it with `{command_for(d.target, 'destroy', d.suffix)}`"
+        raise DeployError(f"{d.name} ended {final}: {reason}{advice}")
     outputs = write_outputs(d.target, d.name)
-    d.console.print(f"{d.name}: {final}; outputs in {shown(d.target.outputs_file)}")
+    d.console.print(
+        f"{d.name}: {final}; outputs in {shown(record_file(d.name, d.target.outputs_file))} "
+        f"and {shown(d.target.outputs_file)}"
+    )
     return outputs
 
 
@@ -166,8 +172,10 @@ def stack_outputs(target: Target, name: str) -> dict[str, str]:
 
 
 def write_outputs(target: Target, name: str) -> dict[str, str]:
+    """The stack's own record (D9: account, region, target, outputs) and the flat file (R1b)."""
     outputs = stack_outputs(target, name)
-    path = target.outputs_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    record = StackRecord(
+        name, target.account(), target.region, target.name, outputs, target.profile
+    )
+    write_record(record, target.outputs_file)
     return outputs

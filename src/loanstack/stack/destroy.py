@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from loanstack.aws.outputs import read_outputs
+from loanstack.aws.outputs import read_outputs, read_record, record_file
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
-from loanstack.names import stack_name
+from loanstack.names import ENVIRONMENT_TYPE, stack_name
 from loanstack.stack import survival
 from loanstack.stack.events import event_ids, first_failure, follow, stack_status
 
@@ -54,9 +55,7 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
             reason = first_failure(target, stack["StackId"], before)
             raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
         console.print(f"{', '.join(left)} not empty yet (late deliveries): emptying again")
-    path = target.outputs_file
-    if path.exists() and read_outputs(path).get("VPCId") == vpc_of(stack):
-        path.unlink()  # the outputs of the stack just deleted, not of another one
+    forget(target, name, vpc_of(stack))
     if not kept:
         console.print(f"{name}: deleted, nothing left behind")
         return
@@ -64,6 +63,19 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
     console.print(f"{name}: deleted; what survives, to restore from:")
     for line in survival.summary(kept, physical, final_snapshots(target, kept, physical)):
         console.print(f"  {line}")
+
+
+def forget(target: Target, name: str, vpc: str | None) -> None:
+    """Remove the outputs of the stack just deleted (its own record, and the flat file when it
+    holds them), never those of another stack: the same name in another region or target keeps
+    its record."""
+    own = record_file(name, target.outputs_file)
+    record = read_record(name, target.outputs_file)
+    if record and (record.region, record.target) == (target.region, target.name):
+        own.unlink()
+    path = target.outputs_file
+    if path.exists() and read_outputs(path).get("VPCId") == vpc:
+        path.unlink()
 
 
 def stop_access_logging(target: Target, bucket: str) -> None:
@@ -202,3 +214,53 @@ def bucket_exists(target: Target, bucket: str) -> bool:
             return False
         raise
     return True
+
+
+def what_survives(target: Target, stack: dict[str, Any]) -> list[str]:
+    """What a delete of this stack leaves (R6 amended), said before the delete is confirmed."""
+    try:
+        kept = survival.deployed_survivors(target.client("cloudformation"), stack)
+    except survival.SurvivalUnknown as exc:
+        raise DeployError(str(exc)) from exc
+    if not kept:
+        return ["nothing survives: every resource of the stack and its data is deleted"]
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "?")
+        for r in stack_resources(target, stack["StackName"])
+    }
+    lines = []
+    for logical_id, survivor in sorted(kept.items()):
+        name = physical.get(logical_id, "?")
+        if survivor.kept:
+            lines.append(f"survives: {survivor.type} {logical_id} {name}")
+        else:
+            lines.append(f"a final snapshot is taken of {survivor.type} {logical_id} {name}")
+    return lines
+
+
+def environment_of(stack: dict[str, Any]) -> str:
+    """The stack's EnvironmentType parameter as deployed (dev when absent)."""
+    given = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    return str(given.get(ENVIRONMENT_TYPE) or "dev")
+
+
+def regions_holding(target: Target, name: str) -> list[str]:
+    """The other regions of the partition where a stack of this name exists, for a destroy that
+    did not find it where it looked; regions that refuse the call (not enabled) are skipped."""
+    found = []
+    for region in target.session.get_available_regions("cloudformation"):
+        if region == target.region:
+            continue
+        cfn = target.session.client(
+            "cloudformation",
+            region_name=region,
+            endpoint_url=target.endpoint_url,
+            config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}),
+        )
+        try:
+            stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+        except (ClientError, BotoCoreError):
+            continue  # no such stack there, or a region the account has not enabled
+        if any(s["StackStatus"] != "DELETE_COMPLETE" for s in stacks):
+            found.append(region)
+    return found
