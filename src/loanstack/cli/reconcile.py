@@ -23,7 +23,6 @@ from loanstack.cli.common import (
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
 from loanstack.ops import manifest
-from loanstack.ops.correct import Database as _Database  # noqa: F401
 from loanstack.ops.correct import check_who_and_why, correct
 from loanstack.ops.verify import (
     Database,
