@@ -17,7 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from loanstack.cfnlint_data import resource_schema
+# re-exported: the emulator reads resource schemas through the model
+from loanstack.cfnlint_data import resource_schema as resource_schema
 from loanstack.names import url_suffix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,8 @@ def transforms(template: Mapping[str, Any]) -> list[str]:
 
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with path.open(encoding="utf-8") as f:
-        return json.load(f)
+        template: dict[str, Any] = json.load(f)
+    return template
 
 
 def minified(template: Mapping[str, Any]) -> str:

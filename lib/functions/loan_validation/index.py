@@ -152,7 +152,7 @@ FOUND_ROWS_PROBE = "UPDATE loan_decisions SET loan_id = loan_id WHERE loan_id = 
 _counts_found_rows: bool | None = None
 # built once: json.dumps with options builds a new encoder on every call
 SORTED = json.JSONEncoder(sort_keys=True)
-encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _table_ready = False
 
 

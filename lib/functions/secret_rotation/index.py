@@ -100,7 +100,8 @@ def read(secrets: Any, arn: str, stage: str, token: str | None = None) -> dict[s
     args = {"SecretId": arn, "VersionStage": stage}
     if token:
         args["VersionId"] = token
-    return json.loads(secrets.get_secret_value(**args)["SecretString"])
+    secret: dict[str, Any] = json.loads(secrets.get_secret_value(**args)["SecretString"])
+    return secret
 
 
 def create_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
@@ -430,7 +431,7 @@ def rds_bundle() -> str:
     region = os.environ.get("AWS_REGION", "us-east-1")
     url = os.environ.get("RDS_CA_BUNDLE_URL") or RDS_BUNDLE_URL.format(region=region)
     with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310 (AWS's https bundle URL, or the operator's override)
-        text = reply.read().decode("ascii")
+        text: str = reply.read().decode("ascii")
     if "-----BEGIN CERTIFICATE-----" not in text:
         raise OSError(f"{url} did not return PEM certificates")
     cache.write_text(text)

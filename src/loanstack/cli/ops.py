@@ -82,12 +82,13 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
 
 def run_migrate(args: argparse.Namespace, console: Console) -> int:
     from loanstack.ops import migrate
+    from loanstack.ops.export import inspect as inspect_export
 
     options = migrate.Options(
         chunk_rows=args.chunk_rows, retry_failed=args.retry_failed, timeout=args.timeout
     )
     migrate.check_options(options)
-    export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
+    export = inspect_export(Path(args.export))  # bad input is refused before anything else
     path = follow_up(args)
     outputs = read_outputs(path)
     if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(

@@ -45,9 +45,10 @@ def apply_seconds() -> float:
 
 def endpoint(cluster: Any) -> str:
     """Where the emulator's cluster takes MySQL logins (its MariaDB), else moto's name."""
-    return getattr(cluster, "emulated_host", None) or fence.original(MotoCluster, "endpoint").fget(
-        cluster
-    )
+    host: str = getattr(cluster, "emulated_host", None) or fence.original(
+        MotoCluster, "endpoint"
+    ).fget(cluster)
+    return host
 
 
 def describe_db_clusters(self: Any, *args: Any, **kwargs: Any) -> Any:

@@ -107,7 +107,8 @@ def pending_age(sm: Any, secret: str, token: str) -> float | None:
         for version in page.get("Versions", []):
             created = version.get("CreatedDate")
             if version.get("VersionId") == token and created is not None:
-                return time.time() - created.timestamp()
+                age: float = time.time() - created.timestamp()
+                return age
         if not page.get("NextToken"):
             return None
         request["NextToken"] = page["NextToken"]
