@@ -128,7 +128,7 @@ def applicable_rules(rules: Path, types: set[str]) -> list[Path]:
     return sorted(f for f in rules.rglob("*.guard") if reported_types(f) & types)
 
 
-def guard_document(instance: Environment) -> dict[str, Any]:
+def guard_document(env: Environment) -> dict[str, Any]:
     """The environment as CloudFormation would see it: present resources, resolved properties."""
     kept = ("Metadata", "DeletionPolicy", "UpdateReplacePolicy", "DependsOn")
     return {
@@ -139,7 +139,7 @@ def guard_document(instance: Environment) -> dict[str, Any]:
                 "Properties": r.properties,
                 **{k: r.raw[k] for k in kept if k in r.raw},
             }
-            for r in instance.resources.values()
+            for r in env.resources.values()
         },
     }
 
@@ -154,13 +154,13 @@ def _walk(node: Any) -> Any:
             yield from _walk(item)
 
 
-def evaluate(instance: Environment) -> tuple[list[Path], list[GuardFinding]]:
+def evaluate(env: Environment) -> tuple[list[Path], list[GuardFinding]]:
     """(rules run, non-compliant findings) for one environment."""
     binary, rules = ensure_guard()
-    selected = applicable_rules(rules, {r.type for r in instance.resources.values()})
+    selected = applicable_rules(rules, {r.type for r in env.resources.values()})
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "template.json"
-        data.write_text(json.dumps(guard_document(instance)))
+        data.write_text(json.dumps(guard_document(env)))
         args = [
             str(binary),
             "validate",

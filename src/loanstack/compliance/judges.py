@@ -60,23 +60,23 @@ class Verdict:
     path: str
 
 
-def physical_name(instance: Environment, resource: Resource) -> str:
+def physical_name(env: Environment, resource: Resource) -> str:
     if resource.type == "AWS::KMS::Key":
         return KEY_ID
     for prop in name_properties(resource.type):
         value = resource.properties.get(prop)
         if isinstance(value, str):
             return value
-    return f"{resource.logical_id.lower()}-{instance.suffix}"
+    return f"{resource.logical_id.lower()}-{env.suffix}"
 
 
-def deployed(instance: Environment, logical_id: str, attribute: str | None) -> str:
+def deployed(env: Environment, logical_id: str, attribute: str | None) -> str:
     """The value `Ref` (attribute None) or `Fn::GetAtt` gives once the resource exists."""
-    resource = instance.resources.get(logical_id)
+    resource = env.resources.get(logical_id)
     if resource is None:
         return logical_id
-    c = instance.context
-    name = physical_name(instance, resource)
+    c = env.context
+    name = physical_name(env, resource)
     arn = ARNS.get(resource.type, "arn:{p}:unknown:{r}:{a}:{name}").format(
         p=c.partition, r=c.region, a=c.account_id, name=name
     )
@@ -85,30 +85,30 @@ def deployed(instance: Environment, logical_id: str, attribute: str | None) -> s
     return arn if attribute.endswith("Arn") else name
 
 
-def concrete(instance: Environment, node: Any) -> Any:
+def concrete(env: Environment, node: Any) -> Any:
     """`node` with every Ref, Fn::GetAtt and Fn::Sub to a resource replaced by its value."""
     if isinstance(node, list):
-        return [concrete(instance, item) for item in node]
+        return [concrete(env, item) for item in node]
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
         ((key, arg),) = node.items()
         if key == "Ref" and isinstance(arg, str):
-            return deployed(instance, arg, None)
+            return deployed(env, arg, None)
         if key == "Fn::GetAtt":
             target, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-            return deployed(instance, target, attribute)
+            return deployed(env, target, attribute)
         if key == "Fn::Sub":
             text = arg if isinstance(arg, str) else arg[0]
 
             def value(match: re.Match[str]) -> str:
                 target, _, attribute = match.group(1).partition(".")
-                return deployed(instance, target, attribute or None)
+                return deployed(env, target, attribute or None)
 
             return _SUB.sub(value, text)
         if key.startswith("Fn::"):  # known only at deploy time (Fn::Cidr...): not a policy value
             return f"<{key} at deploy time>"
-    return {k: concrete(instance, v) for k, v in node.items()}
+    return {k: concrete(env, v) for k, v in node.items()}
 
 
 def exceptions(path: Path = EXCEPTIONS) -> dict[tuple[str, str, str], str]:
@@ -117,9 +117,9 @@ def exceptions(path: Path = EXCEPTIONS) -> dict[tuple[str, str, str], str]:
     return {(e["judge"], e["rule"], e["resource"]): e["reason"] for e in entries}
 
 
-def documents(instance: Environment) -> Iterator[tuple[Resource, str, str, dict[str, Any]]]:
+def documents(env: Environment) -> Iterator[tuple[Resource, str, str, dict[str, Any]]]:
     """(resource, label, JSON pointer, policy) for each identity and resource policy."""
-    for r in instance.resources.values():
+    for r in env.resources.values():
         base = f"/Resources/{r.logical_id}/Properties"
         for i, (label, document) in enumerate(policy_documents(r)):
             pointer = f"{base}/Policies/{i}/PolicyDocument"
@@ -128,13 +128,13 @@ def documents(instance: Environment) -> Iterator[tuple[Resource, str, str, dict[
             yield r, label, pointer, document
 
 
-def parliament_verdicts(instance: Environment) -> list[Verdict]:
+def parliament_verdicts(env: Environment) -> list[Verdict]:
     """parliament on every identity policy of the environment, references made concrete."""
     from parliament import analyze_policy_string
 
     found: list[Verdict] = []
-    for r, label, pointer, document in documents(instance):
-        policy = analyze_policy_string(json.dumps(concrete(instance, document)))
+    for r, label, pointer, document in documents(env):
+        policy = analyze_policy_string(json.dumps(concrete(env, document)))
         for f in policy.findings:
             found.append(
                 Verdict("parliament", f.issue, f"{r.logical_id}/{label}", str(f.detail), pointer)
@@ -142,18 +142,18 @@ def parliament_verdicts(instance: Environment) -> list[Verdict]:
     return found
 
 
-def resolved_template(instance: Environment) -> dict[str, Any]:
+def resolved_template(env: Environment) -> dict[str, Any]:
     """The environment as one template with nothing left to resolve (what cfripper reads)."""
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {
-            r.logical_id: {"Type": r.type, "Properties": concrete(instance, r.properties)}
-            for r in instance.resources.values()
+            r.logical_id: {"Type": r.type, "Properties": concrete(env, r.properties)}
+            for r in env.resources.values()
         },
     }
 
 
-def cfripper_verdicts(instance: Environment) -> list[Verdict]:
+def cfripper_verdicts(env: Environment) -> list[Verdict]:
     """cfripper's default rules on the resolved environment."""
     from cfripper.config.config import Config
     from cfripper.rule_processor import RuleProcessor
@@ -161,14 +161,14 @@ def cfripper_verdicts(instance: Environment) -> list[Verdict]:
     from pycfmodel import parse
 
     logging.getLogger("pycfmodel").setLevel(logging.ERROR)  # one line per generic type otherwise
-    c = instance.context
+    c = env.context
     config = Config(
         stack_name=c.stack_name,
         aws_account_id=c.account_id,
         aws_region=c.region,
         rules=list(DEFAULT_RULES),
     )
-    model = parse(resolved_template(instance)).resolve()
+    model = parse(resolved_template(env)).resolve()
     processor = RuleProcessor(*(rule(config) for rule in DEFAULT_RULES.values()))
     result = processor.process_cf_template(model, config)
     found: list[Verdict] = []
@@ -180,7 +180,7 @@ def cfripper_verdicts(instance: Environment) -> list[Verdict]:
                     failure.rule,
                     logical_id,
                     failure.reason,
-                    f"/Resources/{logical_id}" if logical_id in instance.resources else "",
+                    f"/Resources/{logical_id}" if logical_id in env.resources else "",
                 )
             )
     return found

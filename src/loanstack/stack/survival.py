@@ -42,10 +42,10 @@ def survivors(
     doc: dict[str, Any], parameters: Mapping[str, str], context: template.Context | None = None
 ) -> dict[str, Survivor]:
     """Logical id -> what its DeletionPolicy does, for every resource a delete does not erase."""
-    instance = template.instantiate(doc, dict(parameters), context)
+    env = template.instantiate(doc, dict(parameters), context)
     return {
         r.logical_id: Survivor(r.logical_id, r.type, str(r.deletion_policy))
-        for r in instance.resources.values()
+        for r in env.resources.values()
         if r.deletion_policy in KEEPS + SNAPSHOTS
     }
 
