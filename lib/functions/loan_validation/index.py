@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from fractions import Fraction
 from functools import cache
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 from urllib.parse import unquote_plus
 
 import boto3
@@ -80,6 +80,84 @@ FIELDS = ("loanId", "applicantId", "loanType", *NUMBERS)  # a CSV batch file's c
 OPTIONAL_FIELDS = ("collateralValue",)  # required for the SECURED loan types only
 DECISIONS = ("APPROVED", "MANUAL_REVIEW", "REJECTED", "INVALID", "CONFLICT")
 ACCEPTED = ("APPROVED", "MANUAL_REVIEW")  # a batch report lists every other row as a problem
+
+
+# The JSON this function answers and writes, typed once here (the tool and the tests read these
+# through loanstack.functions): a result per application, a report per batch file.
+class FieldError(TypedDict):
+    field: str  # "$" for the whole application or line
+    message: str
+
+
+class Metrics(TypedDict):
+    monthlyPayment: float
+    debtToIncomeRatio: float
+    loanToValueRatio: float | None  # secured loan types only
+
+
+class Decided(TypedDict):
+    """APPROVED, MANUAL_REVIEW or REJECTED, with the reason codes; stored as it is in Aurora."""
+
+    loanId: str
+    decision: str
+    reasons: list[str]
+    metrics: Metrics
+
+
+class Refused(TypedDict):
+    """INVALID (no loanId when the sent one is no valid id) or CONFLICT (the id is taken)."""
+
+    loanId: NotRequired[str]
+    decision: str
+    errors: list[FieldError]
+
+
+Result = Decided | Refused
+
+
+class Problem(TypedDict):
+    """A batch file's row that is not ACCEPTED: its line (1-based) and its result's fields."""
+
+    line: int
+    loanId: NotRequired[str]
+    decision: str
+    reasons: NotRequired[list[str]]
+    metrics: NotRequired[Metrics]
+    errors: NotRequired[list[FieldError]]
+
+
+class Counts(TypedDict):
+    source: str  # the batch file's key
+    rows: int
+    summary: dict[str, int]  # decision -> rows
+    error: NotRequired[str]  # a problem of the whole file (e.g. its CSV header)
+
+
+class BatchReport(Counts):
+    """reports/<name>.report.json (`report_key`): the problems in line order, then the counts."""
+
+    problems: list[Problem]
+
+
+class BatchAnswer(Counts):
+    """What one batch file's S3 record answers (and logs): the counts and where the report is."""
+
+    report: str
+
+
+class Ignored(TypedDict):
+    """A record of an object outside incoming/ (the notification's filter should prevent it)."""
+
+    source: str
+    ignored: bool
+
+
+class RecordError(TypedDict):
+    """A malformed S3 event record, answered (it cannot heal, so it is not retried)."""
+
+    error: str
+
+
 DATABASE_NAME = "loans"  # DB_NAME's default; the template sets DB_NAME to the cluster's database
 TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
  loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
@@ -201,11 +279,11 @@ def check_number(field: str, value: Any) -> str | None:
     return None
 
 
-def validate(app: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+def validate(app: Any) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """A normalised application, or None with every bad field named."""
     if not isinstance(app, dict):
         return None, [{"field": "$", "message": "must be a JSON object"}]
-    errors = []
+    errors: list[FieldError] = []
     for field in ("loanId", "applicantId"):
         value = app.get(field)
         if not isinstance(value, str) or not ID.fullmatch(value):
@@ -314,7 +392,7 @@ def to_ratio(value: Decimal) -> Decimal:
     return value.quantize(BASIS_POINT, ROUND_HALF_UP)
 
 
-def decide(app: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+def decide(app: dict[str, Any], limits: dict[str, Any]) -> Decided:
     """The decision; ratios are compared as reported (4 places), so 0.95 is never "above" 0.95."""
     loan_type, amount = app["loanType"], exact(app["loanAmount"])
     with localcontext(Context(prec=50)):
@@ -354,7 +432,7 @@ def decide(app: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def evaluate(app: Any, limits: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def evaluate(app: Any, limits: dict[str, Any]) -> tuple[dict[str, Any] | None, Result]:
     """(normalised application or None, result) for one raw application."""
     clean, errors = validate(app)
     if clean is None:
@@ -362,8 +440,8 @@ def evaluate(app: Any, limits: dict[str, Any]) -> tuple[dict[str, Any] | None, d
     return clean, decide(clean, limits)
 
 
-def invalid(errors: list[dict[str, str]], loan_id: Any = None) -> dict[str, Any]:
-    result: dict[str, Any] = {"decision": "INVALID", "errors": errors}
+def invalid(errors: list[FieldError], loan_id: Any = None) -> Refused:
+    result: Refused = {"decision": "INVALID", "errors": errors}
     if isinstance(loan_id, str) and ID.fullmatch(loan_id):
         result = {"loanId": loan_id, **result}
     return result
@@ -555,7 +633,7 @@ def ensure_table(client: Any) -> None:
     _table_ready = True
 
 
-def result_text(result: dict[str, Any]) -> str:
+def result_text(result: Decided) -> str:
     """json.dumps(result, sort_keys=True) of a decision, written out (a test holds them equal)."""
     metrics, ltv = result["metrics"], result["metrics"]["loanToValueRatio"]
     reasons = ", ".join(f'"{code}"' for code in result["reasons"])
@@ -587,7 +665,7 @@ class Entry:
 
     __slots__ = ("app", "request_bytes", "result", "text")
 
-    def __init__(self, app: dict[str, Any], result: dict[str, Any]) -> None:
+    def __init__(self, app: dict[str, Any], result: Decided) -> None:
         """Formatted by hand: ids, codes and numbers need no escaping (the schema saw to it), and
         this runs for every row of a migration (issue 12: the function's own cost per row)."""
         self.app, self.result = app, result
@@ -639,7 +717,7 @@ class Chunker:
         return entries
 
 
-def record_chunk(entries: list[Entry], source: str | None) -> list[dict[str, Any]]:
+def record_chunk(entries: list[Entry], source: str | None) -> list[Result]:
     """Insert a chunk (a loan id already stored is left alone), then answer from what is stored.
 
     When the INSERT counts every row as new, each stored row is the one just sent and the read
@@ -654,7 +732,7 @@ def record_chunk(entries: list[Entry], source: str | None) -> list[dict[str, Any
     document = f'{{"source":{json.dumps(source or "")},"rows":[{rows}]}}'
     chunk = [{"name": "chunk", "value": {"stringValue": document}}]
     inserted = sql(client, INSERT, parameters=chunk).get("numberOfRecordsUpdated")
-    answers = [e.result for e in entries]
+    answers: list[Result] = [e.result for e in entries]
     if inserted == len(entries) and not counts_found_rows(client, entries[0].app["loanId"]):
         return answers
     for n, sha, stored in sql(client, READ_BACK, parameters=chunk)["records"]:
@@ -678,13 +756,13 @@ def counts_found_rows(client: Any, stored_id: str) -> bool:
     return _counts_found_rows
 
 
-def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
+def answer(entry: Entry, stored_sha: str, stored_json: str) -> Result:
     """The stored answer for the same application, else a CONFLICT.
 
     A CONFLICT shows only what the caller sent (its loan id) and that the id is taken: never
     the recorded decision or content, which belong to whoever recorded them (D8)."""
     if stored_sha == fingerprint(entry.app):
-        return dict(json.loads(stored_json))
+        return cast(Decided, dict(json.loads(stored_json)))  # result_text wrote it
     return {
         "loanId": entry.app["loanId"],
         "decision": "CONFLICT",
@@ -692,7 +770,7 @@ def answer(entry: Entry, stored_sha: str, stored_json: str) -> dict[str, Any]:
     }
 
 
-def log_result(result: dict[str, Any]) -> None:
+def log_result(result: Result) -> None:
     """Ids, decisions and codes only: no applicant data reaches the logs."""
     logger.info(
         "loan decision", extra={k: result.get(k) for k in ("loanId", "decision", "reasons")}
@@ -702,7 +780,7 @@ def log_result(result: dict[str, Any]) -> None:
 # --- entry points -----------------------------------------------------------------------------
 
 
-def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
+def handle_applications(apps: list[Any]) -> list[Result]:
     limits = thresholds()
     evaluated = [evaluate(app, limits) for app in apps]
     results = [result for _, result in evaluated]
@@ -717,7 +795,7 @@ def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
     for position, (clean, result) in enumerate(evaluated):
         if clean is None:
             continue
-        entry = Entry(clean, result)
+        entry = Entry(clean, cast(Decided, result))  # evaluate decides what it cleans
         if chunker.full_with(entry):
             flush()
         chunker.add(entry)
@@ -729,7 +807,7 @@ def handle_applications(apps: list[Any]) -> list[dict[str, Any]]:
     return results
 
 
-def write_documents(results: list[dict[str, Any]]) -> None:
+def write_documents(results: list[Result]) -> None:
     """validations/<loanId>.json for each decision, written in parallel (a list may hold 10,000)."""
     bucket = os.environ.get("DOCUMENTS_BUCKET")
     decided = [r for r in results if r["decision"] in ("APPROVED", "MANUAL_REVIEW", "REJECTED")]
@@ -737,7 +815,7 @@ def write_documents(results: list[dict[str, Any]]) -> None:
         return
     s3 = s3_client()
 
-    def put(result: dict[str, Any]) -> None:
+    def put(result: Result) -> None:
         s3.put_object(
             Bucket=bucket,
             Key=f"validations/{result['loanId']}.json",
@@ -763,7 +841,7 @@ TOO_MANY = (
 )
 
 
-def handler(event: Any, context: Any) -> dict[str, Any]:
+def handler(event: Any, context: Any) -> dict[str, Any] | Result:
     begin(context)
     if isinstance(event, dict) and "Records" in event and "loanId" not in event:
         records = event["Records"]
@@ -804,7 +882,7 @@ def s3_object(record: Any) -> tuple[str, str] | str:
     return name, unquote_plus(key)
 
 
-def handle_record(index: int, record: Any) -> dict[str, Any]:
+def handle_record(index: int, record: Any) -> BatchAnswer | Ignored | RecordError:
     """One record of an S3 event; a malformed one is answered, not retried (it cannot heal)."""
     where = s3_object(record)
     if isinstance(where, str):
@@ -855,7 +933,7 @@ class Unreadable:
     def __init__(self, message: str, field: str = "$", loan_id: Any = None) -> None:
         self.message, self.field, self.loan_id = message, field, loan_id
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> Refused:
         return invalid([{"field": self.field, "message": self.message}], self.loan_id)
 
 
@@ -991,7 +1069,7 @@ def report_key(key: str) -> str:
     return f"reports/long-keys/{hashlib.sha256(key.encode()).hexdigest()}.report.json"
 
 
-def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
+def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
     """Stream one batch file: byte-sized chunks to Aurora, problem rows to a spooled report."""
     if not key.startswith("incoming/"):
         logger.warning("ignored object outside incoming/", extra={"key": key})
@@ -1000,13 +1078,13 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
     limit = int(os.environ.get("MAX_LINE_BYTES", MAX_LINE_BYTES))
     counts: Counter[str] = Counter()
     chunker, lines_of_chunk = Chunker(source), list[int]()
-    held: list[tuple[int, dict[str, Any]]] = []  # problem rows met while the chunk fills
+    held: list[tuple[int, Result]] = []  # problem rows met while the chunk fills
     file_problem: str | None = None
     with tempfile.TemporaryFile() as report:
         report.write(b'{"problems": [')
         separator = b""
 
-        def note(line: int, result: dict[str, Any]) -> None:
+        def note(line: int, result: Result) -> None:
             nonlocal separator
             counts[result["decision"]] += 1
             if result["decision"] not in ("APPROVED", "MANUAL_REVIEW"):
@@ -1023,7 +1101,7 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
             lines_of_chunk.clear()
             held.clear()
 
-        def hold(line: int, result: dict[str, Any]) -> None:
+        def hold(line: int, result: Result) -> None:
             held.append((line, result))
             if len(held) >= MAX_CHUNK_ROWS:  # a file of problems only: memory stays bounded
                 flush()
@@ -1040,13 +1118,13 @@ def handle_batch_file(bucket: str, key: str) -> dict[str, Any]:
             if clean is None:
                 hold(line, result)
                 continue
-            entry = Entry(clean, result)
+            entry = Entry(clean, cast(Decided, result))  # evaluate decides what it cleans
             if chunker.full_with(entry):
                 flush()
             chunker.add(entry)
             lines_of_chunk.append(line)
         flush()
-        summary: dict[str, Any] = {
+        summary: Counts = {
             "source": key,
             "rows": sum(counts.values()),
             "summary": dict(counts),

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from rich.console import Console
 
@@ -58,6 +59,18 @@ def outputs_table(console: Console, outputs: dict[str, str], path: Path | None =
     layout.records(console, title, ("output", "value"), outputs.items())
 
 
+class RecordJson(TypedDict):
+    """`cfn-outputs/<stack>.json` as written (SPEC D9); `StackRecord` is the object the tool
+    passes around, this is its file. `profile` is null unless the target named one."""
+
+    stack: str
+    account: str
+    region: str
+    target: str
+    profile: str | None
+    outputs: dict[str, str]
+
+
 @dataclass(frozen=True)
 class StackRecord:
     """Where one deployed stack lives (SPEC D9), written beside the flat outputs by every
@@ -71,7 +84,7 @@ class StackRecord:
     outputs: dict[str, str]
     profile: str | None = None
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> RecordJson:
         return {
             "stack": self.stack,
             "account": self.account,

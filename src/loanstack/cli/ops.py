@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -137,7 +138,7 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     return 1 if result["failedChunks"] or not reconciled else 0
 
 
-def save(path: Path, document: dict[str, object], console: Console) -> None:
+def save(path: Path, document: Mapping[str, object], console: Console) -> None:
     """The local copy of the manifest (the one in S3 is the record); a failed write is said in
     one line and does not change the run's exit status."""
     try:

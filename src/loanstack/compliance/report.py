@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from loanstack import template
 from loanstack.compliance import control_tower, field_tools, judges, register, rules
@@ -89,12 +89,12 @@ def checkov_rows() -> Iterator[Row]:
     yield Row("both", f"{report['summary']['passed']} checks", "checkov", "template", "pass")
 
 
-def own_rows(env: str, instance: template.Environment) -> Iterator[Row]:
+def own_rows(env_name: str, env: template.Environment) -> Iterator[Row]:
     for c in rules.CHECKS:
-        findings = list(c.run(instance))
+        findings = list(c.run(env))
         for f in findings:
             yield Row(
-                env,
+                env_name,
                 c.id,
                 "loanstack",
                 f.resource,
@@ -104,17 +104,17 @@ def own_rows(env: str, instance: template.Environment) -> Iterator[Row]:
                 **located(f.path),
             )
         if not findings:
-            yield Row(env, c.id, "loanstack", "all", "pass", c.description, c.requirement)
+            yield Row(env_name, c.id, "loanstack", "all", "pass", c.description, c.requirement)
 
 
 def guard_rows(
-    env: str, instance: template.Environment, accepted: dict[tuple[str, str], str]
+    env_name: str, env: template.Environment, accepted: dict[tuple[str, str], str]
 ) -> Iterator[Row]:
-    guard_rules, findings = control_tower.evaluate(instance)
+    guard_rules, findings = control_tower.evaluate(env)
     for f in findings:
         reason = accepted.get((f.control, f.resource))
         yield Row(
-            env,
+            env_name,
             f.control,
             "control tower",
             f.resource,
@@ -122,21 +122,21 @@ def guard_rows(
             reason or f.message,
             **located(resource_pointer(f.resource)),
         )
-    yield Row(env, f"{len(guard_rules)} rules", "control tower", "all others", "pass")
+    yield Row(env_name, f"{len(guard_rules)} rules", "control tower", "all others", "pass")
 
 
 def judge_rows(
-    env: str, instance: template.Environment, accepted: dict[tuple[str, str, str], str]
+    env_name: str, env: template.Environment, accepted: dict[tuple[str, str, str], str]
 ) -> Iterator[Row]:
     """parliament and cfripper (SPEC D5 amended) on the environment as deployed."""
     for tool, verdicts in (
-        ("parliament", judges.parliament_verdicts(instance)),
-        ("cfripper", judges.cfripper_verdicts(instance)),
+        ("parliament", judges.parliament_verdicts(env)),
+        ("cfripper", judges.cfripper_verdicts(env)),
     ):
         for v in verdicts:
             reason = accepted.get((v.judge, v.rule, v.resource.split("/")[0]))
             yield Row(
-                env,
+                env_name,
                 v.rule,
                 tool,
                 v.resource,
@@ -144,7 +144,7 @@ def judge_rows(
                 reason or v.message,
                 **located(v.path),
             )
-        yield Row(env, "all rules", tool, "all others", "pass")
+        yield Row(env_name, "all rules", tool, "all others", "pass")
 
 
 def stale_exceptions(used: set[tuple[str, str, str]]) -> Iterator[Row]:
@@ -162,11 +162,11 @@ def rows(envs: tuple[str, ...], suffix: str) -> Iterator[Row]:
     accepted = control_tower.exceptions()
     judged = judges.exceptions()
     used: set[tuple[str, str, str]] = set()
-    for env in envs:
-        instance = template.instantiate(parameters=template.judged_parameters(env, suffix))
-        yield from own_rows(env, instance)
-        yield from guard_rows(env, instance, accepted)
-        for row in judge_rows(env, instance, judged):
+    for env_name in envs:
+        env = template.instantiate(parameters=template.judged_parameters(env_name, suffix))
+        yield from own_rows(env_name, env)
+        yield from guard_rows(env_name, env, accepted)
+        for row in judge_rows(env_name, env, judged):
             if row.result == "accepted":
                 used.add((row.tool, row.check, row.resource.split("/")[0]))
             yield row
@@ -186,7 +186,22 @@ def register_rows(today: datetime.date, path: Path = register.REGISTER) -> Itera
         yield Row("prod", f"{item.tool} {item.check}", "register", item.resource, "review", why)
 
 
-def as_dict(row: Row) -> dict[str, Any]:
+class RowJson(TypedDict):
+    """One finding of `loanstack check --output json` (its "findings" list): a `Row`, keyed as
+    readers of the JSON know it."""
+
+    env: str
+    check: str
+    requirement: str
+    tool: str
+    resource: str
+    pointer: str
+    line: int | None
+    result: str
+    reason: str
+
+
+def as_dict(row: Row) -> RowJson:
     return {
         "env": row.env,
         "check": row.check,
@@ -211,7 +226,33 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"FAIL": "error", "accepted": "note", "review": "warning"}
 
 
-def sarif(found: list[Row]) -> dict[str, Any]:
+class SarifSuppression(TypedDict):
+    kind: str  # inSource | external (SARIF 3.35.2)
+    justification: str
+
+
+class SarifResult(TypedDict):
+    """One result of the SARIF run (SARIF 3.27): the fields `sarif` writes, no others."""
+
+    ruleId: str
+    level: str
+    message: dict[str, str]
+    locations: list[dict[str, Any]]
+    properties: dict[str, str]
+    suppressions: NotRequired[list[SarifSuppression]]
+
+
+class SarifRun(TypedDict):
+    tool: dict[str, Any]  # {"driver": {"name", "rules": [{"id"}]}} (SARIF 3.18)
+    results: list[SarifResult]
+
+
+# The log `loanstack check --sarif` writes (SARIF 3.13), one run; "$schema" is no identifier,
+# hence the functional form.
+SarifLog = TypedDict("SarifLog", {"$schema": str, "version": str, "runs": list[SarifRun]})
+
+
+def sarif(found: list[Row]) -> SarifLog:
     """The findings as SARIF 2.1.0 (OASIS), the format code-scanning tools read: one run, one
     rule per check, one result per FAIL (level error) or accepted finding (level note, with its
     suppression and reason); passes are not results. Suppression kinds as in the OASIS spec
@@ -221,7 +262,7 @@ def sarif(found: list[Row]) -> dict[str, Any]:
     uri = template.TEMPLATE_PATH.relative_to(template.ROOT).as_posix()
     findings = [row for row in found if row.result in SARIF_LEVEL]
     rule_ids = sorted({row.check for row in findings})
-    results: list[dict[str, Any]] = []
+    results: list[SarifResult] = []
     for row in findings:
         physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
         if row.line is not None:  # SARIF 3.30: a region, lines 1-based
@@ -229,7 +270,7 @@ def sarif(found: list[Row]) -> dict[str, Any]:
         logical: dict[str, Any] = {"name": row.resource, "kind": "resource"}
         if row.pointer:
             logical["fullyQualifiedName"] = row.pointer
-        result: dict[str, Any] = {
+        result: SarifResult = {
             "ruleId": row.check,
             "level": SARIF_LEVEL[row.result],
             "message": {"text": f"{row.resource} ({row.env}): {row.reason or row.check}"},

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -43,6 +43,58 @@ DISPOSITIONS = {
     "CONFLICT": "not recorded: the loan id already holds another application (see `correct`)",
 }
 FAILED_CHUNK = "not processed: its chunk is in the dead-letter queue; run again --retry-failed"
+
+
+class ManifestExport(TypedDict):
+    name: str
+    format: str  # jsonl | csv
+    sha256: str
+    bytes: int
+    chunkRows: int
+
+
+class ManifestChunk(TypedDict):
+    key: str  # incoming/<migration>/part-NNNNN.<format>
+    lines: str  # "first-last", 1-based lines of the export
+    bytes: int
+    sha256: str
+    versionId: str | None
+
+
+class ManifestReport(TypedDict):
+    key: str  # reports/<migration>/migration.report.json
+    rows: int | None
+    summary: dict[str, int] | None
+
+
+class Disposition(TypedDict):
+    line: int | None
+    loanId: str | None
+    decision: str
+    why: str
+    disposition: str
+
+
+class Manifest(TypedDict):
+    """manifests/<migration>/<startedAt>.manifest.json, version VERSION: what `verify --manifest`
+    reads back, so its keys are a contract with runs written earlier."""
+
+    manifestVersion: int
+    migration: str
+    operator: str
+    startedAt: str
+    endedAt: str
+    outcome: str
+    error: NotRequired[str]
+    tool: dict[str, Any]  # name, version, gitCommit (None outside git), gitDirty
+    function: dict[str, Any]  # name, arn, version, codeSha256 (or error)
+    export: ManifestExport
+    chunks: list[ManifestChunk]
+    report: ManifestReport | None
+    controlTotals: dict[str, Any] | None  # source and recorded (verify's control totals)
+    verify: dict[str, Any] | None  # reconciled, lines, counts, error
+    problems: list[Disposition]
+    failedChunks: list[dict[str, Any]]  # the report's failed chunks, each with its disposition
 
 
 def utc_now() -> str:
@@ -129,18 +181,17 @@ class Recorder:
         self.export.chunk_rows = self.chunk_rows
         return self.export.migration_id
 
-    def document(self, error: BaseException | None) -> dict[str, Any]:
+    def document(self, error: BaseException | None) -> Manifest:
         report = dict(self.report or {})
         proof = report.get("verify") or {}
         failed = report.get("failedChunks", [])
-        return {
+        document: Manifest = {
             "manifestVersion": VERSION,
             "migration": self.migration,
             "operator": self.operator,
             "startedAt": self.started,
             "endedAt": utc_now(),
             "outcome": outcome(error, report),
-            **({"error": one_line(error)} if error is not None else {}),
             "tool": {"name": "loanstack", "version": loanstack.__version__, **git_commit()},
             "function": self.function,
             "export": {
@@ -178,8 +229,11 @@ class Recorder:
             "problems": dispositions(report.get("problems", [])),
             "failedChunks": [{**c, "disposition": FAILED_CHUNK} for c in failed],
         }
+        if error is not None:
+            document["error"] = one_line(error)
+        return document
 
-    def finish(self, error: BaseException | None) -> dict[str, Any]:
+    def finish(self, error: BaseException | None) -> Manifest:
         """Write the manifest and its summary under manifests/<migration>/; the document."""
         document = self.document(error)
         stamp = document["startedAt"].replace(":", "").replace("-", "")
@@ -215,9 +269,9 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def dispositions(problems: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def dispositions(problems: list[Mapping[str, Any]]) -> list[Disposition]:
     """Every problem row of the merged report with what became of it."""
-    rows = []
+    rows: list[Disposition] = []
     for p in problems:
         decision = str(p.get("decision", ""))
         why = ", ".join(p.get("reasons", [])) or "; ".join(
@@ -267,7 +321,7 @@ def summary(document: Mapping[str, Any]) -> str:
 # --- checking a manifest later ------------------------------------------------------------------
 
 
-def read(path: Path) -> dict[str, Any]:
+def read(path: Path) -> Manifest:
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -276,7 +330,7 @@ def read(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is not a manifest (not JSON): {exc}") from exc
     if not isinstance(found, dict) or found.get("manifestVersion") != VERSION:
         raise UsageError(f"{path} is not a loanstack migration manifest (version {VERSION})")
-    return found
+    return cast(Manifest, found)  # keys as `Recorder.document` wrote them (`check` reads them)
 
 
 def check(document: Mapping[str, Any], result: Reconciliation) -> list[str]:
@@ -308,9 +362,7 @@ def check(document: Mapping[str, Any], result: Reconciliation) -> list[str]:
     return found
 
 
-def finish_quietly(
-    recorder: Recorder, error: BaseException, console: Console
-) -> dict[str, Any] | None:
+def finish_quietly(recorder: Recorder, error: BaseException, console: Console) -> Manifest | None:
     """finish() in a `finally` while another error is on its way: a failed write is said in one
     line and does not hide that error."""
     try:
@@ -322,7 +374,7 @@ def finish_quietly(
     return document
 
 
-def finish_or_fail(recorder: Recorder, console: Console) -> dict[str, Any]:
+def finish_or_fail(recorder: Recorder, console: Console) -> Manifest:
     """finish() after a run that went through: without its manifest the run is not done."""
     try:
         document = recorder.finish(None)
