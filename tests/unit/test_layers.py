@@ -21,6 +21,7 @@ LAYERS = {
     "loanstack.names": "base",
     "loanstack.render": "base",
     "loanstack.template": "base",
+    "loanstack.intrinsics": "base",
     "loanstack.cfnlint_data": "base",
     "loanstack.functions": "base",
     "loanstack.policy": "base",
