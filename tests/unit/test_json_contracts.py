@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NotRequired, get_origin, get_type_hints
 
 import pytest
@@ -18,10 +19,11 @@ import pytest
 from loanstack import functions
 from loanstack.aws import outputs
 from loanstack.compliance import report
-from loanstack.ops import manifest
+from loanstack.ops import manifest, rotate
 from loanstack.ops.export import Chunk, Export
 
 loans = functions.fresh(functions.VALIDATION)
+rotation = functions.fresh(functions.ROTATION)
 
 APP = {
     "loanId": "L-1", "applicantId": "A-1", "loanType": "personal", "loanAmount": 20000, "termMonths": 36,
@@ -29,13 +31,14 @@ APP = {
 }  # fmt: skip
 
 
-def holds(found: Mapping[str, Any], typed: Any) -> None:
+def holds(found: Mapping[str, Any], typed: Any, function: Any = loans) -> None:
     """`found` has every required key of the TypedDict `typed` and no key it does not declare.
     Read from the annotations (NotRequired included): with postponed annotations the class's
     own __required_keys__ counts every key as required. The function's module is loaded by
     path, not imported, so its names are given to get_type_hints."""
     module = sys.modules.get(typed.__module__)
-    hints = get_type_hints(typed, vars(module) if module else vars(loans), include_extras=True)
+    names = vars(module) if module else vars(function)  # a function's module is not imported
+    hints = get_type_hints(typed, names, include_extras=True)
     optional = {k for k, v in hints.items() if get_origin(v) is NotRequired}
     assert set(found) <= set(hints), f"{typed.__name__} lacks {sorted(set(found) - set(hints))}"
     missing = set(hints) - optional - set(found)
@@ -155,3 +158,17 @@ def test_check_json_and_sarif_are_their_typed_dicts() -> None:
         for result in run["results"]:
             holds(result, report.SarifResult)
     holds(log["runs"][0]["results"][1]["suppressions"][0], report.SarifSuppression)
+
+
+def test_the_rotation_event_the_tool_sends_is_a_rotation_event() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Lambda:
+        def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+            sent.append(json.loads(Payload))
+            return {}
+
+    session = SimpleNamespace(client=lambda *_, **__: Lambda())
+    target = SimpleNamespace(session=session, endpoint_url=None)
+    rotate.invoke_rotation_step(target, "fn", "arn:secret", "token", "recoverSecret")
+    holds(sent[0], rotation.RotationEvent, rotation)

@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import boto3
 from botocore.exceptions import ClientError
@@ -65,7 +65,18 @@ class Clock:
         self.end = now + left - min(5.0, left / 10)  # Lambda must still return and log
 
 
-def handler(event: dict[str, Any], context: Any) -> None:
+class RotationEvent(TypedDict):
+    """What Secrets Manager invokes the function with, once per step (and `loanstack rotate`
+    with its recoverSecret step):
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_lambda.html"""
+
+    Step: str  # createSecret | setSecret | testSecret | finishSecret | recoverSecret (ours)
+    SecretId: str
+    ClientRequestToken: str  # the version being rotated
+    RotationToken: NotRequired[str]  # sent by Secrets Manager, not used here
+
+
+def handler(event: RotationEvent, context: Any) -> None:
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
     steps = {
         "createSecret": create_secret,
