@@ -80,6 +80,80 @@ FIELDS = ("loanId", "applicantId", "loanType", *NUMBERS)  # a CSV batch file's c
 OPTIONAL_FIELDS = ("collateralValue",)  # required for the SECURED loan types only
 DECISIONS = ("APPROVED", "MANUAL_REVIEW", "REJECTED", "INVALID", "CONFLICT")
 ACCEPTED = ("APPROVED", "MANUAL_REVIEW")  # a batch report lists every other row as a problem
+DATABASE_NAME = "loans"  # DB_NAME's default; the template sets DB_NAME to the cluster's database
+TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
+ loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+ applicant_id VARCHAR(64) NOT NULL,
+ loan_type VARCHAR(16) NOT NULL,
+ loan_amount DECIMAL(15,2) NOT NULL,
+ decision VARCHAR(16) NOT NULL,
+ reasons VARCHAR(512) NOT NULL,
+ monthly_payment DECIMAL(15,2) NOT NULL,
+ debt_to_income DECIMAL(20,4) NOT NULL,
+ loan_to_value DECIMAL(20,4) NULL,
+ application_sha256 CHAR(64) NOT NULL,
+ result_json TEXT NOT NULL,
+ source VARCHAR(1100) NULL,
+ decided_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+# A table made by an earlier version: case-insensitive ids, ratios up to 10^8, short source.
+OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
+ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'loan_decisions' AND (
+ (COLUMN_NAME = 'loan_id' AND COLLATION_NAME <> 'utf8mb4_bin')
+ OR (COLUMN_NAME IN ('debt_to_income', 'loan_to_value') AND NUMERIC_PRECISION < 20)
+ OR (COLUMN_NAME = 'source' AND CHARACTER_MAXIMUM_LENGTH < 1100))"""
+# One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
+# reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
+# own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
+# null, whose conversion to a string column is not the same on every engine.
+# A chunk never holds one loan id twice (Chunker), so the order of the inserted rows decides
+# nothing and needs no ORDER BY (whose sort MariaDB does through temporary files); the rows are
+# sent sorted by loan id, so concurrent chunks lock rows in one order and rarely deadlock
+# (https://dev.mysql.com/doc/refman/8.0/en/innodb-deadlocks-handling.html).
+# Every column is ERROR ON EMPTY and ERROR ON ERROR: MySQL's default stores NULL for a value it
+# cannot convert (https://dev.mysql.com/doc/refman/8.0/en/json-table-functions.html). A string
+# longer than its column is cut with only a warning on both engines, whatever ON ERROR says, so
+# each width is at least the longest value the schema lets through (test_loan_json_columns).
+ROW_COLUMNS = """id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
+ applicant VARCHAR(64) CHARSET utf8mb4 PATH '$[1]' ERROR ON EMPTY ERROR ON ERROR,
+ type VARCHAR(16) CHARSET utf8mb4 PATH '$[2]' ERROR ON EMPTY ERROR ON ERROR,
+ amount VARCHAR(40) CHARSET utf8mb4 PATH '$[3]' ERROR ON EMPTY ERROR ON ERROR,
+ decision VARCHAR(16) CHARSET utf8mb4 PATH '$[4]' ERROR ON EMPTY ERROR ON ERROR,
+ reasons VARCHAR(512) CHARSET utf8mb4 PATH '$[5]' ERROR ON EMPTY ERROR ON ERROR,
+ payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY ERROR ON ERROR,
+ dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY ERROR ON ERROR,
+ ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY ERROR ON ERROR,
+ sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
+ result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR"""
+INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision,
+ reasons, monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)
+ SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti,
+ NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
+ FROM JSON_TABLE(:chunk, '$' COLUMNS (
+ source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source' ERROR ON ERROR,
+ NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j
+ ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""  # noqa: S608 (constant column list; values are bound parameters)
+# Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
+# recorded earlier under other rules, or (never expected) a missing row. Only the columns it uses.
+READ_BACK = """SELECT j.n, d.application_sha256, d.result_json
+ FROM JSON_TABLE(:chunk, '$.rows[*]' COLUMNS (n FOR ORDINALITY,
+ id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
+ sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
+ result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR)) AS j
+ LEFT JOIN loan_decisions AS d ON d.loan_id = j.id COLLATE utf8mb4_bin
+ WHERE d.loan_id IS NULL OR d.application_sha256 <> j.sha COLLATE utf8mb4_bin
+ OR d.result_json <> j.result COLLATE utf8mb4_bin"""
+# With ON DUPLICATE KEY UPDATE a new row counts 1 and an unchanged existing row 0, unless the
+# connection set CLIENT_FOUND_ROWS, which counts it 1 as well
+# (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html). Which one the Data API's
+# connections do is asked once per execution environment, on a row known to exist: an UPDATE
+# that changes nothing counts 0 without the flag and 1 with it.
+FOUND_ROWS_PROBE = "UPDATE loan_decisions SET loan_id = loan_id WHERE loan_id = :id"
+_counts_found_rows: bool | None = None
+# built once: json.dumps with options builds a new encoder on every call
+SORTED = json.JSONEncoder(sort_keys=True)
+encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_table_ready = False
 
 
 # The JSON this function answers and writes, typed once here (the tool and the tests read these
@@ -156,82 +230,6 @@ class RecordError(TypedDict):
     """A malformed S3 event record, answered (it cannot heal, so it is not retried)."""
 
     error: str
-
-
-DATABASE_NAME = "loans"  # DB_NAME's default; the template sets DB_NAME to the cluster's database
-TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
- loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
- applicant_id VARCHAR(64) NOT NULL,
- loan_type VARCHAR(16) NOT NULL,
- loan_amount DECIMAL(15,2) NOT NULL,
- decision VARCHAR(16) NOT NULL,
- reasons VARCHAR(512) NOT NULL,
- monthly_payment DECIMAL(15,2) NOT NULL,
- debt_to_income DECIMAL(20,4) NOT NULL,
- loan_to_value DECIMAL(20,4) NULL,
- application_sha256 CHAR(64) NOT NULL,
- result_json TEXT NOT NULL,
- source VARCHAR(1100) NULL,
- decided_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-# A table made by an earlier version: case-insensitive ids, ratios up to 10^8, short source.
-OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
- WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'loan_decisions' AND (
- (COLUMN_NAME = 'loan_id' AND COLLATION_NAME <> 'utf8mb4_bin')
- OR (COLUMN_NAME IN ('debt_to_income', 'loan_to_value') AND NUMERIC_PRECISION < 20)
- OR (COLUMN_NAME = 'source' AND CHARACTER_MAXIMUM_LENGTH < 1100))"""
-# One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
-# reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
-# own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
-# null, whose conversion to a string column is not the same on every engine.
-# A chunk never holds one loan id twice (Chunker), so the order of the inserted rows decides
-# nothing and needs no ORDER BY (whose sort MariaDB does through temporary files); the rows are
-# sent sorted by loan id, so concurrent chunks lock rows in one order and rarely deadlock
-# (https://dev.mysql.com/doc/refman/8.0/en/innodb-deadlocks-handling.html).
-# Every column is ERROR ON EMPTY and ERROR ON ERROR: MySQL's default stores NULL for a value it
-# cannot convert (https://dev.mysql.com/doc/refman/8.0/en/json-table-functions.html). A string
-# longer than its column is cut with only a warning on both engines, whatever ON ERROR says, so
-# each width is at least the longest value the schema lets through (test_loan_json_columns).
-ROW_COLUMNS = """id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
- applicant VARCHAR(64) CHARSET utf8mb4 PATH '$[1]' ERROR ON EMPTY ERROR ON ERROR,
- type VARCHAR(16) CHARSET utf8mb4 PATH '$[2]' ERROR ON EMPTY ERROR ON ERROR,
- amount VARCHAR(40) CHARSET utf8mb4 PATH '$[3]' ERROR ON EMPTY ERROR ON ERROR,
- decision VARCHAR(16) CHARSET utf8mb4 PATH '$[4]' ERROR ON EMPTY ERROR ON ERROR,
- reasons VARCHAR(512) CHARSET utf8mb4 PATH '$[5]' ERROR ON EMPTY ERROR ON ERROR,
- payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY ERROR ON ERROR,
- dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY ERROR ON ERROR,
- ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY ERROR ON ERROR,
- sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
- result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR"""
-INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision,
- reasons, monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)
- SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti,
- NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
- FROM JSON_TABLE(:chunk, '$' COLUMNS (
- source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source' ERROR ON ERROR,
- NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j
- ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""  # noqa: S608 (constant column list; values are bound parameters)
-# Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
-# recorded earlier under other rules, or (never expected) a missing row. Only the columns it uses.
-READ_BACK = """SELECT j.n, d.application_sha256, d.result_json
- FROM JSON_TABLE(:chunk, '$.rows[*]' COLUMNS (n FOR ORDINALITY,
- id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
- sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
- result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR)) AS j
- LEFT JOIN loan_decisions AS d ON d.loan_id = j.id COLLATE utf8mb4_bin
- WHERE d.loan_id IS NULL OR d.application_sha256 <> j.sha COLLATE utf8mb4_bin
- OR d.result_json <> j.result COLLATE utf8mb4_bin"""
-# With ON DUPLICATE KEY UPDATE a new row counts 1 and an unchanged existing row 0, unless the
-# connection set CLIENT_FOUND_ROWS, which counts it 1 as well
-# (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html). Which one the Data API's
-# connections do is asked once per execution environment, on a row known to exist: an UPDATE
-# that changes nothing counts 0 without the flag and 1 with it.
-FOUND_ROWS_PROBE = "UPDATE loan_decisions SET loan_id = loan_id WHERE loan_id = :id"
-_counts_found_rows: bool | None = None
-# built once: json.dumps with options builds a new encoder on every call
-SORTED = json.JSONEncoder(sort_keys=True)
-encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
-_table_ready = False
 
 
 def env_number(name: str, default: float) -> float:
