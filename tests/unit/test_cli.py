@@ -175,7 +175,12 @@ def test_outputs_keep_arns_whole_and_never_become_emoji(
 
 @pytest.mark.parametrize("width", [60, 80, 200])
 def test_records_never_cut_an_id_and_keep_prose_readable(width: int) -> None:
-    console = render.console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = render.console(
+        width=width,
+        record=True,
+        file=open("/dev/null", "w"),  # noqa: SIM115
+        force_terminal=True,
+    )
     reason = "Object Lock would make the bucket impossible to empty on destroy (R6) " * 3
     rows = [("prod", "CT.S3.PR.1", "control tower", "LoanDocumentsBucket", "accepted", reason)]
     render.records(
