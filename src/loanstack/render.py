@@ -34,7 +34,16 @@ def console(stderr: bool = False, **kwargs: Any) -> Console:
     wrap, so rich never puts a newline inside an id, an ARN or an S3 URI (tables lay out their
     own cells)."""
     kwargs.setdefault("soft_wrap", True)
-    return Console(stderr=stderr, emoji=False, highlight=False, **kwargs)
+    return ToolConsole(stderr=stderr, emoji=False, highlight=False, **kwargs)
+
+
+class ToolConsole(Console):
+    """rich's console, but a closed pipe is left to the command line's one handler
+    (`loanstack.cli.main`: quiet, exit 141) instead of rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError()
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -32,8 +32,10 @@ from loanstack.cli.stack import run_deploy, run_destroy, run_outputs
 from loanstack.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_PIPE,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    Declined,
     DeployError,
     Interrupted,
     Terminated,
@@ -46,7 +48,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="loanstack",
         description="Check, deploy, try and tear down the loan processing stack (lib/TapStack.json).",
-        epilog="exit codes: 0 done, 1 failure, 2 usage, 130 interrupted, 143 terminated",
+        epilog=(
+            "exit codes: 0 done (or declined: nothing changed), 1 failure, 2 usage, "
+            "130 interrupted, 141 stdout closed, 143 terminated (docs/operations.md)"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"loanstack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
     try:
         return int(HANDLERS[args.command](args, console))
+    except BrokenPipeError:
+        return reader_gone()
+    except Declined as exc:
+        print(f"loanstack: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 0
     except Interrupted as exc:
         return fail(exc, EXIT_INTERRUPTED)
     except UsageError as exc:
@@ -221,6 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def reader_gone() -> int:
+    """stdout's reader went away (`loanstack check | head -1`): stop quietly, as Unix tools do.
+    stdout is pointed at /dev/null so the interpreter's last flush cannot fail again
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def fail(message: object, code: int) -> int:
