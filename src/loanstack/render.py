@@ -12,6 +12,7 @@ CI), a table is tab-separated values: a `# title` line, the header row, the rows
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -69,10 +70,26 @@ def plain(number: Decimal | float | int) -> str:
     return "0" if text in ("-0", "") else text
 
 
+DECIMAL = re.compile(r'"@decimal@(-?[0-9]+(?:\.[0-9]+)?)@"')
+
+
 def emit(document: Any) -> None:
-    """The one JSON document of `--output json`, on stdout (human text goes to stderr)."""
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    """The one JSON document of `--output json`, on stdout (human text goes to stderr). A
+    `Decimal` is written as a plain JSON number (0.0000133334, never 1.33334e-05)."""
+    text = json.dumps(document, indent=2, sort_keys=True, default=as_json)
+    sys.stdout.write(DECIMAL.sub(r"\1", text) + "\n")
     sys.stdout.flush()
+
+
+def as_json(value: Any) -> str:
+    """json's fallback: a Decimal marked for `emit` to unquote, anything else as text."""
+    return f"@decimal@{plain(value)}@" if isinstance(value, Decimal) else str(value)
+
+
+def camel(name: str) -> str:
+    """`monthly_total` as `monthlyTotal`: the one key style of every JSON document."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def records(

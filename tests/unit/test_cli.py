@@ -239,12 +239,12 @@ def test_cost_as_json_is_one_document_on_stdout(env: dict[str, str]) -> None:
     run = loanstack(env, "cost", "--env", "dev", "--output", "json")
     assert run.code == 0
     doc = json.loads(run.out)
-    assert doc["env"] == "dev" and doc["monthly_total"] > 0
+    assert doc["env"] == "dev" and doc["monthlyTotal"] > 0
     assert round(sum(line["monthly"] for line in doc["lines"]), 2) == pytest.approx(
-        doc["monthly_total"], abs=0.05
+        doc["monthlyTotal"], abs=0.05
     )
     text = loanstack(env, "cost", "--env", "dev")
-    assert f"{doc['monthly_total']:,.2f}" in text.out
+    assert f"{doc['monthlyTotal']:,.2f}" in text.out
 
 
 def test_make_check_builds_what_check_needs_then_runs_it(env: dict[str, str]) -> None:
