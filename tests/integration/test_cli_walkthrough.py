@@ -74,11 +74,22 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert invoked.code == 0 and json.loads(invoked.out)["decision"] == "APPROVED"
     logs = loanstack(env, "logs", "validate", "--since", "5m")
     assert logs.code == 0, logs.err
-    records = [json.loads(ln.split(" ", 2)[2]) for ln in logs.out.splitlines() if " {" in ln]
+    assert "target: local emulator" in logs.err and "stack tapstack-ci42" in logs.err
+    assert "Found endpoint" not in logs.out, "the emulator's plumbing is not the function's log"
+    records = [json.loads(ln.split(" ", 1)[1]) for ln in logs.out.splitlines() if " {" in ln]
     decided = [r for r in records if r["message"] == "loan decision"]
     assert decided and decided[-1]["decision"] == "APPROVED", records
     assert follow_until_ctrl_c(env, decided[-1]["requestId"]) == 0
     assert all({"timestamp", "level", "message", "requestId"} <= set(r) for r in records)
+    # --filter (a CloudWatch pattern), --format json, --since with an absolute time
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    as_json = loanstack(
+        env, "logs", "--filter", '"loan decision"', "--format", "json", "--since", since
+    )
+    assert as_json.code == 0, as_json.err
+    lines = [json.loads(line) for line in as_json.out.splitlines()]
+    assert lines and all("loan decision" in line["message"] for line in lines)
+    assert all(set(line) == {"timestamp", "logStreamName", "eventId", "message"} for line in lines)
 
     # rotate as JSON; the rotation function's own records are there too
     rotated = loanstack(env, "rotate", "--output", "json")

@@ -111,7 +111,7 @@ def test_a_payload_that_is_not_json_or_not_text_is_a_usage_error(
 def test_a_bad_since_is_a_usage_error(env: dict[str, str], outputs_file: Path) -> None:
     outputs_file.write_text(json.dumps({"LoanValidationFunctionName": "lambda-x"}))
     run = loanstack(env, "logs", "--since", "yesterday")
-    assert run.code == USAGE and "--since takes a number and a unit" in one_error_line(run)
+    assert run.code == USAGE and "--since takes a duration (30s, 10m" in one_error_line(run)
 
 
 # --- the target rule (SPEC D9) ---------------------------------------------------------

@@ -21,7 +21,7 @@ from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
-from loanstack.cli.ops import run_invoke, run_logs, run_migrate, run_rotate
+from loanstack.cli.ops import add_logs_parser, run_invoke, run_logs, run_migrate, run_rotate
 from loanstack.cli.reconcile import (
     add_correct_parser,
     add_verify_parser,
@@ -41,7 +41,6 @@ from loanstack.errors import (
     Terminated,
     UsageError,
 )
-from loanstack.ops.logs import LOGGED
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -125,13 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_stack_options(rot, suffix_required=False)
     add_output_option(rot)
 
-    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
-    logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
-    logs.add_argument(
-        "--since", default="10m", help="how far back to start: 30s, 10m, 2h, 1d (default 10m)"
-    )
-    add_stack_options(logs, suffix_required=False)
+    add_logs_parser(sub)
 
     emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
     emu.add_argument("action", choices=("start", "status", "stop"))

@@ -6,17 +6,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.cli.common import announce, connected, follow_up
+from loanstack.cli.common import (
+    add_output_option,
+    add_stack_options,
+    announce,
+    connected,
+    follow_up,
+)
 from loanstack.errors import Interrupted, UsageError
 from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
-from loanstack.ops.logs import log_group, log_records, parse_since
+from loanstack.ops.logs import FORMATS, LOGGED, formatted, log_events, log_group, parse_since
 from loanstack.ops.rotate import rotate
 
 
@@ -64,17 +71,47 @@ def run_rotate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def add_logs_parser(sub: Any) -> None:
+    """`loanstack logs`: the CLI's hook (one call in its parser setup)."""
+    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
+    logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    logs.add_argument(
+        "--since",
+        default="10m",
+        help="from when: 30s, 10m, 2h, 1d, 1w ago, or an ISO 8601 time with its zone "
+        "(2026-11-30T09:00Z) (default 10m)",
+    )
+    logs.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="a CloudWatch Logs filter pattern, e.g. ERROR or '{ $.level = \"ERROR\" }'",
+    )
+    logs.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="short",
+        help="short: time and message; json: one JSON object per line (default short)",
+    )
+    add_stack_options(logs, suffix_required=False)
+    add_output_option(logs)
+
+
 def run_logs(args: argparse.Namespace, console: Console) -> int:
+    """The records on stdout (one per line, `--format`); where they come from on stderr.
+    `--output json` is `--format json`: a stream has no end to close one document with."""
     since = parse_since(args.since)
+    form = "json" if args.output == "json" else args.format
     path = follow_up(args)
     outputs = read_outputs(path)
     with connected(args, console) as target:
         target.outputs_file = path
+        announce(target, path)
         group = log_group(target, outputs, args.function)
-        console.print(Text(f"log group {group} ({target.where()}, stack {path.stem})"))
+        layout.console(stderr=True).print(Text(f"log group {group}"))
         try:
-            for record in log_records(target, group, since, args.follow):
-                console.print(Text(record), soft_wrap=True)
+            for event in log_events(target, group, since, args.follow, args.filter):
+                print(formatted(event, form), flush=args.follow)
         except KeyboardInterrupt:
             pass  # --follow ends with Ctrl-C, as `aws logs tail --follow` does
     return 0
