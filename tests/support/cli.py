@@ -73,3 +73,22 @@ def one_error_line(run: Run) -> str:
     lines = [ln for ln in run.err.splitlines() if ln.startswith("loanstack: error: ")]
     assert len(lines) == 1, run.err
     return lines[0]
+
+
+CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
+DATA_KEYED = ("outputs", "summary")  # keys that are data: CloudFormation output names, decisions
+
+
+def wrong_keys(document: object, path: str = "$") -> list[str]:
+    """Every key of a `--output json` document not in the one key style (camelCase), walking
+    nested objects and lists; the maps keyed by data (DATA_KEYED) are walked for their values."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if not CAMEL.match(str(key)) and path.rsplit(".", 1)[-1] not in DATA_KEYED:
+                found.append(f"{path}.{key}")
+            found += wrong_keys(value, f"{path}.{key}")
+    elif isinstance(document, list):
+        for item in document:
+            found += wrong_keys(item, f"{path}[]")
+    return found

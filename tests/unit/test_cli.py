@@ -19,7 +19,7 @@ from loanstack.errors import Interrupted, UsageError
 from loanstack.stack import deploy
 from loanstack.stack.events import follow, wait_for_change_set
 from loanstack.stack.preflight import concurrency_shortfall
-from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line
+from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line, wrong_keys
 
 USAGE, FAILURE = 2, 1
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:secret-aurora-demo-AbCdEf"
@@ -227,6 +227,7 @@ def test_check_as_json_and_sarif(env: dict[str, str], tmp_path: Path) -> None:
     run = loanstack(env, "check", "--env", "dev", "--output", "json", "--sarif", str(sarif_file))
     assert run.code == 0, run.err
     doc = json.loads(run.out)
+    assert wrong_keys(doc) == []
     failing = [f for f in doc["findings"] if f["result"] == "FAIL"]
     assert doc["failing"] == len(failing) == 0 and doc["accepted"] > 0
     assert f"{doc['failing']} failing, {doc['accepted']} accepted" in run.err
@@ -239,6 +240,7 @@ def test_cost_as_json_is_one_document_on_stdout(env: dict[str, str]) -> None:
     run = loanstack(env, "cost", "--env", "dev", "--output", "json")
     assert run.code == 0
     doc = json.loads(run.out)
+    assert wrong_keys(doc) == []
     assert doc["env"] == "dev" and doc["monthlyTotal"] > 0
     assert round(sum(line["monthly"] for line in doc["lines"]), 2) == pytest.approx(
         doc["monthlyTotal"], abs=0.05

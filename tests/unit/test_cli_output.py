@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from loanstack.template import ROOT
-from tests.support.cli import ci_env, loanstack, one_error_line
+from tests.support.cli import ci_env, loanstack, one_error_line, wrong_keys
 
 USAGE, FAILURE, PIPE = 2, 1, 141
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + "s" * 67  # 120 characters
@@ -106,3 +106,21 @@ def test_a_malformed_emulator_url_says_what_it_takes(env: dict[str, str], url: s
     line = one_error_line(run)
     assert f"LOANSTACK_EMULATOR_URL='{url}' is not an emulator URL" in line
     assert "http://HOST:PORT" in line and "loanstack emulator status" in line
+
+
+def test_the_key_walker_finds_every_key_out_of_style() -> None:
+    """The walker the JSON tests use (tests/support/cli.py) bites: nested, in lists, and
+    not inside the maps keyed by data (output names, decisions)."""
+    document = {
+        "monthly_total": 1,
+        "lines": [{"unitPrice": 1, "unit_price": 2}],
+        "outputs": {"DBSecretArn": "x"},
+        "summary": {"NEEDS_REVIEW": 1},
+    }
+    assert wrong_keys(document) == ["$.monthly_total", "$.lines[].unit_price"]
+
+
+def test_cost_json_keys_are_camel_case(env: dict[str, str]) -> None:
+    run = loanstack(env, "cost", "--env", "prod", "--output", "json")
+    assert run.code == 0, run.err
+    assert wrong_keys(json.loads(run.out)) == []

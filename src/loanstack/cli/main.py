@@ -102,6 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="prod: the stack's name, to delete it without a terminal (--yes is not enough)",
     )
+    add_output_option(des)
 
     out = sub.add_parser(
         "outputs",
@@ -116,6 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inv.add_argument("function", choices=("validate",))
     inv.add_argument("--payload", required=True, help="JSON file, or - for standard input")
     add_stack_options(inv, suffix_required=False)
+    add_output_option(inv)
 
     rot = sub.add_parser(
         "rotate",

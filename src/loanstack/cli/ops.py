@@ -39,7 +39,10 @@ def run_invoke(args: argparse.Namespace, console: Console) -> int:
         target.outputs_file = path
         announce(target, path)
         result = invoke_validation(target, payload)
-    print(json.dumps(result, indent=2))
+    if args.output == "json":
+        layout.emit(result)  # the function's reply, its keys as it writes them (camelCase)
+    else:
+        print(json.dumps(result, indent=2))
     return 0
 
 

@@ -73,17 +73,26 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     with connected(args, console) as target:
         stack = stack_status(target, name)
         if stack is None:
-            return not_there(target, name, args.suffix, record, console)
+            return not_there(target, name, args.suffix, record, console, args.output)
         console.print(Text(f"{target.describe(name)} ({stack['StackStatus']})"), soft_wrap=True)
-        for line in what_survives(target, stack):
+        survives = list(what_survives(target, stack))
+        for line in survives:
             console.print(Text(f"  {line}"), soft_wrap=True)
         confirm_delete(args, console, target, name, environment_of(stack))
         destroy(target, args.suffix, console)
+        where = {"target": target.name, "account": target.account(), "region": target.region}
+    if args.output == "json":
+        layout.emit({"stack": name, **where, "deleted": True, "survives": survives})
     return 0
 
 
 def not_there(
-    target: Target, name: str, suffix: str, record: StackRecord | None, console: Console
+    target: Target,
+    name: str,
+    suffix: str,
+    record: StackRecord | None,
+    console: Console,
+    output: str = "text",
 ) -> int:
     """No such stack where we looked: exit 0 only when it is nowhere we know of."""
     elsewhere = []
@@ -101,6 +110,9 @@ def not_there(
     if elsewhere:
         raise DeployError(f"no stack {name} in {target.where()}; " + "; ".join(elsewhere))
     console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
+    if output == "json":
+        where = {"target": target.name, "account": target.account(), "region": target.region}
+        layout.emit({"stack": name, **where, "deleted": False, "survives": []})
     return 0
 
 
