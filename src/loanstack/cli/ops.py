@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.target import again
 from loanstack.cli.common import (
     add_output_option,
     add_stack_options,
@@ -137,6 +139,7 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
             f"the outputs file is for another stack than suffix {args.suffix}: "
             "run `loanstack deploy` for it first"
         )
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # for `logs --since`
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
@@ -171,7 +174,8 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     if args.output == "json":
         layout.emit(result)
     else:
-        migrate.print_summary(console, result)
+        logs = f"{again(target, 'logs')} --filter errorMessage --since {started}"
+        migrate.print_summary(console, result, logs)
     reconciled = result.get("verify", {}).get("reconciled", True)
     return 1 if result["failedChunks"] or not reconciled else 0
 
