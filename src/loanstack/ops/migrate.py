@@ -292,7 +292,7 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
     skipped = len(layout_) - sent
     console.print(
         Text(
-            f"{len(layout_)} chunks of up to {options.chunk_rows:,} lines: {sent} uploaded"
+            f"{layout.plural(len(layout_), 'chunk')} of up to {options.chunk_rows:,} lines: {sent} uploaded"
             + (f", {skipped} already there" if skipped else "")
         )
     )
@@ -339,7 +339,7 @@ def wait(
             again = [c.key(export) for c in open_ if c.key(export) in failing]
             for key in again:
                 retrigger(stack, key, export.kind)
-            console.print(Text(f"sent {len(again)} failed chunk(s) again"))
+            console.print(Text(f"sent {layout.plural(len(again), 'failed chunk')} again"))
             retried = False
             continue
         retried = False
