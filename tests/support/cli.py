@@ -92,3 +92,28 @@ def wrong_keys(document: object, path: str = "$") -> list[str]:
         for item in document:
             found += wrong_keys(item, f"{path}[]")
     return found
+
+
+def at_terminal(env: dict[str, str], *argv: str, answer: str, timeout: float = 600) -> Run:
+    """`python -m loanstack ARGV` with a terminal on stdin that types `answer` (a prompt reads
+    it); stdout and stderr captured, checked as `loanstack` checks them."""
+    import pty
+
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loanstack", *argv],
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    os.close(child)
+    try:
+        os.write(main, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        os.close(main)
+    run = Run(process.returncode, out.decode(), err.decode())
+    assert "Traceback" not in run.text, run.text[-3000:]
+    return run

@@ -4,8 +4,6 @@ what a pipe reads, a closed pipe, a prompt answered "no", errors that say what t
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loanstack.template import ROOT
-from tests.support.cli import ci_env, loanstack, one_error_line, wrong_keys
+from tests.support.cli import at_terminal, ci_env, loanstack, one_error_line, wrong_keys
 
 USAGE, FAILURE, PIPE = 2, 1, 141
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + "s" * 67  # 120 characters
@@ -68,22 +66,9 @@ def test_no_at_the_aws_prompt_changes_nothing_and_is_not_an_error(
     command stays a usage error (tests/unit/test_cli.py)."""
     outputs_file.write_text(json.dumps({"DBSecretArn": ARN}))
     env |= {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
-    main, child = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loanstack", "rotate", "--region", "us-east-1"],
-        stdin=child,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    os.close(child)
-    os.write(main, b"n\n")
-    out, err = process.communicate(timeout=120)
-    os.close(main)
-    assert process.returncode == 0, err.decode()
-    assert "loanstack: nothing changed (answered no)" in err.decode()
-    assert b"Traceback" not in out + err
+    run = at_terminal(env, "rotate", "--region", "us-east-1", answer="n")
+    assert run.code == 0, run.err
+    assert "loanstack: nothing changed (answered no)" in run.err
 
 
 @pytest.mark.parametrize("region", ["mars-1", "us-mars-9"])
