@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from loanstack.errors import UsageError
 from loanstack.template import ROOT, Environment, Resource
 
 DAYS = 30
@@ -31,11 +32,25 @@ class Line:
         return self.quantity * self.unit_price
 
 
+def price_file(region: str) -> str:
+    """The region's price file, relative to the repository (where `cost` says it read)."""
+    return f"data/prices-{region}.json"
+
+
+def priced_regions() -> list[str]:
+    return sorted(p.stem.removeprefix("prices-") for p in (ROOT / "data").glob("prices-*.json"))
+
+
 class PriceBook:
     def __init__(self, region: str) -> None:
-        path = ROOT / "data" / f"prices-{region}.json"
+        path = ROOT / price_file(region)
         if not path.exists():
-            raise FileNotFoundError(f"no price file for region {region} ({path.relative_to(ROOT)})")
+            priced = priced_regions()
+            raise UsageError(
+                f"no prices for region {region}: priced are {', '.join(priced)}; to add it, copy "
+                f"{price_file(priced[0])} to {price_file(region)} and set each price from the "
+                "AWS pricing page in its `source` (docs/operations.md, Cost)"
+            )
         self.data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         self.hours = float(self.data["hours_per_month"])
 

@@ -53,7 +53,9 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
     finally:
         target.close()
     verdict = (
-        "[green]all steps passed[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
+        "[green]all steps passed[/]"
+        if not problems
+        else f"[red]{layout.plural(len(problems), 'problem')}[/]"
     )
     console.rule(f"{verdict} in {time.monotonic() - started:.1f} s")
     for problem in problems:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from loanstack.template import ROOT
-from tests.support.cli import ci_env, loanstack, one_error_line
+from tests.support.cli import ci_env, loanstack, one_error_line, wrong_keys
 
 URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 
@@ -56,6 +56,7 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
         "stack tapstack-ci42"
     ) in first.err
     deployed = json.loads(first.out)
+    assert wrong_keys(deployed) == []
     assert deployed["stack"] == "tapstack-ci42" and deployed["target"] == "local"
     secret_arn = deployed["outputs"]["DBSecretArn"]
     assert ":secret:secret-aurora-ci42-" in secret_arn
@@ -70,20 +71,36 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert json.loads(loanstack(env, "outputs", "--output", "json").out) == deployed["outputs"]
 
     # invoke, then its records in the emulator's CloudWatch Logs through `loanstack logs`
-    invoked = loanstack(env, "invoke", "validate", "--payload", "examples/approved.json")
+    invoked = loanstack(
+        env, "invoke", "validate", "--payload", "examples/approved.json", "--output", "json"
+    )
     assert invoked.code == 0 and json.loads(invoked.out)["decision"] == "APPROVED"
+    assert wrong_keys(json.loads(invoked.out)) == []
     logs = loanstack(env, "logs", "validate", "--since", "5m")
     assert logs.code == 0, logs.err
-    records = [json.loads(ln.split(" ", 2)[2]) for ln in logs.out.splitlines() if " {" in ln]
+    assert "target: local emulator" in logs.err and "stack tapstack-ci42" in logs.err
+    assert "Found endpoint" not in logs.out, "the emulator's plumbing is not the function's log"
+    records = [json.loads(ln.split(" ", 1)[1]) for ln in logs.out.splitlines() if " {" in ln]
     decided = [r for r in records if r["message"] == "loan decision"]
     assert decided and decided[-1]["decision"] == "APPROVED", records
     assert follow_until_ctrl_c(env, decided[-1]["requestId"]) == 0
     assert all({"timestamp", "level", "message", "requestId"} <= set(r) for r in records)
+    # --filter (a CloudWatch pattern), --format json, --since with an absolute time
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    as_json = loanstack(
+        env, "logs", "--filter", '"loan decision"', "--format", "json", "--since", since
+    )
+    assert as_json.code == 0, as_json.err
+    lines = [json.loads(line) for line in as_json.out.splitlines()]
+    assert wrong_keys(lines) == []
+    assert lines and all("loan decision" in line["message"] for line in lines)
+    assert all(set(line) == {"timestamp", "logStreamName", "eventId", "message"} for line in lines)
 
     # rotate as JSON; the rotation function's own records are there too
     rotated = loanstack(env, "rotate", "--output", "json")
     assert rotated.code == 0, rotated.err[-2000:]
     versions = json.loads(rotated.out)
+    assert wrong_keys(versions) == []
     assert versions["current"] != versions["previous"]
     rotation_logs = loanstack(env, "logs", "rotation")
     assert "finishSecret" in rotation_logs.out
@@ -105,8 +122,11 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert "1/1" in update.out, "the progress bar counts this change set's changes"
 
     # destroy, then destroy again: not there, exit 0
-    destroyed = loanstack(env, "destroy", "--suffix", "ci42", "--yes")
-    assert destroyed.code == 0 and "nothing left behind" in destroyed.out
+    destroyed = loanstack(env, "destroy", "--suffix", "ci42", "--yes", "--output", "json")
+    assert destroyed.code == 0 and "nothing left behind" in destroyed.err
+    report = json.loads(destroyed.out)
+    assert report["deleted"] is True and report["stack"] == "tapstack-ci42"
+    assert wrong_keys(report) == []
     gone = loanstack(env, "destroy", "--suffix", "ci42", "--yes")
     assert gone.code == 0 and "nothing to destroy" in gone.out
 

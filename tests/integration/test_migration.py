@@ -193,6 +193,13 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
     assert len(attempts) == 3  # the first attempt and Lambda's two retries
     [failed] = report["failedChunks"]
     assert failed["key"].endswith("part-00002.csv")
+    # the cause, from the dead letter's ErrorMessage, and where the function's log is
+    assert failed["error"] == "database unavailable"
+    shown = quiet()
+    migrate.print_summary(shown, report, "loanstack logs --suffix mig42 --region us-east-1")
+    said = shown.export_text()
+    assert "database unavailable" in said
+    assert "`loanstack logs --suffix mig42 --region us-east-1`" in said
     assert report["rows"] == expected.rows - 100  # chunk 2: rows 100-199
     mid = report["migration"]
     assert f"reports/{mid}/migration.report.json" not in migrate.existing(stack, "reports/")

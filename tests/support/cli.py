@@ -73,3 +73,47 @@ def one_error_line(run: Run) -> str:
     lines = [ln for ln in run.err.splitlines() if ln.startswith("loanstack: error: ")]
     assert len(lines) == 1, run.err
     return lines[0]
+
+
+CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
+DATA_KEYED = ("outputs", "summary")  # keys that are data: CloudFormation output names, decisions
+
+
+def wrong_keys(document: object, path: str = "$") -> list[str]:
+    """Every key of a `--output json` document not in the one key style (camelCase), walking
+    nested objects and lists; the maps keyed by data (DATA_KEYED) are walked for their values."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if not CAMEL.match(str(key)) and path.rsplit(".", 1)[-1] not in DATA_KEYED:
+                found.append(f"{path}.{key}")
+            found += wrong_keys(value, f"{path}.{key}")
+    elif isinstance(document, list):
+        for item in document:
+            found += wrong_keys(item, f"{path}[]")
+    return found
+
+
+def at_terminal(env: dict[str, str], *argv: str, answer: str, timeout: float = 600) -> Run:
+    """`python -m loanstack ARGV` with a terminal on stdin that types `answer` (a prompt reads
+    it); stdout and stderr captured, checked as `loanstack` checks them."""
+    import pty
+
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loanstack", *argv],
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    os.close(child)
+    try:
+        os.write(main, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        os.close(main)
+    run = Run(process.returncode, out.decode(), err.decode())
+    assert "Traceback" not in run.text, run.text[-3000:]
+    return run

@@ -58,6 +58,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
     "integration/test_previews.py": ("subprocess", "emulator"),
     "unit/test_cli.py": ("subprocess", "emulator"),
+    "unit/test_cli_output.py": ("subprocess",),
     "unit/test_migrate.py": ("subprocess",),
     "unit/test_moto_fence.py": ("emulator", "subprocess"),
     "unit/test_field_tools.py": ("subprocess",),
@@ -70,6 +71,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_secret_rotation.py": ("emulator",),
     "integration/test_cli_walkthrough.py": ("subprocess",),
     "integration/test_target_cli.py": ("subprocess",),
+    "integration/test_declined.py": ("subprocess",),
     "integration/test_demo.py": ("emulator",),
     "integration/test_deployed_on_aws.py": ("aws",),
 }

@@ -19,7 +19,7 @@ from loanstack.errors import Interrupted, UsageError
 from loanstack.stack import deploy
 from loanstack.stack.events import follow, wait_for_change_set
 from loanstack.stack.preflight import concurrency_shortfall
-from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line
+from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line, wrong_keys
 
 USAGE, FAILURE = 2, 1
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:secret-aurora-demo-AbCdEf"
@@ -111,7 +111,7 @@ def test_a_payload_that_is_not_json_or_not_text_is_a_usage_error(
 def test_a_bad_since_is_a_usage_error(env: dict[str, str], outputs_file: Path) -> None:
     outputs_file.write_text(json.dumps({"LoanValidationFunctionName": "lambda-x"}))
     run = loanstack(env, "logs", "--since", "yesterday")
-    assert run.code == USAGE and "--since takes a number and a unit" in one_error_line(run)
+    assert run.code == USAGE and "--since takes a duration (30s, 10m" in one_error_line(run)
 
 
 # --- the target rule (SPEC D9) ---------------------------------------------------------
@@ -175,7 +175,12 @@ def test_outputs_keep_arns_whole_and_never_become_emoji(
 
 @pytest.mark.parametrize("width", [60, 80, 200])
 def test_records_never_cut_an_id_and_keep_prose_readable(width: int) -> None:
-    console = render.console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = render.console(
+        width=width,
+        record=True,
+        file=open("/dev/null", "w"),  # noqa: SIM115
+        force_terminal=True,
+    )
     reason = "Object Lock would make the bucket impossible to empty on destroy (R6) " * 3
     rows = [("prod", "CT.S3.PR.1", "control tower", "LoanDocumentsBucket", "accepted", reason)]
     render.records(
@@ -222,6 +227,7 @@ def test_check_as_json_and_sarif(env: dict[str, str], tmp_path: Path) -> None:
     run = loanstack(env, "check", "--env", "dev", "--output", "json", "--sarif", str(sarif_file))
     assert run.code == 0, run.err
     doc = json.loads(run.out)
+    assert wrong_keys(doc) == []
     failing = [f for f in doc["findings"] if f["result"] == "FAIL"]
     assert doc["failing"] == len(failing) == 0 and doc["accepted"] > 0
     assert f"{doc['failing']} failing, {doc['accepted']} accepted" in run.err
@@ -234,12 +240,13 @@ def test_cost_as_json_is_one_document_on_stdout(env: dict[str, str]) -> None:
     run = loanstack(env, "cost", "--env", "dev", "--output", "json")
     assert run.code == 0
     doc = json.loads(run.out)
-    assert doc["env"] == "dev" and doc["monthly_total"] > 0
+    assert wrong_keys(doc) == []
+    assert doc["env"] == "dev" and doc["monthlyTotal"] > 0
     assert round(sum(line["monthly"] for line in doc["lines"]), 2) == pytest.approx(
-        doc["monthly_total"], abs=0.05
+        doc["monthlyTotal"], abs=0.05
     )
     text = loanstack(env, "cost", "--env", "dev")
-    assert f"{doc['monthly_total']:,.2f}" in text.out
+    assert f"{doc['monthlyTotal']:,.2f}" in text.out
 
 
 def test_make_check_builds_what_check_needs_then_runs_it(env: dict[str, str]) -> None:

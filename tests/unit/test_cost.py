@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -73,7 +76,28 @@ def test_cli_prints_every_assumption_and_refuses_an_unknown_region(
     for name in cost.PriceBook("us-east-1").assumptions("dev"):
         assert name in out.replace("\n", "")
     assert cli.main(["cost", "--env", "dev", "--region", "eu-west-1"]) == 2
-    assert "no price file for region eu-west-1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no prices for region eu-west-1: priced are us-east-1; to add it, copy" in err
+    assert "data/prices-eu-west-1.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cost_numbers_are_plain_decimals_under_camel_case_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`1.33334e-05` was printed for the Lambda request price; JSON keys were snake_case."""
+    assert cli.main(["cost", "--env", "dev", "--output", "json"]) == 0
+    text = capsys.readouterr().out
+    assert not re.search(r"[0-9]e-?[0-9]", text, re.IGNORECASE), text
+    doc = json.loads(text, parse_float=Decimal)
+    assert doc["monthlyTotal"] == sum(line["monthly"] for line in doc["lines"])
+    assert all(isinstance(line["unitPrice"], (Decimal, int)) for line in doc["lines"])
+    small = [line["unitPrice"] for line in doc["lines"] if line["unitPrice"] < Decimal("0.0001")]
+    assert small, "the per-request prices are the ones that came out as 1.33334e-05"
+    assert all("_" not in key for key in [*doc, *doc["assumptions"], *doc["lines"][0]])
+    assert cli.main(["cost", "--env", "dev"]) == 0
+    human = capsys.readouterr().out
+    assert not re.search(r"[0-9]e-[0-9]", human), human
+    assert f"{doc['monthlyTotal']:,.2f}" in human
 
 
 def test_the_trail_says_what_a_second_copy_costs_and_how_to_switch_it_off(

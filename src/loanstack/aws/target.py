@@ -20,6 +20,7 @@ from botocore.exceptions import (
 )
 
 from loanstack.aws.outputs import default_outputs_file
+from loanstack.aws.validate import check_emulator_url, check_region
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import STACK_PREFIX
 
@@ -198,6 +199,8 @@ def connect(
         profile_session(profile)  # an unknown profile is refused whatever else is given
     name = choose_target(target, confirm_aws, profile)
     chosen, source = resolve_region(region, profile)
+    if chosen is not None:
+        check_region(chosen, source)
     if name == "aws":
         if chosen is None:
             raise UsageError(
@@ -214,6 +217,7 @@ def connect(
     session = boto3.Session(region_name=chosen, **door.credentials())
     url = os.environ.get(EMULATOR_URL_VARIABLE) or door.running_url()
     if url:
+        check_emulator_url(url, EMULATOR_URL_VARIABLE)
         running = Target(
             "local", chosen, session, endpoint_url=url, profile=profile, region_source=source
         )

@@ -23,7 +23,7 @@ from loanstack.aws.outputs import (
     shown,
 )
 from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target, connect
-from loanstack.errors import DeployError, UsageError
+from loanstack.errors import Declined, DeployError, UsageError
 from loanstack.names import stack_name
 from loanstack.stack.deploy import parameters_for
 
@@ -47,7 +47,7 @@ def connected(args: argparse.Namespace, console: Console) -> Iterator[Target]:
     target = connect(
         args.target,
         args.region,
-        lambda question: ask(console, question),
+        lambda question: ask_or_decline(console, question),
         getattr(args, "profile", None),
     )
     try:
@@ -74,6 +74,17 @@ def ask(console: Console, question: str) -> bool:
         return Confirm.ask(Text(question), console=console)
     except EOFError:
         return False
+
+
+def ask_or_decline(console: Console, question: str) -> bool:
+    """`ask`, where a "no" typed at a terminal is the user's choice, not an error: `Declined`
+    (exit 0, nothing changed). Without a terminal the answer is False, for the caller to refuse
+    with what to pass instead (exit 2)."""
+    if ask(console, question):
+        return True
+    if sys.stdin.isatty():
+        raise Declined("nothing changed (answered no)")
+    return False
 
 
 def type_name(console: Console, question: str) -> str:

@@ -21,7 +21,7 @@ from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
-from loanstack.cli.ops import run_invoke, run_logs, run_migrate, run_rotate
+from loanstack.cli.ops import add_logs_parser, run_invoke, run_logs, run_migrate, run_rotate
 from loanstack.cli.reconcile import (
     add_correct_parser,
     add_verify_parser,
@@ -32,21 +32,25 @@ from loanstack.cli.stack import run_deploy, run_destroy, run_outputs
 from loanstack.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_PIPE,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    Declined,
     DeployError,
     Interrupted,
     Terminated,
     UsageError,
 )
-from loanstack.ops.logs import LOGGED
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="loanstack",
         description="Check, deploy, try and tear down the loan processing stack (lib/TapStack.json).",
-        epilog="exit codes: 0 done, 1 failure, 2 usage, 130 interrupted, 143 terminated",
+        epilog=(
+            "exit codes: 0 done (or declined: nothing changed), 1 failure, 2 usage, "
+            "130 interrupted, 141 stdout closed, 143 terminated (docs/operations.md)"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"loanstack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="prod: the stack's name, to delete it without a terminal (--yes is not enough)",
     )
+    add_output_option(des)
 
     out = sub.add_parser(
         "outputs",
@@ -112,6 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inv.add_argument("function", choices=("validate",))
     inv.add_argument("--payload", required=True, help="JSON file, or - for standard input")
     add_stack_options(inv, suffix_required=False)
+    add_output_option(inv)
 
     rot = sub.add_parser(
         "rotate",
@@ -120,13 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_stack_options(rot, suffix_required=False)
     add_output_option(rot)
 
-    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
-    logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
-    logs.add_argument(
-        "--since", default="10m", help="how far back to start: 30s, 10m, 2h, 1d (default 10m)"
-    )
-    add_stack_options(logs, suffix_required=False)
+    add_logs_parser(sub)
 
     emu = sub.add_parser("emulator", help="run the embedded AWS emulator for other commands")
     emu.add_argument("action", choices=("start", "status", "stop"))
@@ -201,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
     try:
         return int(HANDLERS[args.command](args, console))
+    except BrokenPipeError:
+        return reader_gone()
+    except Declined as exc:
+        print(f"loanstack: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 0
     except Interrupted as exc:
         return fail(exc, EXIT_INTERRUPTED)
     except UsageError as exc:
@@ -221,6 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def reader_gone() -> int:
+    """stdout's reader went away (`loanstack check | head -1`): stop quietly, as Unix tools do.
+    stdout is pointed at /dev/null so the interpreter's last flush cannot fail again
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def fail(message: object, code: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -85,26 +86,27 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
     except (template.ParameterError, FileNotFoundError, KeyError) as exc:
         raise UsageError(str(exc).strip("'\"")) from exc
     ordered = sorted(lines, key=lambda x: -x.monthly)
-    total = round(sum(ln.monthly for ln in lines), 2)
+    total = sum((cents(ln.monthly) for ln in lines), Decimal(0))
     if args.output == "json":
         layout.emit(
             {
                 "env": args.env,
                 "region": args.region,
                 "currency": "USD",
-                "monthly_total": total,
+                "monthlyTotal": total,
                 "lines": [
                     {
                         "resource": ln.resource,
                         "item": ln.item,
-                        "quantity": ln.quantity,
+                        "quantity": Decimal(str(ln.quantity)),
                         "unit": ln.unit,
-                        "unit_price": ln.unit_price,
-                        "monthly": round(ln.monthly, 2),
+                        "unitPrice": Decimal(str(ln.unit_price)),
+                        "monthly": cents(ln.monthly),
                     }
                     for ln in ordered
                 ],
-                "assumptions": assumptions,
+                "assumptions": {layout.camel(k): Decimal(str(v)) for k, v in assumptions.items()},
+                "priceFile": cost.price_file(args.region),
             }
         )
         return 0
@@ -114,8 +116,8 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
             ln.item,
             f"{ln.quantity:,.2f}",
             ln.unit,
-            f"{ln.unit_price:g}",
-            f"{ln.monthly:,.2f}",
+            layout.plain(ln.unit_price),
+            f"{cents(ln.monthly):,.2f}",
         )
         for ln in ordered
     ]
@@ -128,11 +130,18 @@ def run_cost(args: argparse.Namespace, console: Console) -> int:
         prose="item",
         numbers=("quantity", "unit price", "monthly"),
     )
-    console.print(Text("Assumptions: " + ", ".join(f"{k}={v:g}" for k, v in assumptions.items())))
+    shown = ", ".join(f"{k}={layout.plain(v)}" for k, v in assumptions.items())
+    console.print(Text("Assumptions: " + shown))
     console.print(
-        "Prices: data/prices-us-east-1.json (sources and review date inside); free tiers ignored."
+        f"Prices: {cost.price_file(args.region)} (sources and review date inside); "
+        "free tiers ignored."
     )
     return 0
+
+
+def cents(amount: float) -> Decimal:
+    """A monthly amount in dollars and cents, rounded half up as a bill is."""
+    return Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def run_diagram(args: argparse.Namespace, console: Console) -> int:

@@ -5,19 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import output, read_outputs
-from loanstack.cli.common import announce, connected, follow_up
+from loanstack.aws.target import again
+from loanstack.cli.common import (
+    add_output_option,
+    add_stack_options,
+    announce,
+    connected,
+    follow_up,
+)
 from loanstack.errors import Interrupted, UsageError
 from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
-from loanstack.ops.logs import log_group, log_records, parse_since
+from loanstack.ops.logs import FORMATS, LOGGED, formatted, log_events, log_group, parse_since
 from loanstack.ops.rotate import rotate
 
 
@@ -33,7 +42,10 @@ def run_invoke(args: argparse.Namespace, console: Console) -> int:
         target.outputs_file = path
         announce(target, path)
         result = invoke_validation(target, payload)
-    print(json.dumps(result, indent=2))
+    if args.output == "json":
+        layout.emit(result)  # the function's reply, its keys as it writes them (camelCase)
+    else:
+        print(json.dumps(result, indent=2))
     return 0
 
 
@@ -65,17 +77,47 @@ def run_rotate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def add_logs_parser(sub: Any) -> None:
+    """`loanstack logs`: the CLI's hook (one call in its parser setup)."""
+    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
+    logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    logs.add_argument(
+        "--since",
+        default="10m",
+        help="from when: 30s, 10m, 2h, 1d, 1w ago, or an ISO 8601 time with its zone "
+        "(2026-11-30T09:00Z) (default 10m)",
+    )
+    logs.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="a CloudWatch Logs filter pattern, e.g. ERROR or '{ $.level = \"ERROR\" }'",
+    )
+    logs.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="short",
+        help="short: time and message; json: one JSON object per line (default short)",
+    )
+    add_stack_options(logs, suffix_required=False)
+    add_output_option(logs)
+
+
 def run_logs(args: argparse.Namespace, console: Console) -> int:
+    """The records on stdout (one per line, `--format`); where they come from on stderr.
+    `--output json` is `--format json`: a stream has no end to close one document with."""
     since = parse_since(args.since)
+    form = "json" if args.output == "json" else args.format
     path = follow_up(args)
     outputs = read_outputs(path)
     with connected(args, console) as target:
         target.outputs_file = path
+        announce(target, path)
         group = log_group(target, outputs, args.function)
-        console.print(Text(f"log group {group} ({target.where()}, stack {path.stem})"))
+        layout.console(stderr=True).print(Text(f"log group {group}"))
         try:
-            for record in log_records(target, group, since, args.follow):
-                console.print(Text(record), soft_wrap=True)
+            for event in log_events(target, group, since, args.follow, args.filter):
+                print(formatted(event, form), flush=args.follow)
         except KeyboardInterrupt:
             pass  # --follow ends with Ctrl-C, as `aws logs tail --follow` does
     return 0
@@ -99,6 +141,7 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
             f"the outputs file is for another stack than suffix {args.suffix}: "
             "run `loanstack deploy` for it first"
         )
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # for `logs --since`
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
@@ -133,7 +176,8 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     if args.output == "json":
         layout.emit(result)
     else:
-        migrate.print_summary(console, result)
+        logs = f"{again(target, 'logs')} --filter errorMessage --since {started}"
+        migrate.print_summary(console, result, logs)
     reconciled = result.get("verify", {}).get("reconciled", True)
     return 1 if result["failedChunks"] or not reconciled else 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.text import Text
@@ -16,8 +17,15 @@ from loanstack.aws.outputs import (
     record_file,
 )
 from loanstack.aws.target import Target, command_for
-from loanstack.cli.common import ask, connected, overrides, type_name, warn_if_ephemeral
-from loanstack.errors import DeployError, UsageError
+from loanstack.cli.common import (
+    ask,
+    ask_or_decline,
+    connected,
+    overrides,
+    type_name,
+    warn_if_ephemeral,
+)
+from loanstack.errors import Declined, DeployError, UsageError
 from loanstack.names import stack_name
 from loanstack.stack.deploy import Deployment, deploy, parameters_for
 from loanstack.stack.destroy import destroy, environment_of, regions_holding, what_survives
@@ -31,13 +39,25 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         d = Deployment(
             target, args.env, args.suffix, params, console, template_bucket=args.template_bucket
         )
-        outputs = deploy(d, confirm=lambda: args.yes or ask(console, "Execute this change set?"))
+        answers: list[bool] = []
+        try:
+            outputs = deploy(d, confirm=lambda: answer(args.yes, console, answers))
+        except UsageError as exc:
+            if answers == [False] and sys.stdin.isatty():  # "no" at the prompt: a choice
+                raise Declined("nothing changed (the change set was not executed)") from exc
+            raise
         where = {"target": target.name, "account": target.account(), "region": target.region}
     if args.output == "json":
         layout.emit({"stack": d.name, **where, "outputs": outputs})
     else:
         outputs_table(console, outputs)
     return 0
+
+
+def answer(yes: bool, console: Console, answers: list[bool]) -> bool:
+    """The deploy prompt's answer (--yes, else asked), kept so a "no" can be told from an error."""
+    answers.append(yes or ask(console, "Execute this change set?"))
+    return answers[-1]
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
@@ -53,17 +73,26 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     with connected(args, console) as target:
         stack = stack_status(target, name)
         if stack is None:
-            return not_there(target, name, args.suffix, record, console)
+            return not_there(target, name, args.suffix, record, console, args.output)
         console.print(Text(f"{target.describe(name)} ({stack['StackStatus']})"), soft_wrap=True)
-        for line in what_survives(target, stack):
+        survives = list(what_survives(target, stack))
+        for line in survives:
             console.print(Text(f"  {line}"), soft_wrap=True)
         confirm_delete(args, console, target, name, environment_of(stack))
         destroy(target, args.suffix, console)
+        where = {"target": target.name, "account": target.account(), "region": target.region}
+    if args.output == "json":
+        layout.emit({"stack": name, **where, "deleted": True, "survives": survives})
     return 0
 
 
 def not_there(
-    target: Target, name: str, suffix: str, record: StackRecord | None, console: Console
+    target: Target,
+    name: str,
+    suffix: str,
+    record: StackRecord | None,
+    console: Console,
+    output: str = "text",
 ) -> int:
     """No such stack where we looked: exit 0 only when it is nowhere we know of."""
     elsewhere = []
@@ -81,6 +110,9 @@ def not_there(
     if elsewhere:
         raise DeployError(f"no stack {name} in {target.where()}; " + "; ".join(elsewhere))
     console.print(Text(f"no stack {name} in {target.where()}: nothing to destroy"))
+    if output == "json":
+        where = {"target": target.name, "account": target.account(), "region": target.region}
+        layout.emit({"stack": name, **where, "deleted": False, "survives": []})
     return 0
 
 
@@ -96,7 +128,8 @@ def confirm_delete(
     `--confirm-stack NAME` (CI); --yes alone never deletes prod."""
     where = f"{target.where()}, target {target.name}"
     if env != "prod":
-        if not (args.yes or ask(console, f"Delete stack {name} ({where}) and its data?")):
+        question = f"Delete stack {name} ({where}) and its data?"
+        if not (args.yes or ask_or_decline(console, question)):
             raise UsageError("not confirmed (use --yes)")
         return
     if args.confirm_stack is not None:

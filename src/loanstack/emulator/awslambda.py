@@ -188,6 +188,22 @@ class ThisThread(logging.Filter):
         return record.thread == self.thread
 
 
+class NotPlumbing(logging.Filter):
+    """The emulator's own workings stay out of a function's log group: botocore's endpoint
+    discovery ("Found endpoint for rds-data via: environment_global.", logged only because the
+    emulator sets AWS_ENDPOINT_URL, which Lambda never does:
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)
+    and moto's, werkzeug's and the emulator's loggers. What Lambda itself would log for the
+    function (its own records, botocore's "Found credentials in environment variables.") stays."""
+
+    PLUMBING = ("botocore.configprovider", "moto", "werkzeug", "loanstack.emulator")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            record.name == name or record.name.startswith(name + ".") for name in self.PLUMBING
+        )
+
+
 def environment(fn: Any, log_level: str = "INFO") -> Any:
     """The function's environment as Lambda sets it, pointed at the emulator."""
     values = {
@@ -280,6 +296,7 @@ class Invocation:
         fn, logs = self.fn, self.logs
         capture = logging.StreamHandler(logs)
         capture.addFilter(ThisThread())
+        capture.addFilter(NotPlumbing())
         config = logging_config(fn)
         json_format = config["LogFormat"] == "JSON"
         root = logging.getLogger()

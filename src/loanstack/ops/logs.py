@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 from loanstack.aws.outputs import output
 from loanstack.aws.target import Target
 from loanstack.errors import UsageError
 
 LOGGED = {"validate": "LoanValidationFunctionName", "rotation": "SecretRotationLambdaArn"}
-
+FORMATS = ("short", "json")
 
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 
 
-def parse_since(text: str) -> int:
-    """`--since 10m` as FilterLogEvents' `startTime` (milliseconds since the epoch)."""
-    number, unit = text[:-1], text[-1:]
-    if not number.isdigit() or unit not in SINCE_UNITS:
-        raise UsageError(f"--since takes a number and a unit (30s, 10m, 2h, 1d, 1w), got {text!r}")
-    return int((time.time() - int(number) * SINCE_UNITS[unit]) * 1000)
+def parse_since(text: str, now: float | None = None) -> int:
+    """`--since` as FilterLogEvents' `startTime` (milliseconds since the epoch): relative
+    (30s, 10m, 2h, 1d, 1w, as `aws logs tail --since`) or an ISO 8601 time with its zone
+    (2026-11-30T09:00Z, 2026-11-30T10:00:00+01:00); a time without a zone is refused, as it
+    would mean the machine's zone silently."""
+    relative = RELATIVE.match(text)
+    if relative:
+        start = (now if now is not None else time.time()) - int(relative[1]) * SINCE_UNITS[
+            relative[2]
+        ]
+        return int(start * 1000)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--since takes a duration (30s, 10m, 2h, 1d, 1w) or an ISO 8601 time with its zone "
+            f"(2026-11-30T09:00Z), got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        raise UsageError(
+            f"--since {text} has no zone: add Z for UTC or an offset (e.g. {text}Z, {text}+01:00)"
+        )
+    return int(when.timestamp() * 1000)
 
 
 def log_group(target: Target, outputs: dict[str, str], function: str) -> str:
@@ -31,22 +53,51 @@ def log_group(target: Target, outputs: dict[str, str], function: str) -> str:
     return str(config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{name}")
 
 
-def log_records(target: Target, group: str, since: int, follow: bool) -> Iterator[str]:
-    """Records of every stream of `group` from `since` on, oldest first; with `follow`, keep
-    polling for new ones (FilterLogEvents, as `aws logs tail` reads them:
-    https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html)."""
+def log_events(
+    target: Target, group: str, since: int, follow: bool, pattern: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Events of every stream of `group` from `since` on, oldest first, those matching the
+    CloudWatch filter `pattern` when given; with `follow`, keep polling for new ones
+    (FilterLogEvents, as `aws logs tail` reads them:
+    https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html,
+    pattern syntax:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html)."""
     paginator = target.client("logs").get_paginator("filter_log_events")
+    query: dict[str, Any] = {"logGroupName": group}
+    if pattern:
+        query["filterPattern"] = pattern
     seen: set[str] = set()
     start = since
     while True:
         fresh = []
-        for page in paginator.paginate(logGroupName=group, startTime=start):
+        for page in paginator.paginate(**query, startTime=start):
             fresh += [e for e in page.get("events", []) if e["eventId"] not in seen]
         for event in sorted(fresh, key=lambda e: (e["timestamp"], e["eventId"])):
             seen.add(event["eventId"])
             start = max(start, event["timestamp"])
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event["timestamp"] / 1000))
-            yield f"{stamp} {event['logStreamName']} {event['message'].rstrip()}"
+            yield event
         if not follow:
             return
         time.sleep(max(target.poll_seconds * 5, 1.0))
+
+
+def stamp(event: dict[str, Any]) -> str:
+    """The event's time in UTC, to the millisecond, ISO 8601 with its zone."""
+    seconds, millis = divmod(int(event["timestamp"]), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def formatted(event: dict[str, Any], form: str) -> str:
+    """short: time and message; json: one object per line (camelCase keys)."""
+    message = str(event["message"]).rstrip()
+    if form == "json":
+        return json.dumps(
+            {
+                "timestamp": stamp(event),
+                "logStreamName": event["logStreamName"],
+                "eventId": event["eventId"],
+                "message": message,
+            },
+            sort_keys=True,
+        )
+    return f"{stamp(event)} {message}"

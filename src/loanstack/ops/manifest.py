@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.text import Text
 
 import loanstack
+from loanstack import render as layout
 from loanstack.aws.outputs import output
 from loanstack.errors import DeployError, Interrupted, Terminated, UsageError
 from loanstack.ops.export import BATCH, Export
@@ -312,7 +313,9 @@ def summary(document: Mapping[str, Any]) -> str:
                 f"{side:<10} {t['rows']:,} loans, loanAmount {t['loanAmount']}, "
                 f"id hash total {t['loanIdHashTotal'][:16]}"
             )
-    lines.append(f"problems   {len(document['problems'])} rows (each with its disposition)")
+    lines.append(
+        f"problems   {layout.plural(len(document['problems']), 'row')} (each with its disposition)"
+    )
     if "error" in document:
         lines.append(f"error      {document['error']}")
     return "\n".join(lines) + "\n"

@@ -54,9 +54,10 @@ class Problem(TypedDict, total=False):
     recorded: str  # CONFLICT: the decision recorded for the loan id before
 
 
-class FailedChunk(TypedDict):
+class FailedChunk(TypedDict, total=False):
     key: str
     lines: str  # the export's lines it held, "first-last"
+    error: str  # the function's error, as the dead-letter queue holds it
 
 
 class ChunkReport(TypedDict):
@@ -143,24 +144,30 @@ def existing(stack: BatchPath, prefix: str) -> dict[str, int]:
     return found
 
 
-def dead_letters(stack: BatchPath, prefix: str, delete: bool = False) -> set[str]:
-    """Keys under `prefix` whose S3 event sits in the dead-letter queue.
+def dead_letters(stack: BatchPath, prefix: str, delete: bool = False) -> dict[str, str]:
+    """Keys under `prefix` whose S3 event sits in the dead-letter queue, each with the error
+    Lambda gave it (the message attribute ErrorMessage:
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
 
     Messages are received with a short visibility timeout and, unless `delete`, made visible
     again at once: the queue stays as it was for the alarm and for whoever reads it next.
     """
-    keys: set[str] = set()
+    keys: dict[str, str] = {}
     handles: list[tuple[str, bool]] = []
     for _ in range(1000):  # the queue is small; this only bounds a runaway loop
         reply = stack.sqs.receive_message(
-            QueueUrl=stack.dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            QueueUrl=stack.dead_letter_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            MessageAttributeNames=["ErrorMessage"],
         )
         messages = reply.get("Messages", [])
         if not messages:
             break
         for message in messages:
             ours = [k for k in event_keys(message.get("Body", "")) if k.startswith(prefix)]
-            keys.update(ours)
+            error = message.get("MessageAttributes", {}).get("ErrorMessage", {})
+            keys.update(dict.fromkeys(ours, str(error.get("StringValue", ""))))
             handles.append((message["ReceiptHandle"], bool(ours)))
     for handle, mine in handles:
         if delete and mine:
@@ -285,7 +292,7 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
     skipped = len(layout_) - sent
     console.print(
         Text(
-            f"{len(layout_)} chunks of up to {options.chunk_rows:,} lines: {sent} uploaded"
+            f"{layout.plural(len(layout_), 'chunk')} of up to {options.chunk_rows:,} lines: {sent} uploaded"
             + (f", {skipped} already there" if skipped else "")
         )
     )
@@ -327,12 +334,12 @@ def wait(
     while True:
         reports = existing(stack, f"{BATCH.REPORTS}{export.migration_id}/")
         open_ = [c for c in layout_ if c.report_key(export) not in reports]
-        failing = dead_letters(stack, prefix, delete=retried) if open_ else set()
+        failing = dead_letters(stack, prefix, delete=retried) if open_ else {}
         if retried and failing:
             again = [c.key(export) for c in open_ if c.key(export) in failing]
             for key in again:
                 retrigger(stack, key, export.kind)
-            console.print(Text(f"sent {len(again)} failed chunk(s) again"))
+            console.print(Text(f"sent {layout.plural(len(again), 'failed chunk')} again"))
             retried = False
             continue
         retried = False
@@ -360,6 +367,7 @@ def merge(
     counts: Counter[str] = Counter()
     problems: list[Problem] = []
     failed_keys = {c.key(export) for c in failed}
+    errors = dead_letters(stack, f"{BATCH.INCOMING}{export.migration_id}/") if failed else {}
     for chunk in layout_:
         if chunk.key(export) in failed_keys:
             continue
@@ -385,6 +393,7 @@ def merge(
             {
                 "key": c.key(export),
                 "lines": f"{c.first_line}-{c.first_line + c.lines - 1}",
+                "error": errors.get(c.key(export), ""),
             }
             for c in failed
         ],
@@ -404,8 +413,9 @@ def store(stack: BatchPath, key: str, report: MigrationReport) -> None:
         )
 
 
-def print_summary(console: Console, report: MigrationReport) -> None:
-    """Rows per decision, every problem row (export line numbers), failed chunks; nothing cut."""
+def print_summary(console: Console, report: MigrationReport, logs: str = "loanstack logs") -> None:
+    """Rows per decision, every problem row (export line numbers), failed chunks with their
+    error and `logs`, the command that shows the function's records; nothing cut."""
     layout.records(
         console,
         f"Migration {report['migration']}: {report['export']}, {report['rows']:,} rows",
@@ -424,10 +434,12 @@ def print_summary(console: Console, report: MigrationReport) -> None:
             console, "Rows not taken", ("line", "loan", "decision", "why"), rows, prose="why"
         )
     for chunk in report["failedChunks"]:
+        cause = chunk.get("error") or "no error recorded"
         console.print(
             Text(
-                f"failed chunk {chunk['key']} (export lines {chunk['lines']}): in the dead-letter "
-                "queue; fix the cause and run again with --retry-failed",
+                f"failed chunk {chunk['key']} (export lines {chunk['lines']}): {cause}; in the "
+                f"dead-letter queue; the function's log: `{logs}`; fix the cause and run again "
+                "with --retry-failed",
                 style="bold red",
             ),
             soft_wrap=True,

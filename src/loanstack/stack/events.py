@@ -48,6 +48,11 @@ def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, An
         time.sleep(target.poll_seconds)
 
 
+# DescribeChangeSet's ResourceChange.Replacement is "True", "False" or "Conditional"
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChange.html
+REPLACEMENT = {"True": "yes", "False": "no", "Conditional": "conditional"}
+
+
 def show_change_set(console: Console, name: str, kind: str, changes: list[dict[str, Any]]) -> None:
     """One row per resource; for a modification, the properties that change and whether each
     forces a replacement (DescribeChangeSet's `Details[].Target.RequiresRecreation`)."""
@@ -59,13 +64,13 @@ def show_change_set(console: Console, name: str, kind: str, changes: list[dict[s
                 rc.get("Action", ""),
                 rc.get("LogicalResourceId", ""),
                 rc.get("ResourceType", ""),
-                rc.get("Replacement", "") or "",
+                REPLACEMENT.get(rc.get("Replacement", ""), rc.get("Replacement", "")),
                 property_changes(rc),
             )
         )
     layout.records(
         console,
-        f"{name}: change set ({kind.lower()}, {len(changes)} changes)",
+        f"{name}: change set ({kind.lower()}, {layout.plural(len(changes), 'change')})",
         ("action", "resource", "type", "replacement", "properties"),
         rows,
         prose="properties",
