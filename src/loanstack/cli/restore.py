@@ -98,6 +98,31 @@ def run_restore(args: argparse.Namespace, console: Console) -> int:
     if json_output:
         layout.emit(summary)
     else:
-        restore.print_summary(console, summary)
+        print_summary(console, summary)
     # a drill to the latest time must reconcile with the old cluster; an earlier time need not
     return 1 if request.latest and summary["totalsAgree"] is False else 0
+
+
+def print_summary(console: Console, summary: dict[str, Any]) -> None:
+    restored, old = summary["controlTotals"]["restored"], summary["controlTotals"]["oldCluster"]
+    lines = [
+        f"restored {summary['restored']['cluster']} (writer {summary['restored']['writer']})",
+        f"restore point {summary['restorePoint']}: RPO of this drill {summary['rpoSeconds']} s",
+        f"RTO of this drill: {summary['rtoSeconds']} s (start to the restored totals)",
+        "loan_decisions on the restored cluster: " + totals_line(restored),
+    ]
+    if old is not None:
+        lines.append("loan_decisions on the old cluster now: " + totals_line(old))
+        lines.append("control totals agree" if summary["totalsAgree"] else (
+            "control totals DIFFER: rows written after the restore point, or lost before it"
+        ))  # fmt: skip
+    lines += ["switch-over:", *summary["switchOver"]]
+    for line in lines:
+        console.print(Text(line), soft_wrap=True)
+
+
+def totals_line(totals: dict[str, Any]) -> str:
+    return (
+        f"{totals['rows']:,} rows, loan amounts {totals['loanAmount']}, "
+        f"hash total of loan ids {totals['loanIdHashTotal'][:16]}"
+    )

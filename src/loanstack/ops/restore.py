@@ -174,6 +174,16 @@ def settings(request: Request, source: Source) -> dict[str, Any]:
         }
     if old.get("DBClusterParameterGroup"):
         wanted["DBClusterParameterGroupName"] = old["DBClusterParameterGroup"]
+    # what the restore APIs do not carry over by themselves: the audit log exports (prod's
+    # audit trail), IAM authentication, the backup retention, tags on snapshots
+    if old.get("EnabledCloudwatchLogsExports"):
+        wanted["EnableCloudwatchLogsExports"] = list(old["EnabledCloudwatchLogsExports"])
+    for key in ("IAMDatabaseAuthenticationEnabled", "CopyTagsToSnapshot"):
+        if old.get(key):
+            name = "EnableIAMDatabaseAuthentication" if key.startswith("IAM") else key
+            wanted[name] = True
+    if old.get("BackupRetentionPeriod"):
+        wanted["BackupRetentionPeriod"] = int(old["BackupRetentionPeriod"])
     return wanted
 
 
@@ -378,28 +388,3 @@ def restore(target: Any, request: Request, console: Console) -> dict[str, Any]:
         "totalsAgree": None if old is None else old == restored,
         "switchOver": switch_over(request, new_id),
     }
-
-
-def print_summary(console: Console, summary: dict[str, Any]) -> None:
-    restored, old = summary["controlTotals"]["restored"], summary["controlTotals"]["oldCluster"]
-    lines = [
-        f"restored {summary['restored']['cluster']} (writer {summary['restored']['writer']})",
-        f"restore point {summary['restorePoint']}: RPO of this drill {summary['rpoSeconds']} s",
-        f"RTO of this drill: {summary['rtoSeconds']} s (start to the restored totals)",
-        "loan_decisions on the restored cluster: " + totals_line(restored),
-    ]
-    if old is not None:
-        lines.append("loan_decisions on the old cluster now: " + totals_line(old))
-        lines.append("control totals agree" if summary["totalsAgree"] else (
-            "control totals DIFFER: rows written after the restore point, or lost before it"
-        ))  # fmt: skip
-    lines += ["switch-over:", *summary["switchOver"]]
-    for line in lines:
-        console.print(Text(line), soft_wrap=True)
-
-
-def totals_line(totals: dict[str, Any]) -> str:
-    return (
-        f"{totals['rows']:,} rows, loan amounts {totals['loanAmount']}, "
-        f"hash total of loan ids {totals['loanIdHashTotal'][:16]}"
-    )
