@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 from typing import Any
 
 from rich.console import Console
@@ -15,6 +16,17 @@ from loanstack.errors import UsageError
 from loanstack.names import stack_name
 from loanstack.ops import restore
 from loanstack.stack.deploy import parameters_for
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """--to-time as ISO 8601; a time without a zone is UTC (RDS takes UTC)."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(
+            f"--to-time {text!r} is not an ISO 8601 time; e.g. 2026-11-30T09:00:00Z"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def add_restore_parser(subparsers: Any) -> None:
@@ -74,7 +86,7 @@ def run_restore(args: argparse.Namespace, console: Console) -> int:
         )
     request = restore.Request(
         args.suffix,
-        to_time=restore.parse_time(args.to_time) if args.to_time else None,
+        to_time=parse_time(args.to_time) if args.to_time else None,
         latest=args.latest,
         snapshot=args.snapshot,
         new_cluster_id=args.new_cluster_id,

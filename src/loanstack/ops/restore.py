@@ -65,17 +65,6 @@ class Source:
     secret_arn: str | None  # the stack's master secret, when the stack still exists
 
 
-def parse_time(text: str) -> datetime.datetime:
-    """--to-time as ISO 8601; a time without a zone is UTC (RDS takes UTC)."""
-    try:
-        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(
-            f"--to-time {text!r} is not an ISO 8601 time; e.g. 2026-11-30T09:00:00Z"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
 def check_request(request: Request) -> None:
     """One source, and a new identifier RDS accepts, before any call."""
     chosen = [request.to_time is not None, request.latest, request.snapshot is not None]
@@ -331,20 +320,13 @@ def switch_over(request: Request, new_id: str) -> list[str]:
     ]
 
 
-def restore(target: Any, request: Request, console: Console) -> dict[str, Any]:
-    """The drill: restore, writer, Data API, control totals, RTO and RPO, the runbook."""
-    check_request(request)
-    started, began = time.monotonic(), datetime.datetime.now(datetime.UTC)
-    deadline = started + request.timeout
+def provision(
+    target: Any, request: Request, source: Source, new_id: str, deadline: float, console: Console
+) -> tuple[str, str, str]:
+    """The new cluster, its writer, its Data API and the secret it takes: (ARN, writer, secret)."""
     rds = target.client("rds")
-    source = find_source(target, request)
-    new_id = new_cluster_id(request, began)
-    origin = f"snapshot {request.snapshot}" if request.snapshot else (
-        f"{request.cluster_id} at {iso(source.restore_point)}"
-    )  # fmt: skip
-    console.print(Text(f"restoring {origin} into a new cluster {new_id}"))
-    created = start_restore(rds, request, source, new_id)
     poll = float(target.poll_seconds)
+    created = start_restore(rds, request, source, new_id)
     wait_until(lambda: cluster_status(rds, new_id), f"cluster {new_id}", deadline, console, poll)
     writer = writer_id(new_id)
     rds.create_db_instance(
@@ -363,10 +345,29 @@ def restore(target: Any, request: Request, console: Console) -> dict[str, Any]:
         wait_until(
             lambda: cluster_status(rds, new_id), f"cluster {new_id}", deadline, console, poll
         )
-    if secret is None:
+    if secret is None:  # restore() refuses this before acting; kept for the type
+        raise DeployError(f"no master secret to read {new_id} with")
+    return arn, writer, secret
+
+
+def restore(target: Any, request: Request, console: Console) -> dict[str, Any]:
+    """The drill: restore, writer, Data API, control totals, RTO and RPO, the runbook."""
+    check_request(request)
+    started, began = time.monotonic(), datetime.datetime.now(datetime.UTC)
+    deadline = started + request.timeout
+    source = find_source(target, request)
+    if request.snapshot is None and source.secret_arn is None:
         raise DeployError(
-            f"stack {stack_name(request.suffix)} has no DBSecretArn output: cannot read {new_id}"
+            f"stack {stack_name(request.suffix)} has no DBSecretArn output, so the restored "
+            "cluster could not be read: deploy the stack, or restore a snapshot (--snapshot ID)"
         )
+    new_id = new_cluster_id(request, began)
+    origin = f"snapshot {request.snapshot}" if request.snapshot else (
+        f"{request.cluster_id} at {iso(source.restore_point)}"
+    )  # fmt: skip
+    console.print(Text(f"restoring {origin} into a new cluster {new_id}"))
+    arn, writer, secret = provision(target, request, source, new_id, deadline, console)
+    poll = float(target.poll_seconds)
     restored = totals_when_ready(target, arn, secret, deadline, poll)
     rto = time.monotonic() - started
     old = None
