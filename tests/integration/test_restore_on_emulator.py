@@ -8,6 +8,8 @@ restores with the same totals. Through `cli.main`, as a user runs it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,37 +33,72 @@ CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
 RESTORED = f"{CLUSTER}-r1"
 
 
-@pytest.fixture(scope="module")
-def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A prod stack for the module (destroyed by the last test, which restores its snapshot)."""
-    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / f"{SUFFIX}.json"
-    params = deploy.parameters_for("prod", SUFFIX, {"AlarmEmail": "ops@example.com"})
-    d = deploy.Deployment(target, "prod", SUFFIX, params, Console(record=True, width=200))
+def deployed(target: Target, suffix: str, out: Path) -> dict[str, str]:
+    target.outputs_file = out / f"{suffix}.json"
+    params = deploy.parameters_for("prod", suffix, {"AlarmEmail": "ops@example.com"})
+    d = deploy.Deployment(target, "prod", suffix, params, Console(record=True, width=200))
     return deploy.deploy(d, confirm=lambda: True)
 
 
-@pytest.fixture
-def command(
-    emulator: Emulator, target: Target, outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Target]:
-    """`cli.main` pointed at this module's emulator and stack."""
-    monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
-    monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
-    monkeypatch.setenv("COLUMNS", "200")
-    yield target
+def cli_json(argv: list[str]) -> tuple[int, dict[str, Any], str]:
+    """`cli.main` with stdout (the JSON document) and stderr (one-line refusals) captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    text = out.getvalue().strip()
+    return code, (json.loads(text) if code == 0 and text.startswith("{") else {}), err.getvalue()
+
+
+@contextlib.contextmanager
+def pointed_at(emulator: Emulator, target: Target) -> Iterator[None]:
+    """`cli.main` pointed at this module's emulator and the stack's outputs file."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
+        patch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
+        patch.setenv("COLUMNS", "200")
+        yield
+
+
+def migrate_loans(directory: Path, prefix: str) -> dict[str, Any]:
+    """600 lines through `loanstack migrate`; the recorded control totals it reports."""
+    path = directory / f"{prefix}.csv"
+    loanbook.write_export(path, 600, every=200, prefix=prefix)
+    code, report, err = cli_json(["migrate", str(path), "--chunk-rows", "200", "--output", "json"])
+    assert code == 0 and awslambda_async.wait_idle(60), err
+    return dict(report["verify"]["controlTotals"]["recorded"])
 
 
 @pytest.fixture(scope="module")
-def migrated() -> dict[str, Any]:
-    """The migration's report (its recorded control totals), filled by the first test."""
-    return {}
+def drill(
+    emulator: Emulator, target: Target, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A prod stack with recorded loans, restored to the latest time into RESTORED; then a row
+    deleted from the old cluster. Every test of the stack's drill reads this."""
+    work = Path(tmp_path_factory.mktemp("drill"))
+    outputs = deployed(target, SUFFIX, work)
+    outputs_file = target.outputs_file
+    with pointed_at(emulator, target):
+        recorded = migrate_loans(work, "R")
+        before = control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"])
+        argv = ["restore", "--suffix", SUFFIX, "--env", "prod", "--latest"]
+        code, summary, err = cli_json([*argv, "--new-cluster-id", RESTORED, "--output", "json"])
+    assert code == 0, err
+    untouched = control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"])
+    sql(target, outputs["DBClusterArn"], outputs["DBSecretArn"],
+        "DELETE FROM loan_decisions WHERE loan_id = 'R-0000002'")  # fmt: skip
+    return {
+        "outputs": outputs, "recorded": recorded, "before": before, "summary": summary,
+        "err": err, "untouched": untouched, "outputsFile": outputs_file,
+        "after": control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"]),
+    }  # fmt: skip
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    out = captured.out.strip()
-    return code, (json.loads(out) if code == 0 and out.startswith("{") else {}), captured.err
+@pytest.fixture
+def command(emulator: Emulator, target: Target, drill: dict[str, Any]) -> Iterator[Target]:
+    """`cli.main` pointed at the drill's stack."""
+    target.outputs_file = drill["outputsFile"]
+    with pointed_at(emulator, target):
+        yield target
 
 
 def sql(target: Target, arn: str, secret: str, statement: str) -> list[Any]:
@@ -72,27 +109,12 @@ def sql(target: Target, arn: str, secret: str, statement: str) -> list[Any]:
 
 
 def test_restore_latest_brings_the_same_totals_into_a_new_cluster(
-    command: Target,
-    outputs: dict[str, str],
-    migrated: dict[str, Any],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    target: Target, drill: dict[str, Any]
 ) -> None:
-    target = command
-    path = tmp_path / "book.csv"
-    loanbook.write_export(path, 600, every=200, prefix="R")
-    code, report, _ = run(["migrate", str(path), "--chunk-rows", "200", "--output", "json"], capsys)
-    assert code == 0 and awslambda_async.wait_idle(60)
-    recorded = report["verify"]["controlTotals"]["recorded"]
-    assert recorded["rows"] > 500
-    migrated.update(recorded)
-    before = control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"])
-
-    argv = ["restore", "--suffix", SUFFIX, "--env", "prod", "--latest"]
-    code, summary, err = run([*argv, "--new-cluster-id", RESTORED, "--output", "json"], capsys)
-    assert code == 0, err
-    assert f"target: local emulator {target.endpoint_url}, account {ACCOUNT_ID}" in err
-    assert summary["controlTotals"]["restored"] == recorded == before
+    outputs, summary, before = drill["outputs"], drill["summary"], drill["before"]
+    assert drill["recorded"]["rows"] > 500
+    assert f"target: local emulator {target.endpoint_url}, account {ACCOUNT_ID}" in drill["err"]
+    assert summary["controlTotals"]["restored"] == drill["recorded"] == before
     assert summary["controlTotals"]["oldCluster"] == before and summary["totalsAgree"] is True
     assert summary["restored"]["cluster"] == RESTORED and summary["rtoSeconds"] > 0
     assert summary["rpoSeconds"] >= 0 and summary["restorePoint"].endswith("Z")
@@ -104,6 +126,7 @@ def test_restore_latest_brings_the_same_totals_into_a_new_cluster(
     for key in ("DBSubnetGroup", "KmsKeyId", "EngineVersion", "DBClusterParameterGroup"):
         assert new[key] == old[key], key
     assert new["VpcSecurityGroups"] == old["VpcSecurityGroups"]
+    assert new["EnabledCloudwatchLogsExports"] == old["EnabledCloudwatchLogsExports"]
     assert (
         new["ServerlessV2ScalingConfiguration"]["MaxCapacity"]
         == (old["ServerlessV2ScalingConfiguration"]["MaxCapacity"])
@@ -113,13 +136,8 @@ def test_restore_latest_brings_the_same_totals_into_a_new_cluster(
     assert {"EarliestRestorableTime", "LatestRestorableTime"} <= set(old)
 
     # the old cluster is untouched, and a write to it after the restore is not in the new one
-    assert control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"]) == before
-    sql(target, outputs["DBClusterArn"], outputs["DBSecretArn"],
-        "UPDATE loan_decisions SET decision = 'REJECTED' WHERE loan_id = 'R-0000001'")  # fmt: skip
-    sql(target, outputs["DBClusterArn"], outputs["DBSecretArn"],
-        "DELETE FROM loan_decisions WHERE loan_id = 'R-0000002'")  # fmt: skip
-    after = control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"])
-    assert after["rows"] == before["rows"] - 1
+    assert drill["untouched"] == before
+    assert drill["after"]["rows"] == before["rows"] - 1
     restored_now = control_totals(target, new["DBClusterArn"], outputs["DBSecretArn"])
     assert restored_now == before, "the restored cluster shares data with the old one"
     count = "SELECT COUNT(*) FROM loan_decisions WHERE loan_id = 'R-0000002'"
@@ -136,15 +154,11 @@ def test_restore_latest_brings_the_same_totals_into_a_new_cluster(
         (["--latest", "--db-subnet-group", "no-such-group"], "no-such-group"),
         (["--snapshot", "no-such-snapshot"], "no cluster snapshot no-such-snapshot"),
         (["--latest", "--switch"], "no change set can point the stack at a restored cluster"),
+        (["--latest", "--env", "dev"], f"stack tapstack-{SUFFIX} is a prod stack, not --env dev"),
     ],
 )
-def test_refused_restores_answer_in_one_line(
-    command: Target,
-    extra: list[str],
-    said: str,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code, _, err = run(["restore", "--suffix", SUFFIX, "--env", "prod", *extra], capsys)
+def test_refused_restores_answer_in_one_line(command: Target, extra: list[str], said: str) -> None:
+    code, _, err = cli_json(["restore", "--suffix", SUFFIX, "--env", "prod", *extra])
     assert code in (1, 2)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("target:")]
     assert len(lines) == 1 and said in lines[0], err
@@ -152,40 +166,37 @@ def test_refused_restores_answer_in_one_line(
 
 
 def test_a_point_in_time_before_the_last_write_is_refused_by_the_emulator(
-    command: Target, capsys: pytest.CaptureFixture[str]
+    command: Target,
 ) -> None:
     """The emulator keeps no transaction log: a RestoreToTime before the source's last write
     cannot be honoured, and it says so instead of restoring later data."""
     created = rds_backends[ACCOUNT_ID][REGION].clusters[CLUSTER].created
     when = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    code, _, err = run(["restore", "--suffix", SUFFIX, "--env", "prod", "--to-time", when], capsys)
+    code, _, err = cli_json(["restore", "--suffix", SUFFIX, "--env", "prod", "--to-time", when])
     assert code == 1 and "the emulator keeps no history" in err
 
 
 def test_restore_from_the_final_snapshot_of_a_prod_destroy(
-    command: Target, outputs: dict[str, str], migrated: dict[str, Any],
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    target = command
+    emulator: Emulator, target: Target, tmp_path: Path
+) -> None:
+    """A stack of its own (the drill's stays for the other tests, in any order)."""
+    suffix, cluster = "rst43", "aurora-loanprocessing-rst43"
+    deployed(target, suffix, tmp_path)
+    with pointed_at(emulator, target):
+        recorded = migrate_loans(tmp_path, "S")
+    destroy(target, suffix, Console(record=True, width=200, file=io.StringIO()))
     rds = target.client("rds")
-    # the drill's cluster goes first: the stack's subnet group cannot go while it is in use
-    rds.delete_db_instance(DBInstanceIdentifier=f"{RESTORED}-writer", SkipFinalSnapshot=True)
-    rds.delete_db_cluster(DBClusterIdentifier=RESTORED, SkipFinalSnapshot=True)
-    before = control_totals(target, outputs["DBClusterArn"], outputs["DBSecretArn"])
-    assert before["rows"] == migrated["rows"] - 1  # the first test deleted one
-    assert awslambda_async.wait_idle(60)
-    destroy(target, SUFFIX, Console(record=True, width=200))
-    capsys.readouterr()  # what destroy said
     (snapshot,) = [
         s["DBClusterSnapshotIdentifier"]
         for s in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
-        if s["DBClusterIdentifier"] == CLUSTER
+        if s["DBClusterIdentifier"] == cluster
     ]
-    argv = ["restore", "--suffix", SUFFIX, "--env", "prod", "--snapshot", snapshot]
-    code, summary, err = run(
-        [*argv, "--new-cluster-id", f"{CLUSTER}-s1", "--output", "json"], capsys
-    )
+    argv = ["restore", "--suffix", suffix, "--env", "prod", "--snapshot", snapshot]
+    with pointed_at(emulator, target):
+        code, summary, err = cli_json(
+            [*argv, "--new-cluster-id", f"{cluster}-s1", "--output", "json"]
+        )
     assert code == 0, err
-    assert summary["controlTotals"]["restored"] == before
+    assert summary["controlTotals"]["restored"] == recorded
     assert summary["controlTotals"]["oldCluster"] is None and summary["totalsAgree"] is None
-    assert summary["restored"]["secretArn"].split(":")[-1].startswith(f"restored/{CLUSTER}-s1")
+    assert summary["restored"]["secretArn"].split(":")[-1].startswith(f"restored/{cluster}-s1")

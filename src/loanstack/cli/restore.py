@@ -86,6 +86,7 @@ def run_restore(args: argparse.Namespace, console: Console) -> int:
         )
     request = restore.Request(
         args.suffix,
+        env=args.env,
         to_time=parse_time(args.to_time) if args.to_time else None,
         latest=args.latest,
         snapshot=args.snapshot,

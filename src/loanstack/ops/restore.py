@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack.errors import DeployError, UsageError
-from loanstack.names import stack_name
+from loanstack.names import ENVIRONMENT_TYPE, stack_name
 from loanstack.ops.verify import Database, Totals
 
 CLUSTER_PREFIX = "aurora-loanprocessing-"  # the template's DBClusterIdentifier, by suffix
@@ -39,6 +39,7 @@ class Request:
     """What to restore: exactly one of `to_time`, `latest`, `snapshot`."""
 
     suffix: str
+    env: str = ""  # dev or prod: checked against the deployed stack's EnvironmentType
     to_time: datetime.datetime | None = None
     latest: bool = False
     snapshot: str | None = None
@@ -94,15 +95,21 @@ def old_cluster(rds: Any, cluster_id: str) -> dict[str, Any] | None:
         raise
 
 
-def stack_secret(target: Any, suffix: str) -> str | None:
-    """The stack's master secret (its DBSecretArn output), or None when the stack is gone."""
+def stack_secret(target: Any, request: Request) -> str | None:
+    """The stack's master secret (its DBSecretArn output), or None when the stack is gone; a
+    stack of the other environment than --env is refused (the drill's evidence names it)."""
+    name = stack_name(request.suffix)
     try:
-        stacks = target.client("cloudformation").describe_stacks(StackName=stack_name(suffix))
+        stack = target.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
     except ClientError as exc:
         if "does not exist" in str(exc.response.get("Error", {}).get("Message", "")):
             return None
         raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
+    params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    deployed = params.get(ENVIRONMENT_TYPE)
+    if request.env and deployed and deployed != request.env:
+        raise UsageError(f"stack {name} is a {deployed} stack, not --env {request.env}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     return outputs.get("DBSecretArn")
 
 
@@ -110,7 +117,7 @@ def find_source(target: Any, request: Request) -> Source:
     """The restore point and the settings to copy, refused in one line when missing."""
     rds = target.client("rds")
     cluster = old_cluster(rds, request.cluster_id)
-    secret = stack_secret(target, request.suffix)
+    secret = stack_secret(target, request)
     if request.snapshot is None:
         if cluster is None:
             raise DeployError(
