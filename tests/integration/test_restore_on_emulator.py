@@ -200,3 +200,20 @@ def test_restore_from_the_final_snapshot_of_a_prod_destroy(
     assert summary["controlTotals"]["restored"] == recorded
     assert summary["controlTotals"]["oldCluster"] is None and summary["totalsAgree"] is None
     assert summary["restored"]["secretArn"].split(":")[-1].startswith(f"restored/{cluster}-s1")
+
+
+def test_the_text_report_names_rto_rpo_totals_and_the_runbook(command: Target) -> None:
+    argv = ["restore", "--suffix", SUFFIX, "--env", "prod", "--latest"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main([*argv, "--new-cluster-id", f"{CLUSTER}-t2"]) == 0
+    said = " ".join(out.getvalue().split())
+    for words in (
+        f"cluster {CLUSTER}-t2: available",
+        "RPO of this drill",
+        "RTO of this drill",
+        "loan_decisions on the restored cluster:",
+        "control totals agree",
+        "rename swap",
+    ):
+        assert words in said, words
