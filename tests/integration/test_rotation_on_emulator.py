@@ -25,7 +25,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from rich.console import Console
 
 from loanstack.aws.target import Target
-from loanstack.emulator import ACCOUNT_ID, Emulator
+from loanstack.emulator import ACCOUNT_ID, Emulator, clusterdata
 from loanstack.emulator.rds import master_password
 from loanstack.errors import DeployError
 from loanstack.ops import rotate as rotation_ops
@@ -221,7 +221,9 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
             files.append((key, ids))
         rotation.join()
 
-    with emulator._mariadb.connect() as conn, conn.cursor() as cur:
+    cluster = rds_backends[ACCOUNT_ID][REGION].clusters[CLUSTER]
+    schema = clusterdata.schema(cluster, "loans")  # the cluster's own (two never share data)
+    with emulator._mariadb.connect(schema) as conn, conn.cursor() as cur:
         for key, ids in files:
             report = json.loads(
                 s3.get_object(Bucket=bucket, Key=f"reports/{key.removeprefix('incoming/')}.report.json")["Body"].read()

@@ -28,6 +28,7 @@ from loanstack.cli.reconcile import (
     run_correct,
     run_verify,
 )
+from loanstack.cli.restore import add_restore_parser, run_restore
 from loanstack.cli.stack import run_deploy, run_destroy, run_outputs
 from loanstack.errors import (
     EXIT_FAILURE,
@@ -165,6 +166,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     add_verify_parser(sub)
+    add_restore_parser(sub)
     add_correct_parser(sub)
     return parser.parse_args(argv)
 
@@ -184,6 +186,7 @@ HANDLERS: dict[str, Any] = {
     "emulator": run_emulator,
     "migrate": run_migrate,
     "verify": run_verify,
+    "restore": run_restore,
     "correct": run_correct,
     "demo": run_demo,
 }

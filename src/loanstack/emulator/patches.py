@@ -20,6 +20,7 @@ from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.iam.access_control import IAMPolicyStatement
 from moto.moto_api._internal import urls as moto_api_urls
 from moto.rds.models import DBCluster, RDSBackend
+from moto.rds.responses import RDSResponse
 from moto.rdsdata import responses as rdsdata_responses
 from moto.rdsdata import urls as rdsdata_urls
 from moto.s3 import notifications as s3_notifications
@@ -34,6 +35,7 @@ from loanstack.emulator import (
     ec2,
     fence,
     rds,
+    rds_restore,
     rdsdata,
     retention,
     s3,
@@ -120,6 +122,38 @@ PATCHES: list[Patch] = [
     Patch(DBCluster, "endpoint", property(rds.endpoint),
           "the cluster's endpoint takes MySQL logins (the emulator's MariaDB)",
           "(self)"),
+    # Aurora's data in snapshots and restores (rds_restore.py, clusterdata.py)
+    Patch(RDSBackend, "create_db_cluster", rds_restore.create_db_cluster,
+          "an identifier in use is refused (DBClusterAlreadyExistsFault); DatabaseName gets a "
+          "schema of the cluster's own "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html)",
+          "(self, kwargs)"),
+    Patch(RDSBackend, "delete_db_cluster", rds_restore.delete_db_cluster,
+          "the cluster's data goes with it, after its final snapshot "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html)",
+          "(self, cluster_identifier, snapshot_name=None)"),
+    Patch(RDSBackend, "create_db_cluster_snapshot", rds_restore.create_db_cluster_snapshot,
+          "a cluster snapshot holds a copy of the cluster's data "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CreateSnapshotCluster.html)",
+          "(self, db_cluster_identifier, db_cluster_snapshot_identifier, snapshot_type='manual', tags=None)"),
+    Patch(RDSBackend, "delete_db_cluster_snapshot", rds_restore.delete_db_cluster_snapshot,
+          "deleting a snapshot deletes its copy of the data "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBClusterSnapshot.html)",
+          "(self, db_snapshot_identifier)"),
+    Patch(RDSBackend, "restore_db_cluster_from_snapshot", rds_restore.restore_db_cluster_from_snapshot,
+          "a new cluster with the snapshot's data; an identifier in use, a missing subnet group or "
+          "snapshot refused "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html)",
+          "(self, from_snapshot_id, overrides)"),
+    Patch(RDSBackend, "restore_db_cluster_to_point_in_time", rds_restore.restore_db_cluster_to_point_in_time,
+          "a new cluster with the source's data; a time outside the window, an identifier in use, "
+          "a missing subnet group refused; the emulator restores only past the last write "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterToPointInTime.html)",
+          "(self, db_cluster_identifier, source_db_cluster_identifier, restore_type='full-copy', restore_to_time=None, use_latest_restorable_time=False, **overrides)"),
+    Patch(RDSResponse, "enable_http_endpoint", rds_restore.enable_http_endpoint,
+          "EnableHttpEndpoint turns a cluster's Data API on (moto has no such action) "
+          "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_EnableHttpEndpoint.html)",
+          None),
     # EC2 (ec2.py)
     Patch(SecurityGroupBackend, "create_security_group", ec2.create_security_group,
           "a GroupName starting with sg- is refused, as EC2 refuses it",

@@ -24,6 +24,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
+from loanstack.emulator.clusterdata import data_api_schema
 from loanstack.emulator.faults import ACCESS_DENIED, DEADLOCK, DEADLOCK_MESSAGE
 from loanstack.emulator.mariadb import MariaDB, statement_timeout, string_literal
 from loanstack.emulator.rds import master_password
@@ -181,11 +182,14 @@ def execute(
     kind: str = PROVISIONED,
     sql_mode: str | None = None,
     request_bytes: int | None = None,
+    schema: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape).
 
     Runs on a pooled connection of its own (`MariaDB.pool`), so concurrent calls run at once,
-    as on Aurora; a fault a test injected (`faults.Faults`) answers first.
+    as on Aurora; a fault a test injected (`faults.Faults`) answers first. `schema` is the
+    cluster's own schema for the call's database (`clusterdata.schema`); None: the database
+    name as it is (the test bridge, which has no cluster).
     """
     arn = str(params.get("resourceArn", ""))
     faults = STATE.faults
@@ -198,7 +202,7 @@ def execute(
             raise DataApiError(injected.code, injected.message)
         with server.pool.connection(arn, credentials, sql_mode) as conn:
             try:
-                conn.select_db(params.get("database") or "loans")
+                conn.select_db(schema or params.get("database") or "loans")
                 if faults.take_deadlock(arn):  # InnoDB rolls the victim's transaction back
                     raise pymysql.err.OperationalError(DEADLOCK, DEADLOCK_MESSAGE)
                 with conn.cursor() as cur:
@@ -313,7 +317,10 @@ def respond(response: Any, operation: str) -> Any:
             )
         kind, sql_mode = cluster_settings(response.current_account, response.region, params)
         size = request_size(response.body or b"", getattr(response, "headers", None) or {})
-        status, body = execute(server, operation, params, credentials, kind, sql_mode, size)
+        schema = data_api_schema(
+            find_cluster(response.current_account, response.region, params), params
+        )
+        status, body = execute(server, operation, params, credentials, kind, sql_mode, size, schema)
     except DataApiError as err:
         status, body = err.status, {"__type": err.code, "message": str(err)}
     # moto takes the HTTP status from the headers' "status" (else 200: errors looked like success)
