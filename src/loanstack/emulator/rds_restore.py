@@ -56,7 +56,8 @@ def aware(moment: Any) -> datetime.datetime:
     """A datetime moto or the request gave, as UTC (naive ones are UTC)."""
     if isinstance(moment, str):
         moment = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    when: datetime.datetime = moment
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
 
 
 def earliest_restorable_time(cluster: Any) -> datetime.datetime:
