@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def child(argv: list[str]) -> None:
     raise SystemExit(code)
 
 
+def free_port() -> int:
+    """A free loopback port: other emulators may hold the default one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def environment(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOANSTACK_"))}
     return env | {
@@ -107,7 +115,7 @@ def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[s
     env = environment(tmp)
     export = tmp / "loanbook.csv"
     loanbook.write_export(export, rows)
-    started = loanstack(env, "emulator", "start", "--detach")
+    started = loanstack(env, "emulator", "start", "--detach", "--port", str(free_port()))
     if started.returncode != 0:
         raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
     env["LOANSTACK_EMULATOR_URL"] = next(
