@@ -259,6 +259,27 @@ def test_the_documented_response_limits_are_enforced(mariadb: MariaDB) -> None:
     assert call(mariadb, rows + "SELECT REPEAT('x', 40000) FROM n")[0] == 200  # 0.8 MB
 
 
+def test_records_formatted_as_json_are_one_string_keyed_by_column_labels(mariadb: MariaDB) -> None:
+    """formatRecordsAs JSON (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html):
+    a SELECT answers `formattedRecords`, one JSON array of objects keyed by the labels, instead
+    of `records`; other statements ignore it; the response limits still apply."""
+    mariadb.reset()
+    sql = "SELECT 'a' AS s, 7 AS n, CAST(1.50 AS DECIMAL(5,2)) AS d, NULL AS z UNION SELECT 'b', 8, 2, NULL"
+    params = {"resourceArn": "arn:c1", "sql": sql, "formatRecordsAs": "JSON"}
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200 and "records" not in body and body["numberOfRecordsUpdated"] == 0
+    assert json.loads(body["formattedRecords"]) == [
+        {"s": "a", "n": 7, "d": "1.50", "z": None},
+        {"s": "b", "n": 8, "d": "2.00", "z": None},
+    ]
+    status, body = execute(mariadb, "ExecuteStatement", {**params, "sql": "DO 1"}, ("admin", "p"))
+    assert status == 200 and "formattedRecords" not in body
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) "
+    big = {**params, "sql": rows + "SELECT REPEAT('x', 60000) AS x FROM n"}
+    status, body = execute(mariadb, "ExecuteStatement", big, ("admin", "p"))
+    assert (status, body["__type"]) == (400, "DatabaseErrorException")
+
+
 def test_the_statement_timeout_stops_a_statement_unless_continue_after_timeout(
     mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,9 +18,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.integration.conftest import BUCKET
 from tests.integration.test_loan_recording import APP, inserts, rows
+from tests.unit.test_loan_properties import applications
 
 
 def entries(loans: Any, *apps: dict[str, Any]) -> list[Any]:
@@ -192,3 +195,31 @@ def test_r11_the_data_api_counts_no_found_rows_on_aurora() -> None:
         assert run(insert, parameters=chunk)["numberOfRecordsUpdated"] == 0
     finally:
         run(f"DROP TABLE {table}")
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(applications, min_size=1, max_size=12))
+def test_r11_the_stored_answer_built_by_the_database_is_json_dumps_of_the_result(
+    loans: Any, apps: list[dict[str, Any]]
+) -> None:
+    """result_json is written by the INSERT from the row's own fields (RESULT_JSON), not sent:
+    it must be byte for byte json.dumps(result, sort_keys=True), every reason list and a missing
+    LTV included; and the read-back, which rebuilds it the same way, finds nothing to change."""
+    loans.bridge.server.reset()
+    loans._table_ready = False
+    apps = [{**app, "loanId": f"P-{i}"} for i, app in enumerate(apps)]
+    first = loans.handler(apps, None)["results"]
+    with loans.bridge.server.connect() as conn, conn.cursor() as cur:
+        cur.execute(loans.TABLE)  # (not made when every application is INVALID)
+        cur.execute("SELECT loan_id, result_json FROM loan_decisions")
+        stored = dict(cur.fetchall())
+    decided = {r["loanId"]: r for r in first if r["decision"] != "INVALID"}
+    assert stored == {i: json.dumps(r, sort_keys=True) for i, r in decided.items()}
+    before = len(loans.bridge.statements)
+    assert loans.handler(apps, None)["results"] == first  # read back: the same answers
+    read_back = [s for s in loans.bridge.statements[before:] if s.lstrip().startswith("SELECT j.n")]
+    assert len(read_back) == (1 if decided else 0)

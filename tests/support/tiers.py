@@ -53,6 +53,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_emulator_faults.py": ("emulator", "subprocess"),
     "unit/test_invoke_payloads.py": ("subprocess",),
     "integration/test_verify.py": ("subprocess", "emulator"),
+    "unit/test_verify_parallel.py": ("subprocess",),  # verify's worker processes
     "integration/test_data_tier_faults.py": ("emulator",),
     "integration/test_manifest.py": ("subprocess", "emulator"),  # the manifest asks git
     "integration/test_restore_on_emulator.py": ("subprocess", "emulator"),  # migrate's manifest

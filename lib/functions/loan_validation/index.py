@@ -103,9 +103,9 @@ OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
  OR (COLUMN_NAME IN ('debt_to_income', 'loan_to_value') AND NUMERIC_PRECISION < 20)
  OR (COLUMN_NAME = 'source' AND CHARACTER_MAXIMUM_LENGTH < 1100))"""
 # One chunk, one parameter: {"source": ..., "rows": [[id, applicant, type, amount, decision,
-# reasons, payment, dti, ltv, sha, result], ...]}. Numbers travel as strings so that the table's
-# own strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON
-# null, whose conversion to a string column is not the same on every engine.
+# reasons, payment, dti, ltv, sha], ...]}. Numbers travel as strings so that the table's own
+# strict DECIMAL conversion judges them; a missing LTV or source is "" (NULLIF), not JSON null,
+# whose conversion to a string column is not the same on every engine.
 # A chunk never holds one loan id twice (Chunker), so the order of the inserted rows decides
 # nothing and needs no ORDER BY (whose sort MariaDB does through temporary files); the rows are
 # sent sorted by loan id, so concurrent chunks lock rows in one order and rarely deadlock
@@ -123,26 +123,38 @@ ROW_COLUMNS = """id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR
  payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY ERROR ON ERROR,
  dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY ERROR ON ERROR,
  ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY ERROR ON ERROR,
- sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
- result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR"""
+ sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR"""
+# The stored answer (result_json) is written by the database from the row's own fields, the same
+# text as json.dumps(result, sort_keys=True) (ids and reason codes need no escaping, the numbers
+# are the floats' repr; test_loan_result_json holds them equal): sending it as well doubled each
+# row of the document (every quote of it escaped), and parsing the document is most of the
+# database's work per row (docs/benchmarks.md).
+RESULT_JSON = """CONCAT('{"decision": "', j.decision, '", "loanId": "', j.id,
+ '", "metrics": {"debtToIncomeRatio": ', j.dti, ', "loanToValueRatio": ',
+ IF(j.ltv = '', 'null', j.ltv), ', "monthlyPayment": ', j.payment, '}, "reasons": [',
+ IF(j.reasons = '', '', CONCAT('"', REPLACE(j.reasons, ',', '", "'), '"')), ']}')"""
 INSERT = f"""INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount, decision,
  reasons, monthly_payment, debt_to_income, loan_to_value, application_sha256, result_json, source)
  SELECT j.id, j.applicant, j.type, j.amount, j.decision, j.reasons, j.payment, j.dti,
- NULLIF(j.ltv, ''), j.sha, j.result, NULLIF(j.source, '')
+ NULLIF(j.ltv, ''), j.sha, {RESULT_JSON}, NULLIF(j.source, '')
  FROM JSON_TABLE(:chunk, '$' COLUMNS (
  source VARCHAR(1100) CHARSET utf8mb4 PATH '$.source' ERROR ON ERROR,
  NESTED PATH '$.rows[*]' COLUMNS ({ROW_COLUMNS}))) AS j
  ON DUPLICATE KEY UPDATE loan_decisions.loan_id = loan_decisions.loan_id"""  # noqa: S608 (constant column list; values are bound parameters)
 # Read back only the rows whose stored answer is not the one just computed: a conflict, an answer
 # recorded earlier under other rules, or (never expected) a missing row. Only the columns it uses.
-READ_BACK = """SELECT j.n, d.application_sha256, d.result_json
+READ_BACK = f"""SELECT j.n, d.application_sha256, d.result_json
  FROM JSON_TABLE(:chunk, '$.rows[*]' COLUMNS (n FOR ORDINALITY,
  id VARCHAR(64) CHARSET utf8mb4 PATH '$[0]' ERROR ON EMPTY ERROR ON ERROR,
- sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR,
- result VARCHAR(2048) CHARSET utf8mb4 PATH '$[10]' ERROR ON EMPTY ERROR ON ERROR)) AS j
+ decision VARCHAR(16) CHARSET utf8mb4 PATH '$[4]' ERROR ON EMPTY ERROR ON ERROR,
+ reasons VARCHAR(512) CHARSET utf8mb4 PATH '$[5]' ERROR ON EMPTY ERROR ON ERROR,
+ payment VARCHAR(40) CHARSET utf8mb4 PATH '$[6]' ERROR ON EMPTY ERROR ON ERROR,
+ dti VARCHAR(40) CHARSET utf8mb4 PATH '$[7]' ERROR ON EMPTY ERROR ON ERROR,
+ ltv VARCHAR(40) CHARSET utf8mb4 PATH '$[8]' ERROR ON EMPTY ERROR ON ERROR,
+ sha VARCHAR(64) CHARSET utf8mb4 PATH '$[9]' ERROR ON EMPTY ERROR ON ERROR)) AS j
  LEFT JOIN loan_decisions AS d ON d.loan_id = j.id COLLATE utf8mb4_bin
  WHERE d.loan_id IS NULL OR d.application_sha256 <> j.sha COLLATE utf8mb4_bin
- OR d.result_json <> j.result COLLATE utf8mb4_bin"""
+ OR d.result_json <> {RESULT_JSON} COLLATE utf8mb4_bin"""  # noqa: S608 (constants only)
 # With ON DUPLICATE KEY UPDATE a new row counts 1 and an unchanged existing row 0, unless the
 # connection set CLIENT_FOUND_ROWS, which counts it 1 as well
 # (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html). Which one the Data API's
@@ -152,7 +164,6 @@ FOUND_ROWS_PROBE = "UPDATE loan_decisions SET loan_id = loan_id WHERE loan_id = 
 _counts_found_rows: bool | None = None
 # built once: json.dumps with options builds a new encoder on every call
 SORTED = json.JSONEncoder(sort_keys=True)
-encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _table_ready = False
 
 
@@ -631,18 +642,6 @@ def ensure_table(client: Any) -> None:
     _table_ready = True
 
 
-def result_text(result: Decided) -> str:
-    """json.dumps(result, sort_keys=True) of a decision, written out (a test holds them equal)."""
-    metrics, ltv = result["metrics"], result["metrics"]["loanToValueRatio"]
-    reasons = ", ".join(f'"{code}"' for code in result["reasons"])
-    return (
-        f'{{"decision": "{result["decision"]}", "loanId": "{result["loanId"]}", "metrics": '
-        f'{{"debtToIncomeRatio": {metrics["debtToIncomeRatio"]!r}, "loanToValueRatio": '
-        f'{"null" if ltv is None else repr(ltv)}, "monthlyPayment": {metrics["monthlyPayment"]!r}}}, '
-        f'"reasons": [{reasons}]}}'
-    )
-
-
 def fingerprint(app: dict[str, Any]) -> str:
     """sha256 of json.dumps(app, sort_keys=True) of a normalised application, written out (the
     same text as ever, so rows stored by earlier versions still match; a test holds them equal)."""
@@ -673,13 +672,12 @@ class Entry:
             repr(metrics["debtToIncomeRatio"]),
             metrics["loanToValueRatio"],
         )
-        stored = result_text(result)
         self.text = (
             f'["{app["loanId"]}","{app["applicantId"]}","{app["loanType"]}",'
             f'"{to_cents(exact(app["loanAmount"]))}","{result["decision"]}",'
             f'"{",".join(result["reasons"])}","{payment}","{dti}",'
             f'"{"" if ltv is None else repr(ltv)}",'
-            f'"{fingerprint(app)}",{encode_string(stored)}]'
+            f'"{fingerprint(app)}"]'
         )
         # inside the request the document is a JSON string: each quote and backslash doubles
         self.request_bytes = len(self.text) + self.text.count('"') + self.text.count("\\") + 1
@@ -760,7 +758,7 @@ def answer(entry: Entry, stored_sha: str, stored_json: str) -> Result:
     A CONFLICT shows only what the caller sent (its loan id) and that the id is taken: never
     the recorded decision or content, which belong to whoever recorded them (D8)."""
     if stored_sha == fingerprint(entry.app):
-        return cast(Decided, dict(json.loads(stored_json)))  # result_text wrote it
+        return cast(Decided, dict(json.loads(stored_json)))  # RESULT_JSON wrote it
     return {
         "loanId": entry.app["loanId"],
         "decision": "CONFLICT",

@@ -102,7 +102,8 @@ def correct(
     changed = run(
         database, SUPERSEDE,
         id=row[0], applicant=row[1], type=row[2], amount=row[3], decision=row[4], reasons=row[5],
-        payment=row[6], dti=row[7], ltv=row[8], sha=row[9], result=row[10], old=old,
+        payment=row[6], dti=row[7], ltv=row[8], sha=row[9], old=old,
+        result=json.dumps(result, sort_keys=True),  # as the INSERT writes it (RESULT_JSON)
     )  # fmt: skip
     if not changed.get("numberOfRecordsUpdated"):
         if kept.get("numberOfRecordsUpdated"):

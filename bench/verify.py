@@ -1,0 +1,170 @@
+"""`loanstack verify` on the emulator: rows per second of the reconciliation, after a migration.
+
+A fresh detached emulator (`loanstack emulator start --detach`), the dev stack deployed, a
+generated export migrated (`loanstack migrate --no-verify`), then `loanstack verify` of the same
+export in its own process, timed from outside, `--runs` times (min/median/max). The emulator (its
+Data API on MariaDB) is another process, so the verify process's own CPU is shown next to the
+wall time: what the tool spends per line (reading and judging the export, SQLite, parsing the
+Data API's pages) against what it waits for (the database's pages).
+
+Run: .venv/bin/python -m bench.verify [rows] [--runs 3] [--profile FILE]
+(default 100,000 rows; `--profile` writes a cProfile of the last run's verify process.)
+Target (issue 20): verify >= 50,000 rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from loanstack.template import ROOT
+from loanstack.testing import loanbook
+
+
+def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loanstack", *argv],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def child(argv: list[str]) -> None:
+    """`loanstack verify` in this process (profiled when asked), then the reconciliation's own
+    wall time (without the process's start and imports), the CPU time of the process and its
+    workers, and the peak RSS as the last line of stderr."""
+    from loanstack import cli
+    from loanstack.ops import verify
+
+    spent: dict[str, float] = {}
+    reconcile = verify.reconcile
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        begin = time.perf_counter()
+        try:
+            return reconcile(*args, **kwargs)
+        finally:
+            spent["reconcile_s"] = time.perf_counter() - begin
+
+    verify.reconcile = timed  # type: ignore[assignment]
+    profile = os.environ.get("BENCH_VERIFY_PROFILE")
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    code = cli.main(argv)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging workers
+    print(json.dumps({"code": code, **spent, "cpu_s": usage.ru_utime + usage.ru_stime
+                      + children.ru_utime + children.ru_stime,
+                      "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}), file=sys.stderr)  # fmt: skip
+    raise SystemExit(code)
+
+
+def free_port() -> int:
+    """A free loopback port: other emulators may hold the default one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOANSTACK_"))}
+    return env | {
+        "LOANSTACK_OUTPUTS_FILE": str(tmp / "outputs.json"),
+        "LOANSTACK_EMULATOR_STATE": str(tmp / "emulator.json"),
+        "AWS_CONFIG_FILE": str(tmp / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+
+
+def verify_once(env: dict[str, str], export: Path, profile: str | None) -> dict[str, Any]:
+    run_env = env | ({"BENCH_VERIFY_PROFILE": profile} if profile else {})
+    begin = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, __file__, "--child", "verify", str(export), "--output", "json"],
+        env=run_env, cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - begin
+    tool = json.loads(run.stderr.strip().splitlines()[-1])
+    summary = json.loads(run.stdout)
+    if tool["code"] != 0 or not summary["reconciled"]:
+        raise SystemExit(f"verify did not reconcile: {run.stdout[-800:]} {run.stderr[-800:]}")
+    return {"wall": wall, **tool, "lines": summary["lines"]}
+
+
+def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[str, Any]]:
+    env = environment(tmp)
+    export = tmp / "loanbook.csv"
+    loanbook.write_export(export, rows)
+    started = loanstack(env, "emulator", "start", "--detach", "--port", str(free_port()))
+    if started.returncode != 0:
+        raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
+    env["LOANSTACK_EMULATOR_URL"] = next(
+        w.split("=", 1)[1] for w in started.stdout.split() if "=" in w
+    )
+    try:
+        deployed = loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
+        if deployed.returncode != 0:
+            raise SystemExit(f"deploy failed: {deployed.stderr.strip()[-500:]}")
+        migrated = loanstack(env, "migrate", str(export), "--no-verify", "--output", "json")
+        if migrated.returncode != 0:
+            raise SystemExit(f"migrate failed: {migrated.stderr.strip()[-800:]}")
+        return [verify_once(env, export, profile if i == runs - 1 else None) for i in range(runs)]
+    finally:
+        loanstack(env, "emulator", "stop")
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """min/median/max, as `fmt` formats each."""
+    return "/".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="?", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", metavar="FILE", help="cProfile of the last verify run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = measure(args.rows, args.runs, args.profile, Path(tmp))
+    load = os.getloadavg()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, load average {load[0]:.2f} at the end; "
+        f"{args.runs} runs, min/median/max"
+    )
+    lines = runs[0]["lines"]
+    print(
+        f"verify of {args.rows:,} rows ({lines:,} lines): "
+        f"{spread([lines / r['wall'] for r in runs], ',.0f')} rows/s end to end (target >= 50,000), "
+        f"wall {spread([r['wall'] for r in runs], '.2f')} s; the reconciliation alone "
+        f"{spread([lines / r['reconcile_s'] for r in runs], ',.0f')} rows/s; the tool's CPU "
+        f"{spread([r['cpu_s'] / lines * 1e6 for r in runs], '.1f')} µs/line, peak RSS "
+        f"{max(r['peak_rss_mib'] for r in runs):.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

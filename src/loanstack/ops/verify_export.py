@@ -1,0 +1,218 @@
+"""`loanstack verify`, the export's side: every data line judged by the validation function's own
+code (imported from lib/functions, never copied), streamed, and the bytes hashed as they pass."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from multiprocessing.pool import AsyncResult
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+from loanstack import functions
+from loanstack.errors import UsageError
+from loanstack.ops.export import FORMATS
+
+# The thresholds the deployed function decides with (README, "Rules").
+THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
+# (line number, loan id or None, fingerprint or None (INVALID), decision, detail, amount or None):
+# one plain tuple per line, the row written to SQLite as it is (no object per line to build)
+Line = tuple[int, str | None, str | None, str, str, str | None]
+
+
+@cache
+def validation() -> ModuleType:
+    """The validation function's module, loaded from its source as Lambda loads `index`."""
+    return functions.fresh(functions.VALIDATION)
+
+
+class Hashing:
+    """A binary reader that hashes what passes through, as migrate hashes the export: `digest`
+    is the migration id's (the format, a NUL, the bytes), `plain` the file's own SHA-256 (what
+    `sha256sum` prints), `size` its byte count."""
+
+    def __init__(self, handle: IO[bytes], kind: str) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256(kind.encode() + b"\0")
+        self.plain = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int) -> bytes:
+        block = self.handle.read(size)
+        self.digest.update(block)
+        self.plain.update(block)
+        self.size += len(block)
+        return block
+
+
+def export_kind(path: Path) -> str:
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UsageError(f"{path}: unknown export format; name it .csv, .jsonl or .ndjson")
+    return kind
+
+
+def read_export(
+    path: Path, limits: dict[str, Any], workers: int | None = None
+) -> tuple[Iterator[Line], Hashing]:
+    """Each data line of the export judged by the function's code, and the reader's digest
+    (complete once the lines are consumed). A large export is judged by `workers` processes
+    (default: one per CPU), started here, before the caller starts any thread."""
+    kind = export_kind(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read export {path}: {exc.strerror}") from exc
+    reader = Hashing(handle, kind)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if path.stat().st_size >= PARALLEL_BYTES else 1
+    if workers > 1:
+        return Parallel(handle, reader, path, limits, workers).lines(), reader
+    return judged(handle, reader, path, limits), reader
+
+
+def judged(
+    handle: IO[bytes], reader: Hashing, path: Path, limits: dict[str, Any]
+) -> Iterator[Line]:
+    """The lines of `reader` as the function reads and decides them (its parser, its rules)."""
+    fn = validation()
+    with handle:
+        rows = fn.rows_of(f"incoming/{path.name}", fn.text_lines(reader, fn.MAX_LINE_BYTES))
+        yield from judge(rows, limits, path)
+
+
+def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -> Iterator[Line]:
+    """Each (line number, raw row) as the function decides it, fingerprinted."""
+    fn = validation()
+    evaluate, fingerprint, to_cents, exact = fn.evaluate, fn.fingerprint, fn.to_cents, fn.exact
+    unreadable, bad_header = fn.Unreadable, fn.BadHeader
+    for number, raw in rows:
+        if isinstance(raw, unreadable):
+            if isinstance(raw, bad_header):
+                raise UsageError(f"{path}: {raw.message}")
+            loan_id = raw.loan_id if isinstance(raw.loan_id, str) else None
+            yield number, loan_id, None, "INVALID", f"{raw.field}: {raw.message}", None
+            continue
+        clean, result = evaluate(raw, limits)
+        if clean is None:
+            loan_id = raw.get("loanId") if isinstance(raw, dict) else None
+            why = "; ".join(f"{e['field']}: {e['message']}" for e in result["errors"])
+            yield number, loan_id if isinstance(loan_id, str) else None, None, "INVALID", why, None
+            continue
+        amount = str(to_cents(exact(clean["loanAmount"])))
+        yield number, clean["loanId"], fingerprint(clean), result["decision"], "", amount
+
+
+# Judging a line (parsing, the rules, the fingerprint) is most of verify's work per line, all of
+# it Python: on one core it caps verify near the rules' own rate. A large export is split into
+# batches of lines (cut and decoded here, by the function's own reader), judged by worker
+# processes (forked: they share the loaded function) and collected in order, at most two
+# batches per worker in flight, so memory stays flat.
+PARALLEL_BYTES = 4 << 20
+BATCH_LINES = 5000
+_job: dict[str, Any] = {}  # a worker's export name, header line and thresholds
+
+
+def _start_worker(path: Path, header: tuple[int, str] | None, limits: dict[str, Any]) -> None:
+    _job.update(path=path, header=header, limits=limits)
+
+
+def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
+    """A worker's batch, through the same reader as one pass would take it (a CSV's header
+    first, so its cells name the fields)."""
+    path, header = _job["path"], _job["header"]
+    lines = [header, *batch] if header is not None else batch
+    rows = validation().rows_of(f"incoming/{path.name}", lines)
+    return list(judge(rows, _job["limits"], path))
+
+
+class Parallel:
+    """The export's lines judged by a pool of worker processes."""
+
+    def __init__(
+        self, handle: IO[bytes], reader: Hashing, path: Path, limits: dict[str, Any], workers: int
+    ) -> None:
+        fn = validation()
+        self.handle, self.path, self.limits, self.workers = handle, path, limits, workers
+        self.texts = fn.text_lines(reader, fn.MAX_LINE_BYTES)
+        self.header = self.csv_header() if path.suffix.lower() == ".csv" else None
+        context = multiprocessing.get_context("fork")  # before any thread of the caller starts
+        self.pool = context.Pool(workers, _start_worker, (path, self.header, limits))
+
+    def csv_header(self) -> tuple[int, str] | None:
+        """The CSV's first non-blank line, checked as the function checks it."""
+        fn = validation()
+        for number, text in self.texts:
+            if isinstance(text, str) and not text.strip():
+                continue
+            cells = text if isinstance(text, fn.Unreadable) else fn.csv_cells(text)
+            checked = fn.csv_header(number, cells)
+            if isinstance(checked, fn.BadHeader):
+                self.handle.close()
+                self.pool_close()
+                raise UsageError(f"{self.path}: {checked.message}")
+            return number, str(text)
+        return None
+
+    def pool_close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.terminate()
+
+    def batches(self) -> Iterator[list[tuple[int, str]]]:
+        """Decoded lines in batches; an unreadable one (too long, not UTF-8) is judged here."""
+        fn, batch = validation(), list[tuple[int, str]]()
+        for number, text in self.texts:
+            if isinstance(text, fn.Unreadable):
+                self.unreadable.append((number, text))
+                continue
+            batch.append((number, text))
+            if len(batch) >= BATCH_LINES:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def lines(self) -> Iterator[Line]:
+        self.unreadable: list[tuple[int, Any]] = []
+        pending: deque[AsyncResult[list[Line]]] = deque()
+        try:
+            with self.handle:
+                for batch in self.batches():
+                    pending.append(self.pool.apply_async(_judge_batch, (batch,)))
+                    if len(pending) >= 2 * self.workers:
+                        yield from pending.popleft().get()
+                    yield from judge(self.unreadable, self.limits, self.path)
+                    self.unreadable.clear()
+                while pending:
+                    yield from pending.popleft().get()
+                yield from judge(self.unreadable, self.limits, self.path)
+        finally:
+            self.pool.terminate()
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """The deployed function's thresholds in os.environ while its rules read them."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def thresholds(function_environment: dict[str, str]) -> dict[str, Any]:
+    rules = {k: v for k, v in function_environment.items() if k.startswith(THRESHOLD_PREFIXES)}
+    with environment(rules):
+        return dict(validation().thresholds())

@@ -1,0 +1,136 @@
+"""`loanstack verify`, the verdict: each line's state, the control totals of both sides, the
+issues (the first few kept for the terminal, all written to --report) and how they are printed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from loanstack.errors import UsageError
+
+# Line states. The first four are expected outcomes of a migration; the last three are not.
+RECONCILED = "reconciled"  # stored with this content and the decision the rules give
+INVALID = "invalid"  # the function refuses the line: nothing stored from it
+REPEATED = "repeated"  # the same application as an earlier line with its loan id
+DUPLICATE = "duplicate"  # an earlier line has the loan id with other content (migrate: CONFLICT)
+MISSING = "missing"
+CHANGED = "changed"  # the stored content is not this line's (another fingerprint)
+UNEXPECTED = "unexpected decision"  # the stored decision is not what the rules give
+EXTRA = "extra"  # recorded by this export, yet no line of it holds the loan id
+FAILURES = (MISSING, CHANGED, UNEXPECTED, EXTRA)
+STATES = (RECONCILED, INVALID, REPEATED, DUPLICATE, MISSING, CHANGED, UNEXPECTED)
+SHOWN = 50  # issues printed; the rest are counted (all go to --report)
+
+
+HASH_TOTAL_MODULUS = 2**256
+
+
+@dataclass
+class Totals:
+    """Control totals of a set of loans: how many, the sum of loanAmount (to the cent, as
+    recorded), and a hash total of the loan ids: the sum modulo 2**256 of each id's SHA-256
+    (its UTF-8 bytes) read as a big-endian integer, in hex. Order does not matter, so the
+    export's side and the table's side are computed alike:
+    `sum(int(sha256(i.encode()).hexdigest(), 16) for i in ids) % 2**256`."""
+
+    rows: int = 0
+    amount: Decimal = Decimal("0.00")
+    id_hash: int = 0
+
+    def add(self, loan_id: str, amount: str) -> None:
+        self.rows += 1
+        self.amount += Decimal(amount)
+        digest = hashlib.sha256(loan_id.encode("utf-8")).digest()
+        self.id_hash = (self.id_hash + int.from_bytes(digest, "big")) % HASH_TOTAL_MODULUS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "loanAmount": str(self.amount.quantize(Decimal("0.01"))),
+            "loanIdHashTotal": f"{self.id_hash:064x}",
+        }
+
+
+@dataclass
+class Reconciliation:
+    export: str
+    sha256: str = ""  # the file's own SHA-256, as sha256sum prints it
+    bytes: int = 0
+    id_digest: str = ""  # sha256(format NUL bytes): the migration id's first 24 characters
+    lines: int = 0
+    source: Totals = field(default_factory=Totals)  # the loans the export should record
+    recorded: Totals = field(default_factory=Totals)  # what the table holds for them
+    counts: Counter[str] = field(default_factory=Counter)
+    issues: list[dict[str, Any]] = field(default_factory=list)  # the first SHOWN, by line
+    report: Path | None = None
+
+    @property
+    def reconciled(self) -> bool:
+        totals_agree = self.source.as_dict() == self.recorded.as_dict()
+        return totals_agree and not any(self.counts[s] for s in FAILURES)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "export": self.export,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "lines": self.lines,
+            "controlTotals": {"source": self.source.as_dict(), "recorded": self.recorded.as_dict()},
+            "counts": {s: self.counts[s] for s in (*STATES, EXTRA) if self.counts[s]},
+            "reconciled": self.reconciled,
+            "issues": self.issues,
+            **({"report": str(self.report)} if self.report else {}),
+        }
+
+
+@contextmanager
+def open_report(path: Path | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        with path.open("w", encoding="utf-8") as out:
+            yield out
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def note(result: Reconciliation, out: IO[str] | None, issue: dict[str, Any]) -> None:
+    if len(result.issues) < SHOWN:
+        result.issues.append(issue)
+    if out is not None:
+        out.write(json.dumps(issue, sort_keys=True) + "\n")
+
+
+def print_result(console: Console, result: Reconciliation) -> None:
+    counts = ", ".join(
+        f"{state} {result.counts[state]:,}" for state in (*STATES, EXTRA) if result.counts[state]
+    )
+    console.print(
+        Text(f"{result.export} (sha256 {result.sha256[:24]}): {result.lines:,} lines: {counts}")
+    )
+    for issue in result.issues:
+        where = f"line {issue['line']}" if "line" in issue else "no line"
+        extra = issue.get("detail") or (
+            f"recorded {issue['recorded']}, the rules give {issue['expected']}"
+            if issue["state"] == UNEXPECTED
+            else ""
+        )
+        console.print(
+            Text(f"{where}: {issue.get('loanId') or '-'} {issue['state']} {extra}".rstrip())
+        )
+    hidden = sum(result.counts[s] for s in (DUPLICATE, *FAILURES)) - len(result.issues)
+    if hidden > 0:
+        console.print(Text(f"... and {hidden:,} more (--report FILE lists them all)"))
+    verdict = "every line reconciles" if result.reconciled else "NOT reconciled"
+    console.print(Text(verdict, style="bold green" if result.reconciled else "bold red"))
