@@ -21,7 +21,7 @@ from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
-from loanstack.cli.ops import run_invoke, run_logs, run_migrate, run_rotate
+from loanstack.cli.ops import add_rotate_options, run_invoke, run_logs, run_migrate, run_rotate
 from loanstack.cli.reconcile import (
     add_correct_parser,
     add_verify_parser,
@@ -119,6 +119,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_stack_options(rot, suffix_required=False)
     add_output_option(rot)
+    add_rotate_options(rot)
 
     logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
     logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
