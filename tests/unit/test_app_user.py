@@ -215,3 +215,27 @@ def test_the_setup_answers_cloudformation_even_when_it_fails(
     body = json.loads(request.data)
     assert request.get_method() == "PUT" and body["Status"] == "FAILED"
     assert "ZeroDivisionError" in body["Reason"] and body["RequestId"] == "r"
+
+
+def test_the_setup_makes_the_table_and_the_user_with_awscurrents_password(
+    rotation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing user (a replaced secret, a second run) ends on AWSCURRENT's password too."""
+    app = {"username": "loan_app", "password": "pw123456", "masterarn": "arn:m"}
+    monkeypatch.setattr(rotation, "secrets_client", lambda: None)
+    monkeypatch.setattr(rotation, "read", lambda *_: app)
+    sent: list[str] = []
+    monkeypatch.setattr(rotation, "as_master", lambda _s, _a, sql, *__: sent.append(sql))
+    request = {"AppSecretArn": "arn:a", "DatabaseName": "loans", "Tables": ["loan_decisions"]}
+    assert rotation.set_up_database({**request, "Privileges": ["SELECT", "INSERT", "UPDATE"]}) == {
+        "Username": "loan_app"
+    }
+    assert sent == [
+        "CREATE DATABASE IF NOT EXISTS `loans`",
+        rotation.TABLES["loan_decisions"],
+        "CREATE USER IF NOT EXISTS 'loan_app'@'%' IDENTIFIED BY 'pw123456'",
+        "ALTER USER 'loan_app'@'%' IDENTIFIED BY 'pw123456'",
+        "GRANT SELECT, INSERT, UPDATE ON `loans`.`loan_decisions` TO 'loan_app'@'%'",
+    ]
+    with pytest.raises(ValueError, match="tables"):
+        rotation.set_up_database({**request, "Tables": ["mysql.user"], "Privileges": ["SELECT"]})

@@ -492,8 +492,9 @@ def answer_setup(event: dict[str, Any]) -> None:
 
 def set_up_database(props: dict[str, Any]) -> dict[str, str]:
     """Create (if missing) the database, its tables, and AWSCURRENT's user of the application's
-    secret with only the data privileges asked for, as the master. Idempotent: an existing user
-    keeps its password (the secret may have been rotated since), grants are only added."""
+    secret with only the data privileges asked for, as the master. Idempotent, and the user ends
+    with AWSCURRENT's password (SPEC D2: the database follows AWSCURRENT), also when it already
+    existed with another (a replaced secret); grants are only added."""
     secrets = secrets_client()
     arn = str(props["AppSecretArn"])
     app = read(secrets, arn, CURRENT)
@@ -503,15 +504,14 @@ def set_up_database(props: dict[str, Any]) -> dict[str, str]:
     privileges = [str(p).upper() for p in props["Privileges"]]
     if not USER_NAME.fullmatch(database) or not set(privileges) <= DATA_PRIVILEGES:
         raise ValueError(f"database {database!r} or privileges {privileges} refused")
-    user = account(str(app["username"]))
+    if not set(tables) <= set(TABLES):
+        raise ValueError(f"tables {tables} refused: this function defines {sorted(TABLES)}")
+    user, literal = account(str(app["username"])), password_literal(str(app["password"]))
     as_master(app, arn, f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for table in tables:
         as_master(app, arn, TABLES[table], database)
-    as_master(
-        app,
-        arn,
-        f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {password_literal(str(app['password']))}",
-    )
+    as_master(app, arn, f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {literal}")
+    as_master(app, arn, f"ALTER USER {user} IDENTIFIED BY {literal}")
     for table in tables:
         as_master(app, arn, f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO {user}")
     logger.info("AppDatabaseSetup: %s may %s on %s", user, privileges, tables)
