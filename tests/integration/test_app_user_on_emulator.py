@@ -1,5 +1,5 @@
 """The application's own database user on the emulator (issue 18 item 7): the validation function
-records as `loan_app` with SELECT, INSERT, UPDATE on loans.loan_decisions only; the app secret
+records as `loan_app_<suffix>` with SELECT, INSERT, UPDATE on loans.loan_decisions only; the app secret
 rotates with alternating users and the master's rotation leaves the function alone.
 
 The emulator authenticates every non-master user against MariaDB's real accounts (made by the
@@ -61,7 +61,7 @@ def test_the_function_records_a_loan_as_its_own_user(
     target: Target, outputs: dict[str, str]
 ) -> None:
     app = secret(target, outputs["AppDatabaseSecretArn"])
-    assert app["username"] == "loan_app"
+    assert app["username"] == f"loan_app_{SUFFIX}"
     assert app["masterarn"] == outputs["DBSecretArn"]
     config = target.client("lambda").get_function_configuration(
         FunctionName=outputs["LoanValidationFunctionName"]
@@ -69,7 +69,7 @@ def test_the_function_records_a_loan_as_its_own_user(
     assert config["Environment"]["Variables"]["DB_SECRET_ARN"] == outputs["AppDatabaseSecretArn"]
     record(target, outputs)
     who = as_app(target, outputs, "SELECT CURRENT_USER()")["records"][0][0]["stringValue"]
-    assert who.startswith("loan_app@")
+    assert who.startswith(f"loan_app_{SUFFIX}@")
 
 
 @pytest.mark.parametrize(
@@ -144,10 +144,10 @@ def test_app_rotations_alternate_users_and_the_function_never_meets_a_refusal(
     try:
         rotate(target, Console(record=True), which="app")
         first = secret(target, arn)
-        assert first["username"] == "loan_app_clone"
-        assert secret(target, arn, "AWSPREVIOUS")["username"] == "loan_app"
+        assert first["username"] == f"loan_app_{SUFFIX}_clone"
+        assert secret(target, arn, "AWSPREVIOUS")["username"] == f"loan_app_{SUFFIX}"
         rotate(target, Console(record=True), which="app")
-        assert secret(target, arn)["username"] == "loan_app"
+        assert secret(target, arn)["username"] == f"loan_app_{SUFFIX}"
         assert secret(target, arn, "AWSPREVIOUS") == first
         time.sleep(0.5)
     finally:

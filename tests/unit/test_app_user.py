@@ -30,7 +30,9 @@ def test_the_app_secret_names_its_master_and_shares_the_key(instance: Environmen
     assert props["KmsKeyId"] == {"Ref": "KMSKey"}
     generated = props["GenerateSecretString"]
     text = str(generated["SecretStringTemplate"])
-    assert '"username":"loan_app"' in text and '"masterarn":"${DBSecret}"' in text
+    assert (
+        '"username":"loan_app_${EnvironmentSuffix}"' in text and '"masterarn":"${DBSecret}"' in text
+    )
     assert generated["GenerateStringKey"] == "password"
     master = instance.resources["DBSecret"].properties["GenerateSecretString"]
     assert generated["ExcludeCharacters"] == master["ExcludeCharacters"]
@@ -109,6 +111,7 @@ def test_users_alternate_and_stay_mysql_names(rotation: Any) -> None:
     assert rotation.alternate("loan_app_clone") == "loan_app"
     with pytest.raises(ValueError, match="1-32"):
         rotation.alternate("a" * 27)  # 33 with _clone: MySQL 8.0 names are at most 32
+    assert rotation.alternate("loan_app_dev-42") == "loan_app_dev-42_clone"  # 31: fits
     with pytest.raises(ValueError, match="1-32"):
         rotation.account("loan'app")
 

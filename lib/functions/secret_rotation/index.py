@@ -330,7 +330,8 @@ def roll_back(secrets: Any, arn: str, token: str, current: dict[str, Any], clock
 # then makes it AWSCURRENT, so the previous credentials keep working while callers move over:
 # https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.html#rotating-secrets-two-users
 CLONE_SUFFIX = "_clone"
-USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")  # MySQL 8.0 user names: at most 32 characters
+# MySQL 8.0 user names: at most 32 characters; letters, digits, "_" and the suffix's "-" (quoted)
+USER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 GRANTEE = "`{}`@`%`"  # how SHOW GRANTS names an account, on MySQL 8.0 and MariaDB
 # A GRANT's password clause (MariaDB's SHOW GRANTS prints the hash): never copied to the clone
 PASSWORD_CLAUSE = re.compile(r"\s+IDENTIFIED\s+(?:BY|VIA|WITH)\b.*$", re.I | re.S)
@@ -349,14 +350,14 @@ def alternate(username: str) -> str:
         else username + CLONE_SUFFIX
     )
     if not USER_NAME.fullmatch(other):
-        raise ValueError(f"user name {other!r} is not 1-32 letters, digits or underscores")
+        raise ValueError(f"user name {other!r} is not 1-32 letters, digits, '_' or '-'")
     return other
 
 
 def account(username: str) -> str:
     """`'name'@'%'` for SQL; the name is checked, never escaped."""
     if not USER_NAME.fullmatch(username):
-        raise ValueError(f"user name {username!r} is not 1-32 letters, digits or underscores")
+        raise ValueError(f"user name {username!r} is not 1-32 letters, digits, '_' or '-'")
     return f"'{username}'@'%'"
 
 
@@ -502,7 +503,7 @@ def set_up_database(props: dict[str, Any]) -> dict[str, str]:
         raise ValueError(f"secret {arn} names no master secret (masterarn)")
     database, tables = str(props["DatabaseName"]), list(props["Tables"])
     privileges = [str(p).upper() for p in props["Privileges"]]
-    if not USER_NAME.fullmatch(database) or not set(privileges) <= DATA_PRIVILEGES:
+    if not re.fullmatch(r"\w{1,64}", database) or not set(privileges) <= DATA_PRIVILEGES:
         raise ValueError(f"database {database!r} or privileges {privileges} refused")
     if not set(tables) <= set(TABLES):
         raise ValueError(f"tables {tables} refused: this function defines {sorted(TABLES)}")

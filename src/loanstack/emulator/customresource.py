@@ -47,6 +47,7 @@ class CustomResource(Extension):
             "ResourceType": cls.TYPE,
         }
         answer = call(props, {**request, "RequestType": "Create"}, account_id, region_name)
+        STATE.custom_resources.add(answer["PhysicalResourceId"])
         return cls(
             answer["PhysicalResourceId"],
             account_id,
@@ -73,6 +74,7 @@ class CustomResource(Extension):
             "PhysicalResourceId": self.physical_id,
         }
         call(self.attributes["props"], event, self.account_id, self.region)
+        STATE.custom_resources.discard(self.physical_id)
 
 
 def call(props: dict[str, Any], event: dict[str, Any], account_id: str, region: str) -> Any:

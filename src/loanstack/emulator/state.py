@@ -42,6 +42,7 @@ class EmulatorState:
         self.backup_selections: dict[str, dict[str, Any]] = {}
         # custom resource request id -> the function's answer, PUT to its ResponseURL
         self.custom_resource_answers: dict[str, dict[str, Any]] = {}
+        self.custom_resources: set[str] = set()  # physical ids of the live custom resources
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -57,6 +58,7 @@ class EmulatorState:
         self.capacity.clear()
         self.backup_selections.clear()
         self.custom_resource_answers.clear()
+        self.custom_resources.clear()
 
 
 STATE = EmulatorState()
