@@ -202,6 +202,9 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
         "AWS_DEFAULT_REGION": REGION,
         "BATCH_SIZE": "5",
         "RETRY_BASE_SECONDS": "0.2",
+        # the single-user window this test is about: the handler on the master secret (the
+        # deployed function's own user rotates without one: test_app_user_on_emulator.py)
+        "DB_SECRET_ARN": outputs["DBSecretArn"],
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)

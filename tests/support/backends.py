@@ -148,6 +148,8 @@ CHECKS: dict[str, Check] = {
         p in backup_backends[a][r].plans and backup_backends[a][r].plans[p].deletion_date is None
     ),
     "AWS::Backup::BackupSelection": lambda a, r, p: p in STATE.backup_selections,
+    # answered SUCCESS by its function on Create, and not yet deleted
+    "AWS::CloudFormation::CustomResource": lambda a, r, p: p in STATE.custom_resources,
 }
 
 

@@ -494,8 +494,11 @@ def test_r10_r15_rotation_role_reaches_only_this_secret_and_this_cluster(
             if any(
                 a.startswith("secretsmanager:") and a != "secretsmanager:GetRandomPassword"
                 for a in actions
-            ):
-                assert st["Resource"] == {"Ref": "DBSecret"}
+            ):  # the master secret and the application's (alternating users), nothing else
+                assert st["Resource"] == [{"Ref": "DBSecret"}, {"Ref": "AppDatabaseSecret"}]
+            if any(a.startswith("rds-data:") for a in actions):  # as the master: user setup
+                assert st["Resource"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
+                assert actions == ["rds-data:ExecuteStatement"]
             if any(a.startswith("rds:") for a in actions):
                 assert st["Resource"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
                 assert set(actions) == {"rds:DescribeDBClusters", "rds:ModifyDBCluster"}
@@ -576,7 +579,7 @@ def test_r11_asynchronous_failures_end_in_an_encrypted_dead_letter_queue(
 
 def test_r11_credentials_come_from_secrets_manager_at_run_time(instance: Environment) -> None:
     env = instance.resources["LoanValidationFunction"].properties["Environment"]["Variables"]
-    assert env["DB_SECRET_ARN"] == {"Ref": "DBSecret"}
+    assert env["DB_SECRET_ARN"] == {"Ref": "AppDatabaseSecret"}  # its own user, not the master
     assert env["DB_CLUSTER_ARN"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
     assert not any("password" in str(v).lower() for v in env.values())
 
@@ -590,7 +593,7 @@ def test_r11_r15_validation_role_reaches_only_its_own_resources(instance: Enviro
             for action in template.as_list(st["Action"]):
                 grants[action] = st["Resource"]
     assert grants["rds-data:ExecuteStatement"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
-    assert grants["secretsmanager:GetSecretValue"] == {"Ref": "DBSecret"}
+    assert grants["secretsmanager:GetSecretValue"] == {"Ref": "AppDatabaseSecret"}
     assert grants["s3:GetObject"] == f"{bucket}/incoming/*"
     assert grants["s3:PutObject"] == [f"{bucket}/validations/*", f"{bucket}/reports/*"]
     assert grants["sqs:SendMessage"] == {"Fn::GetAtt": ["ValidationDeadLetterQueue", "Arn"]}

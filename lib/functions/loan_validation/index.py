@@ -96,6 +96,10 @@ TABLE = """CREATE TABLE IF NOT EXISTS loan_decisions (
  source VARCHAR(1100) NULL,
  decided_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+# Whether the table exists: information_schema shows this user the tables it holds a privilege
+# on, so the function's own user (no CREATE privilege) asks before it creates anything.
+EXISTS = """SELECT COUNT(*) FROM information_schema.TABLES
+ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'loan_decisions'"""
 # A table made by an earlier version: case-insensitive ids, ratios up to 10^8, short source.
 OUTDATED = """SELECT COUNT(*) FROM information_schema.COLUMNS
  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'loan_decisions' AND (
@@ -478,6 +482,7 @@ def s3_client() -> Any:
 # https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html#API_ExecuteStatement_Errors
 SQL_ERROR_CODES = frozenset({"BadRequestException", "DatabaseErrorException"})
 ACCESS_DENIED, LOCK_WAIT_TIMEOUT, DEADLOCK = 1045, 1205, 1213
+COMMAND_DENIED = 1142  # ER_TABLEACCESS_DENIED_ERROR: the user lacks the privilege
 # MySQL's own texts for the numbers that matter here, for a message that carries no number:
 # https://dev.mysql.com/doc/mysql-errors/8.0/en/server-error-reference.html
 MYSQL_TEXTS = {
@@ -622,8 +627,28 @@ def sql(client: Any, statement: str, **kwargs: Any) -> Any:
     )
 
 
+class MissingTable(RuntimeError):
+    """The table is missing and this function may not create it (no DDL privilege)."""
+
+
 class OutdatedTable(RuntimeError):
     """The table predates the current column types; an operator migrates it once (README)."""
+
+
+def create_table(client: Any) -> None:
+    """Create the table where this function's database user may (a test's or an earlier stack's
+    master user). The stack's own user has no DDL privilege (least privilege: AppDatabaseSetup
+    creates the table as the master before the first call), so there a missing table is said as
+    such rather than as MySQL's "CREATE command denied" (1142)."""
+    try:
+        sql(client, TABLE)
+    except ClientError as err:
+        if mysql_error(err) != COMMAND_DENIED:
+            raise
+        raise MissingTable(
+            "loan_decisions does not exist and this function's database user may not create it: "
+            "the stack's AppDatabaseSetup creates it (update the stack to run it again)"
+        ) from err
 
 
 def ensure_table(client: Any) -> None:
@@ -633,7 +658,8 @@ def ensure_table(client: Any) -> None:
     global _table_ready
     if _table_ready:
         return
-    sql(client, TABLE)
+    if not sql(client, EXISTS)["records"][0][0].get("longValue", 0):
+        create_table(client)
     if sql(client, OUTDATED)["records"][0][0].get("longValue", 0):
         raise OutdatedTable(
             "loan_decisions has the column types of an earlier version (case-insensitive ids): "

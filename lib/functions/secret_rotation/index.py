@@ -1,4 +1,14 @@
-"""Rotate the Aurora master password held in Secrets Manager, without a database driver (D2).
+"""Rotate the Aurora credentials held in Secrets Manager, without a database driver (D2).
+
+Two strategies, chosen by the secret itself
+(https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.html):
+- single user (the master secret): the master password changes through the RDS API, as below;
+- alternating users (a secret that names its master secret in `masterarn`: the application's):
+  as the master, through the Data API, the user AWSCURRENT does not name (`loan_app` <->
+  `loan_app_clone`) gets a new password and the current user's grants, so AWSCURRENT's user is
+  never touched and a caller never meets a password the database does not have.
+The same function answers CloudFormation's custom resource `AppDatabaseSetup`: it creates the
+application's table and first user, as the master, before the validation function exists.
 
 Secrets Manager calls this function four times per rotation with the same ClientRequestToken:
 createSecret, setSecret, testSecret, finishSecret. Each step checks version staging first and
@@ -19,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import struct
@@ -53,6 +64,10 @@ def rds_client() -> Any:
     return boto3.client("rds")
 
 
+def rds_data_client() -> Any:
+    return boto3.client("rds-data")
+
+
 class Clock:
     """Deadlines from the invocation's remaining time: the forward work gets what is left after
     the rollback reserve, so a failure always has time to restore AWSCURRENT's password."""
@@ -76,7 +91,10 @@ class RotationEvent(TypedDict):
     RotationToken: NotRequired[str]  # sent by Secrets Manager, not used here
 
 
-def handler(event: RotationEvent, context: Any) -> None:
+def handler(event: RotationEvent | dict[str, Any], context: Any) -> None:
+    if "RequestType" in event:  # CloudFormation's custom resource, not Secrets Manager
+        answer_setup(dict(event))
+        return
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
     steps = {
         "createSecret": create_secret,
@@ -129,10 +147,13 @@ def create_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         PasswordLength=password_length(),
         ExcludeCharacters=os.environ.get("EXCLUDE_CHARACTERS", DEFAULT_EXCLUDE),
     )["RandomPassword"]
+    new = {**current, "password": password}
+    if is_multi_user(current):  # the other user of the pair gets the new password
+        new["username"] = alternate(str(current["username"]))
     secrets.put_secret_value(
         SecretId=arn,
         ClientRequestToken=token,
-        SecretString=json.dumps({**current, "password": password}),
+        SecretString=json.dumps(new),
         VersionStages=[PENDING],
     )
     logger.info("createSecret: created pending version %s of %s", token, arn)
@@ -158,6 +179,9 @@ def set_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
     """Give the cluster the pending password and see it open the writer; then label it APPLIED."""
     current = read(secrets, arn, CURRENT)
     pending = read(secrets, arn, PENDING, token)
+    if is_multi_user(current):
+        set_user_secret(secrets, arn, token, current, pending, clock)
+        return
     cluster = cluster_of(pending, arn)
     same = all(pending.get(k) == current.get(k) for k in ("username", "host", "port"))
     if not same or cluster != cluster_of(current, arn):
@@ -208,7 +232,8 @@ def test_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
         wait_until_opens(pending, "testSecret", clock.forward)
     except Exception:
         current = read(secrets, arn, CURRENT)
-        if current.get("password") != pending.get("password"):
+        # alternating users: AWSCURRENT's user was never touched, there is nothing to undo
+        if current.get("password") != pending.get("password") and not is_multi_user(current):
             roll_back(secrets, arn, token, current, clock)
         raise
     logger.info("testSecret: the pending password of %s opens the writer", arn)
@@ -262,7 +287,9 @@ def recover_secret(secrets: Any, arn: str, token: str, clock: Clock) -> None:
             f"recoverSecret: version {token} of {arn} was applied by setSecret: finish it "
             "(setSecret, testSecret, finishSecret with the same token), do not clear it"
         )
-    roll_back(secrets, arn, token, read(secrets, arn, CURRENT), clock)
+    current = read(secrets, arn, CURRENT)
+    if not is_multi_user(current):  # alternating users: AWSCURRENT's user was never touched
+        roll_back(secrets, arn, token, current, clock)
     secrets.update_secret_version_stage(
         SecretId=arn, VersionStage=PENDING, RemoveFromVersionId=token
     )
@@ -307,6 +334,201 @@ def roll_back(secrets: Any, arn: str, token: str, current: dict[str, Any], clock
         )
         raise
     logger.warning("rollback: cluster %s is back on AWSCURRENT's password of %s", cluster, arn)
+
+
+# --- alternating users (the application's secret) ----------------------------------------------
+# AWS's alternating-users strategy: the secret names its master secret (`masterarn`); each
+# rotation gives the user AWSCURRENT does not name a new password and the current user's grants,
+# then makes it AWSCURRENT, so the previous credentials keep working while callers move over:
+# https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.html#rotating-secrets-two-users
+CLONE_SUFFIX = "_clone"
+# MySQL 8.0 user names: at most 32 characters; letters, digits, "_" and the suffix's "-" (quoted)
+USER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+GRANTEE = "`{}`@`%`"  # how SHOW GRANTS names an account, on MySQL 8.0 and MariaDB
+# A GRANT's password clause (MariaDB's SHOW GRANTS prints the hash): never copied to the clone
+PASSWORD_CLAUSE = re.compile(r"\s+IDENTIFIED\s+(?:BY|VIA|WITH)\b.*$", re.I | re.S)
+
+
+def is_multi_user(secret: dict[str, Any]) -> bool:
+    """A secret that names its master secret is rotated with alternating users."""
+    return bool(secret.get("masterarn"))
+
+
+def alternate(username: str) -> str:
+    """The other user of the pair: `loan_app` <-> `loan_app_clone`."""
+    other = (
+        username.removesuffix(CLONE_SUFFIX)
+        if username.endswith(CLONE_SUFFIX)
+        else username + CLONE_SUFFIX
+    )
+    if not USER_NAME.fullmatch(other):
+        raise ValueError(f"user name {other!r} is not 1-32 letters, digits, '_' or '-'")
+    return other
+
+
+def account(username: str) -> str:
+    """`'name'@'%'` for SQL; the name is checked, never escaped."""
+    if not USER_NAME.fullmatch(username):
+        raise ValueError(f"user name {username!r} is not 1-32 letters, digits, '_' or '-'")
+    return f"'{username}'@'%'"
+
+
+def password_literal(password: str) -> str:
+    """The password as a SQL string literal. The generated passwords exclude quotes and
+    backslashes (EXCLUDE_CHARACTERS); one that has them is refused, never escaped by hand."""
+    if not password or any(c in password for c in "'\\") or not password.isprintable():
+        raise ValueError("the password has a quote, a backslash or an unprintable character")
+    return f"'{password}'"
+
+
+def cluster_arn(secret_arn: str, cluster: str) -> str:
+    """The cluster's ARN in the secret's partition, region and account (the Data API wants it)."""
+    _, partition, _, region, account_id = secret_arn.split(":")[:5]
+    return f"arn:{partition}:rds:{region}:{account_id}:cluster:{cluster}"
+
+
+def as_master(secret: dict[str, Any], arn: str, statement: str, database: str | None = None) -> Any:
+    """One statement through the Data API with the master secret the application's secret names:
+    the master password is used here and by the master's own rotation, nowhere else."""
+    request = {
+        "resourceArn": cluster_arn(str(secret["masterarn"]), cluster_of(secret, arn)),
+        "secretArn": str(secret["masterarn"]),
+        "sql": statement,
+    }
+    if database:
+        request["database"] = database
+    return rds_data_client().execute_statement(**request)
+
+
+def set_user_secret(
+    secrets: Any,
+    arn: str,
+    token: str,
+    current: dict[str, Any],
+    pending: dict[str, Any],
+    clock: Clock,
+) -> None:
+    """Give the pending user its password and the current user's grants (as the master), see the
+    pending credentials open the writer, then label the version APPLIED. AWSCURRENT's user is
+    never changed, so a failure leaves nothing to roll back."""
+    same = all(pending.get(k) == current.get(k) for k in ("host", "port", "masterarn"))
+    if not same or cluster_of(pending, arn) != cluster_of(current, arn):
+        raise ValueError(f"pending version {token} of {arn} names another cluster or master")
+    if pending.get("username") != alternate(str(current["username"])):
+        raise ValueError(f"pending version {token} of {arn} is not the other user of the pair")
+    if opens(pending, clock.forward):
+        logger.info("setSecret: user %s already opens the writer", pending["username"])
+    else:
+        for statement in clone_user(current, pending, arn):
+            as_master(current, arn, statement)
+        logger.info("setSecret: user %s has the pending password", pending["username"])
+        wait_until_opens(pending, "setSecret", clock.forward)
+    label_applied(secrets, arn, token)
+    logger.info("setSecret: version %s of %s applied (user %s)", token, arn, pending["username"])
+
+
+def clone_user(current: dict[str, Any], pending: dict[str, Any], arn: str) -> list[str]:
+    """The statements that make the pending user: created if missing, the current user's grants,
+    then the new password (last: a GRANT never sets it)."""
+    source, target = str(current["username"]), str(pending["username"])
+    literal = password_literal(str(pending["password"]))
+    shown = as_master(current, arn, f"SHOW GRANTS FOR {account(source)}")
+    statements = [f"CREATE USER IF NOT EXISTS {account(target)} IDENTIFIED BY {literal}"]
+    for row in shown.get("records", []):
+        grant = PASSWORD_CLAUSE.sub("", str(row[0].get("stringValue", "")))
+        if grant.upper().startswith("GRANT USAGE ON *.*"):
+            continue  # no privilege: CREATE USER already gave it
+        if f" TO {GRANTEE.format(source)}" not in grant:
+            raise ValueError(f"cannot read the grant {grant!r} of user {source}")
+        statements.append(grant.replace(f" TO {GRANTEE.format(source)}", f" TO {account(target)}"))
+    statements.append(f"ALTER USER {account(target)} IDENTIFIED BY {literal}")
+    return statements
+
+
+# --- the application's database, before its first call (custom resource AppDatabaseSetup) -----
+# The validation function's table (its own source, lib/functions/loan_validation, holds the same
+# text; a unit test keeps the two equal). Only the master creates it: the application's user has
+# no DDL privilege.
+TABLES = {
+    "loan_decisions": """CREATE TABLE IF NOT EXISTS loan_decisions (
+ loan_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+ applicant_id VARCHAR(64) NOT NULL,
+ loan_type VARCHAR(16) NOT NULL,
+ loan_amount DECIMAL(15,2) NOT NULL,
+ decision VARCHAR(16) NOT NULL,
+ reasons VARCHAR(512) NOT NULL,
+ monthly_payment DECIMAL(15,2) NOT NULL,
+ debt_to_income DECIMAL(20,4) NOT NULL,
+ loan_to_value DECIMAL(20,4) NULL,
+ application_sha256 CHAR(64) NOT NULL,
+ result_json TEXT NOT NULL,
+ source VARCHAR(1100) NULL,
+ decided_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+}
+DATA_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})  # never DDL, never admin
+
+
+def answer_setup(event: dict[str, Any]) -> None:
+    """Answer CloudFormation on Create, Update and Delete, success or failure: a custom resource
+    that never hears back holds the stack for an hour.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html"""
+    status, reason, data = "SUCCESS", "", {}
+    physical = (
+        event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-{event['RequestId']}"
+    )
+    try:
+        if event["RequestType"] in ("Create", "Update"):
+            data = set_up_database(event.get("ResourceProperties", {}))
+        # Delete: the schema and its users go with the cluster; nothing to undo here
+    except Exception as err:
+        logger.exception("AppDatabaseSetup %s failed", event["RequestType"])
+        status, reason = "FAILED", f"{type(err).__name__}: {err}"[:1000]
+    body = {
+        "Status": status,
+        "Reason": reason or "see the rotation function's log group",
+        "PhysicalResourceId": physical,
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": data,
+    }
+    request = urllib.request.Request(  # noqa: S310 (CloudFormation's pre-signed https URL)
+        event["ResponseURL"],
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"Content-Type": ""},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 (as above)
+        reply.read()
+
+
+def set_up_database(props: dict[str, Any]) -> dict[str, str]:
+    """Create (if missing) the database, its tables, and AWSCURRENT's user of the application's
+    secret with only the data privileges asked for, as the master. Idempotent, and the user ends
+    with AWSCURRENT's password (SPEC D2: the database follows AWSCURRENT), also when it already
+    existed with another (a replaced secret); grants are only added."""
+    secrets = secrets_client()
+    arn = str(props["AppSecretArn"])
+    app = read(secrets, arn, CURRENT)
+    if not is_multi_user(app):
+        raise ValueError(f"secret {arn} names no master secret (masterarn)")
+    database, tables = str(props["DatabaseName"]), list(props["Tables"])
+    privileges = [str(p).upper() for p in props["Privileges"]]
+    if not re.fullmatch(r"\w{1,64}", database) or not set(privileges) <= DATA_PRIVILEGES:
+        raise ValueError(f"database {database!r} or privileges {privileges} refused")
+    if not set(tables) <= set(TABLES):
+        raise ValueError(f"tables {tables} refused: this function defines {sorted(TABLES)}")
+    user, literal = account(str(app["username"])), password_literal(str(app["password"]))
+    as_master(app, arn, f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    for table in tables:
+        as_master(app, arn, TABLES[table], database)
+    as_master(app, arn, f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {literal}")
+    as_master(app, arn, f"ALTER USER {user} IDENTIFIED BY {literal}")
+    for table in tables:
+        as_master(app, arn, f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO {user}")
+    logger.info("AppDatabaseSetup: %s may %s on %s", user, privileges, tables)
+    return {"Username": str(app["username"])}
 
 
 def wait_until_settled(rds: Any, cluster: str, step: str, deadline: float) -> None:

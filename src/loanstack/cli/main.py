@@ -21,7 +21,14 @@ from loanstack.aws.target import EMULATOR_DEFAULT_PORT
 from loanstack.cli.common import ENVIRONMENTS, add_output_option, add_stack_options
 from loanstack.cli.local import run_demo, run_emulator
 from loanstack.cli.offline import run_check, run_cost, run_diagram, run_fmt, run_sync
-from loanstack.cli.ops import add_logs_parser, run_invoke, run_logs, run_migrate, run_rotate
+from loanstack.cli.ops import (
+    add_logs_parser,
+    add_rotate_options,
+    run_invoke,
+    run_logs,
+    run_migrate,
+    run_rotate,
+)
 from loanstack.cli.reconcile import (
     add_correct_parser,
     add_verify_parser,
@@ -126,6 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_stack_options(rot, suffix_required=False)
     add_output_option(rot)
+    add_rotate_options(rot)
 
     add_logs_parser(sub)
 

@@ -27,7 +27,7 @@ from loanstack.errors import Interrupted, UsageError
 from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
 from loanstack.ops.logs import FORMATS, LOGGED, formatted, log_events, log_group, parse_since
-from loanstack.ops.rotate import rotate
+from loanstack.ops.rotate import CHOICES, rotate_secrets
 
 
 def run_invoke(args: argparse.Namespace, console: Console) -> int:
@@ -71,9 +71,9 @@ def run_rotate(args: argparse.Namespace, console: Console) -> int:
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
-        versions = rotate(target, console)
-    if args.output == "json":
-        layout.emit(versions)
+        rotated = rotate_secrets(target, console, args.secret)
+    if args.output == "json":  # one secret: its versions; both: per secret
+        layout.emit(rotated.get(args.secret, rotated))
     return 0
 
 
@@ -101,6 +101,17 @@ def add_logs_parser(sub: Any) -> None:
     )
     add_stack_options(logs, suffix_required=False)
     add_output_option(logs)
+
+
+def add_rotate_options(parser: argparse.ArgumentParser) -> None:
+    """`rotate --secret`: which database secret (docs/operations.md, "Rotation")."""
+    parser.add_argument(
+        "--secret",
+        choices=CHOICES,
+        default="app",
+        help="app: the validation function's own user (default); master: the cluster's master "
+        "user; both: the master first, then the app",
+    )
 
 
 def run_logs(args: argparse.Namespace, console: Console) -> int:

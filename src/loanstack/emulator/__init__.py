@@ -23,6 +23,7 @@ from loanstack.emulator import (  # noqa: F401 (importing an extension registers
     backup,
     cloudtrail,
     cloudwatch,
+    customresource,
     ec2,
     kms,
     rds,

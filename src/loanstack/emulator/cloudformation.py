@@ -69,7 +69,27 @@ def resource_class_from_type(resource_type: str) -> Any:
     return found
 
 
+# Fn::Sub's ${Resource.Attribute.Part} (an attribute with a dot, such as Endpoint.Address):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-sub.html
+DOTTED_ATTRIBUTE = re.compile(r"\$\{([A-Za-z0-9]+)\.([A-Za-z0-9]+(?:\.[A-Za-z0-9]+)+)\}")
+
+
+def sub_dotted(resource_json: dict[str, Any], resources_map: Any) -> dict[str, Any]:
+    """moto splits `${DBCluster.Endpoint.Address}` at every dot and asks for `Endpoint` alone:
+    such tokens are resolved here first, as one attribute."""
+    value = resource_json["Fn::Sub"]
+    template = value[0] if isinstance(value, list) else value
+    if not isinstance(template, str) or not DOTTED_ATTRIBUTE.search(template):
+        return resource_json
+    replaced = DOTTED_ATTRIBUTE.sub(
+        lambda m: str(clean_json({"Fn::GetAtt": [m[1], m[2]]}, resources_map)), template
+    )
+    return {"Fn::Sub": [replaced, value[1]] if isinstance(value, list) else replaced}
+
+
 def clean_json(resource_json: Any, resources_map: Any) -> Any:
+    if isinstance(resource_json, dict) and "Fn::Sub" in resource_json:
+        resource_json = sub_dotted(resource_json, resources_map)
     if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
         return cidr(*(clean_json(arg, resources_map) for arg in resource_json["Fn::Cidr"]))
     if isinstance(resource_json, dict) and "Fn::GetAZs" in resource_json:

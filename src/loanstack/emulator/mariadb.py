@@ -40,6 +40,9 @@ AURORA_DEFAULTS = (
 # max_statement_time does the stopping. https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html
 STATEMENT_TIMEOUT_VARIABLE = "LOANSTACK_EMULATOR_STATEMENT_TIMEOUT"
 IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials
+# Credentials ending with this mark are a database user's own (not the cluster's master): the
+# pool logs in as that user, so MariaDB authenticates it (1045) and enforces its grants (1142).
+DATABASE_USER = "database-user"
 
 SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
@@ -59,7 +62,7 @@ class MariaDB:
         self.process: subprocess.Popen[bytes] | None = None
         self.tls, self.host, self.port = tls, "127.0.0.1", 0
         self.ca_file = root / "ca.pem"
-        self.pool = Pool(lambda: self.connect(None))
+        self.pool = Pool(self.connect_for)
 
     def start(self, timeout: float = 60) -> None:
         if not (Path(SERVER).exists() and Path(INSTALL_DB).exists()):
@@ -111,6 +114,18 @@ class MariaDB:
                 (username, password),
             )
             cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (username, password))
+
+    def connect_for(self, credentials: tuple[str, ...]) -> pymysql.connections.Connection[Any]:
+        """A Data API caller's connection: as the database user its credentials name (marked
+        DATABASE_USER), else as root (the cluster's master user, checked by the caller)."""
+        if len(credentials) == 3 and credentials[2] == DATABASE_USER:
+            return pymysql.connect(
+                unix_socket=str(self.socket),
+                user=credentials[0],
+                password=credentials[1],
+                autocommit=True,
+            )
+        return self.connect(None)
 
     def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
         return pymysql.connect(
@@ -193,14 +208,16 @@ class Pool:
     at once and can meet each other's row locks (lock waits, deadlocks) as on Aurora; a single
     shared connection would serialise them and hide that. Idle connections are kept per cluster
     and credentials (opening one per call cost more than the statements); new credentials for a
-    cluster (a rotation) retire its connections with the old ones.
+    user of a cluster (a rotation) retire that user's connections with the old ones, and each
+    user's connections are its own (the master's never serve the application's user).
     """
 
-    def __init__(self, connect: Callable[[], Connection]) -> None:
+    def __init__(self, connect: Callable[[tuple[str, ...]], Connection]) -> None:
         self._connect = connect
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, ...], list[Connection]] = {}
-        self._current: dict[str, tuple[str, ...]] = {}  # cluster -> its credentials now
+        # (cluster, user) -> that user's credentials now
+        self._current: dict[tuple[str, str], tuple[str, ...]] = {}
         self.in_use = 0
         self.peak = 0  # most connections in use at once (tests read it)
 
@@ -209,20 +226,20 @@ class Pool:
         self, owner: str, credentials: tuple[str, ...], sql_mode: str | None = None
     ) -> Iterator[Connection]:
         """A connection of its own for one call, with the cluster's sql_mode applied."""
-        key = (owner, *credentials)
+        key, user = (owner, *credentials), (owner, credentials[0] if credentials else "")
         with self._lock:
-            if self._current.get(owner) != key:
-                for stale in [k for k in self._idle if k[0] == owner]:
+            if self._current.get(user) != key:
+                for stale in [k for k in self._idle if k[:2] == (owner, user[1])]:
                     for old in self._idle.pop(stale):
                         old.close()
-                self._current[owner] = key
+                self._current[user] = key
             idle = self._idle.get(key) or []
             conn = idle.pop() if idle else None
             self.in_use += 1
             self.peak = max(self.peak, self.in_use)
         try:
             if conn is None or not conn.open:  # pymysql closes a connection that failed
-                conn = self._connect()
+                conn = self._connect(credentials)
             wanted = (sql_mode or AURORA_SQL_MODE, statement_timeout())
             if getattr(conn, "loanstack_settings", None) != wanted:
                 with conn.cursor() as cur:
@@ -235,7 +252,7 @@ class Pool:
         finally:
             with self._lock:
                 self.in_use -= 1
-                keep = self._idle.setdefault(key, []) if self._current.get(owner) == key else None
+                keep = self._idle.setdefault(key, []) if self._current.get(user) == key else None
                 if conn is not None and conn.open and keep is not None and len(keep) < IDLE_PER_KEY:
                     keep.append(conn)
                 elif conn is not None and conn.open:

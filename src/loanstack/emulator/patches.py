@@ -32,6 +32,7 @@ from loanstack.emulator import (
     awslambda_async,
     cloudformation,
     cloudtrail,
+    customresource,
     ec2,
     fence,
     rds,
@@ -211,6 +212,11 @@ PATCHES: list[Patch] = [
           rdsdata.batch_execute_statement,
           "BatchExecuteStatement runs on the emulator's MariaDB, one transaction per batch "
           "(https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_BatchExecuteStatement.html)",
+          None),
+    # Custom resources (customresource.py)
+    Patch(moto_api_urls.url_paths, customresource.RESPONSE_ROUTE, customresource.answer,
+          "a custom resource's function answers to its ResponseURL on the emulator's own server "
+          "(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html)",
           None),
     # Fault injection (faults.py, state.py)
     Patch(moto_api_urls.url_paths, FAULTS_CONTROL, state.control_request,

@@ -27,7 +27,7 @@ from pymysql.constants import SERVER_STATUS
 
 from loanstack.emulator.clusterdata import data_api_schema
 from loanstack.emulator.faults import ACCESS_DENIED, DEADLOCK, DEADLOCK_MESSAGE
-from loanstack.emulator.mariadb import MariaDB, statement_timeout, string_literal
+from loanstack.emulator.mariadb import DATABASE_USER, MariaDB, statement_timeout, string_literal
 from loanstack.emulator.rds import master_password
 from loanstack.emulator.state import STATE
 
@@ -388,10 +388,13 @@ def cluster_settings(
     return kind, (str(value) if value is not None else None)
 
 
-def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
+def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[str, ...]:
     """What Aurora checks before every statement: the cluster, its Data API, the secret.
 
-    Returns the accepted credentials, which select the pooled connections. Error codes as the
+    Returns the credentials, which select the pooled connections: the master user's (checked
+    here against the cluster's master password; it runs as MariaDB's root, Aurora's master has
+    every privilege the functions use), or another user's, marked `DATABASE_USER`, which the pool
+    logs in as, so MariaDB itself authenticates it and enforces its grants. Error codes as the
     ExecuteStatement API reference lists them (NotFoundException, HttpEndpointNotEnabledException,
     SecretsErrorException, InvalidSecretException; a wrong password is MySQL's 1045):
     https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
@@ -430,6 +433,11 @@ def check_access(account_id: str, region: str, params: dict[str, Any]) -> tuple[
             "InvalidSecretException",
             f"secret {params.get('secretArn')} holds no JSON username and password",
         ) from exc
+    if username != cluster.master_username:
+        # Any other user is one of the database's own (created by SQL the functions sent): MariaDB
+        # checks its password when the pool logs in as it, and its grants on every statement
+        # (MySQL's 1045 and 1142, as Aurora answers them).
+        return str(username), str(password), DATABASE_USER
     accepted = (cluster.master_username, master_password(account_id, region, cluster_id))
     if (username, password) != accepted:
         kind = cluster_settings(account_id, region, params)[0]

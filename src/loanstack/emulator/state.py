@@ -40,6 +40,9 @@ class EmulatorState:
         self.capacity: dict[str, Any] = {}  # cluster ARN -> its capacity.State
         # AWS Backup selection id -> its plan id and selection (moto models no selections)
         self.backup_selections: dict[str, dict[str, Any]] = {}
+        # custom resource request id -> the function's answer, PUT to its ResponseURL
+        self.custom_resource_answers: dict[str, dict[str, Any]] = {}
+        self.custom_resources: set[str] = set()  # physical ids of the live custom resources
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -54,6 +57,8 @@ class EmulatorState:
         self.faults.clear()
         self.capacity.clear()
         self.backup_selections.clear()
+        self.custom_resource_answers.clear()
+        self.custom_resources.clear()
 
 
 STATE = EmulatorState()

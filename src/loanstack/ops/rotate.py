@@ -1,4 +1,10 @@
-"""`loanstack rotate`: recover an interrupted rotation, rotate the database secret now, prove it."""
+"""`loanstack rotate`: recover an interrupted rotation, rotate a database secret now, prove it.
+
+Two secrets (docs/operations.md, "Rotation"): `master` (the cluster's master user, single-user
+rotation through the RDS API) and `app` (the validation function's own user, alternating users
+`loan_app` / `loan_app_clone` through the Data API as the master). `both` rotates the master first:
+the application's rotation logs in as the master, so it then uses the master's new password.
+"""
 
 from __future__ import annotations
 
@@ -20,16 +26,31 @@ APPLIED: str = functions.contract(functions.ROTATION).APPLIED
 # the rotation function's timeouts (900 s) may belong to a rotation still running.
 ROTATION_IN_FLIGHT_SECONDS = 1800
 RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
+# `--secret`: which output names each secret's ARN
+SECRETS = {"master": "DBSecretArn", "app": "AppDatabaseSecretArn"}
+CHOICES = ("master", "app", "both")
 
 
-def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, Any]:
+def rotate_secrets(
+    target: Target, console: Console, which: str, timeout: float = 600
+) -> dict[str, dict[str, Any]]:
+    """`--secret master|app|both`: each one recovered, rotated and proved, the master first."""
+    names = ["master", "app"] if which == "both" else [which]
+    return {name: rotate(target, console, timeout, which=name) for name in names}
+
+
+def rotate(
+    target: Target, console: Console, timeout: float = 600, which: str = "master"
+) -> dict[str, Any]:
     """Recover an interrupted rotation first (Secrets Manager refuses a new one while it is
-    left over), then rotate the database secret now and wait until the new version is
-    AWSCURRENT; then prove the database takes it (a Data API call authenticates with it)."""
+    left over), then rotate the database secret (`master` or `app`) now and wait until the new
+    version is AWSCURRENT; then prove the database takes it (a Data API call authenticates with
+    it)."""
     outputs = read_outputs(target.outputs_file)
-    secret = output(outputs, "DBSecretArn")
+    key = SECRETS[which]
+    secret = output(outputs, key)
     sm = target.client("secretsmanager")
-    recover_rotation(target, console, outputs, timeout)
+    recover_rotation(target, console, outputs, timeout, key)
     try:
         token = sm.rotate_secret(SecretId=secret)["VersionId"]
     except ClientError as exc:
@@ -46,7 +67,7 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
             )
         time.sleep(target.poll_seconds)
     previous = next((v for v, s in stages.items() if "AWSPREVIOUS" in s), None)
-    if not database_takes_awscurrent(target, outputs):
+    if not database_takes_awscurrent(target, outputs, key):
         raise DeployError(
             f"rotated, but the Data API is refused with AWSCURRENT: run `{again(target, 'rotate')}`"
         )
@@ -57,13 +78,19 @@ def rotate(target: Target, console: Console, timeout: float = 600) -> dict[str, 
 
 
 def recover_rotation(
-    target: Target, console: Console, outputs: dict[str, str], timeout: float
+    target: Target,
+    console: Console,
+    outputs: dict[str, str],
+    timeout: float,
+    key: str = "DBSecretArn",
 ) -> None:
     """An AWSPENDING on a version other than AWSCURRENT is an interrupted rotation: finish it
     with its own token when setSecret had applied it, else put the database back on AWSCURRENT's
     password and clear it, both done by the rotation function (its steps, and its own
-    `recoverSecret`), so this caller needs no RDS permission beyond the Data API (SPEC D2)."""
-    secret = output(outputs, "DBSecretArn")
+    `recoverSecret`), so this caller needs no RDS permission beyond the Data API (SPEC D2).
+    For the application's secret (alternating users) AWSCURRENT's user was never changed:
+    clearing only takes AWSPENDING away."""
+    secret = output(outputs, key)
     sm = target.client("secretsmanager")
     stages = sm.describe_secret(SecretId=secret).get("VersionIdsToStages", {})
     left = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
@@ -93,9 +120,11 @@ def recover_rotation(
     function = output(outputs, "SecretRotationLambdaArn")
     invoke_rotation_step(target, function, secret, token, "recoverSecret")
     cluster = output(outputs, "DBClusterArn").rpartition(":")[2]
-    console.print(
-        f"the rotation function's recoverSecret put cluster {cluster} back on AWSCURRENT's password"
-    )
+    if key == "DBSecretArn":
+        console.print(
+            f"the rotation function's recoverSecret put cluster {cluster} back on AWSCURRENT's "
+            "password"
+        )
     console.print(f"cleared it: AWSPENDING removed from version {token}")
 
 
@@ -132,7 +161,9 @@ def invoke_rotation_step(target: Target, function: str, secret: str, token: str,
         raise DeployError(f"rotation function failed in {step}: {message}")
 
 
-def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
+def database_takes_awscurrent(
+    target: Target, outputs: dict[str, str], key: str = "DBSecretArn"
+) -> bool:
     """A Data API call authenticates with the secret's AWSCURRENT: MySQL's 1045 means it no
     longer matches the database's password."""
     deadline = time.monotonic() + RESUME_SECONDS
@@ -140,7 +171,7 @@ def database_takes_awscurrent(target: Target, outputs: dict[str, str]) -> bool:
         try:
             target.client("rds-data").execute_statement(
                 resourceArn=output(outputs, "DBClusterArn"),
-                secretArn=output(outputs, "DBSecretArn"),
+                secretArn=output(outputs, key),
                 database=functions.contract(functions.VALIDATION).DATABASE_NAME,
                 sql="SELECT 1",
             )
