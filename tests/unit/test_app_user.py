@@ -179,8 +179,10 @@ def test_the_setup_refuses_ddl_and_odd_names(
     app = {"username": "loan_app", "password": "p", "masterarn": "arn:m"}
     monkeypatch.setattr(rotation, "secrets_client", lambda: None)
     monkeypatch.setattr(rotation, "read", lambda *_: app)
-    sent: list[str] = []
-    monkeypatch.setattr(rotation, "as_master", lambda _s, _a, sql, *__: sent.append(sql))
+    sent: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        rotation, "as_master", lambda _s, _a, sql, database=None: sent.append((sql, database))
+    )
     request = {"AppSecretArn": "arn:a", "DatabaseName": "loans", "Tables": ["loan_decisions"]}
     with pytest.raises(ValueError, match="refused"):
         rotation.set_up_database({**request, **props})
@@ -226,18 +228,20 @@ def test_the_setup_makes_the_table_and_the_user_with_awscurrents_password(
     app = {"username": "loan_app", "password": "pw123456", "masterarn": "arn:m"}
     monkeypatch.setattr(rotation, "secrets_client", lambda: None)
     monkeypatch.setattr(rotation, "read", lambda *_: app)
-    sent: list[str] = []
-    monkeypatch.setattr(rotation, "as_master", lambda _s, _a, sql, *__: sent.append(sql))
+    sent: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        rotation, "as_master", lambda _s, _a, sql, database=None: sent.append((sql, database))
+    )
     request = {"AppSecretArn": "arn:a", "DatabaseName": "loans", "Tables": ["loan_decisions"]}
     assert rotation.set_up_database({**request, "Privileges": ["SELECT", "INSERT", "UPDATE"]}) == {
         "Username": "loan_app"
     }
     assert sent == [
-        "CREATE DATABASE IF NOT EXISTS `loans`",
-        rotation.TABLES["loan_decisions"],
-        "CREATE USER IF NOT EXISTS 'loan_app'@'%' IDENTIFIED BY 'pw123456'",
-        "ALTER USER 'loan_app'@'%' IDENTIFIED BY 'pw123456'",
-        "GRANT SELECT, INSERT, UPDATE ON `loans`.`loan_decisions` TO 'loan_app'@'%'",
+        ("CREATE DATABASE IF NOT EXISTS `loans`", None),
+        (rotation.TABLES["loan_decisions"], "loans"),
+        ("CREATE USER IF NOT EXISTS 'loan_app'@'%' IDENTIFIED BY 'pw123456'", None),
+        ("ALTER USER 'loan_app'@'%' IDENTIFIED BY 'pw123456'", None),
+        ("GRANT SELECT, INSERT, UPDATE ON `loan_decisions` TO 'loan_app'@'%'", "loans"),
     ]
     with pytest.raises(ValueError, match="tables"):
         rotation.set_up_database({**request, "Tables": ["mysql.user"], "Privileges": ["SELECT"]})

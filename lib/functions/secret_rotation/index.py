@@ -525,8 +525,9 @@ def set_up_database(props: dict[str, Any]) -> dict[str, str]:
         as_master(app, arn, TABLES[table], database)
     as_master(app, arn, f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {literal}")
     as_master(app, arn, f"ALTER USER {user} IDENTIFIED BY {literal}")
-    for table in tables:
-        as_master(app, arn, f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO {user}")
+    for table in tables:  # tbl_name alone: the table in the call's default database (MySQL 8.0
+        # GRANT, "Table Privileges"), so the grant names the database the call runs in
+        as_master(app, arn, f"GRANT {', '.join(privileges)} ON `{table}` TO {user}", database)
     logger.info("AppDatabaseSetup: %s may %s on %s", user, privileges, tables)
     return {"Username": str(app["username"])}
 
