@@ -40,6 +40,8 @@ class EmulatorState:
         self.capacity: dict[str, Any] = {}  # cluster ARN -> its capacity.State
         # AWS Backup selection id -> its plan id and selection (moto models no selections)
         self.backup_selections: dict[str, dict[str, Any]] = {}
+        # DetectStackDrift id -> its status and resource drifts (moto has no drift detection)
+        self.drift_detections: dict[str, dict[str, Any]] = {}
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -54,6 +56,7 @@ class EmulatorState:
         self.faults.clear()
         self.capacity.clear()
         self.backup_selections.clear()
+        self.drift_detections.clear()
 
 
 STATE = EmulatorState()
