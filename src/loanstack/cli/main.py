@@ -29,6 +29,13 @@ from loanstack.cli.reconcile import (
     run_verify,
 )
 from loanstack.cli.stack import run_deploy, run_destroy, run_outputs
+from loanstack.cli.stackopts import (
+    add_deploy_options,
+    add_diff_parser,
+    add_drift_parser,
+    run_diff,
+    run_drift,
+)
 from loanstack.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -81,14 +88,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     dep.add_argument("--env", choices=ENVIRONMENTS, required=True)
     add_stack_options(dep, suffix_required=True)
     dep.add_argument("--yes", action="store_true", help="execute the change set without asking")
-    dep.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
-    )
-    dep.add_argument(
-        "--template-bucket",
-        help="bucket to stage the template in (default: loanstack-templates-<account>-<region>, created on first use)",
-    )
+    add_deploy_options(dep)
     add_output_option(dep)
+    add_diff_parser(sub)
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
     add_stack_options(des, suffix_required=True)
@@ -166,6 +168,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     add_verify_parser(sub)
     add_correct_parser(sub)
+    add_drift_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -186,6 +189,9 @@ HANDLERS: dict[str, Any] = {
     "verify": run_verify,
     "correct": run_correct,
     "demo": run_demo,
+    "diff": run_diff,
+    "plan": run_diff,
+    "drift": run_drift,
 }
 
 
