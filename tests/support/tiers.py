@@ -47,6 +47,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_emulator_audit_extensions.py": ("emulator",),
     "unit/test_emulator_global_names.py": ("emulator",),
     "unit/test_emulator_zones.py": ("emulator",),
+    "unit/test_emulator_stackguard.py": ("emulator",),
     "unit/test_rotation_race.py": ("emulator",),
     "unit/test_rotation_recovery.py": ("emulator",),
     "unit/test_emulator_door.py": ("subprocess",),
@@ -57,6 +58,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "integration/test_manifest.py": ("subprocess", "emulator"),  # the manifest asks git
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
     "integration/test_previews.py": ("subprocess", "emulator"),
+    "integration/test_stack_options.py": ("subprocess", "emulator"),
     "unit/test_cli.py": ("subprocess", "emulator"),
     "unit/test_migrate.py": ("subprocess",),
     "unit/test_moto_fence.py": ("emulator", "subprocess"),

@@ -17,10 +17,10 @@ from types import MappingProxyType
 from typing import Any
 
 from moto.awslambda.models import lambda_backends
+from moto.cloudformation import parsing
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 
-from loanstack.emulator.changesets import environment
 from loanstack.emulator.state import STATE
 
 # what Lambda applies when not given (constants: read-only mappings, no emulator state)
@@ -97,22 +97,23 @@ def differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[dict[s
 
 
 def resource_drifts(stack: Any) -> list[dict[str, Any]]:
-    """One StackResourceDrift per resource of the stack, checked now."""
-    resources = environment(stack.template_dict, stack.parameters or {}, stack).resources
+    """One StackResourceDrift per resource of the stack, checked now. Expected values are
+    the template's, resolved against the stack's own resources (Ref, GetAtt, Sub)."""
     rm = stack.resource_map
     now = datetime.now(UTC)
     drifts = []
     for logical_id, parsed in rm._parsed_resources.items():
-        if parsed is None or isinstance(parsed, str) or logical_id not in resources:
+        if parsed is None or isinstance(parsed, str) or logical_id not in rm._resource_json_map:
             continue
-        rtype = resources[logical_id].type
+        resource_json = rm._resource_json_map[logical_id]
+        rtype = resource_json["Type"]
         physical = str(getattr(parsed, "physical_resource_id", "") or "")
         drift: dict[str, Any] = {"StackId": stack.stack_id, "LogicalResourceId": logical_id,
                                  "PhysicalResourceId": physical, "ResourceType": rtype,
                                  "Timestamp": now, "StackResourceDriftStatus": "NOT_CHECKED"}  # fmt: skip
         if rtype in CHECKERS:
             to_expected, to_actual = CHECKERS[rtype]
-            expected = to_expected(resources[logical_id].properties)
+            expected = to_expected(parsing.clean_json(resource_json.get("Properties", {}), rm))
             try:
                 actual = to_actual(stack, physical, expected)
             except Exception:  # gone: deleted out of band

@@ -58,9 +58,15 @@ def detect(target: Target, name: str) -> DriftReport:
             f"drift detection of {name} failed: {status.get('DetectionStatusReason', '')}"
         )
     drifts: list[dict[str, Any]] = []
-    paginator = cfn.get_paginator("describe_stack_resource_drifts")
-    for page in paginator.paginate(StackName=name, StackResourceDriftStatusFilters=list(CHECKED)):
+    token: dict[str, str] = {}
+    while True:  # botocore has no paginator for it: NextToken by hand
+        page = cfn.describe_stack_resource_drifts(
+            StackName=name, StackResourceDriftStatusFilters=list(CHECKED), **token
+        )
         drifts += page["StackResourceDrifts"]
+        if not page.get("NextToken"):
+            break
+        token = {"NextToken": page["NextToken"]}
     return DriftReport(name, status.get("StackDriftStatus", "UNKNOWN"), drifts)
 
 

@@ -38,6 +38,8 @@ def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, An
         status = described.get("Status", "CREATE_COMPLETE")
         if status == "CREATE_COMPLETE":
             changes = list(described.get("Changes", []))
+            if not changes:  # nothing to execute: not left behind (AWS fails such a change set)
+                cfn.delete_change_set(ChangeSetName=change_set_id)
             return changes or None
         if status == "FAILED":
             reason = described.get("StatusReason", "")
