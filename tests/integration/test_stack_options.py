@@ -19,8 +19,7 @@ from loanstack.aws.target import Target
 from loanstack.emulator import CREDENTIALS
 from loanstack.errors import DeployError
 from loanstack.stack import deploy
-from loanstack.stack.protection import StackOptions
-from tests.support.cli import ci_env, loanstack
+from tests.support.cli import ci_env, loanstack, one_error_line
 
 URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 REGION = "us-east-1"
@@ -51,12 +50,6 @@ def stacks_named(env: dict[str, str], name: str) -> list[str]:
 
 def stack(env: dict[str, str], name: str) -> dict[str, Any]:
     return dict(client(env, "cloudformation").describe_stacks(StackName=name)["Stacks"][0])
-
-
-def one_error_line(run: Any) -> str:
-    lines = [line for line in run.err.splitlines() if line.startswith("loanstack: error:")]
-    assert len(lines) == 1, run.err[-2000:]
-    return str(lines[0])
 
 
 def test_contradicting_or_repeated_parameters_are_refused(env: dict[str, str]) -> None:
@@ -185,37 +178,54 @@ def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Pat
     assert "termination protection" in line and "--no-termination-protection" in line
     assert stacks_named(env, "tapstack-sp1") == ["CREATE_COMPLETE"]
 
-    # a replacing update of the cluster is denied by the policy and rolls back...
+    # a replacing update of the cluster is denied by the policy and rolls back (the emulator
+    # cannot replace a cluster, so the allowed case is the trail bucket's removal below)
     doc = template.load()
     cluster = doc["Resources"]["DBCluster"]["Properties"]
     cluster["DBClusterIdentifier"] = {"Fn::Sub": "aurora-loans2-${EnvironmentSuffix}"}
-    target = local_target(env, tmp_path)
     params = deploy.parameters_for("prod", "sp1", {"AlarmEmail": "ops@example.com"})
     console = Console(record=True, width=200)
-    d = deploy.Deployment(target, "prod", "sp1", params, console, template_doc=doc)
+    d = deploy.Deployment(
+        local_target(env, tmp_path), "prod", "sp1", params, console, template_doc=doc
+    )
     with pytest.raises(DeployError, match=r"UPDATE_ROLLBACK_COMPLETE.*denied by stack policy"):
         deploy.deploy(d, confirm=lambda: True)
-    assert "Update:Replace" in console.export_text()
+    assert "[Update:Replace] for resource [LogicalResourceId/DBCluster]" in console.export_text()
     assert stacks_named(env, "tapstack-sp1") == ["UPDATE_ROLLBACK_COMPLETE"]
-    # ...unless allowed for that deploy; the full policy is back afterwards
-    allowed = StackOptions(allow_replace=["DBCluster"], monitoring_minutes=5)
-    d = deploy.Deployment(target, "prod", "sp1", params, console, template_doc=doc, options=allowed)
-    try:
-        deploy.deploy(d, confirm=lambda: True)
-    except DeployError as exc:
-        assert "stack policy" not in str(exc)
-    body = cfn.get_stack_policy(StackName="tapstack-sp1")["StackPolicyBody"]
-    assert json.loads(body) == policy
+
+    # switching the trail off removes its bucket: an Update:Delete, refused unless allowed
+    no_trail = (*PROD, "--suffix", "sp1", "--yes", "--param", "EnableCloudTrail=false")
+    refused = loanstack(env, "deploy", *no_trail)
+    assert refused.code == 1
+    assert "[Update:Delete] for resource [LogicalResourceId/TrailBucket]" in one_error_line(refused)
+    assert "TrailBucket" in resources_of(env, "tapstack-sp1")
+    allowed = loanstack(
+        env, "deploy", *no_trail, "--allow-replace", "TrailBucket", "--monitoring-minutes", "5"
+    )
+    assert allowed.code == 0, allowed.text[-2000:]
+    assert "TrailBucket" not in resources_of(env, "tapstack-sp1")
+    after = json.loads(cfn.get_stack_policy(StackName="tapstack-sp1")["StackPolicyBody"])
+    (deny,) = [s for s in after["Statement"] if s["Effect"] == "Deny"]
+    assert "LogicalResourceId/DBCluster" in deny["Resource"], "the full policy is back"
+    assert "LogicalResourceId/TrailBucket" not in deny["Resource"], "no longer in the stack"
     # updates carry rollback triggers on the stack's own health alarms
     rollback = stack(env, "tapstack-sp1")["RollbackConfiguration"]
     assert rollback["MonitoringTimeInMinutes"] == 5
     arns = [t["Arn"] for t in rollback["RollbackTriggers"]]
     assert len(arns) == 5 and all(":cloudwatch:us-east-1:" in a and ":alarm:" in a for a in arns)
+    unknown = loanstack(env, "deploy", *no_trail, "--allow-replace", "Nope")
+    assert unknown.code == 2 and "not a protected resource" in one_error_line(unknown)
 
-    # turned off by a deploy, then destroy goes ahead
-    off = loanstack(env, "deploy", *PROD, "--suffix", "sp1", "--yes", "--no-termination-protection")
+    # turned off by a deploy with nothing else to change, then destroy goes ahead
+    off = loanstack(env, "deploy", *no_trail, "--no-termination-protection")
     assert off.code == 0, off.text[-2000:]
+    assert "termination protection off" in off.out
     assert stack(env, "tapstack-sp1")["EnableTerminationProtection"] is False
     done = loanstack(env, "destroy", "--suffix", "sp1", "--confirm-stack", "tapstack-sp1")
     assert done.code == 0, done.text[-2000:]
     assert stacks_named(env, "tapstack-sp1") == []
+
+
+def resources_of(env: dict[str, str], name: str) -> set[str]:
+    listed = client(env, "cloudformation").list_stack_resources(StackName=name)
+    return {r["LogicalResourceId"] for r in listed["StackResourceSummaries"]}

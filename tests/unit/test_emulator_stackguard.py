@@ -173,3 +173,32 @@ def test_drift_detection_finds_an_out_of_band_change(clients: dict[str, Any]) ->
     assert drifts["Group"]["StackResourceDriftStatus"] == "MODIFIED"
     assert "0.0.0.0/0" in drifts["Group"]["ActualProperties"]
     cfn.delete_stack(StackName="drifting")
+
+
+def test_disable_rollback_keeps_what_a_failed_create_built(clients: dict[str, Any]) -> None:
+    """ExecuteChangeSet DisableRollback: the stack stays CREATE_FAILED with the resources that
+    were created (without it, the create rolls back to ROLLBACK_COMPLETE)."""
+    cfn = clients["cloudformation"]
+    broken = json.dumps(
+        {
+            "Resources": {
+                "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "kept-topic"}},
+                "Subnet": {
+                    "Type": "AWS::EC2::Subnet",
+                    "DependsOn": "Topic",
+                    "Properties": {"VpcId": "vpc-00000000", "CidrBlock": "10.0.0.0/24"},
+                },
+            }
+        }
+    )
+    for name, disable, status in (("rolled", False, "ROLLBACK_COMPLETE"),
+                                  ("debugged", True, "CREATE_FAILED")):  # fmt: skip
+        made = cfn.create_change_set(
+            StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=broken
+        )
+        cfn.execute_change_set(ChangeSetName=made["Id"], DisableRollback=disable)
+        got = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        assert got["StackStatus"] == status
+        topics = [t["TopicArn"] for t in clients["sns"].list_topics()["Topics"]]
+        assert any(t.endswith(":kept-topic") for t in topics) is disable
+        cfn.delete_stack(StackName=name)

@@ -83,9 +83,20 @@ class Deployment:
     options: protection.StackOptions = field(default_factory=protection.StackOptions)
     changes: list[dict[str, Any]] = field(default_factory=list)  # the last change set's
 
+    deployed_parameters: dict[str, str] = field(default_factory=dict)  # the stack's, if any
+
     def protected(self) -> list[str]:
-        """What the prod stack policy protects (from the template model)."""
+        """What the prod stack policy protects once deployed (from the template model)."""
         return protection.protected_ids(self.template_doc, self.parameters)
+
+    def guarded(self) -> list[str]:
+        """What the policy protects during this update: the new template's protected resources
+        and the deployed stack's (an update that removes one, as EnableCloudTrail=false removes
+        the trail bucket, is an Update:Delete of it)."""
+        found = set(self.protected())
+        if self.deployed_parameters:
+            found |= set(protection.protected_ids(self.template_doc, self.deployed_parameters))
+        return sorted(found)
 
     @property
     def name(self) -> str:
@@ -136,7 +147,13 @@ def plan(d: Deployment) -> Plan:
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {d.name} is busy ({status}); wait for it to finish")
     kind = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
-    protection.check_allowed(d.options.allow_replace, d.protected(), d.env)
+    if current is not None and status != "REVIEW_IN_PROGRESS":
+        d.deployed_parameters = {
+            p["ParameterKey"]: p["ParameterValue"]
+            for p in current.get("Parameters", [])
+            if "ParameterValue" in p
+        }
+    protection.check_allowed(d.options.allow_replace, d.guarded(), d.env)
     check_concurrency(d, current)
     params: list[dict[str, Any]] = [
         {"ParameterKey": k, "ParameterValue": v} for k, v in d.parameters.items()
@@ -201,9 +218,7 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     stopped = prepare_removals(d.target, d.name, p.changes, d.console)
     before = event_ids(d.target, d.name)
     prod = d.env == "prod" and p.kind == "UPDATE"
-    with protection.policy_for_update(
-        d.target, d.name, d.protected(), d.options.allow_replace, prod
-    ):
+    with protection.policy_for_update(d.target, d.name, d.guarded(), d.options.allow_replace, prod):
         cfn.execute_change_set(
             ChangeSetName=p.change_set, DisableRollback=d.options.disable_rollback
         )
