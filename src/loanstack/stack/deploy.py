@@ -129,7 +129,6 @@ class Plan:
     existed: bool  # a stack of that name was there before (in review counts)
     change_set: str | None
     changes: list[dict[str, Any]]
-    alarms: list[str]  # the stack's health alarms, for the rollback triggers
 
 
 def plan(d: Deployment) -> Plan:
@@ -195,10 +194,10 @@ def plan(d: Deployment) -> Plan:
     except ClientError as exc:  # moto refuses an identical update here; AWS fails the change set
         if "No updates are to be performed" not in str(exc):
             raise
-        return Plan(kind, current is not None, None, [], alarms)
+        return Plan(kind, current is not None, None, [])
     changes = wait_for_change_set(d.target, change_set["Id"])
     found = None if changes is None else change_set["Id"]
-    return Plan(kind, current is not None, found, changes or [], alarms)
+    return Plan(kind, current is not None, found, changes or [])
 
 
 def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
