@@ -16,6 +16,7 @@ from loanstack.emulator import ACCOUNT_ID
 from loanstack.stack import deploy
 from loanstack.stack.destroy import destroy, stack_resources
 from loanstack.stack.events import stack_status
+from loanstack.stack.protection import StackOptions
 from tests.support import backends
 
 REGION = "us-east-1"
@@ -28,7 +29,14 @@ def deploy_and_destroy(
     target.outputs_file = out / f"{suffix}.json"
     console = Console(record=True, width=200)
     outputs = deploy.deploy(
-        deploy.Deployment(target, env, suffix, deploy.parameters_for(env, suffix, params), console),
+        deploy.Deployment(
+            target,
+            env,
+            suffix,
+            deploy.parameters_for(env, suffix, params),
+            console,
+            options=DESTROYABLE,
+        ),
         confirm=lambda: True,
     )
     s3 = target.client("s3")
@@ -37,6 +45,11 @@ def deploy_and_destroy(
     console = Console(record=True, width=200)
     destroy(target, suffix, console)
     return resources, outputs, console.export_text()
+
+
+# these tests destroy prod: its termination protection (on by default) is turned off, as an
+# operator turns it off first (the protection itself: tests/integration/test_stack_options.py)
+DESTROYABLE = StackOptions(termination_protection=False)
 
 
 def left_behind(resources: list[dict[str, str]]) -> set[str]:
@@ -101,7 +114,10 @@ def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
     doc = template.load()
     target.outputs_file = out / "prod44.json"
     params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
-    d = deploy.Deployment(target, "prod", "prod44", params, Console(record=True), template_doc=doc)
+    d = deploy.Deployment(
+        target, "prod", "prod44", params, Console(record=True), template_doc=doc,
+        options=DESTROYABLE,
+    )  # fmt: skip
     deploy.deploy(d, confirm=lambda: True)
     logs = target.client("logs")
     group = f"/aws/cloudtrail/trail-loanprocessing-prod44-{target.region}"

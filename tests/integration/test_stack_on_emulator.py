@@ -22,6 +22,7 @@ from loanstack.ops.rotate import rotate
 from loanstack.stack import deploy
 from loanstack.stack.destroy import bucket_exists, destroy, stack_resources
 from loanstack.stack.events import stack_status
+from loanstack.stack.protection import StackOptions
 from tests.support import backends, post_deploy
 
 REGION = "us-east-1"
@@ -40,6 +41,9 @@ def deploy_stack(target: Target, env: str, suffix: str, out: Path, **params: str
         suffix,
         deploy.parameters_for(env, suffix, params),
         Console(record=True, width=200),
+        # test_d4 destroys prod: protection off, as an operator turns it off first (the
+        # protection itself: tests/integration/test_stack_options.py)
+        options=StackOptions(termination_protection=False),
     )
     return deploy.deploy(d, confirm=lambda: True)
 
@@ -299,8 +303,11 @@ def test_r14_switching_the_trail_off_on_update_removes_exactly_the_trail_resourc
         "prod", "prod42", {"EnableCloudTrail": "false", "AlarmEmail": "ops@example.com"}
     )
     target.outputs_file = outputs_dir / "prod42-no-trail.json"
+    # the trail bucket is protected by prod's stack policy: removing it needs --allow-replace
+    options = StackOptions(termination_protection=False, allow_replace=["TrailBucket"])
     outputs = deploy.deploy(
-        deploy.Deployment(target, "prod", "prod42", params, console), confirm=lambda: True
+        deploy.Deployment(target, "prod", "prod42", params, console, options=options),
+        confirm=lambda: True,
     )
     # what the template conditions on the trail (the trail, its bucket, role and log group, and
     # the audit metric filters and alarms on that log group)

@@ -201,6 +201,7 @@ def test_item1_prod_destroy_needs_the_stack_name_and_says_what_survives(
     deployed = loanstack(
         env, "deploy", "--env", "prod", "--suffix", "pd1", "--yes",
         "--param", "AlarmEmail=ops@example.com",
+        "--no-termination-protection",  # on by default for prod: test_stack_options.py
     )  # fmt: skip
     assert deployed.code == 0, deployed.err[-2000:]
     refused = loanstack(env, "destroy", "--suffix", "pd1", "--yes")

@@ -47,6 +47,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_emulator_audit_extensions.py": ("emulator",),
     "unit/test_emulator_global_names.py": ("emulator",),
     "unit/test_emulator_zones.py": ("emulator",),
+    "unit/test_emulator_stackguard.py": ("emulator",),
     "unit/test_rotation_race.py": ("emulator",),
     "unit/test_rotation_recovery.py": ("emulator",),
     "unit/test_emulator_door.py": ("subprocess",),
@@ -59,6 +60,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "integration/test_restore_on_emulator.py": ("subprocess", "emulator"),  # migrate's manifest
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
     "integration/test_previews.py": ("subprocess", "emulator"),
+    "integration/test_stack_options.py": ("subprocess", "emulator"),
     "unit/test_cli.py": ("subprocess", "emulator"),
     "unit/test_cli_output.py": ("subprocess",),
     "unit/test_migrate.py": ("subprocess",),

@@ -1,9 +1,9 @@
-"""How the emulator's change set finds what refers to a replaced resource (cloudformation.follow_references)."""
+"""How the emulator's change set finds what refers to a replaced resource (changesets.follow_references)."""
 
 from __future__ import annotations
 
 from loanstack import template
-from loanstack.emulator import cloudformation
+from loanstack.emulator import changesets
 
 
 def test_each_form_of_reference_is_named_as_describe_change_set_names_it() -> None:
@@ -15,12 +15,12 @@ def test_each_form_of_reference_is_named_as_describe_change_set_names_it() -> No
         "E": {"Fn::Sub": ["${VPC}", {"VPC": "shadowed"}]},
         "F": [{"Ref": "VPCFlowLog"}, {"Ref": "Other"}],
     }
-    assert cloudformation.referring(node, "VPC") == {
+    assert changesets.referring(node, "VPC") == {
         ("ResourceReference", "VPC"),
         ("ResourceAttribute", "VPC.CidrBlock"),
         ("ResourceAttribute", "VPC.DefaultSecurityGroup"),
     }
-    assert cloudformation.referring(node["F"], "VPC") == set()
+    assert changesets.referring(node["F"], "VPC") == set()
 
 
 def test_a_replacement_is_followed_through_create_only_references_only() -> None:
@@ -43,11 +43,11 @@ def test_a_replacement_is_followed_through_create_only_references_only() -> None
         }
     }
     resources = template.instantiate(doc, {}).resources
-    vpc = cloudformation.Change(
+    vpc = changesets.Change(
         "Modify", "VPC", "AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16"}, {"CidrBlock": "10.1.0.0/16"}
     )
     assert vpc.replacement == "True"
-    changes = cloudformation.follow_references([vpc], resources, list(resources))
+    changes = changesets.follow_references([vpc], resources, list(resources))
     replacement = {c.logical_resource_id: c.replacement for c in changes}
     assert replacement == {
         "VPC": "True",

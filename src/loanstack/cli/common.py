@@ -30,12 +30,17 @@ from loanstack.stack.deploy import parameters_for
 ENVIRONMENTS = ("dev", "prod")
 
 
-def overrides(pairs: list[str]) -> dict[str, str]:
-    found = {}
+def overrides(pairs: list[str], option: str = "--param") -> dict[str, str]:
+    """KEY=VALUE pairs; a key given twice is refused (which one would win is a guess)."""
+    found: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param takes KEY=VALUE, got {pair!r}")
+            raise UsageError(f"{option} takes KEY=VALUE, got {pair!r}")
+        if key in found:
+            raise UsageError(
+                f"{option} {key} given twice ({found[key]!r}, {value!r}): give it once"
+            )
         found[key] = value
     return found
 

@@ -37,6 +37,13 @@ from loanstack.cli.reconcile import (
 )
 from loanstack.cli.restore import add_restore_parser, run_restore
 from loanstack.cli.stack import run_deploy, run_destroy, run_outputs
+from loanstack.cli.stackopts import (
+    add_deploy_options,
+    add_diff_parser,
+    add_drift_parser,
+    run_diff,
+    run_drift,
+)
 from loanstack.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -93,14 +100,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     dep.add_argument("--env", choices=ENVIRONMENTS, required=True)
     add_stack_options(dep, suffix_required=True)
     dep.add_argument("--yes", action="store_true", help="execute the change set without asking")
-    dep.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
-    )
-    dep.add_argument(
-        "--template-bucket",
-        help="bucket to stage the template in (default: loanstack-templates-<account>-<region>, created on first use)",
-    )
+    add_deploy_options(dep)
     add_output_option(dep)
+    add_diff_parser(sub)
 
     des = sub.add_parser("destroy", help="empty the stack's buckets, delete it, report leftovers")
     add_stack_options(des, suffix_required=True)
@@ -176,6 +178,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_verify_parser(sub)
     add_restore_parser(sub)
     add_correct_parser(sub)
+    add_drift_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -197,6 +200,9 @@ HANDLERS: dict[str, Any] = {
     "restore": run_restore,
     "correct": run_correct,
     "demo": run_demo,
+    "diff": run_diff,
+    "plan": run_diff,
+    "drift": run_drift,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -25,11 +26,12 @@ from loanstack.cli.common import (
     type_name,
     warn_if_ephemeral,
 )
+from loanstack.cli.stackopts import stack_options
 from loanstack.errors import Declined, DeployError, UsageError
 from loanstack.names import stack_name
 from loanstack.stack.deploy import Deployment, deploy, parameters_for
 from loanstack.stack.destroy import destroy, environment_of, regions_holding, what_survives
-from loanstack.stack.events import stack_status
+from loanstack.stack.events import change_records, stack_status
 
 
 def run_deploy(args: argparse.Namespace, console: Console) -> int:
@@ -37,7 +39,13 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
     with connected(args, console) as target:
         warn_if_ephemeral(target, console)
         d = Deployment(
-            target, args.env, args.suffix, params, console, template_bucket=args.template_bucket
+            target,
+            args.env,
+            args.suffix,
+            params,
+            console,
+            template_bucket=args.template_bucket,
+            options=stack_options(args),
         )
         answers: list[bool] = []
         try:
@@ -48,7 +56,8 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
             raise
         where = {"target": target.name, "account": target.account(), "region": target.region}
     if args.output == "json":
-        layout.emit({"stack": d.name, **where, "outputs": outputs})
+        changes = {"changed": bool(d.changes), "changes": change_records(d.changes)}
+        layout.emit({"stack": d.name, **where, "outputs": outputs, **changes})
     else:
         outputs_table(console, outputs)
     return 0
@@ -79,11 +88,30 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
         for line in survives:
             console.print(Text(f"  {line}"), soft_wrap=True)
         confirm_delete(args, console, target, name, environment_of(stack))
+        refuse_protected(target, stack, args.suffix)
         destroy(target, args.suffix, console)
         where = {"target": target.name, "account": target.account(), "region": target.region}
     if args.output == "json":
         layout.emit({"stack": name, **where, "deleted": True, "survives": survives})
     return 0
+
+
+def refuse_protected(target: Target, stack: dict[str, Any], suffix: str) -> None:
+    """Termination protection makes DeleteStack fail: say so before emptying anything, with
+    the commands that turn it off (this tool's and the AWS CLI's)."""
+    if not stack.get("EnableTerminationProtection"):
+        return
+    name, env = stack["StackName"], environment_of(stack)
+    deploy_off = command_for(target, "deploy", suffix).replace(
+        "loanstack deploy", f"loanstack deploy --env {env}"
+    )
+    endpoint = f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else ""
+    raise DeployError(
+        f"stack {name} has termination protection, so it cannot be deleted: turn it off with "
+        f"`{deploy_off} --no-termination-protection --yes` (or `aws cloudformation "
+        f"update-termination-protection --no-enable-termination-protection --stack-name {name} "
+        f"--region {target.region}{endpoint}`), then destroy again"
+    )
 
 
 def not_there(

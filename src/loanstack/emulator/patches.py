@@ -30,9 +30,11 @@ from moto.secretsmanager.models import SecretsManagerBackend
 from loanstack.emulator import (
     awslambda,
     awslambda_async,
+    changesets,
     cloudformation,
     cloudtrail,
     customresource,
+    drift,
     ec2,
     fence,
     rds,
@@ -41,6 +43,7 @@ from loanstack.emulator import (
     retention,
     s3,
     secretsmanager,
+    stackguard,
     state,
 )
 from loanstack.emulator import iam as iam_ext
@@ -81,27 +84,59 @@ PATCHES: list[Patch] = [
           "each resource with the status its last event gave it",
           "(self)"),
     Patch(cfn_models.CloudFormationBackend, "delete_stack", cloudformation.delete_stack,
-          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later",
+          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later; "
+          "termination protection refuses the delete, as AWS does "
+          "(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html)",
           "(self, name_or_stack_id)"),
     Patch(cfn_models.CloudFormationBackend, "execute_change_set", cloudformation.execute_change_set,
-          "a failed resource rolls the stack back instead of answering HTTP 500",
+          "a failed resource rolls the stack back instead of answering HTTP 500 (DisableRollback "
+          "keeps it *_FAILED); a stack policy that denies a change fails the update and rolls "
+          "back (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/protect-stack-resources.html); "
+          "the change set's tags, role, notification ARNs and rollback triggers go to the stack",
           "(self, change_set_name, stack_name=None)"),
-    Patch(cfn_models.CloudFormationBackend, "create_change_set", cloudformation.create_change_set,
+    Patch(cfn_models.CloudFormationBackend, "create_change_set", changesets.create_change_set,
           "one stack per name: a CREATE change set reuses the name's REVIEW_IN_PROGRESS stack "
           "and is refused for a stack that exists otherwise (moto made a twin each time)",
           "(self, stack_name, change_set_name, template, parameters, description, change_set_type, notification_arns=None, tags=None, role_arn=None)"),
-    Patch(cfn_models.ChangeSet, "diff", cloudformation.diff_with_parameters,
+    Patch(cfn_models.ChangeSet, "diff", changesets.diff_with_parameters,
           "only resources that use a changed parameter are marked as changing",
           "(self)"),
-    Patch(cfn_responses.CloudFormationResponse, "describe_change_set", cloudformation.describe_change_set,
+    Patch(cfn_responses.CloudFormationResponse, "describe_change_set", changesets.describe_change_set,
           "IncludePropertyValues, as DescribeChangeSet answers it",
           "(self)"),
-    Patch(cfn_models.ChangeSet, "apply", cloudformation.apply_change_set,
+    Patch(cfn_models.ChangeSet, "apply", changesets.apply_change_set,
           "an update builds in dependency order and reports per-resource events",
           "(self)"),
     Patch(parsing.OutputMap, "exports", property(cloudformation.exports_of_existing_outputs),
           "only outputs whose condition holds are exported",
           "(self)"),
+    # CloudFormation: stack-level protections (stackguard.py) and drift detection (drift.py)
+    Patch(cfn_responses.CloudFormationResponse, "update_termination_protection",
+          stackguard.update_termination_protection,
+          "UpdateTerminationProtection (moto has no handler): "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateTerminationProtection.html",
+          None),
+    Patch(cfn_responses.CloudFormationResponse, "create_change_set", stackguard.create_change_set,
+          "the change set keeps its RollbackConfiguration (moto drops it): "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_RollbackConfiguration.html",
+          "(self)"),
+    Patch(cfn_responses.CloudFormationResponse, "execute_change_set", stackguard.execute_change_set,
+          "ExecuteChangeSet's DisableRollback is read (moto reads only the names): "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html",
+          "(self)"),
+    Patch(cfn_responses.CloudFormationResponse, "detect_stack_drift", drift.detect_stack_drift,
+          "DetectStackDrift (moto has none) for Lambda functions and security groups: "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DetectStackDrift.html",
+          None),
+    Patch(cfn_responses.CloudFormationResponse, "describe_stack_drift_detection_status",
+          drift.describe_stack_drift_detection_status,
+          "DescribeStackDriftDetectionStatus: detection is complete at once",
+          None),
+    Patch(cfn_responses.CloudFormationResponse, "describe_stack_resource_drifts",
+          drift.describe_stack_resource_drifts,
+          "DescribeStackResourceDrifts with expected and actual properties and their differences: "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackResourceDrift.html",
+          None),
     # S3 bucket policies (s3.py)
     Patch(IAMPolicyStatement, "is_action_permitted", s3.statement_permits,
           "bucket policy conditions (aws:SecureTransport) are evaluated",

@@ -43,6 +43,8 @@ class EmulatorState:
         # custom resource request id -> the function's answer, PUT to its ResponseURL
         self.custom_resource_answers: dict[str, dict[str, Any]] = {}
         self.custom_resources: set[str] = set()  # physical ids of the live custom resources
+        # DetectStackDrift id -> its status and resource drifts (moto has no drift detection)
+        self.drift_detections: dict[str, dict[str, Any]] = {}
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -59,6 +61,7 @@ class EmulatorState:
         self.backup_selections.clear()
         self.custom_resource_answers.clear()
         self.custom_resources.clear()
+        self.drift_detections.clear()
 
 
 STATE = EmulatorState()

@@ -21,7 +21,8 @@ from loanstack.aws.outputs import StackRecord, record_file, shown, write_record
 from loanstack.aws.target import Target, command_for
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE, stack_name
-from loanstack.stack.destroy import prepare_removals
+from loanstack.stack import protection
+from loanstack.stack.destroy import prepare_removals, stack_resources
 from loanstack.stack.events import (
     event_ids,
     first_failure,
@@ -49,7 +50,16 @@ FAILED_STATES = {
 
 
 def parameters_for(env: str, suffix: str, overrides: dict[str, str]) -> dict[str, str]:
-    """The parameters sent, validated first against the template's own constraints."""
+    """The parameters sent, validated first against the template's own constraints; an
+    override that contradicts --env or --suffix is refused, not silently replaced."""
+    for key, flag, value in (
+        (ENVIRONMENT_TYPE, "--env", env),
+        (ENVIRONMENT_SUFFIX, "--suffix", suffix),
+    ):
+        if overrides.get(key, value) != value:
+            raise UsageError(
+                f"--param {key}={overrides[key]} contradicts {flag} {value}: drop the --param"
+            )
     given = {**overrides, ENVIRONMENT_TYPE: env, ENVIRONMENT_SUFFIX: suffix}
     try:
         values = template.parameter_values(template.load(), given)
@@ -70,6 +80,23 @@ class Deployment:
     console: Console
     template_doc: dict[str, Any] = field(default_factory=template.load)
     template_bucket: str | None = None
+    options: protection.StackOptions = field(default_factory=protection.StackOptions)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # the last change set's
+
+    deployed_parameters: dict[str, str] = field(default_factory=dict)  # the stack's, if any
+
+    def protected(self) -> list[str]:
+        """What the prod stack policy protects once deployed (from the template model)."""
+        return protection.protected_ids(self.template_doc, self.parameters)
+
+    def guarded(self) -> list[str]:
+        """What the policy protects during this update: the new template's protected resources
+        and the deployed stack's (an update that removes one, as EnableCloudTrail=false removes
+        the trail bucket, is an Update:Delete of it)."""
+        found = set(self.protected())
+        if self.deployed_parameters:
+            found |= set(protection.protected_ids(self.template_doc, self.deployed_parameters))
+        return sorted(found)
 
     @property
     def name(self) -> str:
@@ -93,8 +120,20 @@ class Deployment:
         return {"TemplateURL": stage_template(self.target, text, self.name, self.template_bucket)}
 
 
-def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
-    """Create or update through a change set; returns the stack outputs (also written, R1b)."""
+@dataclass
+class Plan:
+    """A change set made for the stack and what it lists; `change_set` is None when there is
+    nothing to change (no change set is left behind then)."""
+
+    kind: str  # CREATE or UPDATE
+    existed: bool  # a stack of that name was there before (in review counts)
+    change_set: str | None
+    changes: list[dict[str, Any]]
+
+
+def plan(d: Deployment) -> Plan:
+    """Refuse what cannot be deployed, then create the change set (create or update) with the
+    stack options and wait for it."""
     cfn = d.target.client("cloudformation")
     current = stack_status(d.target, d.name)
     status = current["StackStatus"] if current else None
@@ -107,18 +146,39 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {d.name} is busy ({status}); wait for it to finish")
     kind = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
+    if current is not None and status != "REVIEW_IN_PROGRESS":
+        d.deployed_parameters = {
+            p["ParameterKey"]: p["ParameterValue"]
+            for p in current.get("Parameters", [])
+            if "ParameterValue" in p
+        }
+    protection.check_allowed(d.options.allow_replace, d.guarded(), d.env)
     check_concurrency(d, current)
     params: list[dict[str, Any]] = [
         {"ParameterKey": k, "ParameterValue": v} for k, v in d.parameters.items()
     ]
-    if kind == "UPDATE":  # keep values given before unless changed now, as the console does
+    extra: dict[str, Any] = {}
+    alarms = protection.health_alarms(d.template_doc, d.parameters)
+    if kind == "UPDATE" and current is not None:  # keep values given before, as the console does
         refuse_stale_previous_values(d, current)
-        previous = {p["ParameterKey"] for p in current.get("Parameters", [])} if current else set()
+        previous = {p["ParameterKey"] for p in current.get("Parameters", [])}
         params += [
             {"ParameterKey": k, "UsePreviousValue": True}
             for k in d.template_doc["Parameters"]
             if k not in d.parameters and k in previous
         ]
+        rollback = protection.rollback_configuration(
+            current["StackId"],
+            list(stack_resources(d.target, d.name)),
+            alarms,
+            d.options.monitoring_minutes,
+        )
+        if rollback:
+            extra["RollbackConfiguration"] = rollback
+    if d.options.role_arn:
+        extra["RoleARN"] = d.options.role_arn
+    if d.options.notification_arns:
+        extra["NotificationARNs"] = d.options.notification_arns
     d.console.print(Text(d.target.describe(d.name)), soft_wrap=True)
     try:
         change_set = cfn.create_change_set(
@@ -127,26 +187,41 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
             ChangeSetType=kind,
             Parameters=params,
             Capabilities=["CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],  # the transform (R1)
-            Tags=[{"Key": "Environment", "Value": d.env}],
+            Tags=protection.stack_tags(d.env, d.options.tags),
+            **extra,
             **d.body(),
         )
     except ClientError as exc:  # moto refuses an identical update here; AWS fails the change set
         if "No updates are to be performed" not in str(exc):
             raise
-        d.console.print(f"{d.name}: no changes")
-        return write_outputs(d.target, d.name)
+        return Plan(kind, current is not None, None, [])
     changes = wait_for_change_set(d.target, change_set["Id"])
-    if changes is None:
+    found = None if changes is None else change_set["Id"]
+    return Plan(kind, current is not None, found, changes or [])
+
+
+def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
+    """Create or update through a change set; returns the stack outputs (also written, R1b).
+    The changes shown are kept on `d.changes` (for `--output json`)."""
+    cfn = d.target.client("cloudformation")
+    p = plan(d)
+    d.changes = p.changes
+    if p.change_set is None:
         d.console.print(f"{d.name}: no changes")
+        settle(d)
         return write_outputs(d.target, d.name)
-    show_change_set(d.console, d.name, kind, changes)
+    show_change_set(d.console, d.name, p.kind, p.changes)
     if not confirm():
-        cfn.delete_change_set(ChangeSetName=change_set["Id"])
+        cfn.delete_change_set(ChangeSetName=p.change_set)
         raise UsageError("change set not executed (rerun with --yes to execute without asking)")
-    stopped = prepare_removals(d.target, d.name, changes, d.console)
+    stopped = prepare_removals(d.target, d.name, p.changes, d.console)
     before = event_ids(d.target, d.name)
-    cfn.execute_change_set(ChangeSetName=change_set["Id"])
-    final = follow(d.target, d.name, d.console, len(changes), before)
+    prod = d.env == "prod" and p.kind == "UPDATE"
+    with protection.policy_for_update(d.target, d.name, d.guarded(), d.options.allow_replace, prod):
+        cfn.execute_change_set(
+            ChangeSetName=p.change_set, DisableRollback=d.options.disable_rollback
+        )
+        final = follow(d.target, d.name, d.console, len(p.changes), before)
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         for trail in stopped:  # the trail stays: it must log again
             d.target.client("cloudtrail").start_logging(Name=trail)
@@ -156,12 +231,22 @@ def deploy(d: Deployment, confirm: Callable[[], bool]) -> dict[str, str]:
         if final in FAILED_STATES:  # a stack that never got created cannot be updated
             advice = f"; remove it with `{command_for(d.target, 'destroy', d.suffix)}`"
         raise DeployError(f"{d.name} ended {final}: {reason}{advice}")
+    settle(d)
     outputs = write_outputs(d.target, d.name)
     d.console.print(
         f"{d.name}: {final}; outputs in {shown(record_file(d.name, d.target.outputs_file))} "
         f"and {shown(d.target.outputs_file)}"
     )
     return outputs
+
+
+def settle(d: Deployment) -> None:
+    """The stack policy (prod) and termination protection wanted, each change said."""
+    stack = stack_status(d.target, d.name)
+    if stack is None:
+        return
+    for line in protection.settle(d.target, stack, d.env, d.options, d.protected()):
+        d.console.print(Text(f"{d.name}: {line}"), soft_wrap=True)
 
 
 def stack_outputs(target: Target, name: str) -> dict[str, str]:

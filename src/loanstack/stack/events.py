@@ -38,6 +38,8 @@ def wait_for_change_set(target: Target, change_set_id: str) -> list[dict[str, An
         status = described.get("Status", "CREATE_COMPLETE")
         if status == "CREATE_COMPLETE":
             changes = list(described.get("Changes", []))
+            if not changes:  # nothing to execute: not left behind (AWS fails such a change set)
+                cfn.delete_change_set(ChangeSetName=change_set_id)
             return changes or None
         if status == "FAILED":
             reason = described.get("StatusReason", "")
@@ -211,3 +213,37 @@ def first_failure(target: Target, name: str, before: set[str]) -> str:
             )
     last = next((e for e in reversed(events) if e.get("ResourceStatusReason")), None)
     return last["ResourceStatusReason"] if last else "no failure reported"
+
+
+def change_records(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The change set as `--output json` carries it (camelCase): per resource its action,
+    logical id, type, replacement (True, Conditional, False) and the properties that change,
+    with before and after values where DescribeChangeSet gives them (IncludePropertyValues)."""
+    records = []
+    for change in changes:
+        rc = change.get("ResourceChange", {})
+        properties = []
+        for detail in rc.get("Details", []):
+            t = detail.get("Target", {})
+            if t.get("Attribute") != "Properties" or not t.get("Name"):
+                continue
+            entry = {
+                "name": t["Name"],
+                "requiresRecreation": t.get("RequiresRecreation", ""),
+                "evaluation": detail.get("Evaluation", ""),
+                "causingEntity": detail.get("CausingEntity"),
+                "before": t.get("BeforeValue"),
+                "after": t.get("AfterValue"),
+            }
+            properties.append({k: v for k, v in entry.items() if v is not None})
+        records.append(
+            {
+                "action": rc.get("Action", ""),
+                "logicalId": rc.get("LogicalResourceId", ""),
+                "physicalId": rc.get("PhysicalResourceId"),
+                "type": rc.get("ResourceType", ""),
+                "replacement": rc.get("Replacement") or "False",
+                "properties": properties,
+            }
+        )
+    return records
