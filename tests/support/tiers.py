@@ -36,6 +36,7 @@ TESTS = Path(__file__).resolve().parents[1]
 FIXTURE_TIERS = {
     "emulator": "emulator",
     "target": "emulator",
+    "deployed_dev_stack": "emulator",
     "mariadb": "mariadb",
     "mariadb_tls": "mariadb",
     "loans": "mariadb",
