@@ -4,20 +4,32 @@ fails here (tests/unit/test_moto_fence.py's sibling, test_judges.py), not in eac
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import cfnlint
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-ADDITIONAL_SPECS = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs"
+def _package_dir() -> Path:
+    """cfn-lint's installed directory, found without importing it: `import cfnlint` pulls in
+    sympy and networkx (about 1.2 s of CPU), which every `loanstack` command paid at start-up
+    through `template` although only the judges and the schema readers below need cfn-lint."""
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("cfn-lint is not installed (pip install loanstack)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+ADDITIONAL_SPECS = _package_dir() / "data" / "AdditionalSpecs"
 
 
 @cache
 def resource_schema(type_name: str) -> dict[str, Any]:
-    """The registry schema of a resource type (us-east-1's, as cfn-lint bundles it)."""
+    """The registry schema of a resource type (us-east-1's, as cfn-lint bundles it); cfn-lint
+    is imported on the first call (see `_package_dir`)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
     return dict(PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", type_name).schema)
 
 

@@ -16,6 +16,7 @@ from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata import DataApiBridge
 from tests.support.helpers import load_function
+from tests.support.stacks import DEV_SUFFIX, deploy_stack, destroy_stack
 
 REGION = "us-east-1"
 BUCKET = f"s3-loandocuments-dev42-{ACCOUNT_ID}-{REGION}"
@@ -43,6 +44,17 @@ def target(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Targ
     session = boto3.Session(region_name=REGION, **CREDENTIALS)
     outputs = Path(tmp_path_factory.mktemp("cfn-outputs")) / "flat-outputs.json"
     return Target("local", REGION, session, endpoint_url=emulator.url, outputs_file=outputs)
+
+
+@pytest.fixture(scope="module")
+def deployed_dev_stack(
+    target: Target, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """The dev stack (tapstack-dev42) on this module's emulator, deployed once for the module
+    and shared by its tests, which only read it; its outputs (as `loanstack deploy` writes them
+    flat). A test that changes a stack deploys its own (tests/support/stacks.py)."""
+    yield deploy_stack(target, "dev", DEV_SUFFIX, Path(tmp_path_factory.mktemp("out")))
+    destroy_stack(target, DEV_SUFFIX)
 
 
 @pytest.fixture(scope="session")

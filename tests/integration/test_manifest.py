@@ -15,34 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from loanstack import cli
 from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
-from loanstack.emulator import Emulator, awslambda, awslambda_async
+from loanstack.emulator import Emulator, awslambda
 from loanstack.errors import DeployError
 from loanstack.ops import manifest, migrate
-from loanstack.stack import deploy
-from loanstack.stack.destroy import destroy
 from loanstack.testing import loanbook
+from tests.support.stacks import deploy_stack, destroy_stack
 
 SUFFIX = "man42"
 
 
 @pytest.fixture(scope="module")
 def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The stack lives as long as this module."""
-    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / f"{SUFFIX}.json"
-    d = deploy.Deployment(
-        target,
-        "dev",
-        SUFFIX,
-        deploy.parameters_for("dev", SUFFIX, {}),
-        Console(record=True, width=200),
-    )
-    yield deploy.deploy(d, confirm=lambda: True)
-    assert awslambda_async.wait_idle(60)
-    destroy(target, SUFFIX, Console(record=True, width=200))
+    """The module's own stack (its migrations write rows): it lives as long as this module."""
+    yield deploy_stack(target, "dev", SUFFIX, Path(tmp_path_factory.mktemp("out")))
+    destroy_stack(target, SUFFIX)
 
 
 @pytest.fixture

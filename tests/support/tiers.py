@@ -15,8 +15,8 @@ from MODULE_TIERS; a test neither gives is `unit`. `outside_resources_forbidden`
 
 Parallel runs (pytest-xdist, `--dist loadgroup`): the tests of a module that uses a module-scoped
 fixture (a deployed stack, an emulator) form one `xdist_group`, so that fixture is built once, on
-one worker, and the module's tests keep their order; EXCLUSIVE_GROUPS puts the modules that share a
-cache in the work tree on one worker. Session fixtures (MariaDB) are per worker by construction.
+one worker, and the module's tests keep their order; EXCLUSIVE_GROUPS would put tests that write
+one place in the work tree on one worker (none do today). Session fixtures (MariaDB) are per worker by construction.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ TESTS = Path(__file__).resolve().parents[1]
 FIXTURE_TIERS = {
     "emulator": "emulator",
     "target": "emulator",
+    "deployed_dev_stack": "emulator",
     "mariadb": "mariadb",
     "mariadb_tls": "mariadb",
     "loans": "mariadb",
@@ -68,6 +69,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_field_tools.py": ("subprocess",),
     "unit/test_control_tower.py": ("subprocess",),
     "unit/test_check_report.py": ("subprocess",),
+    "unit/test_startup.py": ("subprocess",),
     "unit/test_emulator_async_lambda.py": ("emulator",),
     "unit/test_emulator_extensions.py": ("emulator",),
     "unit/test_emulator_password_timing.py": ("emulator",),
@@ -81,14 +83,12 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
 }
 
 # Tests that write one shared place in the work tree run on one worker, one after another (a
-# module, or one test as module::name): the cfn-guard download under .cache/cfn-guard is unpacked
-# in place by whichever `loanstack check` needs it first.
-EXCLUSIVE_GROUPS = {
-    "unit/test_control_tower.py": "cfn-guard",
-    "unit/test_check_report.py": "cfn-guard",
-    "unit/test_cli.py::test_check_as_json_and_sarif": "cfn-guard",
-    "unit/test_cli.py::test_make_check_builds_what_check_needs_then_runs_it": "cfn-guard",
-}
+# module, or one test as module::name, mapped to a group name). None today: the cfn-guard rules
+# under .cache/cfn-guard, which the first `loanstack check` used to unpack in place, are fetched
+# by the Makefile's install step and only read by tests (control_tower.ensure_guard), so the 16
+# tests that were held together here for them (checkov, cfn-guard and cfn-lint runs, ~60 s of
+# CPU) spread over both workers again.
+EXCLUSIVE_GROUPS: dict[str, str] = {}
 
 
 def module_key(item: pytest.Item) -> str:

@@ -11,13 +11,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode.decode import decode
-
 from loanstack.template import TEMPLATE_PATH
 
 
 @cache
 def _decoded(path: str, mtime_ns: int) -> Any:
+    # imported here: cfn-lint costs every `loanstack` command ~1.2 s of CPU at start-up
+    # (cfnlint_data._package_dir); only `check` reaches this
+    from cfnlint.decode.decode import decode
+
     tree, _ = decode(path)
     return tree
 

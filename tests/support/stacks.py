@@ -1,0 +1,48 @@
+"""The template deployed on a test module's emulator, through the deploy code `loanstack deploy`
+runs: the one way tests get a stack, so a new test takes the fast path by default.
+
+A deploy is the dearest thing a test does (seconds of CPU for the template's ~90 resources, then
+as much again to destroy). The rules (docs/testing.md, "Keeping it fast"): a test that only
+reads a stack asks for `deployed_dev_stack` (tests/integration/conftest.py), deployed once per
+module and shared by the module's tests on one worker; a test that changes its stack (an update,
+a rotation, a fault, a destroy) deploys its own with `deploy_stack` under a suffix of its own.
+The emulator is per module because moto's in-memory mocks used by other modules on the same
+worker reset the backends it shares, so a stack cannot outlive its module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from loanstack.aws.target import Target
+from loanstack.emulator import awslambda_async
+from loanstack.stack import deploy
+from loanstack.stack.destroy import destroy
+
+DEV_SUFFIX = "dev42"
+
+
+def quiet() -> Console:
+    """A console that records instead of printing (the deploy's progress is not the test's)."""
+    return Console(record=True, width=200)
+
+
+def deploy_stack(
+    target: Target, env: str, suffix: str, out_dir: Path, **params: str
+) -> dict[str, str]:
+    """Deploy `env` as tapstack-<suffix> and return its outputs, written flat to
+    out_dir/<suffix>.json (the target's outputs file from then on)."""
+    target.outputs_file = out_dir / f"{suffix}.json"
+    d = deploy.Deployment(
+        target, env, suffix, deploy.parameters_for(env, suffix, dict(params)), quiet()
+    )
+    return deploy.deploy(d, confirm=lambda: True)
+
+
+def destroy_stack(target: Target, suffix: str) -> None:
+    """Wait until the emulator's asynchronous invocations are done, then destroy: the
+    backends outlive the emulator in this process, so no reservation is left behind."""
+    assert awslambda_async.wait_idle(60), "asynchronous invocations still running after 60 s"
+    destroy(target, suffix, quiet())
