@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -87,7 +88,10 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
         chunk_rows=args.chunk_rows, retry_failed=args.retry_failed, timeout=args.timeout
     )
     migrate.check_options(options)
+    if args.show < 0:
+        raise UsageError("--show must be 0 or more rows")
     export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
+    options.problems_file = problems_path(args, export, options.chunk_rows)
     path = follow_up(args)
     outputs = read_outputs(path)
     if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
@@ -129,11 +133,26 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     if args.manifest:
         save(Path(args.manifest), document, console)
     if args.output == "json":
+        console.print(Text(f"problem rows: {options.problems_file}"))
         layout.emit(result)
     else:
-        migrate.print_summary(console, result)
+        with options.problems_file.open("rb") as listed:
+            where = str(options.problems_file)
+            rows = migrate.read_problems(listed)
+            migrate.print_summary(console, result, args.show, rows, where)
     reconciled = result.get("verify", {}).get("reconciled", True)
     return 1 if result["failedChunks"] or not reconciled else 0
+
+
+def problems_path(args: argparse.Namespace, export: Any, chunk_rows: int) -> Path:
+    """--problems FILE, else next to --manifest FILE, else migration-<id>.problems.jsonl in the
+    current directory: every problem row of the run, as JSON Lines."""
+    if args.problems:
+        return Path(args.problems)
+    if args.manifest:
+        return Path(args.manifest).with_suffix(".problems.jsonl")
+    export.chunk_rows = chunk_rows
+    return Path(f"migration-{export.migration_id}.problems.jsonl")
 
 
 def save(path: Path, document: dict[str, object], console: Console) -> None:
