@@ -54,6 +54,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_invoke_payloads.py": ("subprocess",),
     "integration/test_verify.py": ("subprocess", "emulator"),
     "integration/test_data_tier_faults.py": ("emulator",),
+    "integration/test_migration_faults.py": ("emulator",),
     "integration/test_manifest.py": ("subprocess", "emulator"),  # the manifest asks git
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),
     "integration/test_previews.py": ("subprocess", "emulator"),

@@ -47,6 +47,7 @@ from loanstack.ops.export import (
     inspect,
 )
 from loanstack.ops.migrate_report import (
+    PROBLEMS,
     SHOWN,
     FailedChunk,
     HeldBack,
@@ -68,11 +69,15 @@ from loanstack.ops.migrate_report import (
 # What callers (the CLI, the demo, tests) reach through this module.
 __all__ = [
     "BATCH",
+    "PROBLEMS",
     "SHOWN",
     "BatchPath",
+    "Chunk",
+    "Export",
     "FailedChunk",
     "MigrationReport",
     "Options",
+    "Path",
     "Problem",
     "chunks",
     "dead_letters",

@@ -29,6 +29,8 @@ from loanstack.ops.export import BATCH, Chunk, Export
 
 SHOWN = 20  # problem rows the terminal shows, and the report keeps as `firstProblems`
 PROBLEMS_NAME = "migration.problems.jsonl"
+# The decisions a report lists as problem rows: every one but those the batch contract accepts.
+PROBLEMS: tuple[str, ...] = tuple(d for d in BATCH.DECISIONS if d not in BATCH.ACCEPTED)
 
 
 class Problem(TypedDict, total=False):
