@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--show must be 0 or more rows")
     export = migrate.inspect(Path(args.export))  # bad input is refused before anything else
     options.problems_file = problems_path(args, export, options.chunk_rows)
+    writable(options.problems_file)  # refused before anything is sent
     path = follow_up(args)
     outputs = read_outputs(path)
     if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
@@ -153,6 +155,13 @@ def problems_path(args: argparse.Namespace, export: Any, chunk_rows: int) -> Pat
         return Path(args.manifest).with_suffix(".problems.jsonl")
     export.chunk_rows = chunk_rows
     return Path(f"migration-{export.migration_id}.problems.jsonl")
+
+
+def writable(path: Path) -> None:
+    """The problem file's directory exists and may be written (checked without creating it)."""
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write the problem file {path}: no writable directory {folder}")
 
 
 def save(path: Path, document: dict[str, object], console: Console) -> None:
