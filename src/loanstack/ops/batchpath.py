@@ -11,8 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from boto3.s3.transfer import TransferConfig
+
 from loanstack.aws.outputs import output
 from loanstack.aws.target import Target
+
+MIB = 1 << 20
+
+
+def bounded_transfer() -> TransferConfig:
+    """S3 transfers of a large file (the problem list of an all-bad 1,000,000-row export is
+    ~170 MiB) within a fixed amount of memory: boto3's defaults allow up to 10 parts of 8 MiB in
+    memory per upload and a 100-deep write queue per download. Two parts in flight and a short
+    queue cost 16 MiB or so, whatever the file's size (docs/benchmarks.md, "Memory"). https://boto3.amazonaws.com/v1/documentation/api/latest/reference/customizations/s3.html#boto3.s3.transfer.TransferConfig"""
+    config = TransferConfig(
+        multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=2, max_io_queue=8
+    )
+    # s3transfer's own limits, not among TransferConfig's arguments but read from it
+    config.max_in_memory_upload_chunks = 2
+    config.max_in_memory_download_chunks = 2
+    return config
 
 
 @dataclass

@@ -214,12 +214,13 @@ def merge_and_publish(
     with spool_for(options.problems_file) as spool:
         report = merge(export, layout_, stack, failed, held, ProblemWriter(spool))
         spool.flush()
-        publish(stack, spool, report["problemsFile"]["key"])
+        publish(stack, spool.name, report["problemsFile"]["key"])
     return report
 
 
 def spool_for(path: Path | None) -> IO[bytes]:
-    return open_local(path) if path is not None else tempfile.TemporaryFile()
+    """A named file: S3 reads it by name, part by part, never whole (batchpath.bounded_transfer)."""
+    return open_local(path) if path is not None else tempfile.NamedTemporaryFile()
 
 
 def open_local(path: Path) -> IO[bytes]:

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.ops.batchpath import BatchPath, read_object
+from loanstack.ops.batchpath import BatchPath, bounded_transfer, read_object
 from loanstack.ops.export import BATCH, Chunk, Export
 
 SHOWN = 20  # problem rows the terminal shows, and the report keeps as `firstProblems`
@@ -216,11 +216,16 @@ def merge(
     return merged
 
 
-def publish(stack: BatchPath, body: IO[bytes], key: str) -> None:
-    """The problem file to S3 next to the report, streamed (multipart above 8 MiB)."""
-    body.seek(0)
-    stack.s3.upload_fileobj(
-        body, stack.bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"}
+def publish(stack: BatchPath, name: str, key: str) -> None:
+    """The problem file to S3 next to the report, by its name: boto3 then reads each part from
+    the file as it is sent (a file object's parts are read into memory first), within
+    bounded_transfer's limits, so a 150 MiB list costs no more than a small one."""
+    stack.s3.upload_file(
+        name,
+        stack.bucket,
+        key,
+        ExtraArgs={"ContentType": "application/x-ndjson"},
+        Config=bounded_transfer(),
     )
 
 
@@ -236,7 +241,9 @@ def store(stack: BatchPath, key: str, report: MigrationReport) -> None:
 
 def download(stack: BatchPath, report: MigrationReport, into: IO[bytes]) -> None:
     """The report's problem file, streamed into `into` (a migration already done)."""
-    stack.s3.download_fileobj(stack.bucket, report["problemsFile"]["key"], into)
+    stack.s3.download_fileobj(
+        stack.bucket, report["problemsFile"]["key"], into, Config=bounded_transfer()
+    )
 
 
 def problems(stack: BatchPath, report: MigrationReport) -> Iterator[Problem]:
@@ -261,12 +268,13 @@ def upgrade(stored: dict[str, Any], stack: BatchPath, migration: str) -> Migrati
     report was small enough to be stored whole, so holding it here is what it always cost."""
     if "problemsFile" in stored:
         return cast(MigrationReport, stored)
-    with tempfile.TemporaryFile() as spool:
+    with tempfile.NamedTemporaryFile() as spool:
         out = ProblemWriter(spool)
         for problem in stored.pop("problems", []):
             out.write(cast(Problem, problem))
+        spool.flush()
         key = problems_key(migration)
-        publish(stack, spool, key)
+        publish(stack, spool.name, key)
     stored["problemsFile"], stored["firstProblems"] = out.described(key), out.first
     return cast(MigrationReport, stored)
 
