@@ -1,16 +1,18 @@
-"""`loanstack migrate` end to end on the emulator: a generated export, at reserved concurrency 1
-and at the template's default (10), side by side.
+"""`loanstack migrate` end to end on the emulator, then `loanstack verify` of the same export:
+rows per second and the tool's peak RSS, for an export of mostly good rows or of bad rows only.
 
-For each concurrency: a fresh detached emulator (`loanstack emulator start --detach`), the dev
-stack deployed with `ValidationReservedConcurrency=<n>`, then `loanstack migrate` in its own
-process, timed from outside; that process reports its own peak RSS (the tool only: the emulator
-and the function run in the emulator's process). Also printed: the most invocations the
-emulator saw at once is not visible from outside, so the chunk count and wall time are the
-evidence of the fan-out here; tests/unit/test_emulator_async_lambda.py proves the overlap.
+For each concurrency: a fresh detached emulator (`loanstack emulator start --detach`: its own
+process, so the function, the Data API and MariaDB are not in the tool's memory), the dev stack
+deployed with `ValidationReservedConcurrency=<n>`, then `loanstack migrate --no-verify` in a
+process of its own, timed from outside, which reports its own peak RSS (getrusage ru_maxrss of
+the tool's process alone); then `loanstack verify` of the same export the same way. Issue 20's
+targets: >= 10,000 rows/s end to end at concurrency 1 and 4, peak RSS <= 300 MiB for the all-good
+and the all-bad export alike, verify >= 50,000 rows/s.
 
-Run: .venv/bin/python -m bench.migrate [rows] [--concurrency 1,10] [--chunk-rows 10000]
-(default 1,000,000 rows; about 2 x 3 minutes on 2 cores). docs/benchmarks.md's "How a migration
-scales" quotes its output.
+Run (docs/benchmarks.md quotes its output; 1,000,000 rows take minutes per concurrency on 2
+cores, so run it when the machine is otherwise quiet):
+  .venv/bin/python -m bench.migrate --rows 1000000 --concurrency 1,4
+  .venv/bin/python -m bench.migrate --rows 1000000 --concurrency 1,4 --bad
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from loanstack.template import ROOT
 from loanstack.testing import loanbook
@@ -42,13 +45,26 @@ def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[st
 
 
 def child(argv: list[str]) -> None:
-    """The migrate command in this process; then its peak RSS as the last line of stderr."""
+    """A loanstack command in this process; then its peak RSS as the last line of stderr."""
     from loanstack import cli
 
     code = cli.main(argv)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"code": code, "peak_rss_mib": round(peak_kib / 1024, 1)}), file=sys.stderr)
     raise SystemExit(code)
+
+
+def timed(env: dict[str, str], cwd: Path, *argv: str) -> tuple[dict[str, Any], str, float]:
+    """One command in a child process: (its peak RSS line, its stdout, wall seconds)."""
+    begin = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, __file__, "--child", *argv],
+        env=env, cwd=cwd, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - begin
+    if run.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({run.returncode}): {run.stderr.strip()[-800:]}")
+    return json.loads(run.stderr.strip().splitlines()[-1]), run.stdout, wall
 
 
 def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Path) -> dict:
@@ -73,26 +89,27 @@ def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Pat
         )  # fmt: skip
         if deployed.returncode != 0:
             raise SystemExit(f"deploy failed: {deployed.stderr.strip()[-500:]}")
-        begin = time.perf_counter()
-        run = subprocess.run(
-            [sys.executable, __file__, "--child", "migrate", str(export),
-             "--chunk-rows", str(chunk_rows), "--output", "json"],
-            env=env, cwd=ROOT, capture_output=True, text=True, check=False,
+        tool, out, wall = timed(
+            env, tmp, "migrate", str(export), "--chunk-rows", str(chunk_rows),
+            "--output", "json", "--no-verify", "--problems", str(tmp / "problems.jsonl"),
         )  # fmt: skip
-        wall = time.perf_counter() - begin
-        if run.returncode != 0:
-            raise SystemExit(f"migrate failed: {run.stderr.strip()[-800:]}")
-        report = json.loads(run.stdout)
-        tool = json.loads(run.stderr.strip().splitlines()[-1])
+        report = json.loads(out)
+        checker, out, verify_wall = timed(env, tmp, "verify", str(export), "--output", "json")
+        proof = json.loads(out)
     finally:
         loanstack(env, "emulator", "stop")
     assert report["rows"] == rows, report["rows"]
+    assert proof["reconciled"] and proof["lines"] == rows, proof
     return {
         "concurrency": concurrency,
         "chunks": report["chunks"],
         "wall_s": round(wall, 1),
         "rows_per_s": round(rows / wall),
         "tool_peak_rss_mib": tool["peak_rss_mib"],
+        "problem_rows": report["problemsFile"]["rows"],
+        "verify_s": round(verify_wall, 1),
+        "verify_rows_per_s": round(rows / verify_wall),
+        "verify_peak_rss_mib": checker["peak_rss_mib"],
         "summary": report["summary"],
     }
 
@@ -102,15 +119,22 @@ def main() -> None:
         child(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rows", nargs="?", type=int, default=1_000_000)
-    parser.add_argument("--concurrency", default="1,10")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--bad", action="store_true", help="every row INVALID (the all-bad export)")
+    parser.add_argument("--concurrency", default="1,4", help="reserved concurrencies, e.g. 1,4")
     parser.add_argument("--chunk-rows", type=int, default=10_000)
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, {os.cpu_count()} cores, {args.rows:,} rows")
+    kind = "all bad" if args.bad else "one bad row in 1,000"
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} cores, {args.rows:,} rows ({kind})"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "loanbook.csv"
         begin = time.perf_counter()
-        loanbook.write_export(export, args.rows)
+        if args.bad:
+            loanbook.write_bad_export(export, args.rows)
+        else:
+            loanbook.write_export(export, args.rows)
         size = export.stat().st_size
         print(f"export: {size / 2**20:,.1f} MiB, written in {time.perf_counter() - begin:.1f} s")
         results = [
@@ -118,12 +142,14 @@ def main() -> None:
             for c in args.concurrency.split(",")
         ]
     print(
-        f"{'concurrency':>11} {'chunks':>6} {'wall s':>8} {'rows/s':>8} {'tool peak RSS MiB':>18}"
+        f"{'concurrency':>11} {'chunks':>6} {'wall s':>8} {'rows/s':>8} {'tool RSS MiB':>12} "
+        f"{'problems':>9} {'verify s':>8} {'verify rows/s':>13} {'verify RSS MiB':>14}"
     )
     for r in results:
         print(
             f"{r['concurrency']:>11} {r['chunks']:>6} {r['wall_s']:>8} {r['rows_per_s']:>8,} "
-            f"{r['tool_peak_rss_mib']:>18}"
+            f"{r['tool_peak_rss_mib']:>12} {r['problem_rows']:>9,} {r['verify_s']:>8} "
+            f"{r['verify_rows_per_s']:>13,} {r['verify_peak_rss_mib']:>14}"
         )
     print(json.dumps(results[-1]["summary"]))
 

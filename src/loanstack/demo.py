@@ -158,13 +158,12 @@ def demo_migration(target: Target, console: Console, outputs: dict[str, str]) ->
         path = Path(tmp) / "loanbook.csv"
         expected = loanbook.write_export(path, 5000, every=1000, prefix="DEMO")
         console.rule("Migration: loanbook.csv (5,000 rows) through `loanstack migrate`")
-        report = migrate.migrate(
-            path, migrate.stack_of(target, outputs), console, migrate.Options(chunk_rows=1000)
-        )
+        stack = migrate.stack_of(target, outputs)
+        report = migrate.migrate(path, stack, console, migrate.Options(chunk_rows=1000))
     migrate.print_summary(console, report)
     problems = []
     if report["summary"] != dict(expected.summary):
         problems.append(f"migration: summary {report['summary']} != {dict(expected.summary)}")
-    if {p["line"]: p["decision"] for p in report["problems"]} != expected.problems:
+    if {p["line"]: p["decision"] for p in migrate.problems(stack, report)} != expected.problems:
         problems.append("migration: the problem lines differ from the export's bad lines")
     return problems

@@ -124,12 +124,24 @@ def test_a_migration_writes_a_manifest_an_auditor_can_check_with_sha256sum(
     )  # fmt: skip
     assert totals["recorded"]["loanAmount"] == amount["stringValue"]
 
-    # every problem row, with what became of it
-    assert {p["line"]: p["decision"] for p in document["problems"]} == expected.problems
-    assert all(p["disposition"] for p in document["problems"])
-    assert {p["disposition"] for p in document["problems"] if p["decision"] == "INVALID"} == {
-        manifest.DISPOSITIONS["INVALID"]
-    }
+    # every problem row by reference: the file the report names, at the SHA-256 the manifest
+    # keeps, and what became of each decision's rows
+    problems = document["problems"]
+    listed = s3.get_object(Bucket=bucket, Key=problems["file"]["key"])["Body"].read()
+    assert hashlib.sha256(listed).hexdigest() == problems["file"]["sha256"]
+    assert len(listed) == problems["file"]["bytes"]
+    rows = [json.loads(line) for line in listed.splitlines()]
+    assert saved.with_suffix(".problems.jsonl").read_bytes() == listed  # beside the manifest
+    assert (
+        {p["line"]: p["decision"] for p in rows}
+        == expected.problems
+        == {
+            p["line"]: p["decision"]
+            for p in migrate.problems(migrate.stack_of(target, outputs), report)
+        }
+    )
+    assert problems["rows"] == len(rows) == sum(d["rows"] for d in problems["byDecision"].values())
+    assert problems["byDecision"]["INVALID"]["disposition"] == manifest.DISPOSITIONS["INVALID"]
 
     # the same document in S3 under manifests/, beside its summary for a person
     stored = stored_manifests(target, outputs, document["migration"])

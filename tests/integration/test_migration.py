@@ -92,11 +92,15 @@ def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
     assert report["chunks"] == 11  # 100,000 rows and 100 blank lines, 10,000 lines a chunk
     assert report["rows"] == expected.rows == 100_000
     assert report["summary"] == dict(expected.summary)
-    assert {p["line"]: p["decision"] for p in report["problems"]} == expected.problems
+    listed = list(migrate.problems(stack, report))
+    assert {p["line"]: p["decision"] for p in listed} == expected.problems
+    assert [p["line"] for p in listed] == sorted(expected.problems)  # in export line order
+    assert report["problemsFile"]["rows"] == len(listed)
+    assert report["firstProblems"] == listed[: migrate.SHOWN]
     assert report["failedChunks"] == []
     assert report["sortedByLoanId"] is True  # issue 23 item 15: the generated ids are in order
     lines = path.read_bytes().split(b"\n")
-    for problem in report["problems"]:
+    for problem in listed:
         text = lines[problem["line"] - 1]
         if "loanId" in problem and problem["decision"] != "CONFLICT":
             assert text.startswith(problem["loanId"].encode() + b","), problem
@@ -229,6 +233,7 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
     monkeypatch.setenv(EMULATOR_URL_VARIABLE, emulator.url)
     monkeypatch.setenv("LOANSTACK_OUTPUTS_FILE", str(target.outputs_file))
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(tmp_path)  # the problem file's default place
     path = tmp_path / "cli.csv"
     expected = loanbook.write_export(path, 2000, every=500, prefix="C")
     assert cli.main(["migrate", str(path), "--chunk-rows", "700", "--output", "json"]) == 0
@@ -255,3 +260,11 @@ def test_the_migrate_command_prints_one_json_document_and_a_whole_summary(
             or row.replace("\u2502", " ").split()[:2] == [str(line), decision]
             for row in text.splitlines()
         ), (line, decision, text)
+    # every problem row is in the file (the current directory's, by default); --show N prints N
+    [listed] = tmp_path.glob("migration-*.problems.jsonl")
+    rows = [json.loads(line) for line in listed.read_text().splitlines()]
+    assert {r["line"]: r["decision"] for r in rows} == expected.problems
+    argv = ["migrate", str(path), "--chunk-rows", "700", "--no-verify", "--show", "1"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"and {len(rows) - 1:,} more" in text and listed.name in text

@@ -61,3 +61,15 @@ def test_a_detached_emulator_takes_faults_on_its_control_path() -> None:
     finally:
         STATE.faults.clear()
         server.stop()
+
+
+def test_a_kill_is_taken_once_by_the_invocation_it_names(fresh: faults.Faults) -> None:
+    fresh.kill_invocation(1.5, match="x/part-00003.csv")
+    assert fresh.take_kill({"Records": [{"s3": {"object": {"key": "x/part-00002.csv"}}}]}) is None
+    named = {"Records": [{"s3": {"object": {"key": "x%2Fpart-00003.csv"}}}]}  # as S3 encodes
+    assert fresh.take_kill(named) == 1.5 and fresh.killed == 1
+    assert fresh.take_kill(named) is None  # once
+    fresh.apply({"fault": "kill_invocation", "seconds": 0})
+    assert fresh.take_kill({}) == 0.0  # no match: any invocation
+    with pytest.raises(ValueError, match="must not be negative"):
+        fresh.kill_invocation(-1)

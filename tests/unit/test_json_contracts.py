@@ -131,7 +131,12 @@ def test_the_manifest_document_is_a_manifest(monkeypatch: pytest.MonkeyPatch) ->
     recorder.report = {
         "rows": 1,
         "summary": {"INVALID": 1},
-        "problems": [{"line": 2, "decision": "INVALID", "errors": []}],
+        "problemsFile": {
+            "key": "reports/m/migration.problems.jsonl",
+            "rows": 1,
+            "bytes": 9,
+            "sha256": "aa" * 32,
+        },
         "failedChunks": [],
     }
     document = recorder.document(RuntimeError("boom"))
@@ -141,7 +146,9 @@ def test_the_manifest_document_is_a_manifest(monkeypatch: pytest.MonkeyPatch) ->
     holds(document["chunks"][0], manifest.ManifestChunk)
     assert document["report"] is not None
     holds(document["report"], manifest.ManifestReport)
-    holds(document["problems"][0], manifest.Disposition)
+    assert document["problems"] is not None
+    holds(document["problems"], manifest.ManifestProblems)
+    holds(document["problems"]["byDecision"]["INVALID"], manifest.Disposition)
 
 
 def test_check_json_and_sarif_are_their_typed_dicts() -> None:

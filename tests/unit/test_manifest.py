@@ -53,20 +53,32 @@ def test_the_outcome_of_a_run(
     assert manifest.outcome(error, report) == outcome
 
 
-def test_every_problem_row_gets_a_disposition() -> None:
-    rows = manifest.dispositions(
-        [
-            {"line": 3, "loanId": "A", "decision": "REJECTED", "reasons": ["CREDIT_SCORE"]},
-            {"line": 4, "decision": "INVALID", "errors": [{"field": "loanType", "message": "x"}]},
-            {"line": 5, "loanId": "A", "decision": "CONFLICT", "errors": []},
-        ]
+def test_every_problem_decision_gets_a_disposition_and_the_rows_file() -> None:
+    found = manifest.problems_by_reference(
+        {
+            "summary": {
+                "APPROVED": 7,
+                "MANUAL_REVIEW": 2,
+                "REJECTED": 1,
+                "INVALID": 2,
+                "CONFLICT": 1,
+            },
+            "problemsFile": {"key": "reports/m/p.jsonl", "rows": 4, "bytes": 10, "sha256": "ab"},
+        }
     )
-    assert [r["disposition"] for r in rows] == [
-        manifest.DISPOSITIONS["REJECTED"],
-        manifest.DISPOSITIONS["INVALID"],
-        manifest.DISPOSITIONS["CONFLICT"],
-    ]
-    assert rows[0]["why"] == "CREDIT_SCORE" and rows[1]["why"] == "loanType: x"
+    assert found is not None
+    assert found["rows"] == 4 and found["file"] == {
+        "key": "reports/m/p.jsonl",
+        "bytes": 10,
+        "sha256": "ab",
+    }
+    assert {d: v["disposition"] for d, v in found["byDecision"].items()} == {
+        "CONFLICT": manifest.DISPOSITIONS["CONFLICT"],
+        "INVALID": manifest.DISPOSITIONS["INVALID"],
+        "REJECTED": manifest.DISPOSITIONS["REJECTED"],
+    }
+    assert found["byDecision"]["INVALID"]["rows"] == 2
+    assert manifest.problems_by_reference({"summary": {"INVALID": 1}}) is None
 
 
 def reconciliation(sha: str = "ab" * 32, size: int = 10, amount: str = "5.00") -> Reconciliation:

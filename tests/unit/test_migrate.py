@@ -135,3 +135,11 @@ def test_the_summary_says_whether_the_export_was_sorted() -> None:
     assert "not sorted (line 7 is the first out of order)" in line
     assert "docs/benchmarks.md" in line
     assert "not recorded" in migrate.order_line({})
+
+
+def test_an_unwritable_problem_file_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    export = tmp_path / "ok.jsonl"
+    export.write_text('{"loanId": "L-1"}\n')
+    where = tmp_path / "missing-dir" / "problems.jsonl"
+    run = loanstack(ci_env(tmp_path), "migrate", str(export), "--problems", str(where))
+    assert run.code == 2 and "cannot write the problem file" in one_error_line(run), run.err

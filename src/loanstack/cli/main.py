@@ -173,6 +173,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="also save the run's manifest here (it is always written to S3 under manifests/)",
     )
+    mig.add_argument(
+        "--problems",
+        metavar="FILE",
+        help="write every problem row here as JSON Lines (default: next to --manifest FILE, "
+        "else migration-<id>.problems.jsonl in the current directory)",
+    )
+    mig.add_argument(
+        "--show", type=int, default=20, help="problem rows printed (default 20; all in the file)"
+    )
 
     sub.add_parser("demo", help="deploy, try, rotate and destroy a dev stack on the emulator")
     add_verify_parser(sub)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -142,7 +143,11 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
         chunk_rows=args.chunk_rows, retry_failed=args.retry_failed, timeout=args.timeout
     )
     migrate.check_options(options)
+    if args.show < 0:
+        raise UsageError("--show must be 0 or more rows")
     export = inspect_export(Path(args.export))  # bad input is refused before anything else
+    options.problems_file = problems_path(args, export, options.chunk_rows)
+    writable(options.problems_file)  # refused before anything is sent
     path = follow_up(args)
     outputs = read_outputs(path)
     if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
@@ -185,12 +190,34 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     if args.manifest:
         save(Path(args.manifest), document, console)
     if args.output == "json":
+        console.print(Text(f"problem rows: {options.problems_file}"))
         layout.emit(result)
     else:
         logs = f"{again(target, 'logs')} --filter errorMessage --since {started}"
-        migrate.print_summary(console, result, logs)
+        with options.problems_file.open("rb") as listed:
+            where = str(options.problems_file)
+            rows = migrate.read_problems(listed)
+            migrate.print_summary(console, result, args.show, rows, where, logs)
     reconciled = result.get("verify", {}).get("reconciled", True)
     return 1 if result["failedChunks"] or not reconciled else 0
+
+
+def problems_path(args: argparse.Namespace, export: Any, chunk_rows: int) -> Path:
+    """--problems FILE, else next to --manifest FILE, else migration-<id>.problems.jsonl in the
+    current directory: every problem row of the run, as JSON Lines."""
+    if args.problems:
+        return Path(args.problems)
+    if args.manifest:
+        return Path(args.manifest).with_suffix(".problems.jsonl")
+    export.chunk_rows = chunk_rows
+    return Path(f"migration-{export.migration_id}.problems.jsonl")
+
+
+def writable(path: Path) -> None:
+    """The problem file's directory exists and may be written (checked without creating it)."""
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write the problem file {path}: no writable directory {folder}")
 
 
 def save(path: Path, document: Mapping[str, object], console: Console) -> None:

@@ -249,7 +249,8 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     worker.daemon = True
     worker.start()
     invocation.started.wait()
-    worker.join(invocation.timeout)
+    killed = STATE.faults.take_kill(event)  # faults.py: ended mid-way, as at a timeout
+    worker.join(invocation.timeout if killed is None else min(killed, invocation.timeout))
     if worker.is_alive():
         stop(worker)
         worker.join(STOP_GRACE_SECONDS)

@@ -12,7 +12,13 @@ in process; on a detached emulator `inject(url, fault, ...)`, which posts to its
   transaction rolled back, as InnoDB does to a deadlock's victim;
 - `duplicate_notifications(count=1)`: the next `count` S3 event notifications are delivered
   twice (S3 delivers at least once:
-  https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html).
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html);
+- `kill_invocation(after_seconds, match=None, count=1)`: the next `count` Lambda invocations
+  whose event names `match` (an S3 key, say, as it reads decoded; None: any) are ended `after_seconds` after their
+  handler started, mid-way, as Lambda's runtime ends one at its Timeout ("Task timed out", the
+  handler's work up to then kept): an asynchronous one is retried twice, then dead-lettered
+  (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html,
+  https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
 
 Each fault may name a cluster (its ARN or identifier); without one it hits every cluster.
 Sources for the error shapes:
@@ -30,6 +36,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 UNAVAILABLE = "The writer instance in the DB cluster isn't available"
 ACCESS_DENIED = 1045
@@ -55,6 +62,8 @@ class Faults:
         self._windows: list[tuple[str, float, str | None]] = []  # (kind, until, cluster)
         self._deadlocks: list[str | None] = []  # one entry per statement to fail
         self._duplicates = 0
+        self._kills: list[tuple[float, str | None]] = []  # (after seconds, event must name)
+        self.killed = 0  # invocations ended so far, for a test to see the fault was met
 
     def unavailable(self, seconds: float, cluster: str | None = None) -> None:
         self._open("unavailable", seconds, cluster)
@@ -70,11 +79,21 @@ class Faults:
         with self._lock:
             self._duplicates += count
 
+    def kill_invocation(
+        self, after_seconds: float, match: str | None = None, count: int = 1
+    ) -> None:
+        if after_seconds < 0:
+            raise ValueError(f"kill_invocation: seconds must not be negative ({after_seconds})")
+        with self._lock:
+            self._kills.extend([(after_seconds, match)] * count)
+
     def clear(self) -> None:
         with self._lock:
             self._windows.clear()
             self._deadlocks.clear()
             self._duplicates = 0
+            self._kills.clear()
+            self.killed = 0
 
     def _open(self, kind: str, seconds: float, cluster: str | None) -> None:
         if seconds < 0:
@@ -112,6 +131,19 @@ class Faults:
                 return True
         return False
 
+    def take_kill(self, event: Any) -> float | None:
+        """Seconds after which this invocation is to be ended (once per request), else None."""
+        if not self._kills:  # the common case: no fault asked for, no event serialised
+            return None
+        text = unquote_plus(json.dumps(event))  # S3 events carry keys URL-encoded ("/" as %2F)
+        with self._lock:
+            for i, (after, match) in enumerate(self._kills):
+                if match is None or match in text:
+                    del self._kills[i]
+                    self.killed += 1
+                    return after
+        return None
+
     def apply(self, request: dict[str, Any]) -> None:
         """One control request (the detached emulator's HTTP path): {"fault": name, ...}."""
         fault = request.get("fault")
@@ -124,12 +156,16 @@ class Faults:
             self.deadlock(int(request.get("count", 1)), cluster)
         elif fault == "duplicate_notifications":
             self.duplicate_notifications(int(request.get("count", 1)))
+        elif fault == "kill_invocation":
+            self.kill_invocation(
+                float(request["seconds"]), request.get("match"), int(request.get("count", 1))
+            )
         elif fault == "clear":
             self.clear()
         else:
             raise ValueError(
                 f"unknown fault {fault!r} (unavailable, deny_access, deadlock, "
-                "duplicate_notifications, clear)"
+                "duplicate_notifications, kill_invocation, clear)"
             )
 
 

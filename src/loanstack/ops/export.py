@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from loanstack import functions
 from loanstack.errors import UsageError
+from loanstack.ops.firstlines import FirstLines, IdOrder
 
 # The batch contract is the validation function's (its S3 layout, columns and decisions): read
 # from its module, never restated here.
@@ -34,28 +35,6 @@ DEFAULT_CHUNK_ROWS = 10_000
 
 
 READ_BYTES = 1 << 20
-
-
-@dataclass
-class IdOrder:
-    """Whether the export's loan ids come in the table's primary-key order, as the chunks are
-    cut. The key is `utf8mb4_bin`, which orders by code point, and UTF-8 bytes compare in code
-    point order, so the ids' bytes are compared as they are. Ids in that order are appended to
-    the clustered index; ids at random touch a page anywhere in it, one read per row once the
-    table outgrows the buffer pool (issue 23, item 15; docs/benchmarks.md).
-    https://dev.mysql.com/doc/refman/8.0/en/innodb-index-types.html"""
-
-    last: bytes = b""
-    first_unsorted_line: int | None = None  # the export's line of the first id out of order
-
-    def see(self, number: int, loan_id: bytes) -> None:
-        if self.first_unsorted_line is None and loan_id < self.last:
-            self.first_unsorted_line = number
-        self.last = loan_id
-
-    @property
-    def sorted(self) -> bool:
-        return self.first_unsorted_line is None
 
 
 @dataclass
@@ -245,38 +224,41 @@ def chunks(export: Export, rows: int) -> Iterator[tuple[Chunk, IO[bytes]]]:
     handle.seek(0)
     digest = hashlib.sha256(export.kind.encode() + b"\0")
     export.order = IdOrder()
-    first_lines = FirstLines(export)
-    for line_number, line in physical_lines(handle, digest):
-        if line_number <= export.header_line:
-            if line_number == export.header_line and line != export.header:
-                raise changed(export)
-            continue  # the CSV header and any blank lines before it
-        if current is None and not line.strip():
-            continue  # blank lines between chunks are no rows
-        if current is None:
-            number += 1
-            current = Chunk(number, line_number, 0)
-            body = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller, per chunk
-            if export.header is not None:
-                body.write(export.header + b"\n")
-        assert body is not None  # noqa: S101 (opened with the first line of each part)
-        duplicate = first_lines.duplicate(line_number, line)
-        if duplicate is not None:
-            current.duplicates.append(duplicate)
-            line = b""
-        body.write(line + b"\n")
-        current.lines = line_number - current.first_line + 1
-        if current.lines >= rows:
-            check_unchanged(export, handle)
+    first_lines = FirstLines(BATCH, export.kind, export.header, export.order)
+    try:
+        for line_number, line in physical_lines(handle, digest):
+            if line_number <= export.header_line:
+                if line_number == export.header_line and line != export.header:
+                    raise changed(export)
+                continue  # the CSV header and any blank lines before it
+            if current is None and not line.strip():
+                continue  # blank lines between chunks are no rows
+            if current is None:
+                number += 1
+                current = Chunk(number, line_number, 0)
+                body = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller, per chunk
+                if export.header is not None:
+                    body.write(export.header + b"\n")
+            assert body is not None  # noqa: S101 (opened with the first line of each part)
+            duplicate = first_lines.duplicate(line_number, line)
+            if duplicate is not None:
+                current.duplicates.append(duplicate)
+                line = b""
+            body.write(line + b"\n")
+            current.lines = line_number - current.first_line + 1
+            if current.lines >= rows:
+                check_unchanged(export, handle)
+                yield finished(current, body)
+                current, body = None, None
+        check_unchanged(export, handle)
+        if digest.hexdigest() != export.digest:
+            raise changed(export)
+        if current is not None and body is not None:
             yield finished(current, body)
-            current, body = None, None
-    check_unchanged(export, handle)
-    if digest.hexdigest() != export.digest:
-        raise changed(export)
-    if current is not None and body is not None:
-        yield finished(current, body)
-    if export.handle is None:
-        handle.close()
+        if export.handle is None:
+            handle.close()
+    finally:
+        first_lines.close()
 
 
 def identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
@@ -295,68 +277,6 @@ def changed(export: Export) -> UsageError:
 def check_unchanged(export: Export, handle: IO[bytes]) -> None:
     if export.identity is not None and identity(handle) != export.identity:
         raise changed(export)
-
-
-class FirstLines:
-    """The first export line of each loan id, to hold back later lines with the same id.
-
-    Keyed by the id's bytes (no hash can collide), valued by the line number and a hash of the
-    line: a later line with the same text is the same application (sent: the function answers
-    it idempotently), another text is a CONFLICT the tool reports. The id is read with the
-    function's own parsing (as `verify` reads it): a line the function cannot read (too long,
-    not UTF-8, a duplicate key) holds no id and is sent as it is, for the function to report.
-    """
-
-    def __init__(self, export: Export) -> None:
-        self.function = BATCH  # the function's own parsing (the one loader, D6)
-        self.kind = export.kind
-        self.seen: dict[bytes, int] = {}
-        self.order = export.order
-        self.column = -1
-        if export.header is not None:
-            columns = next(csv.reader([export.header.decode("utf-8-sig")]))
-            self.column = columns.index("loanId")
-
-    def loan_id(self, number: int, line: bytes) -> bytes | None:
-        fn = self.function
-        if len(line) > fn.MAX_LINE_BYTES:
-            return None
-        try:
-            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            return None
-        if self.kind == "csv":
-            cells = fn.csv_cells(text) if '"' in text else text.split(",")
-            if isinstance(cells, fn.Unreadable) or len(cells) <= self.column:
-                return None
-            return cells[self.column].encode() or None
-        value = fn.json_row(text)
-        found = value.get("loanId") if isinstance(value, dict) else None
-        return found.encode() if isinstance(found, str) else None
-
-    def duplicate(self, number: int, line: bytes) -> dict[str, Any] | None:
-        """The problem to report for a later line with another text under a known id, else None."""
-        loan_id = self.loan_id(number, line) if line.strip() else None
-        if not loan_id:
-            return None
-        self.order.see(number, loan_id)
-        mark = (number << 64) | (hash(line) & (2**64 - 1))
-        first = self.seen.setdefault(loan_id, mark)
-        if first == mark or (first ^ mark) & (2**64 - 1) == 0:
-            return None  # the first line of the id, or the same text again
-        text = loan_id.decode("utf-8", "replace")
-        return {
-            "line": number,
-            "loanId": text,
-            "decision": "CONFLICT",
-            "errors": [
-                {
-                    "field": "loanId",
-                    "message": f"also on line {first >> 64} of this export with other content; "
-                    "only the first line of a loan id is migrated",
-                }
-            ],
-        }
 
 
 def finished(chunk: Chunk, body: IO[bytes]) -> tuple[Chunk, IO[bytes]]:

@@ -5,8 +5,10 @@ It says who ran what on which file: the migration id, the operator (STS GetCalle
 ARN), UTC start and end, the tool's version and git commit, the validation function's version
 and CodeSha256 (Lambda GetFunction), the export's SHA-256 (the file's bytes, as `sha256sum`
 prints it) and size, each chunk's SHA-256 and S3 VersionId, the control totals of the source
-and of what the table records (from `loanstack verify`'s reconciliation), and every problem
-row's disposition. It is written under `manifests/<migration-id>/` of the documents bucket, a
+and of what the table records (from `loanstack verify`'s reconciliation), and the problem rows
+by reference: their count per decision with each decision's disposition, and the problem file's
+S3 key, size and SHA-256 (a row's disposition follows from its decision alone, so the file and
+the table say every row's; a 1,000,000-row list is never held or written here, issue 20). It is written under `manifests/<migration-id>/` of the documents bucket, a
 prefix the validation function's role is not granted (tests/unit/test_manifest_policy.py reads
 the role's policy), also when the run fails (`Recorder` is finished in a `finally`).
 `check` compares a manifest with the export and the database later (`loanstack verify
@@ -69,11 +71,17 @@ class ManifestReport(TypedDict):
 
 
 class Disposition(TypedDict):
-    line: int | None
-    loanId: str | None
-    decision: str
-    why: str
+    rows: int
     disposition: str
+
+
+class ManifestProblems(TypedDict):
+    """The problem rows by reference: the file that lists every one (S3 key, bytes, SHA-256)
+    and the count per decision with what became of those rows."""
+
+    rows: int | None
+    file: dict[str, Any]
+    byDecision: dict[str, Disposition]
 
 
 class Manifest(TypedDict):
@@ -94,7 +102,7 @@ class Manifest(TypedDict):
     report: ManifestReport | None
     controlTotals: dict[str, Any] | None  # source and recorded (verify's control totals)
     verify: dict[str, Any] | None  # reconciled, lines, counts, error
-    problems: list[Disposition]
+    problems: ManifestProblems | None
     failedChunks: list[dict[str, Any]]  # the report's failed chunks, each with its disposition
 
 
@@ -227,7 +235,7 @@ class Recorder:
                 if proof
                 else None
             ),
-            "problems": dispositions(report.get("problems", [])),
+            "problems": problems_by_reference(report),
             "failedChunks": [{**c, "disposition": FAILED_CHUNK} for c in failed],
         }
         if error is not None:
@@ -270,24 +278,27 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def dispositions(problems: list[Mapping[str, Any]]) -> list[Disposition]:
-    """Every problem row of the merged report with what became of it."""
-    rows: list[Disposition] = []
-    for p in problems:
-        decision = str(p.get("decision", ""))
-        why = ", ".join(p.get("reasons", [])) or "; ".join(
-            f"{e.get('field')}: {e.get('message')}" for e in p.get("errors", [])
-        )
-        rows.append(
-            {
-                "line": p.get("line"),
-                "loanId": p.get("loanId"),
-                "decision": decision,
-                "why": why,
-                "disposition": DISPOSITIONS.get(decision, f"recorded as {decision}"),
-            }
-        )
-    return rows
+def problems_by_reference(report: Mapping[str, Any]) -> ManifestProblems | None:
+    """The problem rows as counts per decision, each with its disposition, and the file that
+    lists them (the report's `problemsFile`: S3 key, rows, bytes, SHA-256); None before a
+    report exists."""
+    found = report.get("problemsFile")
+    if not found:
+        return None
+    summary = report.get("summary", {})
+    counts = {d: n for d, n in summary.items() if d not in BATCH.ACCEPTED and n}
+    return {
+        "rows": found.get("rows"),
+        "file": {k: found.get(k) for k in ("key", "bytes", "sha256")},
+        "byDecision": {
+            d: {"rows": n, "disposition": disposition(d)} for d, n in sorted(counts.items())
+        },
+    }
+
+
+def disposition(decision: str) -> str:
+    """What became of a problem row with this decision."""
+    return DISPOSITIONS.get(decision, f"recorded as {decision}")
 
 
 def summary(document: Mapping[str, Any]) -> str:
@@ -313,8 +324,11 @@ def summary(document: Mapping[str, Any]) -> str:
                 f"{side:<10} {t['rows']:,} loans, loanAmount {t['loanAmount']}, "
                 f"id hash total {t['loanIdHashTotal'][:16]}"
             )
+    problems = document.get("problems") or {}
     lines.append(
-        f"problems   {layout.plural(len(document['problems']), 'row')} (each with its disposition)"
+        f"problems   {layout.plural(problems.get('rows') or 0, 'row')}, listed in "
+        f"{problems.get('file', {}).get('key', 'no file')} (sha256 "
+        f"{str(problems.get('file', {}).get('sha256'))[:16]})"
     )
     if "error" in document:
         lines.append(f"error      {document['error']}")

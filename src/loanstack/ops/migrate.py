@@ -6,27 +6,39 @@ concurrency), and the tool merges the function's per-chunk reports into one
 `reports/<migration-id>/migration.report.json`, with every line number moved from the chunk to
 the export. The migration id is the export's SHA-256, so running the command again uploads only
 what is missing, waits only for what is undecided, and after success prints the same report.
+
+This module runs the command (cut and upload, wait, merge); the AWS calls are in batchpath.py,
+the report (merged and streamed: the problem rows go to a file, never to a list) in
+migrate_report.py. Memory holds one chunk's rows and one entry per chunk, whatever the export's
+size (docs/benchmarks.md, "Memory").
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import IO
 
 from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.aws.outputs import output
-from loanstack.aws.target import Target
 from loanstack.errors import DeployError, UsageError
+from loanstack.ops.batchpath import (
+    BatchPath,
+    content_type,
+    dead_letters,
+    event_keys,
+    existing,
+    read_object,
+    retrigger,
+    stack_of,
+    version_of,
+)
 from loanstack.ops.export import (
     BATCH,
     DEFAULT_CHUNK_ROWS,
@@ -35,56 +47,58 @@ from loanstack.ops.export import (
     chunks,
     inspect,
 )
+from loanstack.ops.migrate_report import (
+    PROBLEMS,
+    SHOWN,
+    FailedChunk,
+    HeldBack,
+    MigrationReport,
+    Problem,
+    ProblemWriter,
+    download,
+    merge,
+    order_line,
+    print_summary,
+    problems,
+    publish,
+    read_problems,
+    store,
+    upgrade,
+    why,
+)
+
+# What callers (the CLI, the demo, tests) reach through this module.
+__all__ = [
+    "BATCH",
+    "PROBLEMS",
+    "SHOWN",
+    "BatchPath",
+    "Chunk",
+    "Export",
+    "FailedChunk",
+    "MigrationReport",
+    "Options",
+    "Path",
+    "Problem",
+    "chunks",
+    "dead_letters",
+    "event_keys",
+    "existing",
+    "inspect",
+    "migrate",
+    "order_line",
+    "print_summary",
+    "problems",
+    "read_problems",
+    "retrigger",
+    "stack_of",
+    "why",
+]
 
 MAX_CHUNK_ROWS = 1_000_000
-PROBLEMS: tuple[str, ...] = tuple(d for d in BATCH.DECISIONS if d not in BATCH.ACCEPTED)
 # upload_fileobj switches to multipart above 8 MiB by default (boto3 TransferConfig); a chunk of
 # the default size is a few MiB, a wide one may pass it.
 # https://boto3.amazonaws.com/v1/documentation/api/latest/guide/s3.html#multipart-transfers
-
-
-class Problem(TypedDict, total=False):
-    """A row a report lists (a decision other than ACCEPTED), as the function writes it."""
-
-    line: int  # in the chunk's report: the chunk's line; in the merged report: the export's
-    loanId: str
-    decision: str
-    reasons: list[str]
-    errors: list[dict[str, str]]
-    recorded: str  # CONFLICT: the decision recorded for the loan id before
-
-
-class FailedChunk(TypedDict, total=False):
-    key: str
-    lines: str  # the export's lines it held, "first-last"
-    error: str  # the function's error, as the dead-letter queue holds it
-
-
-class ChunkReport(TypedDict):
-    """What the function writes for one batch file (`handle_batch_file`)."""
-
-    source: str
-    rows: int
-    summary: dict[str, int]
-    problems: list[Problem]
-
-
-class MigrationReport(TypedDict, total=False):
-    """The merged report: stored as reports/<migration>/migration.report.json, printed, emitted;
-    `verify` is added by `loanstack migrate` when it reconciles (D8)."""
-
-    migration: str
-    export: str
-    sha256: str  # the export file's SHA-256, as `sha256sum` prints it
-    bytes: int  # the export file's size
-    chunks: int
-    rows: int
-    summary: dict[str, int]  # rows per decision
-    problems: list[Problem]
-    failedChunks: list[FailedChunk]
-    sortedByLoanId: bool  # the export's loan ids in the primary key's order (export.IdOrder)
-    firstUnsortedLine: int  # when not: the export's first line out of order
-    verify: dict[str, Any]
 
 
 @dataclass
@@ -113,105 +127,14 @@ class ProgressLine:
         )
 
 
-# --- first pass: refuse bad input before anything is uploaded ---------------------------------
-
-
-# --- second pass: chunks ----------------------------------------------------------------------
-
-
-# --- AWS side ---------------------------------------------------------------------------------
-
-
-@dataclass
-class BatchPath:
-    """The stack's batch path as migrate uses it: the documents bucket (chunks in, reports out)
-    and the validation function's dead-letter queue."""
-
-    s3: Any
-    sqs: Any
-    bucket: str
-    dead_letter_url: str
-
-
-def existing(stack: BatchPath, prefix: str) -> dict[str, int]:
-    """key -> size of every object under `prefix`."""
-    found: dict[str, int] = {}
-    for page in stack.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=stack.bucket, Prefix=prefix
-    ):
-        for obj in page.get("Contents", []):
-            found[obj["Key"]] = int(obj["Size"])
-    return found
-
-
-def dead_letters(stack: BatchPath, prefix: str, delete: bool = False) -> dict[str, str]:
-    """Keys under `prefix` whose S3 event sits in the dead-letter queue, each with the error
-    Lambda gave it (the message attribute ErrorMessage:
-    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
-
-    Messages are received with a short visibility timeout and, unless `delete`, made visible
-    again at once: the queue stays as it was for the alarm and for whoever reads it next.
-    """
-    keys: dict[str, str] = {}
-    handles: list[tuple[str, bool]] = []
-    for _ in range(1000):  # the queue is small; this only bounds a runaway loop
-        reply = stack.sqs.receive_message(
-            QueueUrl=stack.dead_letter_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            MessageAttributeNames=["ErrorMessage"],
-        )
-        messages = reply.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            ours = [k for k in event_keys(message.get("Body", "")) if k.startswith(prefix)]
-            error = message.get("MessageAttributes", {}).get("ErrorMessage", {})
-            keys.update(dict.fromkeys(ours, str(error.get("StringValue", ""))))
-            handles.append((message["ReceiptHandle"], bool(ours)))
-    for handle, mine in handles:
-        if delete and mine:
-            stack.sqs.delete_message(QueueUrl=stack.dead_letter_url, ReceiptHandle=handle)
-        else:
-            stack.sqs.change_message_visibility(
-                QueueUrl=stack.dead_letter_url, ReceiptHandle=handle, VisibilityTimeout=0
-            )
-    return keys
-
-
-def event_keys(body: str) -> list[str]:
-    """The object keys of an S3 event (a dead letter's body is the event Lambda received)."""
-    from urllib.parse import unquote_plus
-
-    try:
-        records = json.loads(body).get("Records", [])
-        return [unquote_plus(r["s3"]["object"]["key"]) for r in records]
-    except (ValueError, AttributeError, KeyError, TypeError):
-        return []
-
-
-def retrigger(stack: BatchPath, key: str, kind: str) -> None:
-    """A new ObjectCreated:Copy event for `key`: the object copied onto itself (S3 requires a
-    change, hence REPLACE metadata; https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html)."""
-    stack.s3.copy_object(
-        Bucket=stack.bucket,
-        Key=key,
-        CopySource={"Bucket": stack.bucket, "Key": key},
-        MetadataDirective="REPLACE",
-        ContentType=content_type(kind),
-        Metadata={"retried": str(int(time.time()))},
-    )
-
-
-# --- the command ------------------------------------------------------------------------------
-
-
 @dataclass
 class Options:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     retry_failed: bool = False
     timeout: float = 3600.0
     poll: float = 0.5
+    # Where the full problem list is also written locally (JSON Lines); None: S3 only.
+    problems_file: Path | None = None
     # Every chunk this run cut, appended as it is in S3 (its SHA-256 and VersionId): the
     # manifest's list, complete up to where a failing run stopped.
     seen: list[Chunk] = field(default_factory=list)
@@ -245,33 +168,75 @@ def migrate_export(
     """migrate() once the export is open: the handle it was hashed through is closed after."""
     export.chunk_rows = options.chunk_rows
     options.seen.clear()
-    path = export.path
     mid = export.migration_id
     final_key = f"{BATCH.REPORTS}{mid}/migration.report.json"
     console.print(
         Text(
-            f"migration {mid}: {path} ({export.kind}) to s3://{stack.bucket}/{BATCH.INCOMING}{mid}/"
+            f"migration {mid}: {export.path} ({export.kind}) to "
+            f"s3://{stack.bucket}/{BATCH.INCOMING}{mid}/"
         )
     )
     done = existing(stack, f"{BATCH.REPORTS}{mid}/")
     if final_key in done and not options.retry_failed:
         console.print(Text(f"already migrated: s3://{stack.bucket}/{final_key}"))
         describe(export, stack, options)
-        stored = cast(MigrationReport, json.loads(read_object(stack, final_key)))
+        stored = json.loads(read_object(stack, final_key))
+        report = upgrade(stored, stack, mid)
         # A report stored before the fields changed gave sha256(format NUL bytes) as "sha256":
         # the id matched, so this is the same file; give its plain digest and size.
-        stored["sha256"], stored["bytes"] = export.sha256, export.size
-        return stored
-    layout_ = upload(export, stack, console, options)
-    failed = wait(export, layout_, stack, console, options)
-    report = merge(export, layout_, stack, failed)
+        report["sha256"], report["bytes"] = export.sha256, export.size
+        if options.problems_file is not None:
+            with open_local(options.problems_file) as local:
+                download(stack, report, local)
+        return report
+    held = HeldBack()
+    try:
+        layout_ = upload(export, stack, console, options, held)
+        failed = wait(export, layout_, stack, console, options)
+        report = merge_and_publish(export, layout_, stack, failed, held, options)
+    finally:
+        held.close()
     if not failed:
         store(stack, final_key, report)
     return report
 
 
-def upload(export: Export, stack: BatchPath, console: Console, options: Options) -> list[Chunk]:
-    """Every chunk not already in S3 at its size; the chunk layout (for the line numbers)."""
+def merge_and_publish(
+    export: Export,
+    layout_: list[Chunk],
+    stack: BatchPath,
+    failed: list[Chunk],
+    held: HeldBack,
+    options: Options,
+) -> MigrationReport:
+    """merge() with its problem rows streamed to a file: the local one asked for, or a
+    temporary one; then to S3 next to the report (also when chunks failed: the rows of the
+    chunks that were decided are known)."""
+    with spool_for(options.problems_file) as spool:
+        report = merge(export, layout_, stack, failed, held, ProblemWriter(spool))
+        spool.flush()
+        publish(stack, spool.name, report["problemsFile"]["key"])
+    return report
+
+
+def spool_for(path: Path | None) -> IO[bytes]:
+    """A named file: S3 reads it by name, part by part, never whole (batchpath.bounded_transfer)."""
+    return open_local(path) if path is not None else tempfile.NamedTemporaryFile()
+
+
+def open_local(path: Path) -> IO[bytes]:
+    """The local problem file, opened for writing and reading (one line if it cannot be)."""
+    try:
+        return path.open("w+b")
+    except OSError as exc:
+        raise UsageError(f"cannot write the problem file {path}: {exc.strerror}") from exc
+
+
+def upload(
+    export: Export, stack: BatchPath, console: Console, options: Options, held: HeldBack
+) -> list[Chunk]:
+    """Every chunk not already in S3 at its size; the chunk layout (for the line numbers). Each
+    chunk's held-back lines go to `held` as it leaves, so the layout holds no rows."""
     uploaded = existing(stack, f"{BATCH.INCOMING}{export.migration_id}/")
     progress = ProgressLine(console)
     layout_: list[Chunk] = []
@@ -284,6 +249,7 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
                     body, stack.bucket, key, ExtraArgs={"ContentType": content_type(export.kind)}
                 )
                 sent += 1
+        held.keep(chunk)
         chunk.version_id = version_of(stack, key)
         options.seen.append(chunk)
         layout_.append(chunk)
@@ -292,17 +258,11 @@ def upload(export: Export, stack: BatchPath, console: Console, options: Options)
     skipped = len(layout_) - sent
     console.print(
         Text(
-            f"{layout.plural(len(layout_), 'chunk')} of up to {options.chunk_rows:,} lines: {sent} uploaded"
-            + (f", {skipped} already there" if skipped else "")
+            f"{layout.plural(len(layout_), 'chunk')} of up to {options.chunk_rows:,} lines: "
+            f"{sent} uploaded" + (f", {skipped} already there" if skipped else "")
         )
     )
     return layout_
-
-
-def version_of(stack: BatchPath, key: str) -> str | None:
-    """The object's current VersionId (None where the bucket is not versioned)."""
-    found = stack.s3.head_object(Bucket=stack.bucket, Key=key).get("VersionId")
-    return None if found in (None, "null") else str(found)
 
 
 def describe(export: Export, stack: BatchPath, options: Options) -> None:
@@ -310,16 +270,13 @@ def describe(export: Export, stack: BatchPath, options: Options) -> None:
     the manifest of a repeated run lists them too."""
     for chunk, body in chunks(export, options.chunk_rows):
         body.close()
+        chunk.duplicates = []  # the stored report has them; the manifest needs only the chunk
         key = chunk.key(export)
         try:
             chunk.version_id = version_of(stack, key)
         except ClientError:
             chunk.version_id = None  # expired or removed since; the manifest says so
         options.seen.append(chunk)
-
-
-def content_type(kind: str) -> str:
-    return "text/csv" if kind == "csv" else "application/x-ndjson"
 
 
 def wait(
@@ -354,123 +311,3 @@ def wait(
                 f"{options.timeout:.0f} s; run the same command again to keep waiting"
             )
         time.sleep(options.poll)
-
-
-def read_object(stack: BatchPath, key: str) -> bytes:
-    return bytes(stack.s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read())
-
-
-def merge(
-    export: Export, layout_: list[Chunk], stack: BatchPath, failed: list[Chunk]
-) -> MigrationReport:
-    """The chunks' reports as one, line numbers in the export's terms, in export order."""
-    counts: Counter[str] = Counter()
-    problems: list[Problem] = []
-    failed_keys = {c.key(export) for c in failed}
-    errors = dead_letters(stack, f"{BATCH.INCOMING}{export.migration_id}/") if failed else {}
-    for chunk in layout_:
-        if chunk.key(export) in failed_keys:
-            continue
-        report: ChunkReport = json.loads(read_object(stack, chunk.report_key(export)))
-        counts.update(report.get("summary", {}))
-        counts.update(d["decision"] for d in chunk.duplicates)
-        found = (
-            cast(Problem, {**p, "line": chunk.export_line(p["line"], export)})
-            for p in report.get("problems", [])
-        )
-        duplicates = cast(list[Problem], chunk.duplicates)
-        problems.extend(heapq.merge(found, duplicates, key=lambda p: int(p["line"])))
-    merged: MigrationReport = {
-        "migration": export.migration_id,
-        "export": export.path.name,
-        "sha256": export.sha256,
-        "bytes": export.size,
-        "chunks": len(layout_),
-        "rows": sum(counts.values()),
-        "summary": dict(sorted(counts.items())),
-        "problems": problems,
-        "failedChunks": [
-            {
-                "key": c.key(export),
-                "lines": f"{c.first_line}-{c.first_line + c.lines - 1}",
-                "error": errors.get(c.key(export), ""),
-            }
-            for c in failed
-        ],
-        "sortedByLoanId": export.order.sorted,
-    }
-    if export.order.first_unsorted_line is not None:
-        merged["firstUnsortedLine"] = export.order.first_unsorted_line
-    return merged
-
-
-def store(stack: BatchPath, key: str, report: MigrationReport) -> None:
-    with tempfile.TemporaryFile() as body:
-        body.write(json.dumps(report, sort_keys=True).encode())
-        body.seek(0)
-        stack.s3.upload_fileobj(
-            body, stack.bucket, key, ExtraArgs={"ContentType": "application/json"}
-        )
-
-
-def print_summary(console: Console, report: MigrationReport, logs: str = "loanstack logs") -> None:
-    """Rows per decision, every problem row (export line numbers), failed chunks with their
-    error and `logs`, the command that shows the function's records; nothing cut."""
-    layout.records(
-        console,
-        f"Migration {report['migration']}: {report['export']}, {report['rows']:,} rows",
-        ("decision", "rows"),
-        [(k, f"{v:,}") for k, v in report["summary"].items()],
-        numbers=("rows",),
-    )
-    console.print(Text(order_line(report)), soft_wrap=True)
-    rows = [
-        (str(p["line"]), p.get("loanId", ""), p["decision"], why(p))
-        for p in report["problems"]
-        if p["decision"] in PROBLEMS
-    ]
-    if rows:
-        layout.records(
-            console, "Rows not taken", ("line", "loan", "decision", "why"), rows, prose="why"
-        )
-    for chunk in report["failedChunks"]:
-        cause = chunk.get("error") or "no error recorded"
-        console.print(
-            Text(
-                f"failed chunk {chunk['key']} (export lines {chunk['lines']}): {cause}; in the "
-                f"dead-letter queue; the function's log: `{logs}`; fix the cause and run again "
-                "with --retry-failed",
-                style="bold red",
-            ),
-            soft_wrap=True,
-        )
-
-
-def order_line(report: MigrationReport) -> str:
-    """Whether the export came sorted by loan id, and what that costs when it did not."""
-    if "sortedByLoanId" not in report:  # a report stored by an earlier version
-        return "loan id order: not recorded in this report"
-    if report["sortedByLoanId"]:
-        return "loan ids sorted: each row was appended to the table"
-    return (
-        f"loan ids not sorted (line {report.get('firstUnsortedLine', '?')} is the first out of "
-        "order): on a table larger than the database's memory each row costs a page read; "
-        "sort the next export by loanId (docs/benchmarks.md)"
-    )
-
-
-def why(problem: Problem) -> str:
-    if problem.get("reasons"):
-        return ", ".join(problem["reasons"])
-    if problem["decision"] == "CONFLICT" and not problem.get("errors"):
-        return "loan id already recorded with different content"
-    return "; ".join(f"{e['field']}: {e['message']}" for e in problem.get("errors", []))
-
-
-def stack_of(target: Target, outputs: dict[str, str]) -> BatchPath:
-    return BatchPath(
-        s3=target.client("s3"),
-        sqs=target.client("sqs"),
-        bucket=output(outputs, "LoanDocumentsBucketName"),
-        dead_letter_url=output(outputs, "ValidationDeadLetterQueueUrl"),
-    )

@@ -6,6 +6,7 @@ function must answer for each, so a migration's merged report can be checked lin
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,8 +21,13 @@ COLUMNS = (*REQUIRED_COLUMNS, "collateralValue")  # the function's schema; migra
 def approved_application(loan_id: str, applicant_id: str) -> dict[str, object]:
     """The README's approved example (examples/approved.json) under another loan id: the one
     sample application the demo, the exports and the post-deploy checks share."""
-    example = json.loads((ROOT / "examples" / "approved.json").read_text(encoding="utf-8"))
-    return {**example, "loanId": loan_id, "applicantId": applicant_id}
+    return {**example(), "loanId": loan_id, "applicantId": applicant_id}
+
+
+@functools.cache
+def example() -> dict[str, object]:
+    """examples/approved.json, read once: a 1,000,000-row export read it once per row."""
+    return dict(json.loads((ROOT / "examples" / "approved.json").read_text(encoding="utf-8")))
 
 
 @dataclass
@@ -82,3 +88,14 @@ def write_export(path: Path, rows: int, every: int = 1000, prefix: str = "M") ->
                 out.write(b"\n")
                 line += 1
     return expected
+
+
+def write_bad_export(path: Path, rows: int, prefix: str = "B") -> None:
+    """`rows` applications, every one INVALID (an unknown loan type): the export whose problem
+    list is the whole file (issue 20's all-bad benchmark). Written from one template line, and
+    nothing kept per row, so a 1,000,000-row file costs the writer no memory either."""
+    template = row("ID", loanType="yacht")
+    with path.open("wb") as out:
+        out.write(",".join(COLUMNS).encode() + b"\n")
+        for i in range(rows):
+            out.write(template.replace(b"ID", f"{prefix}-{i:07d}".encode(), 1) + b"\n")
