@@ -212,11 +212,9 @@ def test_the_worst_exact_fallback_stays_small() -> None:
     """The fallback's integers are bounded by the smallest rate that reaches it: (a+b)^n with
     a 17-digit rate just above NEGLIGIBLE_RATE, at 480 months, is about 23,000 digits."""
     rate = Decimal("1.2345678901234567e-28")
-    started = time.perf_counter()
-    for _ in range(3):
-        got = loans.exact_cents(Decimal("4802.4"), rate, 480)
-    assert got == Decimal("10.01")
-    assert (time.perf_counter() - started) / 3 < 0.01  # ~1.5 ms alone; generous on a busy host
+    assert loans.exact_cents(Decimal("4802.4"), rate, 480) == Decimal("10.01")
+    # the work is bounded by the size of the integers (~1.5 ms alone on this machine; a wall-clock
+    # assertion here failed under load, so the bound is on what the time follows)
     a, b = (Fraction(rate) / 1200).as_integer_ratio()
     assert ((a + b) ** 480).bit_length() < 80_000
 
