@@ -7,6 +7,7 @@ https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.ht
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -101,8 +102,15 @@ def test_the_setup_creates_the_table_the_function_writes() -> None:
 
 
 @pytest.fixture
-def rotation() -> Any:
+def rotation(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("APP_USERNAME", "loan_app")  # the template sets loan_app_<suffix>
     return load_function("secret_rotation")
+
+
+def native_hash(password: str) -> str:
+    """mysql_native_password's stored form, computed here independently of the function."""
+    inner = hashlib.sha1(password.encode(), usedforsecurity=False).digest()
+    return "*" + hashlib.sha1(inner, usedforsecurity=False).hexdigest().upper()
 
 
 def test_users_alternate_and_stay_mysql_names(rotation: Any) -> None:
@@ -145,11 +153,90 @@ def test_the_clone_gets_the_grants_never_the_password_hash(
     )
     current = {"username": "loan_app", "password": "old", "masterarn": "arn:m"}
     pending = {**current, "username": "loan_app_clone", "password": "newPassword1"}
+    password = f"IDENTIFIED WITH mysql_native_password AS '{native_hash('newPassword1')}'"
     assert rotation.clone_user(current, pending, "arn:a") == [
-        "CREATE USER IF NOT EXISTS 'loan_app_clone'@'%' IDENTIFIED BY 'newPassword1'",
+        f"CREATE USER IF NOT EXISTS 'loan_app_clone'@'%' {password}",
         "GRANT SELECT, INSERT, UPDATE ON `loans`.`loan_decisions` TO 'loan_app_clone'@'%'",
-        "ALTER USER 'loan_app_clone'@'%' IDENTIFIED BY 'newPassword1'",
+        f"ALTER USER 'loan_app_clone'@'%' {password}",
     ]
+
+
+def test_no_statement_carries_a_password_the_audit_log_could_keep(
+    rotation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster audits DCL text (server_audit_events QUERY_DCL): only the hash is sent."""
+    sent: list[str] = []
+    monkeypatch.setattr(rotation, "secrets_client", lambda: None)
+    monkeypatch.setattr(
+        rotation, "read", lambda *_: {"username": "loan_app", "password": "Pw-123456789",
+                                      "masterarn": "arn:m"}
+    )  # fmt: skip
+    monkeypatch.setattr(rotation, "as_master", lambda _s, _a, sql, *__: sent.append(sql))
+    rotation.set_up_database(
+        {"AppSecretArn": "arn:a", "DatabaseName": "loans", "Tables": ["loan_decisions"],
+         "Privileges": ["SELECT"]}
+    )  # fmt: skip
+    assert sent and not any("Pw-123456789" in sql for sql in sent)
+    assert any(native_hash("Pw-123456789") in sql for sql in sent)
+
+
+@pytest.mark.parametrize("username", ["loanadmin", "loan_app_other", "root"])
+def test_only_the_applications_pair_of_users_is_ever_managed(rotation: Any, username: str) -> None:
+    """A confused deputy: whoever may write the app secret must not make this function (which
+    acts as the master) create, grant or set a password for another user, the master's above
+    all (AWS's multi-user rotation guards the same way)."""
+    with pytest.raises(ValueError, match="not the application's"):
+        rotation.account(username)
+    with pytest.raises(ValueError, match="not the application's"):
+        rotation.clone_user(
+            {"username": username, "password": "a", "masterarn": "arn:m"},
+            {"username": username + "_clone", "password": "b", "masterarn": "arn:m"},
+            "arn:a",
+        )
+
+
+def test_without_app_username_no_user_is_managed(
+    rotation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APP_USERNAME")
+    with pytest.raises(ValueError, match="APP_USERNAME unset"):
+        rotation.account("loan_app")
+
+
+class Resuming(Exception):
+    pass
+
+
+def test_the_master_waits_for_a_resuming_writer_then_gives_up(
+    rotation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused dev writer answers DatabaseResumingException for ~15 s: the setup (run on every
+    upgrade of a paused dev stack) waits, within RESUME_WAIT_SECONDS, then gives up."""
+    from botocore.exceptions import ClientError
+
+    resuming = ClientError({"Error": {"Code": "DatabaseResumingException"}}, "ExecuteStatement")
+    answers: list[Any] = [resuming, resuming, {"records": []}]
+    slept: list[float] = []
+
+    class Client:
+        def execute_statement(self, **_: Any) -> Any:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    monkeypatch.setattr(rotation, "rds_data_client", Client)
+    monkeypatch.setattr(rotation.time, "sleep", slept.append)
+    secret = {
+        "masterarn": "arn:aws:secretsmanager:us-east-1:1:secret:m",
+        "dbClusterIdentifier": "c",
+    }
+    assert rotation.as_master(secret, "arn:a", "SELECT 1") == {"records": []}
+    assert slept == [1.0, 2.0]
+    answers[:] = [resuming] * 50
+    monkeypatch.setenv("RESUME_WAIT_SECONDS", "0")
+    with pytest.raises(ClientError):
+        rotation.as_master(secret, "arn:a", "SELECT 1")
 
 
 def test_set_secret_of_the_app_refuses_a_pending_version_that_is_not_the_other_user(
@@ -236,12 +323,85 @@ def test_the_setup_makes_the_table_and_the_user_with_awscurrents_password(
     assert rotation.set_up_database({**request, "Privileges": ["SELECT", "INSERT", "UPDATE"]}) == {
         "Username": "loan_app"
     }
+    identified = f"IDENTIFIED WITH mysql_native_password AS '{native_hash('pw123456')}'"
     assert sent == [
         ("CREATE DATABASE IF NOT EXISTS `loans`", None),
         (rotation.TABLES["loan_decisions"], "loans"),
-        ("CREATE USER IF NOT EXISTS 'loan_app'@'%' IDENTIFIED BY 'pw123456'", None),
-        ("ALTER USER 'loan_app'@'%' IDENTIFIED BY 'pw123456'", None),
+        (f"CREATE USER IF NOT EXISTS 'loan_app'@'%' {identified}", None),
+        (f"ALTER USER 'loan_app'@'%' {identified}", None),
         ("GRANT SELECT, INSERT, UPDATE ON `loan_decisions` TO 'loan_app'@'%'", "loans"),
     ]
     with pytest.raises(ValueError, match="tables"):
         rotation.set_up_database({**request, "Tables": ["mysql.user"], "Privileges": ["SELECT"]})
+
+
+def answer_path(doc: dict[str, Any], custom: str) -> set[str]:
+    """What a custom resource's answer needs until it is deleted: its function reaches
+    CloudFormation's pre-signed S3 URL from private subnets, so the subnets' route tables (their
+    associations), the S3 gateway endpoint and the subnets' NACL entries must outlive it. Nothing
+    else depends on those, so CloudFormation deletes them first and the answer would time out
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-customresource.html)."""
+    resources = doc["Resources"]
+    function = resources[custom]["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+    subnets = {s["Ref"] for s in resources[function]["Properties"]["VpcConfig"]["SubnetIds"]}
+    needed: set[str] = set()
+    acls: set[str] = set()
+    for name, r in resources.items():
+        props = r.get("Properties", {})
+        subnet = (
+            props.get("SubnetId", {}).get("Ref")
+            if isinstance(props.get("SubnetId"), dict)
+            else None
+        )
+        if r["Type"] == "AWS::EC2::SubnetRouteTableAssociation" and subnet in subnets:
+            needed.add(name)
+        if r["Type"] == "AWS::EC2::SubnetNetworkAclAssociation" and subnet in subnets:
+            acls.add(props["NetworkAclId"]["Ref"])
+        if r["Type"] == "AWS::EC2::VPCEndpoint" and "s3" in str(props.get("ServiceName")):
+            needed.add(name)
+    for name, r in resources.items():
+        props = r.get("Properties", {})
+        acl = props.get("NetworkAclId", {})
+        if r["Type"] == "AWS::EC2::NetworkAclEntry" and acl.get("Ref") in acls:
+            https = (
+                int(props.get("PortRange", {}).get("To", 0) or 0)
+                >= 443
+                >= int(props.get("PortRange", {}).get("From", 65536) or 65536)
+            )
+            back = int(props.get("PortRange", {}).get("From", 0) or 0) >= 1024
+            if props.get("RuleAction") == "allow" and (
+                (props.get("Egress") and https) or (not props.get("Egress") and back)
+            ):
+                needed.add(name)
+    return needed
+
+
+def missing_from_depends_on(doc: dict[str, Any]) -> dict[str, set[str]]:
+    found = {}
+    for name, r in doc["Resources"].items():
+        if r["Type"] == "AWS::CloudFormation::CustomResource" or r["Type"].startswith("Custom::"):
+            gap = answer_path(doc, name) - set(template.as_list(r.get("DependsOn", [])))
+            if gap:
+                found[name] = gap
+    return found
+
+
+def test_a_custom_resource_can_still_answer_when_the_stack_is_deleted(
+    pristine: dict[str, Any],
+) -> None:
+    assert missing_from_depends_on(pristine) == {}
+    for r in pristine["Resources"].values():
+        if r["Type"] == "AWS::CloudFormation::CustomResource":
+            assert 60 <= int(r["Properties"]["ServiceTimeout"]) <= 600  # not the default hour
+    broken = json.loads(json.dumps(pristine))
+    broken["Resources"]["AppDatabaseSetup"]["DependsOn"].remove("S3GatewayEndpoint")
+    assert missing_from_depends_on(broken) == {"AppDatabaseSetup": {"S3GatewayEndpoint"}}
+
+
+def test_a_regenerated_app_password_reruns_the_setup(pristine: dict[str, Any]) -> None:
+    """CloudFormation generates a new password whenever GenerateSecretString's inputs change;
+    the setup (which sets the user's password to AWSCURRENT) must then run again, so its
+    properties carry the same inputs."""
+    setup = pristine["Resources"]["AppDatabaseSetup"]["Properties"]
+    secret = pristine["Resources"]["AppDatabaseSecret"]["Properties"]
+    assert setup["GeneratedFrom"] == secret["GenerateSecretString"]

@@ -367,10 +367,31 @@ def alternate(username: str) -> str:
 
 
 def account(username: str) -> str:
-    """`'name'@'%'` for SQL; the name is checked, never escaped."""
+    """`'name'@'%'` for SQL; the name is checked, never escaped, and must be the application's
+    pair (APP_USERNAME and its clone): a secret rewritten to name another user (the master, say)
+    never makes this function create, grant or set a password for it (a confused deputy)."""
     if not USER_NAME.fullmatch(username):
         raise ValueError(f"user name {username!r} is not 1-32 letters, digits, '_' or '-'")
+    expected = os.environ.get("APP_USERNAME", "")
+    if not expected or username not in (expected, expected + CLONE_SUFFIX):
+        raise ValueError(
+            f"user {username!r} is not the application's ({expected or 'APP_USERNAME unset'}"
+            f" or its {CLONE_SUFFIX}): refused"
+        )
     return f"'{username}'@'%'"
+
+
+def identified(password: str) -> str:
+    """The account's password as its mysql_native_password hash, never the password itself:
+    the cluster's audit log records DCL statements' text (server_audit_events QUERY_DCL), and
+    MySQL rewrites passwords only in the general and slow logs and the binary log
+    (https://dev.mysql.com/doc/refman/8.0/en/password-logging.html). MySQL 8.0 and MariaDB both
+    take `IDENTIFIED WITH mysql_native_password AS '*<SHA1(SHA1(password))>'`."""
+    password_literal(password)  # the same refusals as before
+    # SHA-1 is the mysql_native_password protocol's own hash (mandated, not our choice)
+    inner = hashlib.sha1(password.encode(), usedforsecurity=False).digest()
+    outer = hashlib.sha1(inner, usedforsecurity=False).hexdigest().upper()
+    return f"IDENTIFIED WITH mysql_native_password AS '*{outer}'"
 
 
 def password_literal(password: str) -> str:
@@ -387,6 +408,11 @@ def cluster_arn(secret_arn: str, cluster: str) -> str:
     return f"arn:{partition}:rds:{region}:{account_id}:cluster:{cluster}"
 
 
+# The Data API's answers while the writer is resuming or restarting: "Wait a few seconds and try
+# again" (https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/CommonErrors.html)
+WAIT_FOR_WRITER = ("DatabaseResumingException", "DatabaseUnavailableException")
+
+
 def as_master(secret: dict[str, Any], arn: str, statement: str, database: str | None = None) -> Any:
     """One statement through the Data API with the master secret the application's secret names:
     the master password is used here and by the master's own rotation, nowhere else."""
@@ -397,7 +423,19 @@ def as_master(secret: dict[str, Any], arn: str, statement: str, database: str | 
     }
     if database:
         request["database"] = database
-    return rds_data_client().execute_statement(**request)
+    client = rds_data_client()
+    deadline = time.monotonic() + float(os.environ.get("RESUME_WAIT_SECONDS", "90"))
+    delay = 1.0
+    while True:
+        try:
+            return client.execute_statement(**request)
+        except ClientError as err:  # a paused dev writer resumes in ~15 s; a restart takes longer
+            code = err.response.get("Error", {}).get("Code", "")
+            if code not in WAIT_FOR_WRITER or time.monotonic() + delay > deadline:
+                raise
+            logger.info("Data API %s: trying again in %.0f s", code, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def set_user_secret(
@@ -431,9 +469,9 @@ def clone_user(current: dict[str, Any], pending: dict[str, Any], arn: str) -> li
     """The statements that make the pending user: created if missing, the current user's grants,
     then the new password (last: a GRANT never sets it)."""
     source, target = str(current["username"]), str(pending["username"])
-    literal = password_literal(str(pending["password"]))
+    password = identified(str(pending["password"]))
     shown = as_master(current, arn, f"SHOW GRANTS FOR {account(source)}")
-    statements = [f"CREATE USER IF NOT EXISTS {account(target)} IDENTIFIED BY {literal}"]
+    statements = [f"CREATE USER IF NOT EXISTS {account(target)} {password}"]
     for row in shown.get("records", []):
         grant = PASSWORD_CLAUSE.sub("", str(row[0].get("stringValue", "")))
         if grant.upper().startswith("GRANT USAGE ON *.*"):
@@ -441,7 +479,7 @@ def clone_user(current: dict[str, Any], pending: dict[str, Any], arn: str) -> li
         if f" TO {GRANTEE.format(source)}" not in grant:
             raise ValueError(f"cannot read the grant {grant!r} of user {source}")
         statements.append(grant.replace(f" TO {GRANTEE.format(source)}", f" TO {account(target)}"))
-    statements.append(f"ALTER USER {account(target)} IDENTIFIED BY {literal}")
+    statements.append(f"ALTER USER {account(target)} {password}")
     return statements
 
 
@@ -519,12 +557,12 @@ def set_up_database(props: dict[str, Any]) -> dict[str, str]:
         raise ValueError(f"database {database!r} or privileges {privileges} refused")
     if not set(tables) <= set(TABLES):
         raise ValueError(f"tables {tables} refused: this function defines {sorted(TABLES)}")
-    user, literal = account(str(app["username"])), password_literal(str(app["password"]))
+    user, password = account(str(app["username"])), identified(str(app["password"]))
     as_master(app, arn, f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for table in tables:
         as_master(app, arn, TABLES[table], database)
-    as_master(app, arn, f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {literal}")
-    as_master(app, arn, f"ALTER USER {user} IDENTIFIED BY {literal}")
+    as_master(app, arn, f"CREATE USER IF NOT EXISTS {user} {password}")
+    as_master(app, arn, f"ALTER USER {user} {password}")
     for table in tables:  # tbl_name alone: the table in the call's default database (MySQL 8.0
         # GRANT, "Table Privileges"), so the grant names the database the call runs in
         as_master(app, arn, f"GRANT {', '.join(privileges)} ON `{table}` TO {user}", database)
