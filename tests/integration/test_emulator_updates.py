@@ -201,6 +201,6 @@ def test_executing_a_new_vpc_cidr_updates_only_what_changes_itself(
     outputs, shown = deploy_dev(
         target, outputs_dir, ValidationMemorySize="3008", VpcCidr="10.70.0.0/16"
     )
-    assert "Conditional" in shown and "LambdaSecurityGroup" in shown
+    assert "conditional" in shown and "LambdaSecurityGroup" in shown  # Replacement, as shown
     assert stack_status(target, STACK)["StackStatus"] == "UPDATE_COMPLETE"
     assert invoke(target, outputs, "UPD-CIDR")["decision"] == "APPROVED"

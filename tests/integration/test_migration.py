@@ -200,7 +200,7 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
     # the cause, from the dead letter's ErrorMessage, and where the function's log is
     assert failed["error"] == "database unavailable"
     shown = quiet()
-    migrate.print_summary(shown, report, "loanstack logs --suffix mig42 --region us-east-1")
+    migrate.print_summary(shown, report, logs="loanstack logs --suffix mig42 --region us-east-1")
     said = shown.export_text()
     assert "database unavailable" in said
     assert "`loanstack logs --suffix mig42 --region us-east-1`" in said

@@ -176,12 +176,22 @@ def test_an_update_of_a_stack_on_the_old_t_class_default_says_what_to_pass(
 ) -> None:
     old = template.load()
     old["Parameters"]["DBInstanceClass"]["AllowedValues"].append("db.t4g.medium")
+    # that old stack predates AppDatabaseSetup, whose Data API call a T-class writer refuses
+    del old["Resources"]["AppDatabaseSetup"]
+    for resource in old["Resources"].values():
+        if "AppDatabaseSetup" in template.as_list(resource.get("DependsOn", [])):
+            resource["DependsOn"] = [
+                d for d in template.as_list(resource["DependsOn"]) if d != "AppDatabaseSetup"
+            ]
     deploy_dev(target, "old1", old, DBInstanceClass="db.t4g.medium")
     with pytest.raises(DeployError) as refused:
         deploy_dev(target, "old1")  # today's template, the previous value kept
     assert "DBInstanceClass='db.t4g.medium' is no longer allowed" in str(refused.value)
     assert "--param DBInstanceClass=db.serverless" in str(refused.value)
-    deploy_dev(target, "old1", DBInstanceClass="db.r7g.large")
+    # the advised fix goes through (on the old shape: the emulator applies an instance class
+    # change after dependants run, so today's AppDatabaseSetup would still meet the T class
+    # writer that CloudFormation on AWS would already have modified)
+    deploy_dev(target, "old1", old, DBInstanceClass="db.r7g.large")
     destroy(target, "old1", Console(record=True))
 
 

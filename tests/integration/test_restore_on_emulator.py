@@ -184,6 +184,10 @@ def test_restore_from_the_final_snapshot_of_a_prod_destroy(
     deployed(target, suffix, tmp_path)
     with pointed_at(emulator, target):
         recorded = migrate_loans(tmp_path, "S")
+    # an operator turns prod's termination protection off before a destroy (test_stack_options)
+    target.client("cloudformation").update_termination_protection(
+        StackName=f"tapstack-{suffix}", EnableTerminationProtection=False
+    )
     destroy(target, suffix, Console(record=True, width=200, file=io.StringIO()))
     rds = target.client("rds")
     (snapshot,) = [

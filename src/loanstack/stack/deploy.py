@@ -95,7 +95,13 @@ class Deployment:
         the trail bucket, is an Update:Delete of it)."""
         found = set(self.protected())
         if self.deployed_parameters:
-            found |= set(protection.protected_ids(self.template_doc, self.deployed_parameters))
+            declared = self.template_doc.get("Parameters", {})
+            valid = {  # a value this template no longer allows is refused later, with its fix
+                k: v
+                for k, v in self.deployed_parameters.items()
+                if k in declared and not template.constraint_violation(declared[k], v)
+            }
+            found |= set(protection.protected_ids(self.template_doc, valid))
         return sorted(found)
 
     @property
@@ -152,6 +158,8 @@ def plan(d: Deployment) -> Plan:
             for p in current.get("Parameters", [])
             if "ParameterValue" in p
         }
+    if kind == "UPDATE" and current is not None:  # before anything reads the merged values
+        refuse_stale_previous_values(d, current)
     protection.check_allowed(d.options.allow_replace, d.guarded(), d.env)
     check_concurrency(d, current)
     params: list[dict[str, Any]] = [
@@ -160,7 +168,6 @@ def plan(d: Deployment) -> Plan:
     extra: dict[str, Any] = {}
     alarms = protection.health_alarms(d.template_doc, d.parameters)
     if kind == "UPDATE" and current is not None:  # keep values given before, as the console does
-        refuse_stale_previous_values(d, current)
         previous = {p["ParameterKey"] for p in current.get("Parameters", [])}
         params += [
             {"ParameterKey": k, "UsePreviousValue": True}
