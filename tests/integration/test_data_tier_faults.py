@@ -27,14 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from loanstack.aws.target import Target
 from loanstack.emulator import Emulator, awslambda_async
 from loanstack.emulator.state import STATE
-from loanstack.stack import deploy
-from loanstack.stack.destroy import destroy
 from loanstack.testing.loanbook import approved_application
+from tests.support.stacks import deploy_stack, destroy_stack, tune_validation_function
 
 KNOBS = {"RETRY_BASE_SECONDS": "0.1"}
 
@@ -45,25 +43,11 @@ def outputs(
 ) -> Iterator[dict[str, str]]:
     """The dev stack (reserved concurrency 10) with a shorter backoff base (see above); it lives
     as long as this module."""
-    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "flt42.json"
-    d = deploy.Deployment(
-        target,
-        "dev",
-        "flt42",
-        deploy.parameters_for("dev", "flt42", {}),
-        Console(record=True, width=200),
-    )
-    found = deploy.deploy(d, confirm=lambda: True)
-    lam = target.client("lambda")
-    name = found["LoanValidationFunctionName"]
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**variables, **KNOBS}}
-    )
+    found = deploy_stack(target, "dev", "flt42", Path(tmp_path_factory.mktemp("out")))
+    tune_validation_function(target, found, **KNOBS)
     yield found
     emulator.faults.clear()
-    assert awslambda_async.wait_idle(60)
-    destroy(target, "flt42", Console(record=True, width=200))
+    destroy_stack(target, "flt42")
 
 
 def stored(target: Target, outputs: dict[str, str], prefix: str) -> list[tuple[str, str]]:

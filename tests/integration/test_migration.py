@@ -19,6 +19,7 @@ from loanstack.ops import migrate
 from loanstack.stack import deploy
 from loanstack.stack.destroy import destroy
 from loanstack.testing import loanbook
+from tests.support import stacks
 
 REGION = "us-east-1"
 
@@ -51,21 +52,8 @@ def quiet() -> Console:
 
 
 def stored_ids(target: Target, outputs: dict[str, str]) -> list[str]:
-    """In pages: the Data API answers at most 1 MiB (100,000 ids in one reply are refused)."""
-    ids: list[str] = []
-    while True:
-        reply = target.client("rds-data").execute_statement(
-            resourceArn=outputs["DBClusterArn"],
-            secretArn=outputs["DBSecretArn"],
-            database="loans",
-            sql="SELECT loan_id FROM loan_decisions WHERE source LIKE '%/incoming/%' "
-            "AND loan_id > :after ORDER BY loan_id LIMIT 10000",
-            parameters=[{"name": "after", "value": {"stringValue": ids[-1] if ids else ""}}],
-        )
-        page = [r[0]["stringValue"] for r in reply["records"]]
-        if not page:
-            return ids
-        ids += page
+    """The loan ids the batch path stored (a batch file's rows carry its key as their source)."""
+    return stacks.stored_ids(target, outputs, "source LIKE '%/incoming/%'")
 
 
 def forget(target: Target, outputs: dict[str, str], stack: migrate.BatchPath, mid: str) -> None:

@@ -22,9 +22,8 @@ from rich.console import Console
 from loanstack.aws.target import Target
 from loanstack.emulator import Emulator, awslambda_async
 from loanstack.ops import migrate, verify
-from loanstack.stack import deploy
-from loanstack.stack.destroy import destroy
 from loanstack.testing import loanbook
+from tests.support.stacks import deploy_stack, destroy_stack, stored_ids, tune_validation_function
 
 ROWS = 100_000
 CHUNK_ROWS = 10_000  # 11 chunks (the blank line after every 1,000 rows counts as a line)
@@ -36,43 +35,11 @@ KNOBS = {"RETRY_BASE_SECONDS": "0.1"}
 def outputs(
     target: Target, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    target.outputs_file = Path(tmp_path_factory.mktemp("out")) / "mft42.json"
-    d = deploy.Deployment(
-        target,
-        "dev",
-        "mft42",
-        deploy.parameters_for("dev", "mft42", {}),
-        Console(record=True, width=200),
-    )
-    found = deploy.deploy(d, confirm=lambda: True)
-    lam = target.client("lambda")
-    name = found["LoanValidationFunctionName"]
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**variables, **KNOBS}}
-    )
+    found = deploy_stack(target, "dev", "mft42", Path(tmp_path_factory.mktemp("out")))
+    tune_validation_function(target, found, **KNOBS)
     yield found
     emulator.faults.clear()
-    assert awslambda_async.wait_idle(120)
-    destroy(target, "mft42", Console(record=True, width=200))
-
-
-def stored_ids(target: Target, outputs: dict[str, str]) -> list[str]:
-    """Every stored loan id, duplicates kept, in pages inside the Data API's 1 MiB limit."""
-    ids: list[str] = []
-    while True:
-        reply = target.client("rds-data").execute_statement(
-            resourceArn=outputs["DBClusterArn"],
-            secretArn=outputs["DBSecretArn"],
-            database="loans",
-            sql="SELECT loan_id FROM loan_decisions WHERE loan_id > :after "
-            "ORDER BY loan_id LIMIT 10000",
-            parameters=[{"name": "after", "value": {"stringValue": ids[-1] if ids else ""}}],
-        )
-        page = [r[0]["stringValue"] for r in reply["records"]]
-        if not page:
-            return ids
-        ids += page
+    destroy_stack(target, "mft42", idle_seconds=120)
 
 
 def test_a_100000_row_migration_through_an_outage_duplicates_a_kill_and_deadlocks_reconciles(

@@ -41,8 +41,39 @@ def deploy_stack(
     return deploy.deploy(d, confirm=lambda: True)
 
 
-def destroy_stack(target: Target, suffix: str) -> None:
+def destroy_stack(target: Target, suffix: str, idle_seconds: float = 60) -> None:
     """Wait until the emulator's asynchronous invocations are done, then destroy: the
     backends outlive the emulator in this process, so no reservation is left behind."""
-    assert awslambda_async.wait_idle(60), "asynchronous invocations still running after 60 s"
+    assert awslambda_async.wait_idle(idle_seconds), (
+        f"asynchronous invocations still running after {idle_seconds:.0f} s"
+    )
     destroy(target, suffix, quiet())
+
+
+def tune_validation_function(target: Target, outputs: dict[str, str], **knobs: str) -> None:
+    """Add environment variables to the deployed validation function (a test's shorter waits)."""
+    lam = target.client("lambda")
+    name = outputs["LoanValidationFunctionName"]
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**variables, **knobs}}
+    )
+
+
+def stored_ids(target: Target, outputs: dict[str, str], where: str = "TRUE") -> list[str]:
+    """Every stored loan id matching `where`, duplicates kept, in pages: the Data API answers
+    at most 1 MiB (100,000 ids in one reply are refused)."""
+    ids: list[str] = []
+    while True:
+        reply = target.client("rds-data").execute_statement(
+            resourceArn=outputs["DBClusterArn"],
+            secretArn=outputs["DBSecretArn"],
+            database="loans",
+            sql=f"SELECT loan_id FROM loan_decisions WHERE ({where}) AND loan_id > :after "
+            "ORDER BY loan_id LIMIT 10000",
+            parameters=[{"name": "after", "value": {"stringValue": ids[-1] if ids else ""}}],
+        )
+        page = [r[0]["stringValue"] for r in reply["records"]]
+        if not page:
+            return ids
+        ids += page
