@@ -76,7 +76,8 @@ def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Pat
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
         "PYTHONPATH": str(ROOT / "src"),
     }
-    started = loanstack(env, "emulator", "start", "--detach")
+    started = loanstack(env, "emulator", "start", "--detach", "--port", "0")  # a free port: the
+    # previous run's emulator may still hold the default one while it stops
     if started.returncode != 0:
         raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
     url = next(w.split("=", 1)[1] for w in started.stdout.split() if "=" in w)
