@@ -49,7 +49,7 @@ from typing import Any
 import boto3
 
 from loanstack.emulator.mariadb import MariaDB
-from loanstack.emulator.rdsdata import DataApiBridge
+from loanstack.emulator.rdsdata_bridge import DataApiBridge
 from loanstack.functions import fresh as load_function
 
 BUCKET = "s3-loandocuments-bench-123456789012"

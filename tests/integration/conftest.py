@@ -14,7 +14,7 @@ from moto import mock_aws
 from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.mariadb import MariaDB
-from loanstack.emulator.rdsdata import DataApiBridge
+from loanstack.emulator.rdsdata_bridge import DataApiBridge
 from tests.support.helpers import load_function
 from tests.support.stacks import DEV_SUFFIX, deploy_stack, destroy_stack
 

@@ -14,7 +14,9 @@ import pytest
 
 from loanstack.emulator import rdsdata
 from loanstack.emulator.mariadb import MariaDB
-from loanstack.emulator.rdsdata import execute
+from loanstack.emulator.rdsdata_errors import PROVISIONED, SERVERLESS_V1, database_error
+from loanstack.emulator.rdsdata_execute import execute
+from loanstack.emulator.state import STATE
 
 
 def connection_id(server: MariaDB, cluster: str, credentials: tuple[str, str]) -> int:
@@ -103,9 +105,7 @@ def test_sql_errors_are_database_errors_with_mysqls_number(mariadb: MariaDB) -> 
     status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
     assert (status, body["__type"]) == (400, "DatabaseErrorException")
     assert body["message"] == "Database error code: 1146. Message: Table 'loans.nope' doesn't exist"
-    status, body = execute(
-        mariadb, "ExecuteStatement", params, ("admin", "p"), rdsdata.SERVERLESS_V1
-    )
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"), SERVERLESS_V1)
     assert (status, body["__type"]) == (400, "BadRequestException")
 
 
@@ -121,7 +121,7 @@ def test_injected_faults_answer_as_aurora_does(mariadb: MariaDB) -> None:
     mariadb.reset()
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
-    faults = rdsdata.STATE.faults
+    faults = STATE.faults
     insert = {"resourceArn": "arn:aws:rds:r:1:cluster:c1", "sql": "INSERT INTO t VALUES (:id)",
               "parameters": [{"name": "id", "value": {"longValue": 1}}]}  # fmt: skip
     try:
@@ -172,11 +172,11 @@ def test_the_password_is_checked_on_every_call(
     def check_access(account: str, region: str, params: dict[str, Any]) -> tuple[str, str]:
         checks.append(params["secretArn"])
         if params["secretArn"] != "good":
-            raise rdsdata.database_error(1045, "Access denied for user 'admin'@'%'")
+            raise database_error(1045, "Access denied for user 'admin'@'%'")
         return "admin", "p"
 
     monkeypatch.setattr(rdsdata, "check_access", check_access)
-    monkeypatch.setattr(rdsdata.STATE, "mariadb", mariadb)
+    monkeypatch.setattr(STATE, "mariadb", mariadb)
 
     def call(secret: str) -> tuple[int, dict[str, Any]]:
         body = {"resourceArn": "arn:c1", "secretArn": secret, "sql": "SELECT 1"}
@@ -210,9 +210,7 @@ def test_aurora_default_sql_mode_clips_and_a_parameter_groups_strict_mode_refuse
         [{"stringValue": "ABC"}]
     ]
     strict = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
-    status, body = execute(
-        mariadb, "ExecuteStatement", insert, ("admin", "p"), rdsdata.PROVISIONED, strict
-    )
+    status, body = execute(mariadb, "ExecuteStatement", insert, ("admin", "p"), PROVISIONED, strict)
     assert (status, body["__type"]) == (400, "DatabaseErrorException")
     assert body["message"].startswith("Database error code: 1406. Message: Data too long")
 

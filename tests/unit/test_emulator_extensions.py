@@ -17,7 +17,8 @@ from moto import mock_aws
 from loanstack import template
 from loanstack.emulator import ACCOUNT_ID, awslambda, deletion, install, modelled_types
 from loanstack.emulator.rds import master_password
-from loanstack.emulator.rdsdata import DataApiError, check_access
+from loanstack.emulator.rdsdata import check_access
+from loanstack.emulator.rdsdata_errors import DataApiError
 
 REGION = "us-east-1"
 VPC = {"VPC": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}
@@ -293,7 +294,8 @@ def test_data_api_errors_before_the_sql_are_the_documented_ones(aws: boto3.Sessi
 def test_the_data_api_applies_the_cluster_parameter_groups_sql_mode(aws: boto3.Session) -> None:
     """Aurora's default sql_mode is not strict; a cluster parameter group's value applies to the
     cluster's statements (cluster_settings feeds it to the pooled connections)."""
-    from loanstack.emulator.rdsdata import PROVISIONED, SERVERLESS_V1, cluster_settings
+    from loanstack.emulator.rdsdata import cluster_settings
+    from loanstack.emulator.rdsdata_errors import PROVISIONED, SERVERLESS_V1
 
     template = secret_and_cluster()
     deploy(aws, template)

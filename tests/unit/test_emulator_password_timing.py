@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from loanstack.emulator import ACCOUNT_ID, install
 from loanstack.emulator import rds as rds_model
-from loanstack.emulator.rdsdata import DataApiError, check_access
+from loanstack.emulator.rdsdata import check_access
+from loanstack.emulator.rdsdata_errors import DataApiError
 
 REGION, CLUSTER = "us-east-1", "aurora-timing"
 

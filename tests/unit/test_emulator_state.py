@@ -15,7 +15,7 @@ EMULATOR = Path(__file__).resolve().parents[2] / "src" / "loanstack" / "emulator
 ALLOWED = {("base.py", "EXTENSIONS"), ("fence.py", "_applied"), ("patches.py", "PATCHES"),
            ("cloudformation.py", "_creation_orders"), ("state.py", "STATE"),
            ("__init__.py", "CREDENTIALS"), ("__init__.py", "__all__"), ("awslambda.py", "__all__"),
-           ("deletion.py", "DELETERS"), ("rdsdata.py", "STATUS"), ("s3.py", "REQUEST_CONTEXT"),
+           ("deletion.py", "DELETERS"), ("rdsdata_errors.py", "STATUS"), ("s3.py", "REQUEST_CONTEXT"),
            ("s3.py", "OPERATORS"), ("audit.py", "SOURCE_KINDS"),
            ("private_reads.py", "PRIVATE_READS")}  # fmt: skip
 MUTABLE_CALLS = {"dict", "list", "set", "Lease", "Condition", "defaultdict", "EmulatorState"}

@@ -36,7 +36,7 @@ AURORA_DEFAULTS = (
     "--collation-server=utf8mb4_unicode_520_ci",
     "--lower-case-table-names=0",
 )
-# The Data API stops a statement after 45 s unless continueAfterTimeout (rdsdata.py); MariaDB's
+# The Data API stops a statement after 45 s unless continueAfterTimeout (rdsdata_execute.py); MariaDB's
 # max_statement_time does the stopping. https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html
 STATEMENT_TIMEOUT_VARIABLE = "LOANSTACK_EMULATOR_STATEMENT_TIMEOUT"
 IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials

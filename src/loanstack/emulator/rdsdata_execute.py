@@ -1,0 +1,139 @@
+"""One Data API call run on MariaDB: a pooled connection, the statement (or a batch in one
+transaction), and the answer in the Data API's shape; the MariaDB round trips timed on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+
+from loanstack.emulator.faults import DEADLOCK, DEADLOCK_MESSAGE
+from loanstack.emulator.mariadb import MariaDB, statement_timeout
+from loanstack.emulator.rdsdata_errors import (
+    PROVISIONED,
+    STATEMENT_TIMED_OUT,
+    DataApiError,
+    database_error,
+    from_mysql,
+)
+from loanstack.emulator.rdsdata_limits import check_formatted, check_request, check_response
+from loanstack.emulator.rdsdata_values import bind, json_value, to_field
+from loanstack.emulator.state import STATE
+
+
+class RoundTrips:
+    """Time spent in MariaDB's round trips: from sending a statement to reading the last packet
+    of its result (PyMySQL's `execute`, which reads the whole result).
+
+    The bench's "Data API time" also carries what the emulator does around each call (checks,
+    the pool, binding, building the answer), which AWS does not add; this is the database's
+    part of it, so the bench can show the two apart (docs/benchmarks.md).
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.statements = 0
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.statements += 1
+
+
+def execute(
+    server: MariaDB,
+    operation: str,
+    params: dict[str, Any],
+    credentials: tuple[str, ...],
+    kind: str = PROVISIONED,
+    sql_mode: str | None = None,
+    request_bytes: int | None = None,
+    schema: str | None = None,
+    round_trips: RoundTrips | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """One Data API call on MariaDB: (HTTP status, response body in the Data API's shape).
+
+    Runs on a pooled connection of its own (`MariaDB.pool`), so concurrent calls run at once,
+    as on Aurora; a fault a test injected (`faults.Faults`) answers first. `schema` is the
+    cluster's own schema for the call's database (`clusterdata.schema`); None: the database
+    name as it is (the test bridge, which has no cluster). `round_trips`, when given, adds the
+    time of the call's statements.
+    """
+    arn = str(params.get("resourceArn", ""))
+    faults = STATE.faults
+    try:
+        check_request(params, len(json.dumps(params)) if request_bytes is None else request_bytes)
+        injected = faults.before_call(arn, str(credentials[0]) if credentials else "")
+        if injected is not None:
+            if injected.mysql_error is not None:
+                raise database_error(injected.mysql_error, injected.message, kind)
+            raise DataApiError(injected.code, injected.message)
+        with server.pool.connection(arn, credentials, sql_mode) as conn:
+            try:
+                conn.select_db(schema or params.get("database") or "loans")
+                if faults.take_deadlock(arn):  # InnoDB rolls the victim's transaction back
+                    raise pymysql.err.OperationalError(DEADLOCK, DEADLOCK_MESSAGE)
+                with conn.cursor() as cur:
+                    return run(conn, cur, operation, params, round_trips or RoundTrips())
+            except pymysql.MySQLError:
+                if conn.open:
+                    with contextlib.suppress(pymysql.MySQLError):
+                        conn.rollback()  # a failed batch leaves nothing on the pooled connection
+                raise
+    except pymysql.MySQLError as err:
+        failure = from_mysql(err, kind)
+        return failure.status, {"__type": failure.code, "message": str(failure)}
+    except DataApiError as err:
+        return err.status, {"__type": err.code, "message": str(err)}
+
+
+def run(
+    conn: Any, cur: Any, operation: str, params: dict[str, Any], clock: RoundTrips
+) -> tuple[int, dict[str, Any]]:
+    if operation == "BatchExecuteStatement":
+        sets = params.get("parameterSets", [])
+        with clock.timing():
+            conn.begin()  # like Aurora's Data API: one batch, one transaction
+        for parameters in sets:
+            sql = bind(conn, params["sql"], parameters)
+            with clock.timing():
+                cur.execute(sql)
+        with clock.timing():
+            conn.commit()
+        return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
+    sql = bind(conn, params["sql"], params.get("parameters", []))
+    if params.get("continueAfterTimeout"):  # the statement goes on past the call's timeout
+        sql = f"SET STATEMENT max_statement_time = 0 FOR {sql}"
+    started = time.monotonic()
+    with clock.timing():
+        cur.execute(sql)
+    if time.monotonic() - started > statement_timeout():  # it went on: the call had timed out
+        raise DataApiError("StatementTimeoutException", STATEMENT_TIMED_OUT)
+    # a SELECT updates nothing: Aurora answers 0 (pymysql's rowcount is the rows read)
+    updated = 0 if cur.description else max(cur.rowcount, 0)
+    if cur.description and params.get("formatRecordsAs") == "JSON":
+        return 200, {"numberOfRecordsUpdated": 0, "formattedRecords": formatted(cur)}
+    records = [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
+    check_response(records)
+    return 200, {"numberOfRecordsUpdated": updated, "records": records}
+
+
+def formatted(cur: Any) -> str:
+    """A SELECT's rows as one JSON string (`formatRecordsAs: JSON`): an array of objects keyed by
+    the column labels, numbers as JSON numbers, DECIMAL and text as strings, NULL as null, in
+    place of `records`; the 64 KB row and 1 MiB response limits apply as to `records`.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html
+    """
+    labels = [column[0] for column in cur.description]
+    return check_formatted(
+        [json.dumps(dict(zip(labels, map(json_value, row), strict=True))) for row in cur]
+    )
