@@ -322,3 +322,27 @@ def test_strings_are_bound_exactly_without_pymysqls_per_character_escaping(
         assert status == 200, body
     status, body = call(mariadb, "SELECT v FROM t")
     assert body["records"] == [[{"stringValue": nasty}], [{"stringValue": nasty}]]
+
+
+def test_the_bridge_times_each_statements_mariadb_round_trip_apart_from_its_own_work(
+    mariadb: MariaDB,
+) -> None:
+    """The bench's database time is MariaDB's round trips, not the emulator's checks, pool and
+    binding around them: each statement is timed from sending it to its result's last packet."""
+    import boto3
+
+    from loanstack.emulator.rdsdata_bridge import DataApiBridge
+
+    mariadb.reset()
+    bridge = DataApiBridge(mariadb)
+    keys = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    client = bridge.install(boto3.client("rds-data", region_name="us-east-1", **keys))
+    arn = {"resourceArn": "arn:aws:rds:us-east-1:123456789012:cluster:c1",
+           "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"}  # fmt: skip
+    client.execute_statement(**arn, sql="CREATE TABLE t (id INT PRIMARY KEY)")
+    client.execute_statement(**arn, sql="SELECT SLEEP(0.3)")
+    sets = [[{"name": "id", "value": {"longValue": i}}] for i in (1, 2)]
+    client.batch_execute_statement(**arn, sql="INSERT INTO t VALUES (:id)", parameterSets=sets)
+    # two statements, then BEGIN, two inserts, COMMIT: each a round trip of its own
+    assert bridge.round_trips.statements == 6
+    assert 0.3 <= bridge.round_trips.seconds < bridge.seconds
