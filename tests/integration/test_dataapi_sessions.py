@@ -346,3 +346,40 @@ def test_the_bridge_times_each_statements_mariadb_round_trip_apart_from_its_own_
     # two statements, then BEGIN, two inserts, COMMIT: each a round trip of its own
     assert bridge.round_trips.statements == 6
     assert 0.3 <= bridge.round_trips.seconds < bridge.seconds
+
+
+def test_a_pooled_connection_selects_the_calls_database_only_when_it_is_not_on_it(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Selecting the database on every call was one more MariaDB round trip per call, counted as
+    the database's share; a statement that moved the connection elsewhere (`USE`) or left it on
+    no database (`DROP DATABASE`) makes the next call select it again."""
+    import pymysql.connections
+
+    selected: list[str] = []
+    select_db = pymysql.connections.Connection.select_db
+
+    def counted(conn: Any, db: str) -> None:
+        selected.append(db)
+        select_db(conn, db)
+
+    monkeypatch.setattr(pymysql.connections.Connection, "select_db", counted)
+    mariadb.reset()
+    mariadb.pool.close()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT)")
+    here = "SELECT COUNT(*) FROM t"  # only `loans` has a table t
+    for _ in range(3):
+        assert call(mariadb, here)[1]["records"] == [[{"longValue": 0}]]
+    assert selected == ["loans"]
+    assert call(mariadb, "USE mysql")[0] == 200
+    assert call(mariadb, here)[1]["records"] == [[{"longValue": 0}]]
+    with mariadb.connect(None) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE other")
+    for sql in ("DROP DATABASE loans", "CREATE DATABASE loans"):
+        params = {"resourceArn": "arn:c1", "sql": sql, "database": "other"}
+        assert execute(mariadb, "ExecuteStatement", params, ("admin", "p"))[0] == 200
+    assert call(mariadb, "CREATE TABLE t (id INT)")[0] == 200
+    assert call(mariadb, "SELECT COUNT(*) FROM t")[1]["records"] == [[{"longValue": 0}]]
+    with mariadb.connect(None) as conn, conn.cursor() as cur:
+        cur.execute("DROP DATABASE other")

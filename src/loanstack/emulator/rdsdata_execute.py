@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -79,12 +80,13 @@ def execute(
             raise DataApiError(injected.code, injected.message)
         with server.pool.connection(arn, credentials, sql_mode) as conn:
             try:
-                conn.select_db(schema or params.get("database") or "loans")
+                use_schema(conn, schema or params.get("database") or "loans")
                 if faults.take_deadlock(arn):  # InnoDB rolls the victim's transaction back
                     raise pymysql.err.OperationalError(DEADLOCK, DEADLOCK_MESSAGE)
                 with conn.cursor() as cur:
                     return run(conn, cur, operation, params, round_trips or RoundTrips())
             except pymysql.MySQLError:
+                conn.loanstack_schema = None  # where a failed statement left it: not known
                 if conn.open:
                     with contextlib.suppress(pymysql.MySQLError):
                         conn.rollback()  # a failed batch leaves nothing on the pooled connection
@@ -96,6 +98,26 @@ def execute(
         return err.status, {"__type": err.code, "message": str(err)}
 
 
+# A statement that may change or unset the connection's default database (`USE`, `DROP
+# DATABASE`, also inside a longer statement): the next call on that connection selects its
+# database again. Over-matching (a `USE INDEX` hint, `SELECT DATABASE()`) only costs that one
+# round trip.
+USE = re.compile(r"\b(?:use|database|schema)\b", re.IGNORECASE)
+
+
+def use_schema(conn: Any, schema: str) -> None:
+    """Select the call's database, unless the pooled connection is already on it.
+
+    Selecting it on every call was one more MariaDB round trip per call (COM_INIT_DB), which the
+    bench counted as the database's share; the connection remembers what it selected, and a
+    statement that may have changed it (`USE`, `DROP DATABASE`) or failed makes the next call select it again.
+    """
+    if getattr(conn, "loanstack_schema", None) != schema:
+        conn.loanstack_schema = None
+        conn.select_db(schema)
+        conn.loanstack_schema = schema
+
+
 def run(
     conn: Any, cur: Any, operation: str, params: dict[str, Any], clock: RoundTrips
 ) -> tuple[int, dict[str, Any]]:
@@ -103,6 +125,8 @@ def run(
         sets = params.get("parameterSets", [])
         with clock.timing():
             conn.begin()  # like Aurora's Data API: one batch, one transaction
+        if USE.search(params["sql"]):
+            conn.loanstack_schema = None
         for parameters in sets:
             sql = bind(conn, params["sql"], parameters)
             with clock.timing():
@@ -111,6 +135,8 @@ def run(
             conn.commit()
         return 200, {"updateResults": [{"generatedFields": []} for _ in sets]}
     sql = bind(conn, params["sql"], params.get("parameters", []))
+    if USE.search(params["sql"]):
+        conn.loanstack_schema = None
     if params.get("continueAfterTimeout"):  # the statement goes on past the call's timeout
         sql = f"SET STATEMENT max_statement_time = 0 FOR {sql}"
     started = time.monotonic()
