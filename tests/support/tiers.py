@@ -78,6 +78,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_secret_rotation.py": ("emulator",),
     "integration/test_cli_walkthrough.py": ("subprocess",),
     "integration/test_target_cli.py": ("subprocess",),
+    "integration/test_detached_emulator.py": ("subprocess",),
     "integration/test_declined.py": ("subprocess",),
     "integration/test_demo.py": ("emulator",),
     "integration/test_deployed_on_aws.py": ("aws",),

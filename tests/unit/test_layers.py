@@ -1,6 +1,8 @@
 """The layers of docs/architecture.md, enforced: each module of src/loanstack imports only from
 its own layer and the layers its row allows, and the emulator is reached only through its door.
-Imports are read from the source (ast), those inside functions and TYPE_CHECKING blocks too."""
+Imports are read from the source (ast), those inside functions and TYPE_CHECKING blocks too.
+The door is light: what its modules run at import time (module-level imports, TYPE_CHECKING
+blocks aside) reaches no emulator module behind it, nor moto or pymysql."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from loanstack.aws import target
 from loanstack.template import ROOT
 
 SRC = ROOT / "src"
-# The layer of each module: the longest prefix wins. A new module needs a row here (and a line
-# in docs/architecture.md) before it may import anything.
+# The layer of each module: the longest prefix wins ("p.*": the modules under package p, not p
+# itself). A new module needs a row here (and a line in docs/architecture.md) before it may
+# import anything.
 LAYERS = {
     "loanstack": "base",
     "loanstack.errors": "base",
@@ -40,7 +43,10 @@ LAYERS = {
     "loanstack.cli": "commands",
     "loanstack.demo": "commands",
     "loanstack.__main__": "commands",
-    "loanstack.emulator": "emulator",
+    "loanstack.emulator": "door",  # the package's light names (credentials, EmulatorError)
+    "loanstack.emulator.door": "door",
+    "loanstack.emulator.control": "door",
+    "loanstack.emulator.*": "emulator",
 }
 MAY_IMPORT = {
     "base": {"base"},
@@ -49,8 +55,12 @@ MAY_IMPORT = {
     "stack": {"base", "aws", "stack"},
     "ops": {"base", "aws", "ops"},
     "commands": {"base", "judges", "aws", "stack", "ops", "commands"},
-    "emulator": {"base", "emulator"},
+    "door": {"base", "door", "emulator"},  # the emulator only lazily: EAGER below
+    "emulator": {"base", "door", "emulator"},
 }
+# What a layer's modules may import when they are imported (module level), when less than all.
+EAGER = {"door": {"base", "door"}}
+HEAVY = ("moto", "pymysql", "werkzeug")  # the emulator extra: never imported by the door eagerly
 DOOR_OWNER = "loanstack.aws.target"  # the one module that names the door (imported lazily)
 
 
@@ -63,8 +73,14 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted((SRC / "loanstack").rglob("*.py"))}
 
 
+def covers(row: str, name: str) -> bool:
+    if row.endswith(".*"):
+        return name.startswith(row.removesuffix("*"))
+    return name == row or name.startswith(row + ".")
+
+
 def layer_of(name: str) -> str | None:
-    prefixes = [p for p in LAYERS if name == p or name.startswith(p + ".")]
+    prefixes = [p for p in LAYERS if covers(p, name)]
     return LAYERS[max(prefixes, key=len)] if prefixes else None
 
 
@@ -81,6 +97,43 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
     return {n for n in found if n in known}
 
 
+def eager_imports_of(path: Path, known: set[str]) -> set[str]:
+    """The loanstack modules and HEAVY packages `path` imports when it is imported:
+    module-level statements, outside functions and `if TYPE_CHECKING:` blocks."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+                visit(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body + node.orelse + node.finalbody)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return {n for n in found if n in known or n.split(".")[0] in HEAVY}
+
+
+def eager_violations(eager: dict[str, set[str]]) -> list[str]:
+    wrong = []
+    for importer, imported in sorted(eager.items()):
+        allowed = EAGER.get(layer_of(importer) or "")
+        if allowed is None:
+            continue
+        for name in sorted(imported):
+            theirs = layer_of(name)
+            if name.split(".")[0] in HEAVY or (theirs is not None and theirs not in allowed):
+                wrong.append(
+                    f"{importer} imports {name} when it is imported: import it inside the "
+                    "function that needs it (the door stays light)"
+                )
+    return wrong
+
+
 def violations(graph: dict[str, set[str]]) -> list[str]:
     wrong = []
     for importer, imported in sorted(graph.items()):
@@ -90,7 +143,7 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
             continue
         for name in sorted(imported):
             theirs = layer_of(name)
-            if theirs == "emulator" and mine != "emulator":
+            if theirs in ("door", "emulator") and mine not in ("door", "emulator"):
                 wrong.append(
                     f"{importer} imports {name}: the emulator is reached only through "
                     f"its door, lazily, in {DOOR_OWNER}"
@@ -110,6 +163,30 @@ def test_each_module_imports_only_what_its_layer_may() -> None:
     assert violations(graph()) == []
 
 
+def test_the_door_imports_nothing_heavy_when_imported() -> None:
+    found = modules()
+    eager = {name: eager_imports_of(path, set(found)) for name, path in found.items()}
+    assert {n for n in eager if layer_of(n) == "door"} == {
+        "loanstack.emulator",
+        "loanstack.emulator.door",
+        "loanstack.emulator.control",
+    }
+    assert eager_violations(eager) == []
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("loanstack.emulator.door", "loanstack.emulator.inprocess"),  # the heavy half, eagerly
+        ("loanstack.emulator.control", "loanstack.emulator.server"),  # Emulator, eagerly
+        ("loanstack.emulator", "loanstack.emulator.patches"),  # the package's light names
+        ("loanstack.emulator.door", "moto"),  # the extra itself
+    ],
+)
+def test_the_rules_refuse_a_heavy_import_in_the_door(importer: str, imported: str) -> None:
+    assert eager_violations({importer: {imported}})
+
+
 @pytest.mark.parametrize(
     ("importer", "imported"),
     [
@@ -117,6 +194,7 @@ def test_each_module_imports_only_what_its_layer_may() -> None:
         ("loanstack.template", "loanstack.cli.main"),  # the model above the commands
         ("loanstack.stack.deploy", "loanstack.emulator"),  # the emulator past its door
         ("loanstack.cli.local", "loanstack.emulator.door"),  # the door, but not lazily
+        ("loanstack.cli.local", "loanstack.emulator.control"),  # the door's light half, directly
         ("loanstack.emulator.door", "loanstack.aws.target"),  # the emulator using the tool
         ("loanstack.ops.migrate", "loanstack.stack.destroy"),  # one operation on another layer
     ],

@@ -237,15 +237,19 @@ def connect(
 
 def local_door() -> ModuleType:
     """The emulator's door, imported here and nowhere else in the tool: deploying to AWS never
-    imports moto, and without the emulator extra the local target is one line, not a traceback."""
+    imports moto, and without the emulator extra the local target is one line, not a traceback.
+    The door itself is light (no moto): a command that reaches a running emulator imports no
+    more; one that starts an emulator in this process pays for moto then."""
     try:
-        return importlib.import_module(DOOR)
+        door = importlib.import_module(DOOR)
+        door.require_extra()
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.startswith("loanstack"):
             raise
         raise DeployError(
             f"the local target needs the emulator ({exc.name} is not installed): {EMULATOR_EXTRA}"
         ) from exc
+    return door
 
 
 def not_here(target: Target) -> str:

@@ -1,141 +1,36 @@
-"""The embedded default (SPEC D4): moto's server on loopback, in this process, extended so the
-template deploys as a whole and its functions run.
+"""The embedded emulator (SPEC D4): moto's server on loopback with the extensions the template
+needs, and MariaDB behind the Data API. It is the `loanstack[emulator]` extra.
 
-In process matters: Lambda code runs here (`awslambda`), the Data API answers from a private
-MariaDB (`rdsdata`), and tests can look at moto's own service backends to prove a resource
-really exists, not only in the stack's resource list.
+Importing this package is light: it holds the dummy credentials, the account and the error type
+that the door (`door.py`, `control.py`) needs to reach an emulator that already runs, and it
+imports no moto, pymysql or service module. `Emulator`, `install`, `uninstall`, `check_port` and
+`modelled_types` live in `server.py` (which imports moto and registers every extension); they
+are loaded from there on first use (PEP 562's module `__getattr__`), so
+`from loanstack.emulator import Emulator` keeps working and pays for moto only then.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import socket
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
+import importlib
 from typing import Any
 
-from loanstack.emulator import (  # noqa: F401 (importing an extension registers it)
-    audit,
-    awslambda,
-    awslambda_permission,
-    backup,
-    cloudtrail,
-    cloudwatch,
-    customresource,
-    ec2,
-    kms,
-    rds,
-    rdsdata,
-    s3,
-    secretsmanager,
-    sns,
-)
-from loanstack.emulator.cloudformation import modelled_types
-from loanstack.emulator.faults import Faults
-from loanstack.emulator.mariadb import MariaDB
-from loanstack.emulator.patches import install, uninstall
-from loanstack.emulator.state import STATE
 from loanstack.template import EMULATOR_ACCOUNT_ID
 
 ACCOUNT_ID = EMULATOR_ACCOUNT_ID  # moto answers this account for any credentials
 CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
+SERVER = "loanstack.emulator.server"  # the heavy half, imported on first use
+IN_SERVER = ("Emulator", "check_port", "install", "modelled_types", "uninstall")
 
-__all__ = ["ACCOUNT_ID", "CREDENTIALS", "Emulator", "install", "modelled_types", "uninstall"]
+__all__ = ["ACCOUNT_ID", "CREDENTIALS", "EmulatorError", *IN_SERVER]
 
 
 class EmulatorError(RuntimeError):
     pass
 
 
-@dataclass
-class Emulator:
-    """moto's ThreadedMotoServer on a free loopback port, with MariaDB behind its Data API."""
-
-    url: str = ""
-    port: int = 0  # 0: a free one
-    _server: Any = field(default=None, repr=False)
-    _mariadb: Any = field(default=None, repr=False)
-
-    def start(self) -> Emulator:
-        """Start, or stop whatever had started (MariaDB included) before raising, even on
-        Ctrl-C or SIGTERM: nothing is left running."""
-        from moto.server import ThreadedMotoServer
-
-        check_port(self.port)
-        install()
-        try:
-            self._start_mariadb()
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-            self._server.start()
-        except BaseException:
-            self.stop()
-            raise
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
-        awslambda.install(self.url)
-        return self
-
-    @property
-    def faults(self) -> Faults:
-        """Fault injection for tests (faults.py): Data API outages, access denied, deadlocks,
-        duplicate S3 notifications."""
-        return STATE.faults
-
-    @property
-    def mariadb_pid(self) -> int | None:
-        process = getattr(self._mariadb, "process", None)
-        return process.pid if process is not None else None
-
-    @property
-    def data_dir(self) -> Path | None:
-        return self._mariadb.root if self._mariadb is not None else None
-
-    def _start_mariadb(self) -> None:
-        # a short path: unix socket names are limited to about 100 bytes
-        # TLS on a loopback port too: the clusters' endpoint for MySQL logins (rds.serve_logins)
-        self._mariadb = server = MariaDB(Path(tempfile.mkdtemp(prefix="loanstack-db-")), tls=True)
-        try:
-            server.start()
-        except Exception as exc:
-            raise EmulatorError(
-                f"the emulator's Data API needs MariaDB ({exc}); install it with "
-                "`sudo scripts/ensure-mariadb.sh` (Debian/Ubuntu: apt-get install mariadb-server)"
-            ) from exc
-        server.reset()
-        STATE.reset()
-        rdsdata.serve(server)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        if self._mariadb is not None:
-            STATE.serve(None)
-            self._mariadb.stop()
-            shutil.rmtree(self._mariadb.root, ignore_errors=True)
-            self._mariadb = None
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def check_port(port: int) -> None:
-    """moto's threaded server waits forever when its port is taken: refuse first, in one line."""
-    if not 0 <= port <= 65535:
-        raise EmulatorError(f"--port {port} is not a TCP port (0-65535; 0 picks a free one)")
-    if port == 0:
-        return
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise EmulatorError(
-                f"port {port} is taken ({exc.strerror}): pick another with --port, or see "
-                "`loanstack emulator status`"
-            ) from exc
+def __getattr__(name: str) -> Any:
+    """`loanstack.emulator.Emulator` and the other names of `server.py`, imported when first
+    asked for (https://peps.python.org/pep-0562/)."""
+    if name in IN_SERVER:
+        return getattr(importlib.import_module(SERVER), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

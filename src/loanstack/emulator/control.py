@@ -1,10 +1,14 @@
 """`loanstack emulator start|status|stop`: one emulator kept running for other commands.
 
 `start` serves in the foreground until Ctrl-C or SIGTERM (what CI, `timeout` and `docker stop`
-send), then stops moto and MariaDB and removes MariaDB's data directory; `--detach` runs that
-same foreground server as a background process and returns once it answers. A state file
-(`.cache/emulator.json`, or `$LOANSTACK_EMULATOR_STATE`) records its pid, URL and data
-directory, so `status` and `stop` find it from any shell.
+send), then stops moto and MariaDB and removes MariaDB's data directory (`inprocess.serve`);
+`--detach` runs that same foreground server as a background process and returns once it
+answers. A state file (`.cache/emulator.json`, or `$LOANSTACK_EMULATOR_STATE`) records its pid,
+URL and data directory, so `status` and `stop` find it from any shell.
+
+This module is the light half of the door: it imports no moto, pymysql or service module, so
+every command that only reaches a running emulator (and `status`, `stop`, `start --detach`)
+starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -23,13 +29,14 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from loanstack.emulator import Emulator, EmulatorError
+from loanstack.emulator import EmulatorError
 from loanstack.template import ROOT
 
 URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 STATE_VARIABLE = "LOANSTACK_EMULATOR_STATE"
 START_TIMEOUT = 120.0  # MariaDB's first start (install-db) takes most of it
-STOP_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0  # MariaDB's shutdown and the data directory's removal
+PORT_TIMEOUT = 10.0  # after the process has gone, until its port takes a new listener
 
 
 def state_file() -> Path:
@@ -75,41 +82,46 @@ def running() -> dict[str, Any] | None:
     return state if state is not None and alive(state["pid"]) else None
 
 
-def serve(console: Console, port: int) -> int:
-    """Run an emulator in this process until Ctrl-C or SIGTERM; leave nothing behind."""
+def refuse_if_running() -> None:
+    """One emulator per state file: a second start is refused with the URL to use instead."""
     if (state := running()) is not None:
         raise EmulatorError(
             f"an emulator already runs at {state['url']} (pid {state['pid']}): use it, or "
             "`loanstack emulator stop` first"
         )
-    emulator = Emulator(port=port)
-    try:
-        emulator.start()
-        write_state(emulator)
-        console.print(Text(f"emulator listening on {emulator.url}; in another shell:"))
-        console.print(Text(f"  export {URL_VARIABLE}={emulator.url}"), soft_wrap=True)
-        console.print("Ctrl-C or `loanstack emulator stop` stops it (and forgets every stack).")
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-        clear_state(os.getpid())
-    console.print("emulator stopped")
-    return 0
 
 
-def write_state(emulator: Emulator) -> None:
+def write_state(url: str, mariadb_pid: int | None, data_dir: Path | None) -> None:
+    """Record the emulator this process serves, for `status`, `stop` and other shells."""
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "pid": os.getpid(),
-        "url": emulator.url,
-        "mariadb_pid": emulator.mariadb_pid,
-        "data_dir": str(emulator.data_dir),
+        "url": url,
+        "mariadb_pid": mariadb_pid,
+        "data_dir": str(data_dir),
     }
     path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+
+def bind_refused(port: int) -> OSError | None:
+    """Why a new emulator could not listen on `port` now, or None when it could.
+
+    The probe binds as the emulator's server does: werkzeug's server sets SO_REUSEADDR
+    (socketserver's `allow_reuse_address`), so connections a stopped emulator closed
+    (TIME_WAIT, FIN_WAIT2: the tool's and the functions' pooled keep-alive connections) do not
+    hold the port, while a listener does. A plain bind refuses in both cases, and made
+    `emulator start` call a port taken right after `stop` freed it.
+    https://man7.org/linux/man-pages/man7/socket.7.html (SO_REUSEADDR),
+    https://docs.python.org/3/library/socketserver.html#socketserver.BaseServer.allow_reuse_address
+    """
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc
+    return None
 
 
 def clear_state(pid: int) -> None:
@@ -120,11 +132,7 @@ def clear_state(pid: int) -> None:
 
 def start_detached(console: Console, port: int) -> int:
     """`start --detach`: the foreground server in a background process, its output in a log."""
-    if (state := running()) is not None:
-        raise EmulatorError(
-            f"an emulator already runs at {state['url']} (pid {state['pid']}): use it, or "
-            "`loanstack emulator stop` first"
-        )
+    refuse_if_running()
     log = state_file().with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
@@ -168,7 +176,8 @@ def status(console: Console) -> int:
 
 
 def stop(console: Console) -> int:
-    """SIGTERM to the recorded emulator, then wait until it has cleaned up and gone."""
+    """SIGTERM to the recorded emulator, then wait until it has cleaned up and gone and its port
+    takes a new listener: `emulator start` on the same port may follow at once."""
     state = running()
     if state is None:
         state_file().unlink(missing_ok=True)
@@ -180,5 +189,20 @@ def stop(console: Console) -> int:
         time.sleep(0.1)
     if alive(state["pid"]):
         raise EmulatorError(f"emulator pid {state['pid']} did not stop within {STOP_TIMEOUT:.0f} s")
+    port = urllib.parse.urlsplit(state["url"]).port
+    refused = port_stays_taken(port) if port is not None else None
+    if refused is not None:
+        raise EmulatorError(
+            f"emulator at {state['url']} stopped, but port {port} still refuses a listener after "
+            f"{PORT_TIMEOUT:.0f} s ({refused.strerror}): start the next one with another --port"
+        )
     console.print(Text(f"emulator at {state['url']} stopped"))
     return 0
+
+
+def port_stays_taken(port: int) -> OSError | None:
+    """Wait (at most PORT_TIMEOUT) until `port` takes a listener; why not, if it never did."""
+    deadline = time.monotonic() + PORT_TIMEOUT
+    while (refused := bind_refused(port)) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return refused

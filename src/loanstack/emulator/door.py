@@ -1,39 +1,41 @@
 """The emulator's door: the only module of `loanstack.emulator` the tool imports.
 
 The tool depends on a small local-target interface (`loanstack.aws.target.LocalTarget`); this
-module implements it with the embedded emulator (SPEC D4), and offers what the demo reads from
-the emulator (the cluster's master password, a login to the cluster's endpoint) and the
-`loanstack emulator` command. Importing it imports moto and pymysql (the `loanstack[emulator]`
-extra); the tool imports it lazily, in `loanstack.aws.target.local_door` only, and the demo and
-the `emulator` command through that function.
+module implements it with the embedded emulator (SPEC D4), offers what the demo reads from the
+emulator and runs the `loanstack emulator` command. The tool imports it lazily, in
+`loanstack.aws.target.local_door` only, and the demo and the `emulator` command through that
+function.
+
+The door is light: reaching an emulator that already runs (its URL, from the environment or
+`emulator start`'s state file), the dummy credentials, `emulator status`/`stop`/`start --detach`
+need no moto, pymysql or service module, and importing them cost every such command seconds of
+CPU. The heavy half (`inprocess.py`: an emulator started in this process, the demo's look
+inside it) is imported by the functions below that need it, when they are called.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from loanstack import functions
-from loanstack.emulator import CREDENTIALS, Emulator, EmulatorError, control
-from loanstack.emulator.rds import master_password
-from loanstack.emulator.state import STATE
+from loanstack.emulator import CREDENTIALS, EmulatorError, control
 from loanstack.errors import DeployError
 
+if TYPE_CHECKING:
+    from loanstack.emulator.inprocess import LocalEmulator
 
-@dataclass
-class LocalEmulator:
-    """An emulator this command started: it lives as long as the command (`stop`)."""
+EXTRA = ("moto", "pymysql")  # the `loanstack[emulator]` extra (pyproject.toml)
 
-    emulator: Emulator
 
-    @property
-    def url(self) -> str:
-        return self.emulator.url
-
-    def stop(self) -> None:
-        self.emulator.stop()
+def require_extra() -> None:
+    """Raise ModuleNotFoundError (with its name) when the emulator extra is not installed. The
+    packages are found, not imported: importing moto costs seconds a running emulator's
+    clients do not need."""
+    for name in EXTRA:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 def credentials() -> dict[str, str]:
@@ -43,10 +45,9 @@ def credentials() -> dict[str, str]:
 
 def start() -> LocalEmulator:
     """A new emulator in this process, or one line saying what is missing (MariaDB, a port)."""
-    try:
-        return LocalEmulator(Emulator().start())
-    except EmulatorError as exc:
-        raise DeployError(str(exc)) from exc
+    from loanstack.emulator import inprocess
+
+    return inprocess.start()
 
 
 def running_url() -> str | None:
@@ -59,26 +60,22 @@ def running_url() -> str | None:
 
 
 def cluster_password(cluster_arn: str, region: str) -> str:
-    """The emulated cluster's master password (AWS never shows one; the emulator can)."""
-    parts = cluster_arn.split(":")
-    return master_password(parts[4], region, parts[-1])
+    """The emulated cluster's master password, read from the emulator in this process."""
+    from loanstack.emulator import inprocess
+
+    return inprocess.cluster_password(cluster_arn, region)
 
 
 def logs_in(secret: dict[str, Any]) -> bool:
-    """The rotation function's own TLS login (testSecret's test) against the emulator's MariaDB,
-    the cluster's endpoint here, trusting the CA the emulator generated for it."""
-    rotation = functions.fresh(functions.ROTATION)
-    server = STATE.mariadb
-    cafile = str(server.ca_file) if server is not None else None
-    try:
-        rotation.login(secret, cafile=cafile)
-    except (rotation.LoginRefused, OSError):
-        return False
-    return True
+    """testSecret's TLS login to the emulator's MariaDB in this process with `secret`."""
+    from loanstack.emulator import inprocess
+
+    return inprocess.logs_in(secret)
 
 
 def command(action: str, console: Console, port: int, detach: bool) -> int:
-    """`loanstack emulator start|status|stop`; its refusals as one line."""
+    """`loanstack emulator start|status|stop`; its refusals as one line. Only a foreground
+    `start` runs the emulator in this process."""
     try:
         if action == "status":
             return control.status(console)
@@ -86,6 +83,8 @@ def command(action: str, console: Console, port: int, detach: bool) -> int:
             return control.stop(console)
         if detach:
             return control.start_detached(console, port)
-        return control.serve(console, port)
+        from loanstack.emulator import inprocess
+
+        return inprocess.serve(console, port)
     except EmulatorError as exc:
         raise DeployError(str(exc)) from exc

@@ -28,21 +28,27 @@ from moto.s3.models import FakeBucket
 from moto.secretsmanager.models import SecretsManagerBackend
 
 from loanstack.emulator import (
+    audit,
     awslambda,
     awslambda_async,
+    awslambda_permission,
+    backup,
     changesets,
     cloudformation,
     cloudtrail,
+    cloudwatch,
     customresource,
     drift,
     ec2,
     fence,
+    kms,
     rds,
     rds_restore,
     rdsdata,
     retention,
     s3,
     secretsmanager,
+    sns,
     stackguard,
     state,
 )
@@ -52,6 +58,9 @@ from loanstack.emulator.fence import Patch
 LAMBDA_ACCOUNT_SETTINGS = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
 DATA_API_BATCH = "{0}/BatchExecute$"
 FAULTS_CONTROL = "{0}/moto-api/loanstack/faults$"
+# Extensions no patch below names, imported for their registration: importing an extension
+# adds it to base.EXTENSIONS, which `model_list` hands to moto while the patches are installed.
+REGISTERED_ONLY = (audit, awslambda_permission, backup, cloudwatch, kms, sns)
 
 PATCHES: list[Patch] = [
     # CloudFormation: the engine (cloudformation.py)
