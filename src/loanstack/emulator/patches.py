@@ -225,8 +225,10 @@ PATCHES: list[Patch] = [
           "(self, on_create=False)"),
     Patch(s3_notifications, "_invoke_awslambda", awslambda_async.invoke_async,
           "S3 notifications invoke asynchronously and concurrently, up to the function's reserved "
-          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a test "
-          "can make one arrive twice (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
+          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a "
+          "throttled function (reserved concurrency 0) runs none: its events wait until their "
+          "maximum age or its deletion; a test can make one arrive twice "
+          "(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
           "(account_id, event_body, fn_arn, region_name)"),
     Patch(lambda_urls.url_paths, LAMBDA_ACCOUNT_SETTINGS, lambda_responses.LambdaResponse.dispatch,
           "GetAccountSettings is routed (moto has no route for it)",
