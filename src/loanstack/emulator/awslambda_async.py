@@ -35,7 +35,6 @@ DEFAULT_CONCURRENCY = 10  # a function without a reservation; the emulator runs 
 RETRIES = 2
 MAX_EVENT_AGE_SECONDS = 21600.0  # Lambda's default MaximumEventAgeInSeconds (six hours)
 THROTTLE_POLL_SECONDS = 0.2  # how often a throttled event looks whether its function is gone
-THROTTLED = {"errorMessage": "Rate Exceeded.", "errorType": "TooManyRequestsException"}
 
 
 def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
@@ -89,7 +88,10 @@ def run_event(fn: Any, body: str) -> None:
             try:
                 payload, errored = attempt_once(fn, body, expires)
             except Throttled:
-                send_to_dead_letter_queue(fn, body, THROTTLED, code=429)
+                throttled = {"errorType": "TooManyRequestsException"}
+                send_to_dead_letter_queue(
+                    fn, body, throttled | {"errorMessage": "Rate Exceeded."}, 429
+                )
                 return
             if not errored:
                 return
@@ -155,6 +157,7 @@ def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any], code: i
     arn = getattr(fn, "dead_letter_arn", None)
     if not arn:
         return
+    from moto.sqs.exceptions import QueueDoesNotExist
     from moto.sqs.models import sqs_backends
 
     _, _, _, region, account, name = arn.split(":", 5)
@@ -166,7 +169,10 @@ def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any], code: i
             "StringValue": str(error.get("errorMessage", ""))[:1024],
         },
     }
-    sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
+    try:
+        sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
+    except QueueDoesNotExist:  # deleted with its stack meanwhile: nowhere to send it
+        return
 
 
 def wait_idle(timeout: float) -> bool:
