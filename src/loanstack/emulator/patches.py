@@ -84,7 +84,8 @@ PATCHES: list[Patch] = [
           "each resource with the status its last event gave it",
           "(self)"),
     Patch(cfn_models.CloudFormationBackend, "delete_stack", cloudformation.delete_stack,
-          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later; "
+          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later "
+          "(after a success, and after a failure what was deleted stays deleted); "
           "termination protection refuses the delete, as AWS does "
           "(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html)",
           "(self, name_or_stack_id)"),
