@@ -100,6 +100,10 @@ def test_r6_destroy_while_queued_events_keep_writing_ends_delete_complete_in_one
     assert windows[-1] == (False, 0), f"the last emptying must find no writer left: {windows}"
     assert f"throttled function lambda-loanvalidator-{SUFFIX}" in said
     assert f"removed the event notifications of {bucket}" in said
+    trail_bucket = f"s3-loantrail-{SUFFIX}-{ACCOUNT_ID}-{REGION}"
+    assert f"stopped logging of trail trail-loanprocessing-{SUFFIX}-{REGION}" in said
+    assert f"removed the policy of {trail_bucket}" in said
+    assert not bucket_exists(target, trail_bucket)
     # the custom resource's function stays callable: CloudFormation invokes it to delete
     assert f"lambda-secretrotation-{SUFFIX}" not in said
     assert awslambda_async.wait_idle(10), "queued events of a deleted function never run"
