@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from moto.awslambda.models import lambda_backends
 
 from loanstack.emulator import awslambda, awslambda_async, install
 from loanstack.emulator.state import STATE
@@ -116,7 +117,7 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     arn = sleeper(aws, tmp_path / "missing-dir" / "spans.txt", reserved=2)  # open() fails
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     aws.client("s3").put_object(Bucket="drop", Key="bad", Body=b"x")
     assert awslambda_async.wait_idle(30)
@@ -182,7 +183,7 @@ def test_an_event_throttled_past_its_maximum_age_goes_to_the_dead_letter_queue_u
     arn = sleeper(aws, record, reserved=0)
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     aws.client("s3").put_object(Bucket="drop", Key="expired", Body=b"x")
     assert awslambda_async.wait_idle(10)
@@ -247,7 +248,7 @@ def test_an_asynchronous_invocation_past_its_timeout_is_retried_then_dead_letter
     arn = slow_function(aws, tmp_path / "record.txt")
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     awslambda_async.invoke_async("123456789012", {"Records": []}, arn, REGION)
     assert awslambda_async.wait_idle(30)

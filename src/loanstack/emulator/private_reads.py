@@ -53,6 +53,8 @@ PRIVATE_READS: list[PrivateRead] = [
     PrivateRead(RouteTable, "_associations", "attribute", "deletion"),
     PrivateRead(NetworkAcl, "_associations", "attribute", "network"),
     PrivateRead(IAMPolicyStatement, "_statement", "attribute", "storage"),
-    PrivateRead(LambdaFunction, "_create_zipfile_from_plaintext_code", "method", "awslambda"),
-    PrivateRead(LambdaFunction, "_vpc_config", "attribute", "awslambda"),
+    PrivateRead(
+        LambdaFunction, "_create_zipfile_from_plaintext_code", "method", "awslambda_config"
+    ),
+    PrivateRead(LambdaFunction, "_vpc_config", "attribute", "awslambda_config"),
 ]
