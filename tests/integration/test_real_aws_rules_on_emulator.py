@@ -159,12 +159,16 @@ def test_r14_a_teardown_that_forgets_the_trail_fails_and_destroy_does_not(
     status = cfn.describe_stacks(StackName=stack["StackId"])["Stacks"][0]["StackStatus"]
     assert status == "DELETE_FAILED"
     assert bucket_exists(target, trail_bucket)
+    # CloudFormation deleted the trail before its bucket failed, and it stays deleted (the
+    # emulator used to re-create it, logging, when the stack was described: destroy then
+    # stopped that ghost; a healthy stack's trail is stopped in test_destroy_writers.py)
+    trail = f"trail-loanprocessing-race1-{REGION}"
+    assert not backends.exists("AWS::CloudTrail::Trail", trail, ACCOUNT_ID, REGION)
 
     console = Console(record=True, width=200)
     destroy(target, "race1", console)
     text = console.export_text()
-    assert f"stopped logging of trail trail-loanprocessing-race1-{REGION}" in text
-    assert f"removed the policy of {trail_bucket}" in text
+    assert "stopped logging" not in text, "no trail left to stop"
     assert not bucket_exists(target, trail_bucket)
     assert not backends.exists(
         "AWS::CloudTrail::Trail", f"trail-loanprocessing-race1-{REGION}", ACCOUNT_ID, REGION

@@ -193,6 +193,19 @@ def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Pat
     assert "[Update:Replace] for resource [LogicalResourceId/DBCluster]" in console.export_text()
     assert stacks_named(env, "tapstack-sp1") == ["UPDATE_ROLLBACK_COMPLETE"]
 
+    # a template that no longer has a protected resource (the trail bucket: its condition made
+    # false, the parameters unchanged) deletes it: guarded from the deployed template, refused
+    dropped = template.load()
+    dropped["Conditions"]["CreateTrail"] = {"Fn::Equals": ["dropped", "here"]}
+    console = Console(record=True, width=200)
+    d = deploy.Deployment(
+        local_target(env, tmp_path), "prod", "sp1", params, console, template_doc=dropped
+    )
+    with pytest.raises(DeployError, match=r"UPDATE_ROLLBACK_COMPLETE.*denied by stack policy"):
+        deploy.deploy(d, confirm=lambda: True)
+    assert "[Update:Delete] for resource [LogicalResourceId/TrailBucket]" in console.export_text()
+    assert "TrailBucket" in resources_of(env, "tapstack-sp1")
+
     # switching the trail off removes its bucket: an Update:Delete, refused unless allowed
     no_trail = (*PROD, "--suffix", "sp1", "--yes", "--param", "EnableCloudTrail=false")
     refused = loanstack(env, "deploy", *no_trail)

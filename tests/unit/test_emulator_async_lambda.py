@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from moto.awslambda.models import lambda_backends
 
 from loanstack.emulator import awslambda, awslambda_async, install
 from loanstack.emulator.state import STATE
@@ -116,7 +117,7 @@ def test_a_failing_event_is_retried_twice_then_lands_in_the_dead_letter_queue(
     arn = sleeper(aws, tmp_path / "missing-dir" / "spans.txt", reserved=2)  # open() fails
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     aws.client("s3").put_object(Bucket="drop", Key="bad", Body=b"x")
     assert awslambda_async.wait_idle(30)
@@ -141,6 +142,55 @@ def test_an_injected_duplicate_notification_runs_the_function_twice(
     assert awslambda_async.wait_idle(30)
     keys = sorted(line.split()[0] for line in record.read_text().splitlines())
     assert keys == ["once", "twice", "twice"]
+
+
+def test_a_throttled_functions_events_wait_unrun_and_run_once_it_may_run_again(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """Reserved concurrency 0 throttles a function: Lambda runs none of its asynchronous
+    events and keeps them queued (the emulator ran them ten at a time, as if unreserved)."""
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=0)
+    for i in range(3):
+        aws.client("s3").put_object(Bucket="drop", Key=f"held-{i}", Body=b"x")
+    assert not awslambda_async.wait_idle(1.0), "a throttled function's events must wait"
+    assert not record.exists(), "a throttled function ran"
+    aws.client("lambda").delete_function_concurrency(FunctionName="sleeper")
+    assert awslambda_async.wait_idle(30)
+    keys = sorted(line.split()[0] for line in record.read_text().splitlines())
+    assert keys == ["held-0", "held-1", "held-2"]
+
+
+def test_a_throttled_functions_events_are_dropped_when_the_function_is_deleted(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """What `loanstack destroy` relies on: throttled, then deleted with its stack, the function
+    never runs the events still queued."""
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=0)
+    aws.client("s3").put_object(Bucket="drop", Key="queued", Body=b"x")
+    assert not awslambda_async.wait_idle(0.5)
+    aws.client("lambda").delete_function(FunctionName="sleeper")
+    assert awslambda_async.wait_idle(5)
+    assert not record.exists()
+
+
+def test_an_event_throttled_past_its_maximum_age_goes_to_the_dead_letter_queue_unrun(
+    aws: boto3.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_LAMBDA_ASYNC_MAX_EVENT_AGE_SECONDS", "0.5")
+    record = tmp_path / "spans.txt"
+    arn = sleeper(aws, record, reserved=0)
+    sqs = aws.client("sqs")
+    queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
+    fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
+    aws.client("s3").put_object(Bucket="drop", Key="expired", Body=b"x")
+    assert awslambda_async.wait_idle(10)
+    [message] = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"] == "expired"
+    assert message["MessageAttributes"]["ErrorCode"]["StringValue"] == "429"
+    assert not record.exists()
 
 
 SLOW = """
@@ -198,7 +248,7 @@ def test_an_asynchronous_invocation_past_its_timeout_is_retried_then_dead_letter
     arn = slow_function(aws, tmp_path / "record.txt")
     sqs = aws.client("sqs")
     queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-    fn = awslambda.lambda_models.lambda_backends["123456789012"][REGION].get_function(arn)
+    fn = lambda_backends["123456789012"][REGION].get_function(arn)
     fn.dead_letter_arn = f"arn:aws:sqs:{REGION}:123456789012:dlq"
     awslambda_async.invoke_async("123456789012", {"Records": []}, arn, REGION)
     assert awslambda_async.wait_idle(30)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from rich.console import Console
 
 from loanstack import template
 from loanstack.cli import stackopts
@@ -17,7 +18,7 @@ from loanstack.cli.main import main as loanstack_main
 from loanstack.emulator import stackguard
 from loanstack.errors import DeployError, UsageError
 from loanstack.stack import protection
-from loanstack.stack.deploy import parameters_for
+from loanstack.stack.deploy import Deployment, parameters_for
 from loanstack.stack.events import change_records
 
 PROD = {"EnvironmentType": "prod", "EnvironmentSuffix": "p1", "AlarmEmail": "ops@example.com"}
@@ -30,6 +31,19 @@ def test_prod_protects_the_cluster_its_secrets_the_key_and_the_trail_bucket() ->
     assert {types[n] for n in found} == set(protection.PROTECTED_TYPES) | {"AWS::S3::Bucket"}
     without_trail = protection.protected_ids(template.load(), {**PROD, "EnableCloudTrail": "false"})
     assert "TrailBucket" not in without_trail
+
+
+def test_an_update_guards_what_the_deployed_template_protects_and_the_new_one_lacks() -> None:
+    """guarded() read the deployed stack through the new template: a protected resource the new
+    template no longer has (here the trail bucket, its condition made false) went unguarded."""
+    new = template.load()
+    new["Conditions"]["CreateTrail"] = {"Fn::Equals": ["dropped", "here"]}
+    assert "TrailBucket" not in protection.protected_ids(new, PROD)
+    d = Deployment(cast(Any, None), "prod", "p1", dict(PROD), Console(), template_doc=new)
+    d.deployed_parameters = dict(PROD)
+    d.deployed_template = template.load()
+    assert "TrailBucket" in d.guarded()
+    assert "TrailBucket" not in d.protected(), "the policy set after the update: the new template's"
 
 
 def test_the_policy_denies_replace_and_delete_of_what_is_not_allowed() -> None:

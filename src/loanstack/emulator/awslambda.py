@@ -10,22 +10,18 @@ S3 notifications invoke asynchronously, as Lambda does (`awslambda_async.py`): t
 once, the function runs in the background up to its reserved concurrency, a failed event is
 retried twice and then sent to the function's dead-letter queue.
 
-Logging as Lambda does it: the function's `LoggingConfig` (moto drops it) sets the level and the
-format (JSON records as Lambda's Python runtime writes them) and names the log group; each
-invocation's records land in that group of the emulator's CloudWatch Logs, in a stream named as
-Lambda names it, and come back base64-encoded with `--log-type Tail`
-(https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html).
+Each invocation logs as Lambda does (`awslambda_logs.py`); the function's configuration that moto
+drops or mistakes (LoggingConfig, DeadLetterConfig, account settings, updates from a template) is
+`awslambda_config.py`'s.
 """
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import datetime
 import io
 import json
 import logging
-import os
 import threading
 import time
 import traceback
@@ -34,10 +30,13 @@ import uuid
 import zipfile
 from typing import Any
 
-from moto.awslambda import models as lambda_models
-from moto.logs.models import logs_backends
-
-from loanstack.emulator import fence
+from loanstack.emulator.awslambda_logs import (
+    JsonFormatter,
+    NotPlumbing,
+    ThisThread,
+    logging_config,
+    to_cloudwatch,
+)
 from loanstack.emulator.lease import Lease
 from loanstack.emulator.state import STATE
 
@@ -50,82 +49,6 @@ def install(endpoint_url: str) -> None:
     """Where the functions' AWS calls go (the emulator's URL); moto itself is patched by
     `patches.install`."""
     STATE.route(endpoint_url)
-
-
-def create_keeping_logging_config(
-    cls: Any, name: str, cfn: dict[str, Any], *args: Any, **kwargs: Any
-) -> Any:
-    fn = fence.original(lambda_models.LambdaFunction, "create_from_cloudformation_json").__func__(
-        cls, name, cfn, *args, **kwargs
-    )
-    fn.logging_config = dict(cfn.get("Properties", {}).get("LoggingConfig") or {})
-    # moto drops DeadLetterConfig; asynchronous invocations need it
-    fn.dead_letter_arn = (cfn.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
-    return fn
-
-
-def configuration_with_logging(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """GetFunctionConfiguration as AWS answers it: with the function's LoggingConfig."""
-    config = dict(
-        fence.original(lambda_models.LambdaFunction, "get_configuration")(self, *args, **kwargs)
-    )
-    config["LoggingConfig"] = logging_config(self)
-    return config
-
-
-def logging_config(fn: Any) -> dict[str, str]:
-    """The function's LoggingConfig with Lambda's defaults filled in."""
-    given = getattr(fn, "logging_config", None) or {}
-    found = {
-        "LogFormat": given.get("LogFormat", "Text"),
-        "LogGroup": given.get("LogGroup") or f"/aws/lambda/{fn.function_name}",
-    }
-    if found["LogFormat"] == "JSON":
-        found["ApplicationLogLevel"] = given.get("ApplicationLogLevel", "INFO")
-        found["SystemLogLevel"] = given.get("SystemLogLevel", "INFO")
-    return found
-
-
-class JsonFormatter(logging.Formatter):
-    """Lambda's JSON log format for Python: timestamp, level, message, logger, requestId, the
-    record's `extra` fields, and errorType/errorMessage/stackTrace for an exception."""
-
-    STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def __init__(self, request_id: str) -> None:
-        super().__init__()
-        self.request_id = request_id
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        doc: dict[str, Any] = {
-            "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
-            "level": record.levelname,
-            "message": record.getMessage(),
-            "logger": record.name,
-            "requestId": self.request_id,
-        }
-        doc |= {k: v for k, v in vars(record).items() if k not in self.STANDARD}
-        if record.exc_info and record.exc_info[0] is not None:
-            doc["errorType"] = record.exc_info[0].__name__
-            doc["errorMessage"] = str(record.exc_info[1])
-            doc["stackTrace"] = traceback.format_tb(record.exc_info[2])
-        return json.dumps(doc, default=str)
-
-
-def to_cloudwatch(fn: Any, lines: list[str]) -> None:
-    """One invocation's records into the function's log group (created, as Lambda would, when
-    the template did not declare it), in a stream named `YYYY/MM/DD/[$LATEST]<id>`."""
-    backend: Any = logs_backends[fn.account_id][fn.region]
-    group = logging_config(fn)["LogGroup"]
-    if group not in backend.groups:
-        backend.create_log_group(group, tags={})
-    stream = f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-    backend.create_log_stream(group, stream)
-    now = int(time.time() * 1000)
-    events = [{"timestamp": now, "message": line} for line in lines if line.strip()]
-    if events:
-        backend.put_log_events(group, stream, events)
 
 
 class Context:
@@ -175,33 +98,6 @@ class OwnBoto3:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._boto3, name)
-
-
-class ThisThread(logging.Filter):
-    """An invocation's log capture takes only its own thread's records (others run alongside)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread == self.thread
-
-
-class NotPlumbing(logging.Filter):
-    """The emulator's own workings stay out of a function's log group: botocore's endpoint
-    discovery ("Found endpoint for rds-data via: environment_global.", logged only because the
-    emulator sets AWS_ENDPOINT_URL, which Lambda never does:
-    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)
-    and moto's, werkzeug's and the emulator's loggers. What Lambda itself would log for the
-    function (its own records, botocore's "Found credentials in environment variables.") stays."""
-
-    PLUMBING = ("botocore.configprovider", "moto", "werkzeug", "loanstack.emulator")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(
-            record.name == name or record.name.startswith(name + ".") for name in self.PLUMBING
-        )
 
 
 def environment(fn: Any, log_level: str = "INFO") -> Any:
@@ -339,65 +235,3 @@ class Invocation:
             finally:
                 root.removeHandler(capture)
                 to_cloudwatch(fn, logs.getvalue().splitlines())
-
-
-# --- GetAccountSettings (moto has none): what `loanstack deploy` checks before reserving --------
-
-DEFAULT_CONCURRENCY_LIMIT = (
-    1000  # AWS's default Lambda quota; MOTO_LAMBDA_CONCURRENCY_QUOTA sets it
-)
-
-
-def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
-    """Lambda's GetAccountSettings from the functions the emulator holds."""
-    return 200, {}, json.dumps(account_settings(self.backend.list_functions()))
-
-
-def account_settings(functions: list[Any]) -> dict[str, Any]:
-    limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", DEFAULT_CONCURRENCY_LIMIT))
-    reserved = sum(int(fn.reserved_concurrency or 0) for fn in functions)
-    return {
-        "AccountLimit": {
-            "ConcurrentExecutions": limit,
-            "UnreservedConcurrentExecutions": limit - reserved,
-            "CodeSizeUnzipped": 262144000,
-            "CodeSizeZipped": 52428800,
-            "TotalCodeSize": 80530636800,
-        },
-        "AccountUsage": {"FunctionCount": len(functions), "TotalCodeSize": 0},
-    }
-
-
-# --- UpdateFunctionConfiguration and UpdateFunctionCode, as a stack update calls them ----------
-
-
-def update_from_template(
-    cls: Any,
-    original_resource: Any,
-    new_resource_name: str,
-    cloudformation_json: dict[str, Any],
-    account_id: str,
-    region_name: str,
-) -> Any:
-    """A stack update of the function, as CloudFormation carries it out: the new configuration,
-    then the new code. moto's create zips the template's inline `Code.ZipFile` source, its update
-    takes that source for a base64 zip, so every update (even of MemorySize alone) left the
-    function answering "File is not a zip file". A property the new template leaves out goes
-    back to Lambda's default, as in CloudFormation (Environment, VpcConfig, reserved concurrency,
-    LoggingConfig, DeadLetterConfig); moto would keep the old values.
-    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lambda-function.html
-    """
-    fn = original_resource
-    props = dict(cloudformation_json.get("Properties") or {})
-    fn.update_configuration({k: v for k, v in props.items() if k != "Environment"})
-    fn.environment_vars = dict((props.get("Environment") or {}).get("Variables") or {})
-    if "VpcConfig" not in props:
-        fn._vpc_config = None
-    fn.reserved_concurrency = props.get("ReservedConcurrentExecutions")
-    fn.logging_config = dict(props.get("LoggingConfig") or {})
-    fn.dead_letter_arn = (props.get("DeadLetterConfig") or {}).get("TargetArn")
-    code = dict(props["Code"])
-    if "ZipFile" in code:  # inline source, as the template holds it (and moto's create zips it)
-        code["ZipFile"] = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"]))
-    fn.update_function_code(code)
-    return fn

@@ -10,6 +10,14 @@ https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.htm
 https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
 Lambda waits about one and then two minutes between attempts; the emulator waits
 `MOTO_LAMBDA_ASYNC_RETRY_SECONDS` (default 0.5 s) so a test sees the whole path.
+
+A function whose reserved concurrency is 0 is throttled: none of its events runs. Lambda returns
+a throttled event to the queue and tries it again until the event's maximum age (six hours by
+default; `MOTO_LAMBDA_ASYNC_MAX_EVENT_AGE_SECONDS` here), then sends it to the dead-letter queue;
+an event whose function is deleted meanwhile is never run
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
+https://docs.aws.amazon.com/lambda/latest/dg/API_PutFunctionConcurrency.html).
+`loanstack destroy` throttles the stack's functions this way before it empties the buckets.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from loanstack.emulator.state import STATE
 
 DEFAULT_CONCURRENCY = 10  # a function without a reservation; the emulator runs on a few cores
 RETRIES = 2
+MAX_EVENT_AGE_SECONDS = 21600.0  # Lambda's default MaximumEventAgeInSeconds (six hours)
+THROTTLE_POLL_SECONDS = 0.2  # how often a throttled event looks whether its function is gone
 
 
 def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
@@ -48,21 +58,47 @@ def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str
 
 
 def limit(fn: Any) -> int:
-    return int(fn.reserved_concurrency or 0) or DEFAULT_CONCURRENCY
+    """How many of the function's invocations may run at once: its reservation (0: throttled,
+    none), or the emulator's share of the unreserved pool when it has none."""
+    reserved = fn.reserved_concurrency
+    return DEFAULT_CONCURRENCY if reserved is None else int(reserved)
+
+
+def max_event_age() -> float:
+    return float(os.environ.get("MOTO_LAMBDA_ASYNC_MAX_EVENT_AGE_SECONDS", MAX_EVENT_AGE_SECONDS))
+
+
+class Throttled(Exception):
+    """The event waited out its maximum age for a concurrency slot."""
+
+
+class Gone(Exception):
+    """The event's function was deleted while the event waited: Lambda never runs it."""
 
 
 def run_event(fn: Any, body: str) -> None:
-    """Up to three attempts, each in a concurrency slot; then the dead-letter queue."""
+    """Up to three attempts, each in a concurrency slot; then the dead-letter queue. An event
+    that finds no slot until its maximum age goes to the dead-letter queue unrun."""
+    expires = time.monotonic() + max_event_age()
     try:
         error: dict[str, Any] = {}
         for attempt in range(RETRIES + 1):
             if attempt:
                 time.sleep(float(os.environ.get("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.5")))
-            payload, errored = attempt_once(fn, body)
+            try:
+                payload, errored = attempt_once(fn, body, expires)
+            except Throttled:
+                throttled = {"errorType": "TooManyRequestsException"}
+                send_to_dead_letter_queue(
+                    fn, body, throttled | {"errorMessage": "Rate Exceeded."}, 429
+                )
+                return
             if not errored:
                 return
             error = parse_error(payload)
         send_to_dead_letter_queue(fn, body, error)
+    except Gone:
+        return
     finally:
         queue = STATE.invocations
         with queue.changed:
@@ -70,11 +106,18 @@ def run_event(fn: Any, body: str) -> None:
             queue.changed.notify_all()
 
 
-def attempt_once(fn: Any, body: str) -> tuple[str, bool]:
+def attempt_once(fn: Any, body: str, expires: float) -> tuple[str, bool]:
+    """One invocation, once a concurrency slot is free; raises Throttled when none frees up
+    before `expires`, Gone when the function is deleted meanwhile."""
     arn, queue = fn.function_arn, STATE.invocations
     with queue.changed:
         while queue.running.get(arn, 0) >= limit(fn):
-            queue.changed.wait()
+            if deleted(fn):
+                raise Gone(arn)
+            left = expires - time.monotonic()
+            if left <= 0:
+                raise Throttled(arn)
+            queue.changed.wait(min(left, THROTTLE_POLL_SECONDS))
         queue.running[arn] = queue.running.get(arn, 0) + 1
         queue.peak[arn] = max(queue.peak.get(arn, 0), queue.running[arn])
     try:
@@ -88,6 +131,18 @@ def attempt_once(fn: Any, body: str) -> tuple[str, bool]:
             queue.changed.notify_all()
 
 
+def deleted(fn: Any) -> bool:
+    """The function is no longer in its backend (deleted with its stack, say)."""
+    from moto.awslambda.exceptions import UnknownFunctionException
+    from moto.awslambda.utils import get_backend
+
+    try:
+        get_backend(fn.account_id, fn.region).get_function(fn.function_arn)
+    except UnknownFunctionException:
+        return True
+    return False
+
+
 def parse_error(payload: str) -> dict[str, Any]:
     try:
         found = json.loads(payload)
@@ -96,22 +151,28 @@ def parse_error(payload: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {"errorMessage": payload}
 
 
-def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any]) -> None:
+def send_to_dead_letter_queue(fn: Any, body: str, error: dict[str, Any], code: int = 200) -> None:
+    """ErrorCode is the HTTP status of the last attempt: 200 for a function error, 429 for an
+    event throttled until its maximum age."""
     arn = getattr(fn, "dead_letter_arn", None)
     if not arn:
         return
+    from moto.sqs.exceptions import QueueDoesNotExist
     from moto.sqs.models import sqs_backends
 
     _, _, _, region, account, name = arn.split(":", 5)
     attributes = {
         "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
-        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "ErrorCode": {"DataType": "Number", "StringValue": str(code)},
         "ErrorMessage": {
             "DataType": "String",
             "StringValue": str(error.get("errorMessage", ""))[:1024],
         },
     }
-    sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
+    try:
+        sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
+    except QueueDoesNotExist:  # deleted with its stack meanwhile: nowhere to send it
+        return
 
 
 def wait_idle(timeout: float) -> bool:

@@ -341,6 +341,7 @@ def delete_stack(self: Any, name_or_stack_id: str) -> None:
     try:
         stack.resource_map.delete()
     except Exception as exc:
+        deletion.forget_deleted(stack, creation_order(stack.resource_map))
         stack.status = "DELETE_FAILED"
         stack._add_stack_event(
             "DELETE_FAILED", resource_status_reason=f"{type(exc).__name__}: {exc}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from moto.cloudformation import parsing
 from moto.ec2.models import ec2_backends
 
 Deleter = Callable[[Any, Any], None]
@@ -63,4 +64,43 @@ def delete(resource_type: str, resource: Any, account_id: str, region: str) -> b
     if deleter is None:
         return False
     deleter(resource, ec2_backends[account_id][region])
+    return True
+
+
+def forget_deleted(stack: Any, created: list[str]) -> None:
+    """After a delete that failed part-way, what it deleted stays deleted, as in CloudFormation.
+
+    moto's resource map re-creates a resource it no longer holds the moment anything names it
+    (describing the stack's outputs does): after one DELETE_FAILED, the trail came back logging
+    into a trail bucket that came back too, and every later round of `loanstack destroy` found
+    them written again. The deleted resources leave the map, and so do the outputs that named
+    them (those already shown keep their values)."""
+    resources = stack.resource_map
+    gone = [
+        k
+        for k in created
+        if k in resources._resource_json_map and k not in resources._parsed_resources
+    ]
+    for logical_id in gone:
+        resources._resource_json_map.pop(logical_id)
+    old = stack.output_map
+    surviving: dict[str, Any] = {}
+    for key, value in (old._output_json_map or {}).items():
+        if resolves(key, value, resources):
+            surviving[key] = value
+    stack.output_map = parsing.OutputMap(resources, {"Outputs": surviving}, stack.stack_id)
+    stack.output_map._parsed_outputs.update(
+        {k: v for k, v in old._parsed_outputs.items() if k in surviving}
+    )
+
+
+def resolves(key: str, output: dict[str, Any], resources: Any) -> bool:
+    """The output's value and export (evaluated again whenever the stack is described) name
+    no deleted resource."""
+    try:
+        parsing.parse_output(key, output, resources)
+        if output.get("Export"):
+            parsing.clean_json(output["Export"], resources)
+    except Exception:  # a KeyError, or a GetAtt of None: it names a deleted resource
+        return False
     return True

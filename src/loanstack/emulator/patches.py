@@ -31,6 +31,7 @@ from loanstack.emulator import (
     audit,
     awslambda,
     awslambda_async,
+    awslambda_config,
     awslambda_permission,
     backup,
     changesets,
@@ -93,7 +94,8 @@ PATCHES: list[Patch] = [
           "each resource with the status its last event gave it",
           "(self)"),
     Patch(cfn_models.CloudFormationBackend, "delete_stack", cloudformation.delete_stack,
-          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later; "
+          "DELETE_FAILED with the reason (moto answers HTTP 500) and nothing re-created later "
+          "(after a success, and after a failure what was deleted stays deleted); "
           "termination protection refuses the delete, as AWS does "
           "(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html)",
           "(self, name_or_stack_id)"),
@@ -214,33 +216,35 @@ PATCHES: list[Patch] = [
           "taken in every region (TrailAlreadyExistsException): "
           "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
           "(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region, log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)"),
-    # Lambda (awslambda.py)
+    # Lambda (awslambda.py, awslambda_config.py, awslambda_async.py)
     Patch(lambda_models.LambdaFunction, "_invoke_lambda", awslambda.invoke_in_process,
           "functions run in this process (moto would need Docker), stopped at their Timeout as "
           "Lambda stops them (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)",
           "(self, event=None)"),
     Patch(lambda_models.LambdaFunction, "create_from_cloudformation_json",
-          classmethod(awslambda.create_keeping_logging_config),
+          classmethod(awslambda_config.create_keeping_logging_config),
           "the function keeps its LoggingConfig (moto drops it)",
           "(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)"),
     Patch(lambda_models.LambdaFunction, "update_from_cloudformation_json",
-          classmethod(awslambda.update_from_template),
+          classmethod(awslambda_config.update_from_template),
           "a stack update zips the inline source as create does (moto left every updated "
           "function failing with 'File is not a zip file') and keeps LoggingConfig, "
           "DeadLetterConfig and reserved concurrency in step with the template",
           "(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)"),
-    Patch(lambda_models.LambdaFunction, "get_configuration", awslambda.configuration_with_logging,
+    Patch(lambda_models.LambdaFunction, "get_configuration", awslambda_config.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
     Patch(s3_notifications, "_invoke_awslambda", awslambda_async.invoke_async,
           "S3 notifications invoke asynchronously and concurrently, up to the function's reserved "
-          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a test "
-          "can make one arrive twice (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
+          "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a "
+          "throttled function (reserved concurrency 0) runs none: its events wait until their "
+          "maximum age or its deletion; a test can make one arrive twice "
+          "(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)",
           "(account_id, event_body, fn_arn, region_name)"),
     Patch(lambda_urls.url_paths, LAMBDA_ACCOUNT_SETTINGS, lambda_responses.LambdaResponse.dispatch,
           "GetAccountSettings is routed (moto has no route for it)",
           None),
-    Patch(lambda_responses.LambdaResponse, "get_account_settings", awslambda.get_account_settings,
+    Patch(lambda_responses.LambdaResponse, "get_account_settings", awslambda_config.get_account_settings,
           "GetAccountSettings from the functions the emulator holds",
           None),
     # RDS Data API (rdsdata.py)

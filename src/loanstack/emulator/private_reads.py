@@ -31,15 +31,16 @@ class PrivateRead:
 
 
 PRIVATE_READS: list[PrivateRead] = [
-    PrivateRead(parsing.ResourceMap, "_resource_json_map", "attribute", "engine"),
-    PrivateRead(parsing.ResourceMap, "_parsed_resources", "attribute", "engine"),
+    PrivateRead(parsing.ResourceMap, "_resource_json_map", "attribute", "engine, deletion"),
+    PrivateRead(parsing.ResourceMap, "_parsed_resources", "attribute", "engine, deletion"),
     PrivateRead(parsing.ResourceMap, "_template", "attribute", "engine"),
     PrivateRead(parsing.ResourceMap, "_account_id", "attribute", "engine"),
     PrivateRead(parsing.ResourceMap, "_region_name", "attribute", "engine"),
     PrivateRead(parsing.ResourceMap, "_delete_resource", "method", "engine"),
-    PrivateRead(parsing.OutputMap, "_output_json_map", "attribute", "engine"),
+    PrivateRead(parsing.OutputMap, "_output_json_map", "attribute", "engine, deletion"),
     PrivateRead(parsing.OutputMap, "_resource_map", "attribute", "engine"),
     PrivateRead(parsing.OutputMap, "_stack_id", "attribute", "engine"),
+    PrivateRead(parsing.OutputMap, "_parsed_outputs", "attribute", "deletion"),
     PrivateRead(cfn_models.Stack, "_add_stack_event", "method", "engine"),
     PrivateRead(cfn_models.Stack, "_parse_template", "method", "engine"),
     PrivateRead(cfn_models.Stack, "_create_resource_map", "method", "engine"),
@@ -52,6 +53,8 @@ PRIVATE_READS: list[PrivateRead] = [
     PrivateRead(RouteTable, "_associations", "attribute", "deletion"),
     PrivateRead(NetworkAcl, "_associations", "attribute", "network"),
     PrivateRead(IAMPolicyStatement, "_statement", "attribute", "storage"),
-    PrivateRead(LambdaFunction, "_create_zipfile_from_plaintext_code", "method", "awslambda"),
-    PrivateRead(LambdaFunction, "_vpc_config", "attribute", "awslambda"),
+    PrivateRead(
+        LambdaFunction, "_create_zipfile_from_plaintext_code", "method", "awslambda_config"
+    ),
+    PrivateRead(LambdaFunction, "_vpc_config", "attribute", "awslambda_config"),
 ]

@@ -21,7 +21,7 @@ from loanstack.aws.outputs import StackRecord, record_file, shown, write_record
 from loanstack.aws.target import Target, command_for
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE, stack_name
-from loanstack.stack import protection
+from loanstack.stack import protection, survival
 from loanstack.stack.destroy import prepare_removals, stack_resources
 from loanstack.stack.events import (
     event_ids,
@@ -84,6 +84,7 @@ class Deployment:
     changes: list[dict[str, Any]] = field(default_factory=list)  # the last change set's
 
     deployed_parameters: dict[str, str] = field(default_factory=dict)  # the stack's, if any
+    deployed_template: dict[str, Any] | None = None  # the stack's own (GetTemplate), if any
 
     def protected(self) -> list[str]:
         """What the prod stack policy protects once deployed (from the template model)."""
@@ -91,17 +92,22 @@ class Deployment:
 
     def guarded(self) -> list[str]:
         """What the policy protects during this update: the new template's protected resources
-        and the deployed stack's (an update that removes one, as EnableCloudTrail=false removes
-        the trail bucket, is an Update:Delete of it)."""
+        and the deployed stack's, read from the template it was deployed with and its parameter
+        values (an update that removes one, by a parameter as EnableCloudTrail=false removes the
+        trail bucket, or by a template that no longer has it, is an Update:Delete of it)."""
         found = set(self.protected())
         if self.deployed_parameters:
-            declared = self.template_doc.get("Parameters", {})
+            doc = self.deployed_template or self.template_doc  # none: the new one, as a guess
+            declared = doc.get("Parameters", {})
             valid = {  # a value this template no longer allows is refused later, with its fix
                 k: v
                 for k, v in self.deployed_parameters.items()
                 if k in declared and not template.constraint_violation(declared[k], v)
             }
-            found |= set(protection.protected_ids(self.template_doc, valid))
+            try:
+                found |= set(protection.protected_ids(doc, valid))
+            except template.ParameterError:  # an old template the model cannot resolve
+                found |= set(protection.protected_ids(self.template_doc, valid))
         return sorted(found)
 
     @property
@@ -158,6 +164,7 @@ def plan(d: Deployment) -> Plan:
             for p in current.get("Parameters", [])
             if "ParameterValue" in p
         }
+        d.deployed_template, _ = survival.deployed_template(cfn, current)
     if kind == "UPDATE" and current is not None:  # before anything reads the merged values
         refuse_stale_previous_values(d, current)
     protection.check_allowed(d.options.allow_replace, d.guarded(), d.env)

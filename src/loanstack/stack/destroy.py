@@ -1,4 +1,5 @@
-"""Tear the stack down: stop its trails, empty its buckets, delete it, report what is left."""
+"""Tear the stack down: stop what writes into its buckets, empty them, delete it, report what is
+left."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from loanstack import template
 from loanstack.aws.outputs import read_outputs, read_record, record_file
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
 from loanstack.names import ENVIRONMENT_TYPE, stack_name
-from loanstack.stack import survival
+from loanstack.stack import survival, writers
 from loanstack.stack.events import event_ids, first_failure, follow, stack_status
 
 
 def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) -> None:
-    """Stop the stack's trails, empty its buckets, delete; when a bucket delete fails because
-    late log files arrived, empty again and retry."""
+    """Stop what writes into the stack's buckets (its functions, their notifications, its
+    trails, access logging), empty the buckets, delete; when a bucket delete fails because late
+    writes arrived, empty again and retry: at least `attempts` times (late log deliveries), and
+    for as long as a function that was running when it was throttled may still write."""
     name = stack_name(suffix)
     stack = stack_status(target, name)
     if stack is None:
@@ -28,30 +32,40 @@ def destroy(target: Target, suffix: str, console: Console, attempts: int = 3) ->
     resources = list(stack_resources(target, name))
     # prod keeps its data (R6): kept buckets are neither emptied nor waited for, and a trail
     # whose archive is kept is never stopped (that would break its digest chain)
+    cfn = target.client("cloudformation")
     try:
-        kept = survival.deployed_survivors(target.client("cloudformation"), stack)
-    except survival.SurvivalUnknown as exc:
-        raise DeployError(str(exc)) from exc
+        doc, given = survival.deployed_template(cfn, stack)
+        kept = survival.survivors(doc, given)
+        functions = writers.writer_functions(resources, doc, given)
+    except template.ParameterError as exc:
+        raise DeployError(str(survival.unknown(stack, exc))) from exc
     keeps = {r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] in kept}
+    buckets = [b for b in physical_ids(resources, "AWS::S3::Bucket") if b not in keeps]
+    for bucket in buckets:  # no new events first, then none of the queued ones runs
+        writers.remove_notifications(target, bucket, console)
+    settle = writers.throttle(target, functions, console)
+    writes_until = time.monotonic() + settle
     if not any(kept[k].kept for k in kept if kept[k].type == "AWS::S3::Bucket"):
         for trail in physical_ids(resources, "AWS::CloudTrail::Trail"):
             stop_trail(target, trail, console)
-    buckets = [b for b in physical_ids(resources, "AWS::S3::Bucket") if b not in keeps]
     for bucket in buckets:  # emptying a logged bucket writes access logs into the log bucket
         stop_access_logging(target, bucket)
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         if attempt > 1:
             time.sleep(target.poll_seconds * 6)  # late deliveries: give them time to land
         for bucket in buckets:
             removed = empty_bucket(target, bucket)
             console.print(f"emptied {bucket}: {removed} object versions and delete markers removed")
         before = event_ids(target, stack["StackId"])
-        target.client("cloudformation").delete_stack(StackName=stack["StackId"])
+        cfn.delete_stack(StackName=stack["StackId"])
         final = follow(target, stack["StackId"], console, len(resources), before)
         left = [b for b in buckets if bucket_exists(target, b)]
         if final == "DELETE_COMPLETE" and not left:
             break
-        if not left or attempt == attempts:
+        late = attempt < attempts or time.monotonic() < writes_until
+        if not left or not late:
             reason = first_failure(target, stack["StackId"], before)
             raise DeployError(f"{name} ended {final}; left behind: {', '.join(left) or reason}")
         console.print(f"{', '.join(left)} not empty yet (late deliveries): emptying again")

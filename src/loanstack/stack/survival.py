@@ -50,18 +50,35 @@ def survivors(
     }
 
 
-def deployed_survivors(cfn: Any, stack: Mapping[str, Any]) -> dict[str, Survivor]:
-    """The survivors of a deployed stack, from its own template and parameter values."""
+def deployed_template(cfn: Any, stack: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The template the stack was deployed with, as written (GetTemplate, Stage Original: the
+    transform not yet applied, as the template model reads it), and the stack's parameter
+    values that template declares.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html"""
     body = cfn.get_template(StackName=stack["StackId"], TemplateStage="Original")["TemplateBody"]
     doc = body if isinstance(body, dict) else json.loads(body)
-    given = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    given = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in stack.get("Parameters", [])
+        if "ParameterValue" in p
+    }
     declared = set(doc.get("Parameters", {}))
+    return doc, {k: v for k, v in given.items() if k in declared}
+
+
+def deployed_survivors(cfn: Any, stack: Mapping[str, Any]) -> dict[str, Survivor]:
+    """The survivors of a deployed stack, from its own template and parameter values."""
+    doc, given = deployed_template(cfn, stack)
     try:
-        return survivors(doc, {k: v for k, v in given.items() if k in declared})
+        return survivors(doc, given)
     except template.ParameterError as exc:
-        raise SurvivalUnknown(
-            f"{stack.get('StackName', 'the stack')}: cannot tell what its delete keeps ({exc})"
-        ) from exc
+        raise unknown(stack, exc) from exc
+
+
+def unknown(stack: Mapping[str, Any], exc: Exception) -> SurvivalUnknown:
+    return SurvivalUnknown(
+        f"{stack.get('StackName', 'the stack')}: cannot tell what its delete keeps ({exc})"
+    )
 
 
 def summary(
