@@ -22,7 +22,7 @@ from loanstack.cli.common import (
 )
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
-from loanstack.ops import manifest
+from loanstack.ops import manifest_check
 from loanstack.ops.correct import check_who_and_why, correct
 from loanstack.ops.verify import (
     Database,
@@ -57,7 +57,7 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     export_kind(path)
     if not path.is_file():
         raise UsageError(f"cannot read export {path}: no such file")
-    document = manifest.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
+    document = manifest_check.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
     record = follow_up(args)
     outputs = read_outputs(record)
     report = Path(args.report) if args.report else None
@@ -66,7 +66,7 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
         announce(target, record)
         result = check(target, outputs, path, report)
     summary = result.summary()
-    disagreements = manifest.check(document, result) if document is not None else []
+    disagreements = manifest_check.check(document, result) if document is not None else []
     if document is not None:
         summary["manifest"] = {
             "migration": document.get("migration"),
