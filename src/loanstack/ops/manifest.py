@@ -31,7 +31,7 @@ from rich.text import Text
 
 import loanstack
 from loanstack import render as layout
-from loanstack.aws.outputs import output
+from loanstack.aws.outputs import StackRecord
 from loanstack.errors import DeployError, Interrupted, Terminated
 from loanstack.ops.export import BATCH, Export
 
@@ -141,9 +141,9 @@ def operator(target: Any) -> str:
         return f"{UNAVAILABLE}: {exc}"
 
 
-def function_code(target: Any, outputs: Mapping[str, str]) -> dict[str, Any]:
+def function_code(target: Any, stack: StackRecord) -> dict[str, Any]:
     """The validation function as it ran: its name, ARN, version and CodeSha256."""
-    name = output(dict(outputs), "LoanValidationFunctionName")
+    name = stack.function_name
     try:
         found = target.client("lambda").get_function(FunctionName=name)["Configuration"]
     except (ClientError, BotoCoreError, KeyError) as exc:
@@ -172,16 +172,14 @@ class Recorder:
     key: str = ""
 
     @classmethod
-    def start(
-        cls, target: Any, outputs: Mapping[str, str], export: Export, chunk_rows: int
-    ) -> Recorder:
+    def start(cls, target: Any, stack: StackRecord, export: Export, chunk_rows: int) -> Recorder:
         return cls(
             target,
-            output(dict(outputs), "LoanDocumentsBucketName"),
+            stack.bucket,
             export,
             chunk_rows,
             operator(target),
-            function_code(target, outputs),
+            function_code(target, stack),
         )
 
     @property

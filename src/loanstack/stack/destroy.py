@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from loanstack.aws.outputs import read_outputs, read_record, record_file
+from loanstack.aws.outputs import read_record, read_stack, record_file
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
 from loanstack.names import ENVIRONMENT_TYPE, stack_name
@@ -74,7 +74,7 @@ def forget(target: Target, name: str, vpc: str | None) -> None:
     if record and (record.region, record.target) == (target.region, target.name):
         own.unlink()
     path = target.outputs_file
-    if path.exists() and read_outputs(path).get("VPCId") == vpc:
+    if path.exists() and read_stack(path).vpc_id == vpc:
         path.unlink()
 
 
