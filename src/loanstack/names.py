@@ -13,6 +13,8 @@ RESERVED_CONCURRENCY = "ValidationReservedConcurrency"
 MIN_CAPACITY_PROD = "DBServerlessMinCapacityProd"
 MAX_CAPACITY = "DBServerlessMaxCapacity"
 ALARM_EMAIL = "AlarmEmail"
+BACKUP_VAULT_LOCK_DAYS = "BackupVaultLockDays"
+BACKUP_DAILY_RETENTION_DAYS = "BackupDailyRetentionDays"
 
 # Outputs (lib/TapStack.json `Outputs`) the tool reads from the outputs file (aws.outputs)
 VPC_ID = "VPCId"

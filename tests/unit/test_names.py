@@ -20,6 +20,8 @@ from loanstack.stack import deploy, preflight
         names.MIN_CAPACITY_PROD,
         names.MAX_CAPACITY,
         names.ALARM_EMAIL,
+        names.BACKUP_VAULT_LOCK_DAYS,
+        names.BACKUP_DAILY_RETENTION_DAYS,
     ],
 )
 def test_each_parameter_name_is_declared_by_the_template(parameter: str) -> None:

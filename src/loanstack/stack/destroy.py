@@ -13,7 +13,7 @@ from rich.console import Console
 from loanstack.aws.outputs import read_record, read_stack, record_file
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
-from loanstack.names import ENVIRONMENT_TYPE, stack_name
+from loanstack.names import ENVIRONMENT_TYPE, VPC_ID, stack_name
 from loanstack.stack import survival
 from loanstack.stack.events import event_ids, first_failure, follow, stack_status
 
@@ -169,7 +169,7 @@ def prepare_removals(
 
 def vpc_of(stack: dict[str, Any]) -> str | None:
     return next(
-        (o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "VPCId"), None
+        (o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == VPC_ID), None
     )
 
 
