@@ -1,5 +1,5 @@
-"""Shared fixtures (the template as loaded from disk, one instance per environment) and the
-tiers: every test is marked `unit`, `emulator`, `mariadb`, `subprocess` or `aws` by what it uses,
+"""Shared fixtures (the template as loaded from disk, its `template.Environment` per environment
+type) and the tiers: every test is marked `unit`, `emulator`, `mariadb`, `subprocess` or `aws` by what it uses,
 and a `unit` test fails if it starts a process or the emulator (tests/support/tiers.py)."""
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ def doc(pristine: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(params=ENVIRONMENTS)
-def env(request: pytest.FixtureRequest) -> str:
+def env_type(request: pytest.FixtureRequest) -> str:
+    """The template's EnvironmentType parameter, once per value."""
     return str(request.param)
 
 
 @pytest.fixture
-def instance(pristine: dict[str, Any], env: str) -> template.Environment:
-    return template.instantiate(pristine, template.judged_parameters(env, "dev42"))
+def env(pristine: dict[str, Any], env_type: str) -> template.Environment:
+    return template.instantiate(pristine, template.judged_parameters(env_type, "dev42"))

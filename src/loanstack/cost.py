@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loanstack.errors import UsageError
+from loanstack.names import ENVIRONMENT_TYPE
 from loanstack.template import ROOT, Environment, Resource
 
 DAYS = 30
@@ -231,7 +232,7 @@ def estimate(env: Environment, region: str = "us-east-1") -> tuple[list[Line], d
         raise KeyError(
             f"no price entry for {', '.join(sorted(missing))} in data/prices-{region}.json"
         )
-    assumptions = book.assumptions(env.parameters["EnvironmentType"])
+    assumptions = book.assumptions(env.parameters[ENVIRONMENT_TYPE])
     lines = [
         priced
         for r in env.resources.values()

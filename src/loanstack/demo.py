@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.aws.outputs import outputs_table
+from loanstack.aws.outputs import StackRecord, outputs_table, read_stack, record_file
 from loanstack.aws.target import Target, connect, local_door
 from loanstack.ops.invoke import invoke_validation
 from loanstack.ops.rotate import rotate as rotate_now
@@ -44,11 +44,12 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
             "(moto, in this process; MariaDB behind the Data API)",
         )
         d = Deployment(target, "dev", suffix, parameters_for("dev", suffix, {}), console)
-        outputs = deploy(d, confirm=lambda: True)
-        problems = validate_examples(target, console, outputs)
-        problems += rotate(target, console, outputs)
-        problems += demo_migration(target, console, outputs)
-        outputs_table(console, outputs, target.outputs_file)
+        deploy(d, confirm=lambda: True)
+        stack = read_stack(record_file(d.name, target.outputs_file))  # what deploy wrote (D9)
+        problems = validate_examples(target, console, stack)
+        problems += rotate(target, console, stack)
+        problems += demo_migration(target, console, stack)
+        outputs_table(console, stack.outputs, target.outputs_file)
         destroy(target, suffix, console)
     finally:
         target.close()
@@ -63,7 +64,7 @@ def run(console: Console, suffix: str = "demo", region: str = "us-east-1") -> in
     return 1 if problems else 0
 
 
-def validate_examples(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
+def validate_examples(target: Target, console: Console, stack: StackRecord) -> list[str]:
     rows = []
     problems = []
     s3 = target.client("s3")
@@ -74,7 +75,7 @@ def validate_examples(target: Target, console: Console, outputs: dict[str, str])
             f"{e['field']}: {e['message']}" for e in result.get("errors", [])
         )
         key = f"validations/{result.get('loanId')}.json"
-        stored = key_exists(s3, outputs["LoanDocumentsBucketName"], key)
+        stored = key_exists(s3, stack.bucket, key)
         rows.append(
             (name, str(result.get("loanId", "")), str(decision), key if stored else "-", why or "-")
         )
@@ -106,20 +107,20 @@ def key_exists(s3: Any, bucket: str, key: str) -> bool:
     return True
 
 
-def rotate(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
+def rotate(target: Target, console: Console, stack: StackRecord) -> list[str]:
     sm = target.client("secretsmanager")
     before = json.loads(
-        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+        sm.get_secret_value(SecretId=stack.master_secret_arn, VersionStage="AWSCURRENT")[
             "SecretString"
         ]
     )
     rotate_now(target, console)
     after = json.loads(
-        sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[
+        sm.get_secret_value(SecretId=stack.master_secret_arn, VersionStage="AWSCURRENT")[
             "SecretString"
         ]
     )
-    in_database = cluster_password(target, outputs)
+    in_database = cluster_password(target, stack)
     checks = {
         "AWSCURRENT changed": before["password"] != after["password"],
         "database password == AWSCURRENT": in_database == after["password"],
@@ -141,12 +142,12 @@ def logs_in(secret: dict[str, Any]) -> bool:
     return bool(local_door().logs_in(secret))
 
 
-def cluster_password(target: Target, outputs: dict[str, str]) -> str:
+def cluster_password(target: Target, stack: StackRecord) -> str:
     """Read from the emulator's RDS backend (this process): AWS never shows a password."""
-    return str(local_door().cluster_password(outputs["DBClusterArn"], target.region))
+    return str(local_door().cluster_password(stack.cluster_arn, target.region))
 
 
-def demo_migration(target: Target, console: Console, outputs: dict[str, str]) -> list[str]:
+def demo_migration(target: Target, console: Console, stack: StackRecord) -> list[str]:
     """`loanstack migrate` on a generated 5,000-row export with bad rows spread through it."""
     import tempfile
     from pathlib import Path
@@ -158,12 +159,12 @@ def demo_migration(target: Target, console: Console, outputs: dict[str, str]) ->
         path = Path(tmp) / "loanbook.csv"
         expected = loanbook.write_export(path, 5000, every=1000, prefix="DEMO")
         console.rule("Migration: loanbook.csv (5,000 rows) through `loanstack migrate`")
-        stack = migrate.stack_of(target, outputs)
-        report = migrate.migrate(path, stack, console, migrate.Options(chunk_rows=1000))
+        batch = migrate.stack_of(target, stack)
+        report = migrate.migrate(path, batch, console, migrate.Options(chunk_rows=1000))
     migrate.print_summary(console, report)
     problems = []
     if report["summary"] != dict(expected.summary):
         problems.append(f"migration: summary {report['summary']} != {dict(expected.summary)}")
-    if {p["line"]: p["decision"] for p in migrate.problems(stack, report)} != expected.problems:
+    if {p["line"]: p["decision"] for p in migrate.problems(batch, report)} != expected.problems:
         problems.append("migration: the problem lines differ from the export's bad lines")
     return problems

@@ -12,6 +12,19 @@ ENVIRONMENT_SUFFIX = "EnvironmentSuffix"
 RESERVED_CONCURRENCY = "ValidationReservedConcurrency"
 MIN_CAPACITY_PROD = "DBServerlessMinCapacityProd"
 MAX_CAPACITY = "DBServerlessMaxCapacity"
+ALARM_EMAIL = "AlarmEmail"
+BACKUP_VAULT_LOCK_DAYS = "BackupVaultLockDays"
+BACKUP_DAILY_RETENTION_DAYS = "BackupDailyRetentionDays"
+
+# Outputs (lib/TapStack.json `Outputs`) the tool reads from the outputs file (aws.outputs)
+VPC_ID = "VPCId"
+CLUSTER_ARN = "DBClusterArn"
+MASTER_SECRET_ARN = "DBSecretArn"  # noqa: S105 (an output's name, not a secret)
+APP_SECRET_ARN = "AppDatabaseSecretArn"  # noqa: S105 (an output's name, not a secret)
+DOCUMENTS_BUCKET = "LoanDocumentsBucketName"
+VALIDATION_FUNCTION_NAME = "LoanValidationFunctionName"
+ROTATION_FUNCTION_ARN = "SecretRotationLambdaArn"
+DEAD_LETTER_QUEUE_URL = "ValidationDeadLetterQueueUrl"
 
 # Resources (logical ids) whose physical names the tool needs before the stack has outputs
 VALIDATION_FUNCTION = "LoanValidationFunction"

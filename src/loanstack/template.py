@@ -29,7 +29,13 @@ from loanstack.intrinsics import evaluate_conditions as evaluate_conditions
 from loanstack.intrinsics import parameter_values as parameter_values
 from loanstack.intrinsics import references as references
 from loanstack.intrinsics import resolve as resolve
-from loanstack.names import url_suffix
+from loanstack.names import (
+    ALARM_EMAIL,
+    ENVIRONMENT_SUFFIX,
+    ENVIRONMENT_TYPE,
+    STACK_PREFIX,
+    url_suffix,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "lib" / "TapStack.json"
@@ -60,7 +66,7 @@ class Context:
     account_id: str = EMULATOR_ACCOUNT_ID
     region: str = "us-east-1"
     partition: str = "aws"
-    stack_name: str = "tapstack-test"
+    stack_name: str = f"{STACK_PREFIX}test"
 
     def pseudo(self) -> dict[str, Any]:
         return {
@@ -124,7 +130,7 @@ class Environment:
 
     @property
     def suffix(self) -> str:
-        return self.parameters["EnvironmentSuffix"]
+        return self.parameters[ENVIRONMENT_SUFFIX]
 
     def of_type(self, *types: str) -> Iterator[Resource]:
         return (r for r in self.resources.values() if r.type in types)
@@ -146,9 +152,9 @@ JUDGED_ALARM_EMAIL = "alarms@example.com"
 
 
 def judged_parameters(env: str, suffix: str, **more: str) -> dict[str, str]:
-    given = {"EnvironmentType": env, "EnvironmentSuffix": suffix, **more}
+    given = {ENVIRONMENT_TYPE: env, ENVIRONMENT_SUFFIX: suffix, **more}
     if env == "prod":
-        given.setdefault("AlarmEmail", JUDGED_ALARM_EMAIL)
+        given.setdefault(ALARM_EMAIL, JUDGED_ALARM_EMAIL)
     return given
 
 
@@ -162,7 +168,7 @@ def instantiate(
     context = context or Context()
     declared = template.get("Parameters", {})
     given = {
-        **({"EnvironmentSuffix": "dev42"} if "EnvironmentSuffix" in declared else {}),
+        **({ENVIRONMENT_SUFFIX: "dev42"} if ENVIRONMENT_SUFFIX in declared else {}),
         **(parameters or {}),
     }
     values = parameter_values(template, given)

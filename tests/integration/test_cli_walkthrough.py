@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,26 +19,22 @@ from pathlib import Path
 import pytest
 
 from loanstack.template import ROOT
-from tests.support.cli import ci_env, loanstack, one_error_line, wrong_keys
-
-URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
-
-
-def require_emulator(run_code: int, text: str) -> None:
-    if run_code != 0 and "MariaDB" in text and os.environ.get("CI") != "true":
-        pytest.skip(f"the emulator needs MariaDB: {text.strip()[-300:]}")
+from tests.support.cli import (
+    URL_VARIABLE,
+    ci_env,
+    detached_emulator,
+    loanstack,
+    one_error_line,
+    require_emulator,
+    wrong_keys,
+)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
     base = ci_env(Path(tmp_path_factory.mktemp("walkthrough")))
-    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
-    require_emulator(started.code, started.text)
-    assert started.code == 0, started.text
-    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
-    yield base | {URL_VARIABLE: url}
-    loanstack(base, "emulator", "stop")
+    yield from detached_emulator(base)
 
 
 def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> None:

@@ -12,21 +12,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_cli_walkthrough import require_emulator
-from tests.support.cli import at_terminal, ci_env, loanstack
-
-URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
+from tests.support.cli import URL_VARIABLE, at_terminal, ci_env, detached_emulator, loanstack
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     base = ci_env(Path(tmp_path_factory.mktemp("declined")))
-    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
-    require_emulator(started.code, started.text)
-    assert started.code == 0, started.text
-    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
-    yield base | {URL_VARIABLE: url}
-    loanstack(base, "emulator", "stop")
+    yield from detached_emulator(base)
 
 
 def cloudformation(env: dict[str, str]) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from loanstack import cli
+from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.emulator import Emulator, awslambda
 from loanstack.errors import DeployError
@@ -137,7 +138,9 @@ def test_a_migration_writes_a_manifest_an_auditor_can_check_with_sha256sum(
         == expected.problems
         == {
             p["line"]: p["decision"]
-            for p in migrate.problems(migrate.stack_of(target, outputs), report)
+            for p in migrate.problems(
+                migrate.stack_of(target, read_stack(target.outputs_file)), report
+            )
         }
     )
     assert problems["rows"] == len(rows) == sum(d["rows"] for d in problems["byDecision"].values())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import EMULATOR_URL_VARIABLE, Target
 from loanstack.emulator import Emulator, awslambda, awslambda_async
 from loanstack.emulator.state import STATE
@@ -75,7 +76,7 @@ def test_r11_d6_a_100000_row_export_gives_one_report_that_adds_up_to_the_file(
     big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
-    stack = migrate.stack_of(target, outputs)
+    stack = migrate.stack_of(target, read_stack(target.outputs_file))
     report = migrate.migrate(path, stack, quiet(), migrate.Options(chunk_rows=10_000))
     assert report["chunks"] == 11  # 100,000 rows and 100 blank lines, 10,000 lines a chunk
     assert report["rows"] == expected.rows == 100_000
@@ -124,7 +125,7 @@ def test_r11_an_interrupted_migration_resumed_gives_the_same_report_and_one_row_
     big_export: tuple[Path, loanbook.Expected],
 ) -> None:
     path, expected = big_export
-    stack = migrate.stack_of(target, outputs)
+    stack = migrate.stack_of(target, read_stack(target.outputs_file))
     options = migrate.Options(chunk_rows=10_000)
     uninterrupted = migrate.migrate(path, stack, quiet(), options)  # stored by the test above
     forget(target, outputs, stack, uninterrupted["migration"])
@@ -158,7 +159,7 @@ def test_a_chunk_that_keeps_failing_is_listed_and_retry_failed_sends_it_again(
 ) -> None:
     path = tmp_path / "small.csv"
     expected = loanbook.write_export(path, 300, every=100, prefix="F")
-    stack = migrate.stack_of(target, outputs)
+    stack = migrate.stack_of(target, read_stack(target.outputs_file))
     monkeypatch.setenv("MOTO_LAMBDA_ASYNC_RETRY_SECONDS", "0.05")
     original_load = awslambda.load
     attempts: list[str] = []

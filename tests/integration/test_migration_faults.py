@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import Target
 from loanstack.emulator import Emulator, awslambda_async
 from loanstack.ops import migrate, verify
@@ -61,7 +62,7 @@ def test_a_100000_row_migration_through_an_outage_duplicates_a_kill_and_deadlock
     try:
         report = migrate.migrate(
             export,
-            migrate.stack_of(target, outputs),
+            migrate.stack_of(target, read_stack(target.outputs_file)),
             Console(record=True, width=200),
             migrate.Options(chunk_rows=CHUNK_ROWS, timeout=600, poll=0.2),
         )
@@ -77,7 +78,7 @@ def test_a_100000_row_migration_through_an_outage_duplicates_a_kill_and_deadlock
 
     assert report["failedChunks"] == []
     assert report["rows"] == ROWS and report["summary"] == dict(expected.summary)
-    proof = verify.check(target, outputs, path)
+    proof = verify.check(target, read_stack(target.outputs_file), path)
     assert proof.reconciled, proof.summary()
     assert proof.lines == ROWS == sum(proof.counts.values())
     ids = stored_ids(target, outputs)

@@ -5,7 +5,6 @@ so the stack a preview leaves in review is the one the deploy builds and the des
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from loanstack.emulator import CREDENTIALS
-from tests.support.cli import ci_env, loanstack
+from tests.support.cli import URL_VARIABLE, ci_env, detached_emulator, loanstack
 
-URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 REGION = "us-east-1"
 
 
@@ -25,13 +23,7 @@ REGION = "us-east-1"
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
     base = ci_env(Path(tmp_path_factory.mktemp("previews")))
-    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
-    if started.code != 0 and "MariaDB" in started.text and os.environ.get("CI") != "true":
-        pytest.skip(f"the emulator needs MariaDB: {started.text.strip()[-300:]}")
-    assert started.code == 0, started.text
-    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
-    yield base | {URL_VARIABLE: url}
-    loanstack(base, "emulator", "stop")
+    yield from detached_emulator(base)
 
 
 def cloudformation(env: dict[str, str]) -> Any:

@@ -5,7 +5,6 @@ issue 22 item 1's stack-level protection of prod)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ from loanstack.aws.target import Target
 from loanstack.emulator import CREDENTIALS
 from loanstack.errors import DeployError
 from loanstack.stack import deploy
-from tests.support.cli import ci_env, loanstack, one_error_line
+from tests.support.cli import URL_VARIABLE, ci_env, detached_emulator, loanstack, one_error_line
 
-URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 REGION = "us-east-1"
 PROD = ("--env", "prod", "--param", "AlarmEmail=ops@example.com")
 
@@ -30,13 +28,7 @@ PROD = ("--env", "prod", "--param", "AlarmEmail=ops@example.com")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
     base = ci_env(Path(tmp_path_factory.mktemp("stackopts")))
-    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
-    if started.code != 0 and "MariaDB" in started.text and os.environ.get("CI") != "true":
-        pytest.skip(f"the emulator needs MariaDB: {started.text.strip()[-300:]}")
-    assert started.code == 0, started.text
-    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
-    yield base | {URL_VARIABLE: url}
-    loanstack(base, "emulator", "stop")
+    yield from detached_emulator(base)
 
 
 def client(env: dict[str, str], service: str) -> Any:

@@ -15,10 +15,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_cli_walkthrough import require_emulator
-from tests.support.cli import Run, ci_env, loanstack, one_error_line
-
-URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
+from tests.support.cli import (
+    URL_VARIABLE,
+    Run,
+    ci_env,
+    detached_emulator,
+    loanstack,
+    one_error_line,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +32,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     config = tmp / "aws-config"
     config.write_text("[profile bank]\nregion = eu-west-2\n", encoding="utf-8")
     base = ci_env(tmp, AWS_CONFIG_FILE=str(config))
-    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
-    require_emulator(started.code, started.text)
-    assert started.code == 0, started.text
-    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
-    yield base | {URL_VARIABLE: url}
-    loanstack(base, "emulator", "stop")
+    yield from detached_emulator(base)
 
 
 def outputs_dir(env: dict[str, str]) -> Path:

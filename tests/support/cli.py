@@ -7,9 +7,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from loanstack.aws.target import EMULATOR_URL_VARIABLE as URL_VARIABLE
 from loanstack.template import ROOT
 
 # what rich would turn `:secret:` and friends into, and what it would cut ids with
@@ -66,6 +70,23 @@ def loanstack(env: dict[str, str], *argv: str, stdin: bytes = b"", timeout: floa
     assert not EMOJI.search(run.text), EMOJI.findall(run.text)
     assert ELLIPSIS not in run.text, [ln for ln in run.text.splitlines() if ELLIPSIS in ln]
     return run
+
+
+def require_emulator(run_code: int, text: str) -> None:
+    """Skip outside CI when the emulator could not start for want of MariaDB (CI has it)."""
+    if run_code != 0 and "MariaDB" in text and os.environ.get("CI") != "true":
+        pytest.skip(f"the emulator needs MariaDB: {text.strip()[-300:]}")
+
+
+def detached_emulator(base: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A module's fixture body: `loanstack emulator start --detach` in the CI environment
+    `base`, the environment with its URL for the tests, `emulator stop` at the end."""
+    started = loanstack(base, "emulator", "start", "--detach", "--port", "0")
+    require_emulator(started.code, started.text)
+    assert started.code == 0, started.text
+    url = next(w.split("=", 1)[1] for w in started.out.split() if w.startswith(URL_VARIABLE))
+    yield base | {URL_VARIABLE: url}
+    loanstack(base, "emulator", "stop")
 
 
 def one_error_line(run: Run) -> str:

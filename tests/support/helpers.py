@@ -7,9 +7,9 @@ from typing import Any
 from loanstack import functions, template
 
 
-def build(doc: dict[str, Any], env: str = "dev", **params: str) -> template.Environment:
-    """The environment `env` of a (possibly mutated) template, suffix dev42."""
-    given = template.judged_parameters(env, "dev42", **params)
+def build(doc: dict[str, Any], env_type: str = "dev", **params: str) -> template.Environment:
+    """The environment `env_type` of a (possibly mutated) template, suffix dev42."""
+    given = template.judged_parameters(env_type, "dev42", **params)
     if "AlarmEmail" not in doc.get("Parameters", {}):
         given.pop("AlarmEmail", None)  # a cut-down template of a test
     return template.instantiate(doc, given)

@@ -26,50 +26,50 @@ def reaches(resource: Any, secret: dict[str, str]) -> bool:
     return any(r == secret or r == "*" or "secret:" in str(r) for r in template.as_list(resource))
 
 
-def test_the_app_secret_names_its_master_and_shares_the_key(instance: Environment) -> None:
-    props = instance.resources["AppDatabaseSecret"].properties
+def test_the_app_secret_names_its_master_and_shares_the_key(env: Environment) -> None:
+    props = env.resources["AppDatabaseSecret"].properties
     assert props["KmsKeyId"] == {"Ref": "KMSKey"}
     generated = props["GenerateSecretString"]
     text = str(generated["SecretStringTemplate"])
-    assert f'"username":"loan_app_{instance.suffix}"' in text  # one user name per stack
+    assert f'"username":"loan_app_{env.suffix}"' in text  # one user name per stack
     assert '"masterarn":"${DBSecret}"' in text
     assert generated["GenerateStringKey"] == "password"
-    master = instance.resources["DBSecret"].properties["GenerateSecretString"]
+    master = env.resources["DBSecret"].properties["GenerateSecretString"]
     assert generated["ExcludeCharacters"] == master["ExcludeCharacters"]
     assert generated["PasswordLength"] == master["PasswordLength"]
 
 
 def test_the_app_secret_rotates_every_30_days_with_the_rotation_function(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    schedule = instance.resources["AppSecretRotationSchedule"]
+    schedule = env.resources["AppSecretRotationSchedule"]
     assert schedule.properties["SecretId"] == APP
     assert schedule.properties["RotationLambdaARN"] == {
         "Fn::GetAtt": ["SecretRotationLambda", "Arn"]
     }
     assert schedule.properties["RotationRules"] == {"AutomaticallyAfterDays": 30}
     assert {"AppSecretRotationPermission", "AppDatabaseSetup"} <= set(schedule.raw["DependsOn"])
-    permission = instance.resources["AppSecretRotationPermission"].properties
+    permission = env.resources["AppSecretRotationPermission"].properties
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
     assert permission["SourceArn"] == APP
 
 
 def test_the_setup_grants_data_privileges_only_before_the_function_exists(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    setup = instance.resources["AppDatabaseSetup"]
+    setup = env.resources["AppDatabaseSetup"]
     assert setup.properties["ServiceToken"] == {"Fn::GetAtt": ["SecretRotationLambda", "Arn"]}
     assert setup.properties["AppSecretArn"] == APP
     assert set(setup.properties["Privileges"]) <= {"SELECT", "INSERT", "UPDATE"}
     assert setup.properties["Tables"] == ["loan_decisions"]
-    assert "AppDatabaseSetup" in instance.resources["LoanValidationFunction"].raw["DependsOn"]
+    assert "AppDatabaseSetup" in env.resources["LoanValidationFunction"].raw["DependsOn"]
 
 
-def test_the_validation_function_cannot_read_the_master_secret(instance: Environment) -> None:
-    env = instance.resources["LoanValidationFunction"].properties["Environment"]["Variables"]
-    assert env["DB_SECRET_ARN"] == APP
+def test_the_validation_function_cannot_read_the_master_secret(env: Environment) -> None:
+    variables = env.resources["LoanValidationFunction"].properties["Environment"]["Variables"]
+    assert variables["DB_SECRET_ARN"] == APP
     for name in ROLES_OF_THE_VALIDATION_FUNCTION:
-        for _, document in template.policy_documents(instance.resources[name]):
+        for _, document in template.policy_documents(env.resources[name]):
             for st in template.statements(document):
                 actions = template.as_list(st["Action"])
                 if any(a.startswith("secretsmanager:") or a == "*" for a in actions):
@@ -77,12 +77,10 @@ def test_the_validation_function_cannot_read_the_master_secret(instance: Environ
                     assert not reaches(st["Resource"], MASTER)
 
 
-def test_only_the_rotation_function_reads_the_master_secret(instance: Environment) -> None:
+def test_only_the_rotation_function_reads_the_master_secret(env: Environment) -> None:
     """Every identity policy of the stack, iterated: the master secret is the rotation's."""
     readers = set()
-    for resource in instance.of_type(
-        "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"
-    ):
+    for resource in env.of_type("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for _, document in template.policy_documents(resource):
             for st in template.statements(document):
                 actions = template.as_list(st["Action"])

@@ -14,8 +14,8 @@ from loanstack.compliance import rules
 from tests.support.helpers import build, ids
 
 
-def report(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str]]:
-    return ids(rules.run_checks(build(doc, env)))
+def report(doc: dict[str, Any], env_type: str = "dev") -> set[tuple[str, str]]:
+    return ids(rules.run_checks(build(doc, env_type)))
 
 
 def tags_of(doc: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
@@ -24,9 +24,9 @@ def tags_of(doc: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("check", rules.CHECKS, ids=lambda c: c.id)
 def test_pristine_template_passes_each_check(
-    pristine: dict[str, Any], env: str, check: rules.Check
+    pristine: dict[str, Any], env_type: str, check: rules.Check
 ) -> None:
-    assert list(check.run(build(pristine, env))) == []
+    assert list(check.run(build(pristine, env_type))) == []
 
 
 def test_r1_size_budget_bites(doc: dict[str, Any]) -> None:
@@ -288,13 +288,13 @@ def test_r4_a_global_name_too_long_at_the_longest_suffix_bites(doc: dict[str, An
     assert ("LS021", "LoanDocumentsBucket") in report(doc)
 
 
-def test_r4_each_global_name_is_listed(pristine: dict[str, Any], env: str) -> None:
+def test_r4_each_global_name_is_listed(pristine: dict[str, Any], env_type: str) -> None:
     """The check judges every role, bucket and the multi-region trail of the template."""
-    instance = build(pristine, env)
-    listed = {r.logical_id for r, *_ in rules.global_names(instance)}
+    env = build(pristine, env_type)
+    listed = {r.logical_id for r, *_ in rules.global_names(env)}
     expected = {
         r.logical_id
-        for r in instance.of_type("AWS::IAM::Role", "AWS::S3::Bucket", "AWS::CloudTrail::Trail")
+        for r in env.of_type("AWS::IAM::Role", "AWS::S3::Bucket", "AWS::CloudTrail::Trail")
     }
     assert listed == expected and "Trail" in listed
 
@@ -431,8 +431,8 @@ def test_r14_a_serverless_writer_alarmed_on_memory_only_bites(doc: dict[str, Any
     alarm.update(
         MetricName="FreeableMemory", Threshold=268435456, ComparisonOperator="LessThanThreshold"
     )
-    for env in ("dev", "prod"):
-        assert ("LS025", "DBInstance1") in report(doc, env)
+    for env_type in ("dev", "prod"):
+        assert ("LS025", "DBInstance1") in report(doc, env_type)
     assert ("LS025", "DBInstance1") not in ids(
         rules.run_checks(build(doc, "prod", DBInstanceClass="db.r7g.large"))
     )

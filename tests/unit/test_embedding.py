@@ -64,9 +64,9 @@ def test_d3_lambda_sources_import_only_the_standard_library_and_boto3(
 
 
 def test_d3_functions_run_on_the_python313_runtime_with_index_handler(
-    instance: template.Environment,
+    env: template.Environment,
 ) -> None:
-    for fn in instance.of_type("AWS::Lambda::Function"):
+    for fn in env.of_type("AWS::Lambda::Function"):
         assert fn.properties["Runtime"] == "python3.13", fn.logical_id
         assert fn.properties["Handler"] == "index.handler", fn.logical_id
 

@@ -14,14 +14,16 @@ from loanstack.compliance import judges, report
 from tests.support.helpers import build
 
 
-def verdicts(doc: dict[str, Any], env: str = "dev") -> set[tuple[str, str, str]]:
-    instance = build(doc, env)
-    found = judges.parliament_verdicts(instance) + judges.cfripper_verdicts(instance)
+def verdicts(doc: dict[str, Any], env_type: str = "dev") -> set[tuple[str, str, str]]:
+    env = build(doc, env_type)
+    found = judges.parliament_verdicts(env) + judges.cfripper_verdicts(env)
     return {(v.judge, v.rule, v.resource.split("/")[0]) for v in found}
 
 
-def test_d5_both_judges_find_only_reviewed_exceptions(pristine: dict[str, Any], env: str) -> None:
-    unreasoned = verdicts(pristine, env) - set(judges.exceptions())
+def test_d5_both_judges_find_only_reviewed_exceptions(
+    pristine: dict[str, Any], env_type: str
+) -> None:
+    unreasoned = verdicts(pristine, env_type) - set(judges.exceptions())
     assert unreasoned == set()
 
 
@@ -70,15 +72,15 @@ def test_cfripper_cannot_read_the_template_as_written_so_we_resolve_it(
 
 
 def test_references_become_the_values_their_services_document(pristine: dict[str, Any]) -> None:
-    instance = build(pristine, "dev")
-    c = instance.context
+    env = build(pristine, "dev")
+    c = env.context
     bucket = f"s3-loandocuments-dev42-{c.account_id}-{c.region}"
-    assert judges.concrete(instance, {"Fn::GetAtt": ["LoanDocumentsBucket", "Arn"]}) == (
+    assert judges.concrete(env, {"Fn::GetAtt": ["LoanDocumentsBucket", "Arn"]}) == (
         f"arn:aws:s3:::{bucket}"
     )
-    assert judges.concrete(instance, {"Fn::Sub": "${LoanDocumentsBucket.Arn}/*"}) == (
+    assert judges.concrete(env, {"Fn::Sub": "${LoanDocumentsBucket.Arn}/*"}) == (
         f"arn:aws:s3:::{bucket}/*"
     )
-    assert judges.concrete(instance, {"Ref": "DBSecret"}).startswith(
+    assert judges.concrete(env, {"Ref": "DBSecret"}).startswith(
         f"arn:aws:secretsmanager:{c.region}:{c.account_id}:secret:secret-aurora-dev42-"
     )

@@ -38,6 +38,7 @@ LAYERS = {
     "loanstack.ops": "ops",
     "loanstack.ops.batchpath": "ops",
     "loanstack.ops.firstlines": "ops",
+    "loanstack.ops.manifest_check": "ops",
     "loanstack.ops.migrate_report": "ops",
     "loanstack.testing": "ops",
     "loanstack.cli": "commands",

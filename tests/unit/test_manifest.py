@@ -1,5 +1,5 @@
 """The manifest's pieces that need no stack: the hash total, the outcome, the dispositions, and
-`check` (what `verify --manifest` reports) on a reconciliation built by hand."""
+`manifest_check.check` (what `verify --manifest` reports) on a reconciliation built by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from loanstack.errors import DeployError, Interrupted, Terminated, UsageError
-from loanstack.ops import manifest
+from loanstack.ops import manifest, manifest_check
 from loanstack.ops.verify import Reconciliation, Totals
 
 
@@ -99,13 +99,13 @@ def document(result: Reconciliation) -> dict[str, Any]:
 
 def test_check_agrees_with_what_it_recorded_and_names_each_difference() -> None:
     recorded = document(reconciliation())
-    assert manifest.check(recorded, reconciliation()) == []
-    found = manifest.check(recorded, reconciliation(sha="ef" * 32, size=11, amount="6.00"))
+    assert manifest_check.check(recorded, reconciliation()) == []
+    found = manifest_check.check(recorded, reconciliation(sha="ef" * 32, size=11, amount="6.00"))
     assert [f.split(" ")[1] for f in found[:2]] == ["export's", "export"]
     assert any(f.startswith("recorded control totals") for f in found)
     assert any("does not reconcile" in f for f in found)  # the totals disagree now
     unverified = {**recorded, "controlTotals": None}
-    assert manifest.check(unverified, reconciliation()) == [
+    assert manifest_check.check(unverified, reconciliation()) == [
         "the manifest has no control totals (the run was not verified)"
     ]
 
@@ -114,9 +114,9 @@ def test_a_file_that_is_not_a_manifest_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text('{"rows": 3}')
     with pytest.raises(UsageError, match="not a loanstack migration manifest"):
-        manifest.read(path)
+        manifest_check.read(path)
     path.write_text("not json")
     with pytest.raises(UsageError, match="not JSON"):
-        manifest.read(path)
+        manifest_check.read(path)
     with pytest.raises(UsageError, match="cannot read manifest"):
-        manifest.read(tmp_path / "absent.json")
+        manifest_check.read(tmp_path / "absent.json")

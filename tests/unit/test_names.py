@@ -19,10 +19,30 @@ from loanstack.stack import deploy, preflight
         names.RESERVED_CONCURRENCY,
         names.MIN_CAPACITY_PROD,
         names.MAX_CAPACITY,
+        names.ALARM_EMAIL,
+        names.BACKUP_VAULT_LOCK_DAYS,
+        names.BACKUP_DAILY_RETENTION_DAYS,
     ],
 )
 def test_each_parameter_name_is_declared_by_the_template(parameter: str) -> None:
     assert parameter in template.load()["Parameters"]
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        names.VPC_ID,
+        names.CLUSTER_ARN,
+        names.MASTER_SECRET_ARN,
+        names.APP_SECRET_ARN,
+        names.DOCUMENTS_BUCKET,
+        names.VALIDATION_FUNCTION_NAME,
+        names.ROTATION_FUNCTION_ARN,
+        names.DEAD_LETTER_QUEUE_URL,
+    ],
+)
+def test_each_output_the_tool_reads_is_declared_by_the_template(output: str) -> None:
+    assert output in template.load()["Outputs"]
 
 
 def test_the_validation_function_name_comes_from_the_template_for_these_parameters() -> None:

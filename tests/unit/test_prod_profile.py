@@ -20,12 +20,12 @@ from tests.support.helpers import build, ids
 BUCKETS = ("LoanDocumentsBucket", "TrailBucket", "AccessLogsBucket")
 
 
-def report(doc: dict[str, Any], env: str) -> set[tuple[str, str]]:
-    return ids(rules.run_checks(build(doc, env)))
+def report(doc: dict[str, Any], env_type: str) -> set[tuple[str, str]]:
+    return ids(rules.run_checks(build(doc, env_type)))
 
 
-def policies(env: str, logical_id: str) -> tuple[Any, Any]:
-    r = build(template.load(), env).resources[logical_id]
+def policies(env_type: str, logical_id: str) -> tuple[Any, Any]:
+    r = build(template.load(), env_type).resources[logical_id]
     return r.deletion_policy, r.update_replace_policy
 
 
@@ -98,8 +98,8 @@ def test_r12_the_archive_parameter_refuses_less_than_a_year() -> None:
 
 
 def test_r12_documents_and_trail_buckets_log_access_into_the_stack_log_bucket() -> None:
-    for env in ("dev", "prod"):
-        resources = build(template.load(), env).resources
+    for env_type in ("dev", "prod"):
+        resources = build(template.load(), env_type).resources
         for logical_id in ("LoanDocumentsBucket", "TrailBucket"):
             logging = resources[logical_id].properties["LoggingConfiguration"]
             assert logging["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
@@ -251,11 +251,11 @@ def with_alarms() -> dict[str, Any]:
     return template.load()
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env_type", ["dev", "prod"])
 def test_r14_audit_alarms_and_backups_pass_every_check(
-    with_alarms: dict[str, Any], env: str
+    with_alarms: dict[str, Any], env_type: str
 ) -> None:
-    found = ids(rules.run_checks(build(with_alarms, env, AlarmEmail="ops@example.com")))
+    found = ids(rules.run_checks(build(with_alarms, env_type, AlarmEmail="ops@example.com")))
     assert found == set()
 
 

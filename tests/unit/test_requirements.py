@@ -16,8 +16,8 @@ from loanstack.template import Environment
 from tests.support.helpers import build
 
 
-def findings(instance: Environment, requirement: str) -> list[str]:
-    return [str(f) for f in rules.run_checks(instance, only=requirement)]
+def findings(env: Environment, requirement: str) -> list[str]:
+    return [str(f) for f in rules.run_checks(env, only=requirement)]
 
 
 # --- R1 -------------------------------------------------------------------------------------
@@ -29,18 +29,18 @@ def test_r1_template_is_canonical_two_space_json(pristine: dict[str, Any]) -> No
     assert pristine["AWSTemplateFormatVersion"] == "2010-09-09"
 
 
-def test_r1_minified_template_fits_the_size_budget(instance: Environment) -> None:
-    size = len(template.minified(instance.template).encode())
+def test_r1_minified_template_fits_the_size_budget(env: Environment) -> None:
+    size = len(template.minified(env.template).encode())
     assert size <= template.SIZE_BUDGET < template.S3_UPLOAD_LIMIT
-    assert findings(instance, "R1") == []
+    assert findings(env, "R1") == []
 
 
-def test_r1b_client_ids_outputs_and_name_tags_hold(instance: Environment) -> None:
-    assert findings(instance, "R1b") == []
+def test_r1b_client_ids_outputs_and_name_tags_hold(env: Environment) -> None:
+    assert findings(env, "R1b") == []
 
 
-def test_r1_every_lambda_is_inline_code(instance: Environment) -> None:
-    for fn in instance.of_type("AWS::Lambda::Function"):
+def test_r1_every_lambda_is_inline_code(env: Environment) -> None:
+    for fn in env.of_type("AWS::Lambda::Function"):
         assert set(fn.properties["Code"]) == {"ZipFile"}, fn.logical_id
 
 
@@ -79,11 +79,11 @@ def test_r1b_a_one_character_suffix_is_accepted(pristine: dict[str, Any]) -> Non
     assert template.constraint_violation(spec, "a") is None
 
 
-def test_r2_longest_allowed_suffix_fits_every_name(pristine: dict[str, Any], env: str) -> None:
+def test_r2_longest_allowed_suffix_fits_every_name(pristine: dict[str, Any], env_type: str) -> None:
     """Names carry the suffix; the longest suffix must still fit each type's name length limit."""
     longest = "a" * pristine["Parameters"]["EnvironmentSuffix"]["MaxLength"]
-    instance = template.instantiate(pristine, template.judged_parameters(env, longest))
-    for r in instance.resources.values():
+    env = template.instantiate(pristine, template.judged_parameters(env_type, longest))
+    for r in env.resources.values():
         schema = template.resource_schema(r.type)
         for prop in template.name_properties(r.type):
             value = r.properties.get(prop)
@@ -113,15 +113,15 @@ def test_r3_prod_has_a_nat_gateway_per_az_dev_one(pristine: dict[str, Any]) -> N
 def test_r3_each_private_route_table_uses_its_own_az_nat_when_there_is_one(
     pristine: dict[str, Any],
 ) -> None:
-    for env, second in (("dev", "NATGateway1"), ("prod", "NATGateway2")):
-        instance = build(pristine, env)
+    for env_type, second in (("dev", "NATGateway1"), ("prod", "NATGateway2")):
+        env = build(pristine, env_type)
         routes = {
             r.properties["RouteTableId"]["Ref"]: r.properties.get("NatGatewayId", {}).get("Ref")
-            for r in instance.of_type("AWS::EC2::Route")
+            for r in env.of_type("AWS::EC2::Route")
         }
         assert routes["PrivateRouteTable1"] == "NATGateway1"
         assert routes["PrivateRouteTable2"] == second
-        assert set(routes.values()) - {None} <= set(instance.resources)
+        assert set(routes.values()) - {None} <= set(env.resources)
 
 
 def test_r3_differences_are_driven_by_named_conditions(pristine: dict[str, Any]) -> None:
@@ -155,26 +155,26 @@ def test_r3_prod_adds_an_aurora_reader_in_the_second_az(pristine: dict[str, Any]
 # --- R4 R5 R6 -------------------------------------------------------------------------------
 
 
-def test_r4_every_named_resource_follows_the_naming_convention(instance: Environment) -> None:
-    assert findings(instance, "R4") == []
-    named = [r for r in instance.resources.values() if template.name_properties(r.type)]
+def test_r4_every_named_resource_follows_the_naming_convention(env: Environment) -> None:
+    assert findings(env, "R4") == []
+    named = [r for r in env.resources.values() if template.name_properties(r.type)]
     assert named, "the convention must judge something"
 
 
-def test_r5_every_taggable_resource_carries_the_cost_tags(instance: Environment) -> None:
-    assert findings(instance, "R5") == []
-    assert sum(template.tags_of(r) is not None for r in instance.resources.values()) >= 10
+def test_r5_every_taggable_resource_carries_the_cost_tags(env: Environment) -> None:
+    assert findings(env, "R5") == []
+    assert sum(template.tags_of(r) is not None for r in env.resources.values()) >= 10
 
 
-def test_r6_everything_is_destroyable(instance: Environment) -> None:
-    assert findings(instance, "R6") == []
+def test_r6_everything_is_destroyable(env: Environment) -> None:
+    assert findings(env, "R6") == []
 
 
 # --- R7 -------------------------------------------------------------------------------------
 
 
-def test_r7_subnets_span_two_azs_public_and_private(instance: Environment) -> None:
-    subnets = {r.logical_id: r.properties for r in instance.of_type("AWS::EC2::Subnet")}
+def test_r7_subnets_span_two_azs_public_and_private(env: Environment) -> None:
+    subnets = {r.logical_id: r.properties for r in env.of_type("AWS::EC2::Subnet")}
     assert set(subnets) == {"PublicSubnet1", "PublicSubnet2", "PrivateSubnet1", "PrivateSubnet2"}
     assert (
         subnets["PublicSubnet1"]["AvailabilityZone"]
@@ -184,23 +184,23 @@ def test_r7_subnets_span_two_azs_public_and_private(instance: Environment) -> No
         subnets["PublicSubnet1"]["AvailabilityZone"] != subnets["PublicSubnet2"]["AvailabilityZone"]
     )
     assert all(s["MapPublicIpOnLaunch"] is False for s in subnets.values())
-    raw = instance.template["Resources"]["PublicSubnet1"]["Properties"]["AvailabilityZone"]
+    raw = env.template["Resources"]["PublicSubnet1"]["Properties"]["AvailabilityZone"]
     assert "Fn::GetAZs" in str(raw), "AZs come from Fn::GetAZs, never hard-coded"
 
 
-def test_r7_every_subnet_has_a_route_table_and_a_network_acl(instance: Environment) -> None:
+def test_r7_every_subnet_has_a_route_table_and_a_network_acl(env: Environment) -> None:
     for kind in ("AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::SubnetNetworkAclAssociation"):
-        associated = {r.properties["SubnetId"]["Ref"] for r in instance.of_type(kind)}
-        assert associated == {r.logical_id for r in instance.of_type("AWS::EC2::Subnet")}, kind
+        associated = {r.properties["SubnetId"]["Ref"] for r in env.of_type(kind)}
+        assert associated == {r.logical_id for r in env.of_type("AWS::EC2::Subnet")}, kind
 
 
-def test_r7_network_acls_have_explicit_documented_rules_both_ways(instance: Environment) -> None:
-    acls = [r.logical_id for r in instance.of_type("AWS::EC2::NetworkAcl")]
+def test_r7_network_acls_have_explicit_documented_rules_both_ways(env: Environment) -> None:
+    acls = [r.logical_id for r in env.of_type("AWS::EC2::NetworkAcl")]
     assert len(acls) == 2
     for acl in acls:
         entries = [
             e
-            for e in instance.of_type("AWS::EC2::NetworkAclEntry")
+            for e in env.of_type("AWS::EC2::NetworkAclEntry")
             if e.properties["NetworkAclId"] == {"Ref": acl}
         ]
         assert {e.properties["Egress"] for e in entries} == {True, False}, acl
@@ -215,19 +215,19 @@ def test_r7_network_acls_have_explicit_documented_rules_both_ways(instance: Envi
         ), acl
 
 
-def test_r7_no_security_group_ingress_from_the_internet(instance: Environment) -> None:
-    assert findings(instance, "R7") == []
+def test_r7_no_security_group_ingress_from_the_internet(env: Environment) -> None:
+    assert findings(env, "R7") == []
 
 
-def test_r7_flow_logs_and_s3_gateway_endpoint(instance: Environment) -> None:
-    (flow,) = instance.of_type("AWS::EC2::FlowLog")
+def test_r7_flow_logs_and_s3_gateway_endpoint(env: Environment) -> None:
+    (flow,) = env.of_type("AWS::EC2::FlowLog")
     assert flow.properties["ResourceId"] == {"Ref": "VPC"}
     assert flow.properties["TrafficType"] == "ALL"
-    (endpoint,) = instance.of_type("AWS::EC2::VPCEndpoint")
+    (endpoint,) = env.of_type("AWS::EC2::VPCEndpoint")
     assert endpoint.properties["VpcEndpointType"] == "Gateway"
-    assert endpoint.properties["ServiceName"] == f"com.amazonaws.{instance.context.region}.s3"
+    assert endpoint.properties["ServiceName"] == f"com.amazonaws.{env.context.region}.s3"
     private_tables = {
-        r.logical_id for r in instance.of_type("AWS::EC2::RouteTable") if "Private" in r.logical_id
+        r.logical_id for r in env.of_type("AWS::EC2::RouteTable") if "Private" in r.logical_id
     }
     assert {t["Ref"] for t in endpoint.properties["RouteTableIds"]} == private_tables
 
@@ -235,10 +235,10 @@ def test_r7_flow_logs_and_s3_gateway_endpoint(instance: Environment) -> None:
 # --- R8 -------------------------------------------------------------------------------------
 
 
-def test_r8_customer_managed_key_rotates_and_has_an_alias(instance: Environment) -> None:
-    key = instance.resources["KMSKey"]
+def test_r8_customer_managed_key_rotates_and_has_an_alias(env: Environment) -> None:
+    key = env.resources["KMSKey"]
     assert key.properties["EnableKeyRotation"] is True
-    (alias,) = instance.of_type("AWS::KMS::Alias")
+    (alias,) = env.of_type("AWS::KMS::Alias")
     assert alias.properties["TargetKeyId"] == {"Ref": "KMSKey"}
 
 
@@ -252,38 +252,38 @@ DATA_ACTIONS = (
 )
 
 
-def test_r8_key_policy_grants_data_use_only_under_conditions(instance: Environment) -> None:
+def test_r8_key_policy_grants_data_use_only_under_conditions(env: Environment) -> None:
     """Administrators manage the key; using it to encrypt or decrypt needs a scoping condition."""
-    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    policy = env.resources["KMSKey"].properties["KeyPolicy"]
     for st in template.statements(policy):
         actions = template.as_list(st["Action"])
         if any(a in DATA_ACTIONS for a in actions):
             assert st.get("Condition"), st.get("Sid")
         if st["Effect"] == "Allow" and "AWS" in st["Principal"]:
-            assert st["Principal"] == {"AWS": f"arn:aws:iam::{instance.context.account_id}:root"}
+            assert st["Principal"] == {"AWS": f"arn:aws:iam::{env.context.account_id}:root"}
 
 
-def test_r8_key_is_usable_through_the_services_that_use_it(instance: Environment) -> None:
-    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+def test_r8_key_is_usable_through_the_services_that_use_it(env: Environment) -> None:
+    policy = env.resources["KMSKey"].properties["KeyPolicy"]
     via: set[str] = set()
     for st in template.statements(policy):
         condition = st.get("Condition", {}).get("StringEquals", {})
         via |= set(template.as_list(condition.get("kms:ViaService", [])))
         if "kms:ViaService" in condition:
-            assert condition["kms:CallerAccount"] == instance.context.account_id
-    region = instance.context.region
+            assert condition["kms:CallerAccount"] == env.context.account_id
+    region = env.context.region
     used = ("rds", "secretsmanager", "lambda", "s3", "sqs", "sns")
     assert {f"{svc}.{region}.amazonaws.com" for svc in used} <= via
 
 
 def test_r8_every_key_user_is_let_in_exactly_as_its_service_documents(
-    instance: Environment,
+    env: Environment,
 ) -> None:
     """CloudTrail (describe, encrypt, bucket-key decrypt), CloudWatch Logs per declared group and
     the alarms publishing to the encrypted topic, replayed against the key policy (LS008/18/19)."""
-    assert findings(instance, "R8") == []
-    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
-    account = instance.context.account_id
+    assert findings(env, "R8") == []
+    policy = env.resources["KMSKey"].properties["KeyPolicy"]
+    account = env.context.account_id
     other = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/lambda/other-stack-dev42"
     logs = ("Service", "logs.us-east-1.amazonaws.com")
     context = {"kms:EncryptionContext:aws:logs:arn": other}
@@ -291,9 +291,9 @@ def test_r8_every_key_user_is_let_in_exactly_as_its_service_documents(
 
 
 def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    policy = instance.resources["KMSKey"].properties["KeyPolicy"]
+    policy = env.resources["KMSKey"].properties["KeyPolicy"]
     by_service = {
         st["Principal"]["Service"]: st
         for st in template.statements(policy)
@@ -304,9 +304,7 @@ def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(
         ":trail/trail-loanprocessing-dev42-us-east-1"
     )
     alarms_key = by_service["cloudwatch.amazonaws.com"]
-    assert (
-        alarms_key["Condition"]["StringEquals"]["aws:SourceAccount"] == instance.context.account_id
-    )
+    assert alarms_key["Condition"]["StringEquals"]["aws:SourceAccount"] == env.context.account_id
     deny = [st for st in template.statements(policy) if st["Effect"] == "Deny"]
     assert deny and deny[0]["Action"] == "kms:CreateGrant"
 
@@ -314,15 +312,15 @@ def test_r8_cloudtrail_and_cloudwatch_use_the_key_only_for_this_stack(
 # --- R12 R15 R16 ----------------------------------------------------------------------------
 
 
-def test_r12_every_log_group_retains_exactly_90_days(instance: Environment) -> None:
-    assert findings(instance, "R12") == []
-    groups = list(instance.of_type("AWS::Logs::LogGroup"))
+def test_r12_every_log_group_retains_exactly_90_days(env: Environment) -> None:
+    assert findings(env, "R12") == []
+    groups = list(env.of_type("AWS::Logs::LogGroup"))
     assert groups and all(g.properties["RetentionInDays"] == 90 for g in groups)
 
 
-def test_r15_iam_is_least_privilege_and_partition_free(instance: Environment) -> None:
-    assert findings(instance, "R15") == []
-    assert any(True for _ in instance.of_type("AWS::IAM::Role"))
+def test_r15_iam_is_least_privilege_and_partition_free(env: Environment) -> None:
+    assert findings(env, "R15") == []
+    assert any(True for _ in env.of_type("AWS::IAM::Role"))
 
 
 def test_r16_every_output_is_exported_under_the_stack_name(pristine: dict[str, Any]) -> None:
@@ -331,9 +329,9 @@ def test_r16_every_output_is_exported_under_the_stack_name(pristine: dict[str, A
         assert output.get("Description"), key
 
 
-def test_r1b_r16_compatibility_outputs_exist(instance: Environment) -> None:
+def test_r1b_r16_compatibility_outputs_exist(env: Environment) -> None:
     for key in contract.OUTPUTS:
-        assert key in instance.outputs, key
+        assert key in env.outputs, key
 
 
 # --- R9 -------------------------------------------------------------------------------------
@@ -363,7 +361,7 @@ def test_r9_no_t_class_offered_and_serverless_v2_by_default(pristine: dict[str, 
 
 
 def test_r9_dev_scales_to_zero_and_pauses_prod_keeps_a_floor(pristine: dict[str, Any]) -> None:
-    dev, prod = (build(pristine, env) for env in ("dev", "prod"))
+    dev, prod = (build(pristine, env_type) for env_type in ("dev", "prod"))
     (dev_cluster,), (prod_cluster,) = (
         dev.of_type("AWS::RDS::DBCluster"),
         prod.of_type("AWS::RDS::DBCluster"),
@@ -372,22 +370,22 @@ def test_r9_dev_scales_to_zero_and_pauses_prod_keeps_a_floor(pristine: dict[str,
     prod_scaling = prod_cluster.properties["ServerlessV2ScalingConfiguration"]
     assert dev_scaling["MinCapacity"] == 0 and 300 <= dev_scaling["SecondsUntilAutoPause"] <= 86400
     assert prod_scaling["MinCapacity"] >= 0.5 and "SecondsUntilAutoPause" not in prod_scaling
-    for instance in (dev, prod):
-        for db in instance.of_type("AWS::RDS::DBInstance"):
+    for env in (dev, prod):
+        for db in env.of_type("AWS::RDS::DBInstance"):
             assert db.properties["DBInstanceClass"] == "db.serverless", db.logical_id
     provisioned = build(pristine, "prod", DBInstanceClass="db.r7g.large")
     (cluster,) = provisioned.of_type("AWS::RDS::DBCluster")
     assert "ServerlessV2ScalingConfiguration" not in cluster.properties
 
 
-def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(instance: Environment) -> None:
-    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
+def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(env: Environment) -> None:
+    (cluster,) = env.of_type("AWS::RDS::DBCluster")
     p = cluster.properties
     assert p["Engine"] == "aurora-mysql"
     assert p["StorageEncrypted"] is True and p["KmsKeyId"] == {"Ref": "KMSKey"}
     assert p["BackupRetentionPeriod"] >= 7
     assert p["DeletionProtection"] is False
-    kept = "Snapshot" if instance.parameters["EnvironmentType"] == "prod" else "Delete"  # R6
+    kept = "Snapshot" if env.parameters["EnvironmentType"] == "prod" else "Delete"  # R6
     assert cluster.deletion_policy == kept == cluster.update_replace_policy
     assert p["EnableHttpEndpoint"] is True
     assert set(p["EnableCloudwatchLogsExports"]) == {"audit", "error", "general", "slowquery"}
@@ -395,10 +393,10 @@ def test_r9_cluster_is_encrypted_backed_up_destroyable_with_data_api(instance: E
 
 
 def test_r9_credentials_only_through_dynamic_references_to_the_secret(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
-    raw = instance.template["Resources"][cluster.logical_id]["Properties"]
+    (cluster,) = env.of_type("AWS::RDS::DBCluster")
+    raw = env.template["Resources"][cluster.logical_id]["Properties"]
     for prop, key in (("MasterUsername", "username"), ("MasterUserPassword", "password")):
         assert raw[prop] == {
             "Fn::Sub": f"{{{{resolve:secretsmanager:${{DBSecret}}:SecretString:{key}}}}}"
@@ -406,34 +404,33 @@ def test_r9_credentials_only_through_dynamic_references_to_the_secret(
 
 
 def test_r9_parameter_group_requires_tls_and_audits_connections_ddl_dcl(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    (group,) = instance.of_type("AWS::RDS::DBClusterParameterGroup")
+    (group,) = env.of_type("AWS::RDS::DBClusterParameterGroup")
     params = group.properties["Parameters"]
     assert group.properties["Family"] == "aurora-mysql8.0"
     assert params["require_secure_transport"] == "ON"
     assert params["server_audit_logging"] == "1"
     assert {"CONNECT", "QUERY_DDL", "QUERY_DCL"} <= set(params["server_audit_events"].split(","))
-    (cluster,) = instance.of_type("AWS::RDS::DBCluster")
+    (cluster,) = env.of_type("AWS::RDS::DBCluster")
     assert cluster.properties["DBClusterParameterGroupName"] == {"Ref": group.logical_id}
 
 
-def test_r9_database_runs_in_the_private_subnets(instance: Environment) -> None:
-    (group,) = instance.of_type("AWS::RDS::DBSubnetGroup")
+def test_r9_database_runs_in_the_private_subnets(env: Environment) -> None:
+    (group,) = env.of_type("AWS::RDS::DBSubnetGroup")
     assert {s["Ref"] for s in group.properties["SubnetIds"]} == {"PrivateSubnet1", "PrivateSubnet2"}
     assert all(
-        i.properties["PubliclyAccessible"] is False
-        for i in instance.of_type("AWS::RDS::DBInstance")
+        i.properties["PubliclyAccessible"] is False for i in env.of_type("AWS::RDS::DBInstance")
     )
 
 
 # --- R10 ------------------------------------------------------------------------------------
 
 
-def test_r10_secret_is_cmk_encrypted_and_attached_to_the_cluster(instance: Environment) -> None:
-    secret = instance.resources["DBSecret"]
+def test_r10_secret_is_cmk_encrypted_and_attached_to_the_cluster(env: Environment) -> None:
+    secret = env.resources["DBSecret"]
     assert secret.properties["KmsKeyId"] == {"Ref": "KMSKey"}
-    (attachment,) = instance.of_type("AWS::SecretsManager::SecretTargetAttachment")
+    (attachment,) = env.of_type("AWS::SecretsManager::SecretTargetAttachment")
     assert attachment.properties == {
         "SecretId": {"Ref": "DBSecret"},
         "TargetId": {"Ref": "DBCluster"},
@@ -441,11 +438,11 @@ def test_r10_secret_is_cmk_encrypted_and_attached_to_the_cluster(instance: Envir
     }
 
 
-def test_r10_generated_passwords_avoid_what_rds_and_shells_refuse(instance: Environment) -> None:
-    generated = instance.resources["DBSecret"].properties["GenerateSecretString"]
+def test_r10_generated_passwords_avoid_what_rds_and_shells_refuse(env: Environment) -> None:
+    generated = env.resources["DBSecret"].properties["GenerateSecretString"]
     excluded = set(generated["ExcludeCharacters"])
     assert {"/", "@", '"', " ", "'", "`", "$", "\\"} <= excluded  # RDS refuses / @ " space
-    rotation_env = instance.resources["SecretRotationLambda"].properties["Environment"]["Variables"]
+    rotation_env = env.resources["SecretRotationLambda"].properties["Environment"]["Variables"]
     assert rotation_env["EXCLUDE_CHARACTERS"] == generated["ExcludeCharacters"]
     assert int(rotation_env["PASSWORD_LENGTH"]) == generated["PasswordLength"] >= 32
 
@@ -464,8 +461,8 @@ def test_r10_rotation_resources_in_order_role_function_permission_schedule(
     assert positions == sorted(positions)
 
 
-def test_r10_rotates_every_30_days_with_the_custom_function(instance: Environment) -> None:
-    schedule = instance.resources["SecretRotationSchedule"]
+def test_r10_rotates_every_30_days_with_the_custom_function(env: Environment) -> None:
+    schedule = env.resources["SecretRotationSchedule"]
     assert schedule.properties["SecretId"] == {"Ref": "DBSecret"}
     assert schedule.properties["RotationLambdaARN"] == {
         "Fn::GetAtt": ["SecretRotationLambda", "Arn"]
@@ -476,18 +473,18 @@ def test_r10_rotates_every_30_days_with_the_custom_function(instance: Environmen
 
 
 def test_r10_only_secrets_manager_of_this_account_may_invoke_for_this_secret(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    permission = instance.resources["SecretRotationLambdaPermission"].properties
+    permission = env.resources["SecretRotationLambdaPermission"].properties
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
-    assert permission["SourceAccount"] == instance.context.account_id
+    assert permission["SourceAccount"] == env.context.account_id
     assert permission["SourceArn"] == {"Ref": "DBSecret"}
 
 
 def test_r10_r15_rotation_role_reaches_only_this_secret_and_this_cluster(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    role = instance.resources["SecretRotationLambdaRole"]
+    role = env.resources["SecretRotationLambdaRole"]
     for _, document in template.policy_documents(role):
         for st in template.statements(document):
             actions = template.as_list(st["Action"])
@@ -508,10 +505,10 @@ def test_r10_r15_rotation_role_reaches_only_this_secret_and_this_cluster(
 
 
 def test_r11_every_function_runs_in_the_private_subnets_with_its_own_security_group(
-    instance: Environment,
+    env: Environment,
 ) -> None:
     groups: list[str] = []
-    for fn in instance.of_type("AWS::Lambda::Function"):
+    for fn in env.of_type("AWS::Lambda::Function"):
         vpc = fn.properties["VpcConfig"]
         assert {s["Ref"] for s in vpc["SubnetIds"]} == {"PrivateSubnet1", "PrivateSubnet2"}, (
             fn.logical_id
@@ -524,18 +521,17 @@ def test_r11_every_function_runs_in_the_private_subnets_with_its_own_security_gr
 
 
 def test_r11_every_function_logs_json_to_its_declared_group_encrypted_and_bounded(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    for fn in instance.of_type("AWS::Lambda::Function"):
+    for fn in env.of_type("AWS::Lambda::Function"):
         p = fn.properties
         assert p["LoggingConfig"]["LogFormat"] == "JSON", fn.logical_id
         # a Ref, or the group's name with a DependsOn on it (the client's tests read the
         # validation function's DependsOn; cfn-lint W3005 forbids both at once)
         declared = {
-            g.properties["LogGroupName"]: g.logical_id
-            for g in instance.of_type("AWS::Logs::LogGroup")
+            g.properties["LogGroupName"]: g.logical_id for g in env.of_type("AWS::Logs::LogGroup")
         }
-        group = instance.name_of(p["LoggingConfig"]["LogGroup"])
+        group = env.name_of(p["LoggingConfig"]["LogGroup"])
         assert group in declared, fn.logical_id
         waits_for = template.references(fn.raw["Properties"]) | set(
             template.as_list(fn.raw.get("DependsOn", []))
@@ -544,49 +540,49 @@ def test_r11_every_function_logs_json_to_its_declared_group_encrypted_and_bounde
         assert p["KmsKeyArn"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}, fn.logical_id
 
 
-def test_r11_every_reservation_can_be_switched_off(instance: Environment) -> None:
-    assert findings(instance, "R11") == []
+def test_r11_every_reservation_can_be_switched_off(env: Environment) -> None:
+    assert findings(env, "R11") == []
 
 
 # --- R11 (loan validation function) ---------------------------------------------------------
 
 
-def test_r11_loan_validation_function_sizing(
-    pristine: dict[str, Any], instance: Environment
-) -> None:
-    fn = instance.resources["LoanValidationFunction"].properties
+def test_r11_loan_validation_function_sizing(pristine: dict[str, Any], env: Environment) -> None:
+    fn = env.resources["LoanValidationFunction"].properties
     assert (
         fn["MemorySize"] == 1024 == int(pristine["Parameters"]["ValidationMemorySize"]["Default"])
     )
     assert fn["ReservedConcurrentExecutions"] == int(
         pristine["Parameters"]["ValidationReservedConcurrency"]["Default"]
     )
-    off = build(pristine, instance.parameters["EnvironmentType"], ValidationReservedConcurrency="0")
+    off = build(pristine, env.parameters["EnvironmentType"], ValidationReservedConcurrency="0")
     assert "ReservedConcurrentExecutions" not in off.resources["LoanValidationFunction"].properties
-    rotation = instance.resources["SecretRotationLambda"].properties
+    rotation = env.resources["SecretRotationLambda"].properties
     assert "ReservedConcurrentExecutions" not in rotation, "Secrets Manager already serialises"
 
 
 def test_r11_asynchronous_failures_end_in_an_encrypted_dead_letter_queue(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    fn = instance.resources["LoanValidationFunction"].properties
+    fn = env.resources["LoanValidationFunction"].properties
     queue_id = fn["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
-    queue = instance.resources[queue_id]
+    queue = env.resources[queue_id]
     assert queue.type == "AWS::SQS::Queue"
     assert queue.properties["KmsMasterKeyId"] == {"Ref": "KMSKey"}
 
 
-def test_r11_credentials_come_from_secrets_manager_at_run_time(instance: Environment) -> None:
-    env = instance.resources["LoanValidationFunction"].properties["Environment"]["Variables"]
-    assert env["DB_SECRET_ARN"] == {"Ref": "AppDatabaseSecret"}  # its own user, not the master
-    assert env["DB_CLUSTER_ARN"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
-    assert not any("password" in str(v).lower() for v in env.values())
+def test_r11_credentials_come_from_secrets_manager_at_run_time(env: Environment) -> None:
+    variables = env.resources["LoanValidationFunction"].properties["Environment"]["Variables"]
+    assert variables["DB_SECRET_ARN"] == {
+        "Ref": "AppDatabaseSecret"
+    }  # its own user, not the master
+    assert variables["DB_CLUSTER_ARN"] == {"Fn::GetAtt": ["DBCluster", "DBClusterArn"]}
+    assert not any("password" in str(v).lower() for v in variables.values())
 
 
-def test_r11_r15_validation_role_reaches_only_its_own_resources(instance: Environment) -> None:
-    role = instance.resources["LoanValidationFunctionRole"]
-    bucket = f"arn:aws:s3:::s3-loandocuments-dev42-{instance.context.account_id}-us-east-1"
+def test_r11_r15_validation_role_reaches_only_its_own_resources(env: Environment) -> None:
+    role = env.resources["LoanValidationFunctionRole"]
+    bucket = f"arn:aws:s3:::s3-loandocuments-dev42-{env.context.account_id}-us-east-1"
     grants: dict[str, Any] = {}
     for _, document in template.policy_documents(role):
         for st in template.statements(document):
@@ -604,16 +600,16 @@ def test_r11_r15_validation_role_reaches_only_its_own_resources(instance: Enviro
 
 
 def test_r11_batch_files_under_incoming_invoke_the_function_from_this_bucket_only(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    bucket = instance.resources["LoanDocumentsBucket"]
+    bucket = env.resources["LoanDocumentsBucket"]
     [config] = bucket.properties["NotificationConfiguration"]["LambdaConfigurations"]
     assert config["Event"] == "s3:ObjectCreated:*"
     assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
     assert config["Function"] == {"Fn::GetAtt": ["LoanValidationFunction", "Arn"]}
-    permission = instance.resources["LoanValidationInvokePermission"].properties
+    permission = env.resources["LoanValidationInvokePermission"].properties
     assert permission["Principal"] == "s3.amazonaws.com"
-    assert permission["SourceAccount"] == instance.context.account_id
+    assert permission["SourceAccount"] == env.context.account_id
     assert permission["SourceArn"] == f"arn:aws:s3:::{bucket.properties['BucketName']}"
     assert "LoanValidationInvokePermission" in template.as_list(bucket.raw["DependsOn"])
 
@@ -621,15 +617,15 @@ def test_r11_batch_files_under_incoming_invoke_the_function_from_this_bucket_onl
 # --- R13 ------------------------------------------------------------------------------------
 
 
-def buckets(instance: Environment) -> list[template.Resource]:
-    return list(instance.of_type("AWS::S3::Bucket"))
+def buckets(env: Environment) -> list[template.Resource]:
+    return list(env.of_type("AWS::S3::Bucket"))
 
 
 def test_r13_every_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    assert buckets(instance)
-    for bucket in buckets(instance):
+    assert buckets(env)
+    for bucket in buckets(env):
         p = bucket.properties
         assert p["VersioningConfiguration"] == {"Status": "Enabled"}, bucket.logical_id
         [rule] = p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -649,19 +645,19 @@ def test_r13_every_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(
 
 
 def test_r13_every_bucket_expires_noncurrent_versions_and_abandoned_uploads(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    for bucket in buckets(instance):
+    for bucket in buckets(env):
         rules = bucket.properties["LifecycleConfiguration"]["Rules"]
         assert any("NoncurrentVersionExpiration" in r for r in rules), bucket.logical_id
         assert any("AbortIncompleteMultipartUpload" in r for r in rules), bucket.logical_id
 
 
-def test_r13_every_bucket_denies_requests_without_tls(instance: Environment) -> None:
-    for bucket in buckets(instance):
+def test_r13_every_bucket_denies_requests_without_tls(env: Environment) -> None:
+    for bucket in buckets(env):
         [policy] = [
             p
-            for p in instance.of_type("AWS::S3::BucketPolicy")
+            for p in env.of_type("AWS::S3::BucketPolicy")
             if p.properties["Bucket"] == {"Ref": bucket.logical_id}
         ]
         denials = [
@@ -675,19 +671,19 @@ def test_r13_every_bucket_denies_requests_without_tls(instance: Environment) -> 
         assert len(denials[0]["Resource"]) == 2  # the bucket and its objects
 
 
-def test_r4_r13_bucket_names_carry_the_account_id_and_region(instance: Environment) -> None:
-    c = instance.context
-    for bucket in buckets(instance):
+def test_r4_r13_bucket_names_carry_the_account_id_and_region(env: Environment) -> None:
+    c = env.context
+    for bucket in buckets(env):
         assert bucket.properties["BucketName"].endswith(f"-dev42-{c.account_id}-{c.region}")
 
 
 # --- R14 ------------------------------------------------------------------------------------
 
 
-def alarms(instance: Environment) -> dict[tuple[str, str, str], template.Resource]:
+def alarms(env: Environment) -> dict[tuple[str, str, str], template.Resource]:
     """(namespace, metric, watched resource) -> alarm."""
     found = {}
-    for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
+    for alarm in env.of_type("AWS::CloudWatch::Alarm"):
         p = alarm.properties
         if "Dimensions" not in p:
             continue  # an audit alarm on a metric filter of the trail (no resource dimension)
@@ -697,8 +693,8 @@ def alarms(instance: Environment) -> dict[tuple[str, str, str], template.Resourc
     return found
 
 
-def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(instance: Environment) -> None:
-    assert set(alarms(instance)) == {
+def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(env: Environment) -> None:
+    assert set(alarms(env)) == {
         ("AWS/Lambda", "Errors", "LoanValidationFunction"),
         ("AWS/Lambda", "Throttles", "LoanValidationFunction"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "ValidationDeadLetterQueue"),
@@ -710,28 +706,28 @@ def test_r14_alarms_cover_errors_throttles_dlq_rotation_cpu_memory(instance: Env
 
 def test_r14_memory_alarm_on_provisioned_acu_alarm_on_serverless(pristine: dict[str, Any]) -> None:
     """AWS's "Important CloudWatch metrics for Aurora Serverless v2": ACUUtilization there;
-    FreeableMemory on a provisioned r-class, where it measures the instance."""
+    FreeableMemory on a provisioned r-class, where it measures the env."""
     provisioned = alarms(build(pristine, "prod", DBInstanceClass="db.r7g.large"))
     assert ("AWS/RDS", "FreeableMemory", "DBInstance1") in provisioned
     assert ("AWS/RDS", "ACUUtilization", "DBInstance1") not in provisioned
     thresholds = {
-        env: alarms(build(pristine, env))[("AWS/RDS", "ACUUtilization", "DBInstance1")]
-        for env in ("dev", "prod")
+        env_type: alarms(build(pristine, env_type))[("AWS/RDS", "ACUUtilization", "DBInstance1")]
+        for env_type in ("dev", "prod")
     }
     assert thresholds["prod"].properties["Threshold"] == 80
     assert thresholds["dev"].properties["Threshold"] == 90
 
 
 def test_r14_every_alarm_notifies_the_encrypted_topic_and_says_what_to_do(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    (topic,) = instance.of_type("AWS::SNS::Topic")
+    (topic,) = env.of_type("AWS::SNS::Topic")
     assert topic.properties["KmsMasterKeyId"] == {"Ref": "KMSKey"}
-    for alarm in instance.of_type("AWS::CloudWatch::Alarm"):
+    for alarm in env.of_type("AWS::CloudWatch::Alarm"):
         p = alarm.properties
         assert p["AlarmActions"] == [{"Ref": topic.logical_id}], alarm.logical_id
         assert len(p["AlarmDescription"]) > 40, alarm.logical_id
-    assert "AlarmTopicArn" in instance.outputs
+    assert "AlarmTopicArn" in env.outputs
 
 
 def test_r14_alarm_email_subscription_only_when_an_address_is_given(
@@ -747,9 +743,9 @@ def test_r14_alarm_email_subscription_only_when_an_address_is_given(
 
 
 def test_r14_trail_records_documents_bucket_data_events_with_validation(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    (trail,) = instance.of_type("AWS::CloudTrail::Trail")
+    (trail,) = env.of_type("AWS::CloudTrail::Trail")
     p = trail.properties
     assert p["EnableLogFileValidation"] is True and p["IsLogging"] is True
     assert p["KMSKeyId"] == {"Fn::GetAtt": ["KMSKey", "Arn"]}
@@ -762,14 +758,12 @@ def test_r14_trail_records_documents_bucket_data_events_with_validation(
 
 
 def test_r14_trail_bucket_keeps_90_days_in_dev_the_archive_parameter_in_prod(
-    instance: Environment,
+    env: Environment,
 ) -> None:
-    bucket = instance.resources["TrailBucket"]
+    bucket = env.resources["TrailBucket"]
     [rule] = bucket.properties["LifecycleConfiguration"]["Rules"]
-    prod = instance.parameters["EnvironmentType"] == "prod"  # R12 amended: a year in prod
-    assert rule["ExpirationInDays"] == (
-        int(instance.parameters["TrailArchiveDays"]) if prod else 90
-    )
+    prod = env.parameters["EnvironmentType"] == "prod"  # R12 amended: a year in prod
+    assert rule["ExpirationInDays"] == (int(env.parameters["TrailArchiveDays"]) if prod else 90)
 
 
 def test_r14_an_organisation_trail_switches_ours_off(pristine: dict[str, Any]) -> None:

@@ -1,15 +1,18 @@
-"""The outputs file `deploy` writes (R1b's flat-outputs.json): where it is, reading it, one value."""
+"""The outputs file `deploy` writes (R1b's flat-outputs.json, and each stack's own record, D9):
+where it is and reading it, as one object (`StackRecord`) that commands and ops pass around and
+read the stack's values from, by name (`loanstack.names` pins the output names to the template)."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from rich.console import Console
 
+from loanstack import names
 from loanstack import render as layout
 from loanstack.errors import DeployError, UsageError
 from loanstack.template import ROOT
@@ -29,6 +32,13 @@ def shown(path: Path) -> str:
 def read_outputs(path: Path | None = None) -> dict[str, str]:
     """The outputs file `deploy` writes (R1b): a flat JSON object of strings, or a clear error.
     `path`: a target's `outputs_file`; by default the one a new target gets."""
+    return read_stack(path).outputs
+
+
+def read_stack(path: Path | None = None) -> StackRecord:
+    """The outputs file as the one object commands pass around: a stack's own file (D9) as
+    written, a flat file (R1b) as its outputs alone; a missing or malformed file is a clear
+    error."""
     path = path or default_outputs_file()
     if not path.exists():
         raise DeployError(f"{shown(path)} not found: run `loanstack deploy` first")
@@ -38,20 +48,14 @@ def read_outputs(path: Path | None = None) -> dict[str, str]:
         raise UsageError(
             f"{shown(path)} is not readable JSON ({exc}): run `loanstack deploy` again"
         ) from exc
-    if is_record(found):  # a stack's own file (D9): its outputs
-        found = found["outputs"]
+    if is_record(found):  # a stack's own file (D9)
+        return record_of(found, path)
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
         raise UsageError(
             f"{shown(path)} is not a flat JSON object of strings (output name to value, as "
             "`loanstack deploy` writes it): run `loanstack deploy` again"
         )
-    return found
-
-
-def output(outputs: dict[str, str], key: str, path: Path | None = None) -> str:
-    if key not in outputs:
-        raise DeployError(f"output {key} missing from {shown(path or default_outputs_file())}")
-    return outputs[key]
+    return StackRecord.flat(found, path)
 
 
 def outputs_table(console: Console, outputs: dict[str, str], path: Path | None = None) -> None:
@@ -83,6 +87,54 @@ class StackRecord:
     target: str
     outputs: dict[str, str]
     profile: str | None = None
+    source: Path | None = field(default=None, compare=False)  # the file it was read from
+
+    @classmethod
+    def flat(cls, outputs: dict[str, str], source: Path) -> StackRecord:
+        """A flat outputs file no record names (written by hand, or before records): its
+        outputs only; stack, account, region and target are unknown (empty)."""
+        return cls("", "", "", "", outputs, source=source)
+
+    def output(self, key: str) -> str:
+        """One output by name, or a one-line error that names the file it is missing from."""
+        if key not in self.outputs:
+            where = shown(self.source or default_outputs_file())
+            raise DeployError(f"output {key} missing from {where}")
+        return self.outputs[key]
+
+    # what commands and ops read (SPEC R1b's outputs and those the tool adds)
+    @property
+    def function_name(self) -> str:
+        return self.output(names.VALIDATION_FUNCTION_NAME)
+
+    @property
+    def bucket(self) -> str:
+        return self.output(names.DOCUMENTS_BUCKET)
+
+    @property
+    def cluster_arn(self) -> str:
+        return self.output(names.CLUSTER_ARN)
+
+    @property
+    def master_secret_arn(self) -> str:
+        return self.output(names.MASTER_SECRET_ARN)
+
+    @property
+    def app_secret_arn(self) -> str:
+        return self.output(names.APP_SECRET_ARN)
+
+    @property
+    def rotation_function_arn(self) -> str:
+        return self.output(names.ROTATION_FUNCTION_ARN)
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.output(names.DEAD_LETTER_QUEUE_URL)
+
+    @property
+    def vpc_id(self) -> str | None:
+        """None when absent: `destroy` compares it, and a file without it is not that stack's."""
+        return self.outputs.get(names.VPC_ID)
 
     def as_json(self) -> RecordJson:
         return {
@@ -126,6 +178,11 @@ def read_record(stack: str, flat: Path | None = None) -> StackRecord | None:
             f"{shown(path)} is not a stack record (stack, account, region, target, outputs): "
             "run `loanstack deploy` again"
         )
+    return record_of(found, path)
+
+
+def record_of(found: dict[str, Any], path: Path) -> StackRecord:
+    """A parsed record file (`is_record` holds) as the object."""
     return StackRecord(
         stack=found["stack"],
         account=found["account"],
@@ -133,6 +190,7 @@ def read_record(stack: str, flat: Path | None = None) -> StackRecord | None:
         target=found["target"],
         outputs=found["outputs"],
         profile=found.get("profile"),
+        source=path,
     )
 
 

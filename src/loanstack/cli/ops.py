@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import again
 from loanstack.cli.common import (
     add_output_option,
@@ -38,7 +38,7 @@ def run_invoke(args: argparse.Namespace, console: Console) -> int:
     except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit
         raise UsageError(f"payload is not JSON the function can take: {exc}") from exc
     path = follow_up(args)
-    read_outputs(path)  # a missing outputs file is reported before anything starts
+    read_stack(path)  # a missing outputs file is reported before anything starts
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
@@ -68,7 +68,7 @@ def read_stdin() -> str:
 
 def run_rotate(args: argparse.Namespace, console: Console) -> int:
     path = follow_up(args)
-    read_outputs(path)
+    read_stack(path)
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
@@ -121,11 +121,11 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
     since = parse_since(args.since)
     form = "json" if args.output == "json" else args.format
     path = follow_up(args)
-    outputs = read_outputs(path)
+    stack = read_stack(path)
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
-        group = log_group(target, outputs, args.function)
+        group = log_group(target, stack, args.function)
         layout.console(stderr=True).print(Text(f"log group {group}"))
         try:
             for event in log_events(target, group, since, args.follow, args.filter):
@@ -149,10 +149,8 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
     options.problems_file = problems_path(args, export, options.chunk_rows)
     writable(options.problems_file)  # refused before anything is sent
     path = follow_up(args)
-    outputs = read_outputs(path)
-    if args.suffix and not output(outputs, "LoanValidationFunctionName").endswith(
-        f"-{args.suffix}"
-    ):
+    stack = read_stack(path)
+    if args.suffix and not stack.function_name.endswith(f"-{args.suffix}"):
         raise UsageError(
             f"the outputs file is for another stack than suffix {args.suffix}: "
             "run `loanstack deploy` for it first"
@@ -162,16 +160,14 @@ def run_migrate(args: argparse.Namespace, console: Console) -> int:
         target.outputs_file = path
         announce(target, path)
         options.poll = target.poll_seconds
-        recorder = manifest.Recorder.start(target, outputs, export, options.chunk_rows)
+        recorder = manifest.Recorder.start(target, stack, export, options.chunk_rows)
         recorder.chunks = options.seen
         error: BaseException | None = None
         try:
-            result = migrate.migrate(export, migrate.stack_of(target, outputs), console, options)
+            result = migrate.migrate(export, migrate.stack_of(target, stack), console, options)
             recorder.report = result
             if not (args.no_verify or result["failedChunks"]):  # D8: proven, not assumed
-                result["verify"] = verify.after_migrate(
-                    target, outputs, result, export.path, console
-                )
+                result["verify"] = verify.after_migrate(target, stack, result, export.path, console)
         except KeyboardInterrupt as exc:
             error = Interrupted(
                 "interrupted: chunks already uploaded are still processed; run the same command "

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack import render as layout
-from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.outputs import read_stack
 from loanstack.cli.common import (
     add_output_option,
     add_stack_options,
@@ -22,7 +22,7 @@ from loanstack.cli.common import (
 )
 from loanstack.cli.ops import read_payload
 from loanstack.errors import UsageError
-from loanstack.ops import manifest
+from loanstack.ops import manifest_check
 from loanstack.ops.correct import check_who_and_why, correct
 from loanstack.ops.verify import (
     Database,
@@ -57,16 +57,16 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     export_kind(path)
     if not path.is_file():
         raise UsageError(f"cannot read export {path}: no such file")
-    document = manifest.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
+    document = manifest_check.read(Path(args.manifest)) if getattr(args, "manifest", None) else None
     record = follow_up(args)
-    outputs = read_outputs(record)
+    stack = read_stack(record)
     report = Path(args.report) if args.report else None
     with connected(args, console) as target:
         target.outputs_file = record
         announce(target, record)
-        result = check(target, outputs, path, report)
+        result = check(target, stack, path, report)
     summary = result.summary()
-    disagreements = manifest.check(document, result) if document is not None else []
+    disagreements = manifest_check.check(document, result) if document is not None else []
     if document is not None:
         summary["manifest"] = {
             "migration": document.get("migration"),
@@ -111,21 +111,17 @@ def run_correct(args: argparse.Namespace, console: Console) -> int:
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{Path(args.application).name} is not JSON: {exc}") from exc
     path = follow_up(args)
-    outputs = read_outputs(path)
+    stack = read_stack(path)
     with connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
-        database = Database(
-            target.client("rds-data"),
-            output(outputs, "DBClusterArn"),
-            output(outputs, "DBSecretArn"),
-        )
-        limits = thresholds(function_environment(target, outputs))
+        database = Database(target.client("rds-data"), stack.cluster_arn, stack.master_secret_arn)
+        limits = thresholds(function_environment(target, stack))
         result = correct(database, application, args.by, args.reason, limits)
         if result["supersedes"] is not None:  # the document the function keeps, as it writes it
             decided = {k: v for k, v in result.items() if k != "supersedes"}
             target.client("s3").put_object(
-                Bucket=output(outputs, "LoanDocumentsBucketName"),
+                Bucket=stack.bucket,
                 Key=f"validations/{result['loanId']}.json",
                 Body=json.dumps(decided, sort_keys=True).encode(),
                 ContentType="application/json",

@@ -24,7 +24,9 @@ class MetricFilter(Extension):
     NAME_PROPERTY = "FilterName"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend: Any = logs_backends[account_id][region]
         group = props["LogGroupName"]
         if group not in backend.groups:
@@ -55,7 +57,9 @@ class EventSubscription(Extension):
     NAME_PROPERTY = "SubscriptionName"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         topic = props["SnsTopicArn"]
         if topic not in sns_backends[account_id][region].topics:
             raise RuntimeError(f"SNSTopicArnNotFound: {topic}")

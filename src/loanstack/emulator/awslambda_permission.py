@@ -15,7 +15,9 @@ class Permission(Extension):
     TYPE = "AWS::Lambda::Permission"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         sid = f"{name}-{uuid.uuid4().hex[:12]}"
         statement = {"StatementId": sid, **{k: v for k, v in props.items() if k != "FunctionName"}}
         backend: Any = get_backend(account_id, region)

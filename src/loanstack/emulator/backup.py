@@ -30,7 +30,9 @@ class BackupVault(Extension):
     ATTRIBUTES = ("BackupVaultArn", "BackupVaultName")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         vaults = backend(account_id, region)
         vault = vaults.create_backup_vault(
             name, dict(props.get("BackupVaultTags") or {}), props.get("EncryptionKeyArn"), None
@@ -56,7 +58,9 @@ class BackupPlan(Extension):
     ATTRIBUTES = ("BackupPlanArn", "BackupPlanId", "VersionId")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         plans = backend(account_id, region)
         document = props["BackupPlan"]
         rules = []
@@ -98,7 +102,9 @@ class BackupSelection(Extension):
     ATTRIBUTES = ("BackupPlanId", "SelectionId")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         plan_id = props["BackupPlanId"]
         if plan_id not in backend(account_id, region).plans:
             raise RuntimeError(f"ResourceNotFoundException: no backup plan {plan_id}")

@@ -18,7 +18,7 @@ class Extension:
     """A resource type moto's CloudFormation does not model (or models unfaithfully).
 
     Subclasses set `TYPE`, `NAME_PROPERTY` and `ATTRIBUTES`, build the resource in `create` and
-    remove it in `delete`. An update replaces the resource, as CloudFormation does for the
+    remove it in `delete`; none overrides moto's interface below. An update replaces the resource, as CloudFormation does for the
     properties these types cannot change in place.
     """
 
@@ -73,7 +73,7 @@ class Extension:
         **kwargs: Any,
     ) -> Extension:
         props = cloudformation_json.get("Properties", {})
-        return cls.create(resource_name, props, account_id, region_name)
+        return cls.create(resource_name, props, account_id, region_name, **kwargs)
 
     @classmethod
     def update_from_cloudformation_json(
@@ -102,7 +102,11 @@ class Extension:
 
     # what each extension implements
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
+        """Build the resource. `request`: what moto's stack passes on a create (LogicalId,
+        StackId, ResourceType), for an extension that answers CloudFormation's own request."""
         raise NotImplementedError
 
     def delete(self, account_id: str | None = None, region_name: str | None = None) -> None:

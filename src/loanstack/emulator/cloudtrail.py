@@ -25,7 +25,9 @@ class Trail(Extension):
     ATTRIBUTES = ("Arn", "SnsTopicArn")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend: Any = cloudtrail_backends[account_id][region]
         trail = backend.create_trail(
             name=name,

@@ -15,7 +15,9 @@ class Alarm(Extension):
     ATTRIBUTES = ("Arn",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend: Any = cloudwatch_backends[account_id][region]
         alarm = backend.put_metric_alarm(
             name=name,

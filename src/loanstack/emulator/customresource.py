@@ -32,27 +32,21 @@ class CustomResource(Extension):
     TYPE = "AWS::CloudFormation::CustomResource"
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
     ) -> Extension:
-        props = cloudformation_json.get("Properties", {})
-        request = {
-            "StackId": str(kwargs.get("StackId", "")),
-            "LogicalResourceId": str(kwargs.get("LogicalId", resource_name)),
+        sent = {
+            "StackId": str(request.get("StackId", "")),
+            "LogicalResourceId": str(request.get("LogicalId", name)),
             "ResourceType": cls.TYPE,
         }
-        answer = call(props, {**request, "RequestType": "Create"}, account_id, region_name)
+        answer = call(props, {**sent, "RequestType": "Create"}, account_id, region)
         STATE.custom_resources.add(answer["PhysicalResourceId"])
         return cls(
             answer["PhysicalResourceId"],
             account_id,
-            region_name,
-            request=request,
+            region,
+            request=sent,
             props=props,
             **answer.get("Data", {}),
         )

@@ -38,7 +38,9 @@ class NetworkAcl(Extension):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         acl = ec2(account_id, region).create_network_acl(props["VpcId"], tags=tags(props))
         return cls(acl.id, account_id, region, Id=acl.id)
 
@@ -51,7 +53,9 @@ class NetworkAclEntry(Extension):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         ports = props.get("PortRange") or {}
         icmp = props.get("Icmp") or {}
         acl_id, rule, egress = (
@@ -87,7 +91,9 @@ class SubnetNetworkAclAssociation(Extension):
     ATTRIBUTES = ("AssociationId",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend = ec2(account_id, region)
         association = backend.replace_network_acl_association(
             current_association(backend, props["SubnetId"]), props["NetworkAclId"]
@@ -127,7 +133,9 @@ class SecurityGroupEgress(Extension):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         target = props.get("DestinationSecurityGroupId")
         cidr = props.get("CidrIp")
         rules, group = ec2(account_id, region).authorize_security_group_egress(

@@ -16,7 +16,9 @@ class Key(Extension):
     ATTRIBUTES = ("Arn", "KeyId")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend: Any = kms_backends[account_id][region]
         key = backend.create_key(
             policy=json.dumps(props["KeyPolicy"]),

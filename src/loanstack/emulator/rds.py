@@ -119,7 +119,9 @@ class DBClusterParameterGroup(Extension):
     NAME_PROPERTY = "DBClusterParameterGroupName"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend = rds(account_id, region)
         backend.create_db_cluster_parameter_group(
             db_cluster_parameter_group_name=name,
@@ -151,7 +153,9 @@ class DBCluster(Extension):
     )
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         cluster = rds(account_id, region).create_db_cluster(
             {
                 "db_cluster_identifier": name,
@@ -218,7 +222,9 @@ class DBInstance(Extension):
     ATTRIBUTES = ("DBInstanceArn", "Endpoint.Address", "Endpoint.Port")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         instance = rds(account_id, region).create_db_instance(
             {
                 "db_instance_identifier": name,
@@ -252,7 +258,9 @@ class DBSubnetGroup(Extension):
     NAME_PROPERTY = "DBSubnetGroupName"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         from moto.ec2.models import ec2_backends
 
         subnets = [ec2_backends[account_id][region].get_subnet(s) for s in props["SubnetIds"]]

@@ -20,7 +20,9 @@ class BucketPolicy(Extension):
     TYPE = "AWS::S3::BucketPolicy"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         s3(account_id).put_bucket_policy(
             props["Bucket"], json.dumps(props["PolicyDocument"]).encode()
         )
@@ -107,7 +109,9 @@ class Bucket(Extension):
     ATTRIBUTES = ("Arn", "DomainName", "RegionalDomainName")
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         from moto.s3.models import FakeBucket
 
         FakeBucket.create_from_cloudformation_json(name, {"Properties": props}, account_id, region)

@@ -44,7 +44,9 @@ class Secret(Extension):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         backend = sm(account_id, region)
         value = props.get("SecretString")
         if value is None:
@@ -76,7 +78,9 @@ class SecretTargetAttachment(Extension):
     TYPE = "AWS::SecretsManager::SecretTargetAttachment"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         if props.get("TargetType") != "AWS::RDS::DBCluster":
             raise ValueError(f"TargetType {props.get('TargetType')} is not emulated")
         backend = sm(account_id, region)
@@ -107,7 +111,9 @@ class RotationSchedule(Extension):
     TYPE = "AWS::SecretsManager::RotationSchedule"
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         secret = sm(account_id, region).secrets[props["SecretId"]]
         days = int((props.get("RotationRules") or {}).get("AutomaticallyAfterDays", 0))
         secret.rotation_requested = True  # moto only describes rotation settings after this

@@ -14,7 +14,9 @@ class Subscription(Extension):
     ATTRIBUTES = ("Arn",)
 
     @classmethod
-    def create(cls, name: str, props: dict[str, Any], account_id: str, region: str) -> Extension:
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, **request: Any
+    ) -> Extension:
         subscription = sns_backends[account_id][region].subscribe(
             props["TopicArn"], props["Endpoint"], props["Protocol"]
         )

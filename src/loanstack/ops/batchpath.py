@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 from boto3.s3.transfer import TransferConfig
 
-from loanstack.aws.outputs import output
+from loanstack.aws.outputs import StackRecord
 from loanstack.aws.target import Target
 
 MIB = 1 << 20
@@ -44,12 +44,12 @@ class BatchPath:
     dead_letter_url: str
 
 
-def stack_of(target: Target, outputs: dict[str, str]) -> BatchPath:
+def stack_of(target: Target, stack: StackRecord) -> BatchPath:
     return BatchPath(
         s3=target.client("s3"),
         sqs=target.client("sqs"),
-        bucket=output(outputs, "LoanDocumentsBucketName"),
-        dead_letter_url=output(outputs, "ValidationDeadLetterQueueUrl"),
+        bucket=stack.bucket,
+        dead_letter_url=stack.dead_letter_queue_url,
     )
 
 

@@ -6,16 +6,14 @@ import json
 from typing import Any
 
 from loanstack.aws.errors import aws_errors
-from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
 
 
 def invoke_validation(target: Target, payload: Any) -> Any:
     """Lambda Invoke of the deployed validation function (the emulator runs it in process)."""
-    function = output(
-        read_outputs(target.outputs_file), "LoanValidationFunctionName", target.outputs_file
-    )
+    function = read_stack(target.outputs_file).function_name
     with aws_errors(target):
         reply = target.client("lambda").invoke(
             FunctionName=function, Payload=json.dumps(payload).encode()

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from loanstack.aws.outputs import output
+from loanstack.aws.outputs import StackRecord
 from loanstack.aws.target import Target
 from loanstack.errors import UsageError
+from loanstack.names import ROTATION_FUNCTION_ARN, VALIDATION_FUNCTION_NAME
 
-LOGGED = {"validate": "LoanValidationFunctionName", "rotation": "SecretRotationLambdaArn"}
+LOGGED = {"validate": VALIDATION_FUNCTION_NAME, "rotation": ROTATION_FUNCTION_ARN}
 FORMATS = ("short", "json")
 
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -45,9 +46,9 @@ def parse_since(text: str, now: float | None = None) -> int:
     return int(when.timestamp() * 1000)
 
 
-def log_group(target: Target, outputs: dict[str, str], function: str) -> str:
+def log_group(target: Target, stack: StackRecord, function: str) -> str:
     """The function's log group: its `LoggingConfig.LogGroup`, else Lambda's default name."""
-    value = output(outputs, LOGGED[function])
+    value = stack.output(LOGGED[function])
     name = value.rpartition(":function:")[2] or value
     config = target.client("lambda").get_function_configuration(FunctionName=name)
     return str(config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{name}")

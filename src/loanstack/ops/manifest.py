@@ -1,4 +1,4 @@
-"""The migration manifest (issue 22 item 8): one JSON document per `loanstack migrate` run, plus
+"""The migration manifest (SPEC D8, a migration is proven): one JSON document per `loanstack migrate` run, plus
 a short text summary, as evidence an auditor can check later.
 
 It says who ran what on which file: the migration id, the operator (STS GetCallerIdentity's
@@ -8,10 +8,10 @@ prints it) and size, each chunk's SHA-256 and S3 VersionId, the control totals o
 and of what the table records (from `loanstack verify`'s reconciliation), and the problem rows
 by reference: their count per decision with each decision's disposition, and the problem file's
 S3 key, size and SHA-256 (a row's disposition follows from its decision alone, so the file and
-the table say every row's; a 1,000,000-row list is never held or written here, issue 20). It is written under `manifests/<migration-id>/` of the documents bucket, a
-prefix the validation function's role is not granted (tests/unit/test_manifest_policy.py reads
+the table say every row's; a 1,000,000-row list is never held or written here, SPEC D6). It
+is written under `manifests/<migration-id>/` of the documents bucket, a prefix the validation function's role is not granted (tests/unit/test_manifest_policy.py reads
 the role's policy), also when the run fails (`Recorder` is finished in a `finally`).
-`check` compares a manifest with the export and the database later (`loanstack verify
+`manifest_check` compares a manifest with the export and the database later (`loanstack verify
 --manifest FILE`).
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -31,10 +31,9 @@ from rich.text import Text
 
 import loanstack
 from loanstack import render as layout
-from loanstack.aws.outputs import output
-from loanstack.errors import DeployError, Interrupted, Terminated, UsageError
+from loanstack.aws.outputs import StackRecord
+from loanstack.errors import DeployError, Interrupted, Terminated
 from loanstack.ops.export import BATCH, Export
-from loanstack.ops.verify import Reconciliation
 
 PREFIX = "manifests/"  # not in LoanValidationFunctionRole's s3:PutObject resources
 VERSION = 1
@@ -142,9 +141,9 @@ def operator(target: Any) -> str:
         return f"{UNAVAILABLE}: {exc}"
 
 
-def function_code(target: Any, outputs: Mapping[str, str]) -> dict[str, Any]:
+def function_code(target: Any, stack: StackRecord) -> dict[str, Any]:
     """The validation function as it ran: its name, ARN, version and CodeSha256."""
-    name = output(dict(outputs), "LoanValidationFunctionName")
+    name = stack.function_name
     try:
         found = target.client("lambda").get_function(FunctionName=name)["Configuration"]
     except (ClientError, BotoCoreError, KeyError) as exc:
@@ -173,16 +172,14 @@ class Recorder:
     key: str = ""
 
     @classmethod
-    def start(
-        cls, target: Any, outputs: Mapping[str, str], export: Export, chunk_rows: int
-    ) -> Recorder:
+    def start(cls, target: Any, stack: StackRecord, export: Export, chunk_rows: int) -> Recorder:
         return cls(
             target,
-            output(dict(outputs), "LoanDocumentsBucketName"),
+            stack.bucket,
             export,
             chunk_rows,
             operator(target),
-            function_code(target, outputs),
+            function_code(target, stack),
         )
 
     @property
@@ -333,50 +330,6 @@ def summary(document: Mapping[str, Any]) -> str:
     if "error" in document:
         lines.append(f"error      {document['error']}")
     return "\n".join(lines) + "\n"
-
-
-# --- checking a manifest later ------------------------------------------------------------------
-
-
-def read(path: Path) -> Manifest:
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest {path}: {exc.strerror}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a manifest (not JSON): {exc}") from exc
-    if not isinstance(found, dict) or found.get("manifestVersion") != VERSION:
-        raise UsageError(f"{path} is not a loanstack migration manifest (version {VERSION})")
-    return cast(Manifest, found)  # keys as `Recorder.document` wrote them (`check` reads them)
-
-
-def check(document: Mapping[str, Any], result: Reconciliation) -> list[str]:
-    """What no longer agrees between the manifest, the export as it is now and the database as
-    it is now (reconciled by `verify`); empty when everything does."""
-    found: list[str] = []
-    export = document.get("export", {})
-    if export.get("sha256") != result.sha256:
-        found.append(
-            f"the export's SHA-256 is {result.sha256}, the manifest says {export.get('sha256')}"
-        )
-    if export.get("bytes") != result.bytes:
-        found.append(
-            f"the export has {result.bytes} bytes, the manifest says {export.get('bytes')}"
-        )
-    if not str(document.get("migration", "")).startswith(result.id_digest[:24]):
-        found.append(f"the export is not the one of migration {document.get('migration')}")
-    totals = document.get("controlTotals") or {}
-    now = {"source": result.source.as_dict(), "recorded": result.recorded.as_dict()}
-    if not totals:
-        found.append("the manifest has no control totals (the run was not verified)")
-    for side in ("source", "recorded"):
-        if totals and totals.get(side) != now[side]:
-            found.append(
-                f"{side} control totals now {now[side]}, the manifest says {totals.get(side)}"
-            )
-    if not result.reconciled:
-        found.append("the export does not reconcile with the database now")
-    return found
 
 
 def finish_quietly(recorder: Recorder, error: BaseException, console: Console) -> Manifest | None:

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from loanstack.errors import DeployError, UsageError
-from loanstack.names import ENVIRONMENT_TYPE, stack_name
+from loanstack.names import ENVIRONMENT_TYPE, MASTER_SECRET_ARN, stack_name
 from loanstack.ops.verify import Database, Totals
 
 CLUSTER_PREFIX = "aurora-loanprocessing-"  # the template's DBClusterIdentifier, by suffix
@@ -110,7 +110,7 @@ def stack_secret(target: Any, request: Request) -> str | None:
     if request.env and deployed and deployed != request.env:
         raise UsageError(f"stack {name} is a {deployed} stack, not --env {request.env}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return outputs.get("DBSecretArn")
+    return outputs.get(MASTER_SECRET_ARN)
 
 
 def find_source(target: Any, request: Request) -> Source:

@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 
 from loanstack import functions
-from loanstack.aws.outputs import output, read_outputs
+from loanstack.aws.outputs import StackRecord, read_stack
 from loanstack.aws.target import Target, again
 from loanstack.errors import DeployError
+from loanstack.names import APP_SECRET_ARN, MASTER_SECRET_ARN
 
 # The rotation function's custom staging label: setSecret applied this version to the cluster.
 APPLIED: str = functions.contract(functions.ROTATION).APPLIED
@@ -27,7 +28,7 @@ APPLIED: str = functions.contract(functions.ROTATION).APPLIED
 ROTATION_IN_FLIGHT_SECONDS = 1800
 RESUME_SECONDS = 90  # a paused Serverless v2 cluster takes ~15 s to resume, more after long idle
 # `--secret`: which output names each secret's ARN
-SECRETS = {"master": "DBSecretArn", "app": "AppDatabaseSecretArn"}
+SECRETS = {"master": MASTER_SECRET_ARN, "app": APP_SECRET_ARN}
 CHOICES = ("master", "app", "both")
 
 
@@ -46,11 +47,11 @@ def rotate(
     left over), then rotate the database secret (`master` or `app`) now and wait until the new
     version is AWSCURRENT; then prove the database takes it (a Data API call authenticates with
     it)."""
-    outputs = read_outputs(target.outputs_file)
+    stack = read_stack(target.outputs_file)
     key = SECRETS[which]
-    secret = output(outputs, key)
+    secret = stack.output(key)
     sm = target.client("secretsmanager")
-    recover_rotation(target, console, outputs, timeout, key)
+    recover_rotation(target, console, stack, timeout, key)
     try:
         token = sm.rotate_secret(SecretId=secret)["VersionId"]
     except ClientError as exc:
@@ -67,7 +68,7 @@ def rotate(
             )
         time.sleep(target.poll_seconds)
     previous = next((v for v, s in stages.items() if "AWSPREVIOUS" in s), None)
-    if not database_takes_awscurrent(target, outputs, key):
+    if not database_takes_awscurrent(target, stack, key):
         raise DeployError(
             f"rotated, but the Data API is refused with AWSCURRENT: run `{again(target, 'rotate')}`"
         )
@@ -80,9 +81,9 @@ def rotate(
 def recover_rotation(
     target: Target,
     console: Console,
-    outputs: dict[str, str],
+    stack: StackRecord,
     timeout: float,
-    key: str = "DBSecretArn",
+    key: str = MASTER_SECRET_ARN,
 ) -> None:
     """An AWSPENDING on a version other than AWSCURRENT is an interrupted rotation: finish it
     with its own token when setSecret had applied it, else put the database back on AWSCURRENT's
@@ -90,7 +91,7 @@ def recover_rotation(
     `recoverSecret`), so this caller needs no RDS permission beyond the Data API (SPEC D2).
     For the application's secret (alternating users) AWSCURRENT's user was never changed:
     clearing only takes AWSPENDING away."""
-    secret = output(outputs, key)
+    secret = stack.output(key)
     sm = target.client("secretsmanager")
     stages = sm.describe_secret(SecretId=secret).get("VersionIdsToStages", {})
     left = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
@@ -109,7 +110,7 @@ def recover_rotation(
         console.print(
             f"found an interrupted rotation: version {token} is AWSPENDING and setSecret had applied it"
         )
-        function = output(outputs, "SecretRotationLambdaArn")
+        function = stack.rotation_function_arn
         for step in ("setSecret", "testSecret", "finishSecret"):
             invoke_rotation_step(target, function, secret, token, step)
         console.print(f"finished it with the same token: version {token} is AWSCURRENT")
@@ -117,10 +118,10 @@ def recover_rotation(
     console.print(
         f"found an interrupted rotation: version {token} is AWSPENDING, setSecret had not applied it"
     )
-    function = output(outputs, "SecretRotationLambdaArn")
+    function = stack.rotation_function_arn
     invoke_rotation_step(target, function, secret, token, "recoverSecret")
-    cluster = output(outputs, "DBClusterArn").rpartition(":")[2]
-    if key == "DBSecretArn":
+    cluster = stack.cluster_arn.rpartition(":")[2]
+    if key == MASTER_SECRET_ARN:
         console.print(
             f"the rotation function's recoverSecret put cluster {cluster} back on AWSCURRENT's "
             "password"
@@ -162,7 +163,7 @@ def invoke_rotation_step(target: Target, function: str, secret: str, token: str,
 
 
 def database_takes_awscurrent(
-    target: Target, outputs: dict[str, str], key: str = "DBSecretArn"
+    target: Target, stack: StackRecord, key: str = MASTER_SECRET_ARN
 ) -> bool:
     """A Data API call authenticates with the secret's AWSCURRENT: MySQL's 1045 means it no
     longer matches the database's password."""
@@ -170,8 +171,8 @@ def database_takes_awscurrent(
     while True:
         try:
             target.client("rds-data").execute_statement(
-                resourceArn=output(outputs, "DBClusterArn"),
-                secretArn=output(outputs, key),
+                resourceArn=stack.cluster_arn,
+                secretArn=stack.output(key),
                 database=functions.contract(functions.VALIDATION).DATABASE_NAME,
                 sql="SELECT 1",
             )

@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from loanstack.aws.outputs import output
+from loanstack.aws.outputs import StackRecord
 from loanstack.errors import UsageError
 from loanstack.ops.verify_db import PAGE, PAGE_ROWS, Database, Stored
 from loanstack.ops.verify_export import (
@@ -204,24 +204,20 @@ def insert(db: sqlite3.Connection, statement: str, rows: Iterable[Any]) -> None:
 
 
 def check(
-    target: Any, outputs: dict[str, str], path: Path, report: Path | None = None
+    target: Any, stack: StackRecord, path: Path, report: Path | None = None
 ) -> Reconciliation:
     """Reconcile `path` with the stack's database, judged with its function's thresholds."""
-    database = Database(
-        target.client("rds-data"),
-        output(outputs, "DBClusterArn"),
-        output(outputs, "DBSecretArn"),
-    )
-    limits = thresholds(function_environment(target, outputs))
+    database = Database(target.client("rds-data"), stack.cluster_arn, stack.master_secret_arn)
+    limits = thresholds(function_environment(target, stack))
     return reconcile(path, database, limits, report)
 
 
 def after_migrate(
-    target: Any, outputs: dict[str, str], migrated: Mapping[str, Any], path: Path, console: Console
+    target: Any, stack: StackRecord, migrated: Mapping[str, Any], path: Path, console: Console
 ) -> dict[str, Any]:
     """`migrate`'s last step: the proof, printed, as the report's "verify" entry. An export that
     is no longer the one migrated (another SHA-256) does not reconcile whatever its lines say."""
-    result = check(target, outputs, path)
+    result = check(target, stack, path)
     print_result(console, result)
     summary = result.summary()
     if result.sha256 != migrated.get("sha256"):
@@ -231,8 +227,8 @@ def after_migrate(
     return summary
 
 
-def function_environment(target: Any, outputs: dict[str, str]) -> dict[str, str]:
+def function_environment(target: Any, stack: StackRecord) -> dict[str, str]:
     """The validation function's environment (its thresholds), so the rules judge as it did."""
-    name = output(outputs, "LoanValidationFunctionName")
+    name = stack.function_name
     found = target.client("lambda").get_function_configuration(FunctionName=name)
     return dict(found.get("Environment", {}).get("Variables", {}))

@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from loanstack import functions
 from loanstack.errors import DeployError
 
 # A page comes back as one JSON string (formatRecordsAs JSON): botocore then parses one string,
@@ -34,7 +35,7 @@ class Database:
     client: Any
     cluster_arn: str
     secret_arn: str
-    name: str = "loans"
+    name: str = functions.contract(functions.VALIDATION).DATABASE_NAME
     page_rows: int = PAGE_ROWS
     calls: int = 0
 

@@ -12,10 +12,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from loanstack import template
-from loanstack.aws.outputs import read_outputs, read_record, record_file
+from loanstack.aws.outputs import read_record, read_stack, record_file
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError
-from loanstack.names import ENVIRONMENT_TYPE, stack_name
+from loanstack.names import ENVIRONMENT_TYPE, VPC_ID, stack_name
 from loanstack.stack import survival, writers
 from loanstack.stack.events import event_ids, first_failure, follow, stack_status
 
@@ -88,7 +88,7 @@ def forget(target: Target, name: str, vpc: str | None) -> None:
     if record and (record.region, record.target) == (target.region, target.name):
         own.unlink()
     path = target.outputs_file
-    if path.exists() and read_outputs(path).get("VPCId") == vpc:
+    if path.exists() and read_stack(path).vpc_id == vpc:
         path.unlink()
 
 
@@ -183,7 +183,7 @@ def prepare_removals(
 
 def vpc_of(stack: dict[str, Any]) -> str | None:
     return next(
-        (o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "VPCId"), None
+        (o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == VPC_ID), None
     )
 
 

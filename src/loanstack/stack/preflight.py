@@ -10,6 +10,8 @@ from loanstack import template
 from loanstack.aws.target import Target
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import (
+    BACKUP_DAILY_RETENTION_DAYS,
+    BACKUP_VAULT_LOCK_DAYS,
     ENVIRONMENT_TYPE,
     MAX_CAPACITY,
     MIN_CAPACITY_PROD,
@@ -40,9 +42,9 @@ def backup_problem(values: dict[str, str]) -> str | None:
     than the vault lock's minimum retention fails its job ("AWS Backup Vault Lock"). CloudFormation
     Rules cannot compare numbers, so the tool does.
     https://docs.aws.amazon.com/aws-backup/latest/devguide/vault-lock.html"""
-    lock = int(values.get("BackupVaultLockDays", "0") or 0)
-    daily = int(values.get("BackupDailyRetentionDays", "35") or 35)
-    if values.get("EnvironmentType") == "prod" and lock > daily:
+    lock = int(values.get(BACKUP_VAULT_LOCK_DAYS, "0") or 0)
+    daily = int(values.get(BACKUP_DAILY_RETENTION_DAYS, "35") or 35)
+    if values.get(ENVIRONMENT_TYPE) == "prod" and lock > daily:
         return (
             f"BackupVaultLockDays={lock} is above BackupDailyRetentionDays={daily}: every daily "
             "backup job would fail; lower the lock or keep daily backups longer"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from loanstack.compliance.rules.registry import SPEC, Flag, check
+from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE
 from loanstack.template import Environment, Resource, name_properties, references, tags_of
 
 
@@ -111,7 +112,7 @@ def global_names(env: Environment) -> Iterator[tuple[Resource, str, Any, int]]:
 
 
 def longest_suffix(env: Environment) -> int:
-    spec = env.template.get("Parameters", {}).get("EnvironmentSuffix", {})
+    spec = env.template.get("Parameters", {}).get(ENVIRONMENT_SUFFIX, {})
     return int(spec.get("MaxLength", len(env.suffix)))
 
 
@@ -158,7 +159,7 @@ def security_group_names(env: Environment) -> Iterator[Flag]:
 
 
 REQUIRED_TAGS = {
-    "Environment": "EnvironmentType",
+    "Environment": ENVIRONMENT_TYPE,
     "CostCenter": "CostCenter",
     "MigrationPhase": "MigrationPhase",
 }

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from loanstack.names import ENVIRONMENT_TYPE
 from loanstack.template import Environment, Resource, references
 
 
 def is_production(env: Environment) -> bool:
-    return env.parameters.get("EnvironmentType") == "prod"
+    return env.parameters.get(ENVIRONMENT_TYPE) == "prod"
 
 
 def key_of(env: Environment, node: Any) -> str | None:
