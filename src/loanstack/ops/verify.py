@@ -148,8 +148,8 @@ def reconcile(
             if result.id_digest != digest:
                 raise UsageError(f"{path} changed while it was being verified; run verify again")
             db.execute("ATTACH DATABASE ? AS db", (str(Path(work) / "stored.sqlite"),))
-            add_all(result.source, db.execute(SOURCE_LOANS))
-            add_all(result.recorded, db.execute(RECORDED_LOANS))
+            result.source.add_all(db.execute(SOURCE_LOANS))
+            result.recorded.add_all(db.execute(RECORDED_LOANS))
             with open_report(report) as out:
                 for n, loan_id, decision, detail, recorded, state in db.execute(STATE):
                     result.lines += 1
@@ -184,11 +184,6 @@ def export_digest(path: Path) -> str:
         while reader.read(1 << 20):
             pass
     return reader.digest.hexdigest()
-
-
-def add_all(totals: Totals, rows: Iterable[tuple[str, str]]) -> None:
-    for loan_id, amount in rows:
-        totals.add(loan_id, amount)
 
 
 def insert(db: sqlite3.Connection, statement: str, rows: Iterable[Any]) -> None:
