@@ -73,7 +73,7 @@ PRODUCTS = st.fixed_dictionaries(
 def test_the_rules_read_only_the_decision_fields_and_the_id_that_labels_the_result(
     app: dict[str, Any],
 ) -> None:
-    clean, errors = FN.validate(app)
+    clean, _errors = FN.validate(app)
     if clean is None:
         return
     recorded = Recording(clean)
