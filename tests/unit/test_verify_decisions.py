@@ -69,6 +69,7 @@ PRODUCTS = st.fixed_dictionaries(
 )
 
 
+@settings(deadline=None)
 @given(APPS)
 def test_the_rules_read_only_the_decision_fields_and_the_id_that_labels_the_result(
     app: dict[str, Any],
@@ -100,7 +101,7 @@ def evaluated(rows: list[tuple[int, Any]]) -> list[verify_export.Line]:
     return found
 
 
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)  # each example judges up to 30 lines
 @given(st.lists(PRODUCTS, min_size=1, max_size=3), st.data(), st.sampled_from([1, 2, 4096]))
 def test_a_cached_decision_is_the_one_evaluate_gives(
     products: list[dict[str, Any]], data: st.DataObject, kept: int

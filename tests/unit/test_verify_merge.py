@@ -110,7 +110,9 @@ def both(path: Path, table: Table, tmp: Path) -> tuple[Any, Any]:
     return results[0], results[1]
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(LINE, max_size=25), TAMPER, EXTRA, st.booleans(), st.sampled_from([1, 3, 4000]))
 def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     tmp_path: Path,
@@ -127,7 +129,9 @@ def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     assert merge == sqlite
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(LINE, min_size=2, max_size=25), TAMPER)
 def test_an_export_out_of_order_is_reconciled_on_sqlite(
     tmp_path: Path, lines: list[tuple[str, int]], tamper: list[tuple[str, int]]

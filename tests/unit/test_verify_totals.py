@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loanstack.ops.verify_report import HASH_TOTAL_MODULUS, Totals
@@ -28,6 +28,7 @@ def definition(loans: list[tuple[str, str]]) -> dict[str, object]:
     }
 
 
+@settings(deadline=None)
 @given(LOANS, st.integers(min_value=0, max_value=40))
 def test_the_bulk_totals_are_the_definitions(loans: list[tuple[str, str]], cut: int) -> None:
     bulk, single = Totals(), Totals()
