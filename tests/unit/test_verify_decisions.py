@@ -102,9 +102,14 @@ def evaluated(rows: list[tuple[int, Any]]) -> list[verify_export.Line]:
 
 
 @settings(max_examples=80, deadline=None)  # each example judges up to 30 lines
-@given(st.lists(PRODUCTS, min_size=1, max_size=3), st.data(), st.sampled_from([1, 2, 4096]))
+@given(
+    st.lists(PRODUCTS, min_size=1, max_size=3),
+    st.data(),
+    st.sampled_from([1, 2, 4096]),
+    st.sampled_from([1, 4, 512]),
+)
 def test_a_cached_decision_is_the_one_evaluate_gives(
-    products: list[dict[str, Any]], data: st.DataObject, kept: int
+    products: list[dict[str, Any]], data: st.DataObject, kept: int, probe: int
 ) -> None:
     """Lines made of a few products, each line changing at most one field of one: the cache is
     hit by lines whose other fields differ."""
@@ -117,6 +122,7 @@ def test_a_cached_decision_is_the_one_evaluate_gives(
     rows = list(enumerate(apps, start=2))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(verify_export, "DECISIONS_KEPT", kept)  # the cache emptied as it fills
+        patch.setattr(verify_export, "PROBE_LINES", probe)  # and given up after a few misses
         assert list(verify_export.judge(rows, LIMITS, Path("x.csv"))) == evaluated(rows)
 
 

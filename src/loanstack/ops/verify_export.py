@@ -98,6 +98,9 @@ DECISION_FIELDS = (
     "annualIncome", "collateralValue", "creditScore",
 )  # fmt: skip
 DECISIONS_KEPT = 4096
+# A miss costs the key (~5 µs a line under load): a batch whose first lines mostly miss (a book
+# of all-distinct numbers) stops looking up, so it pays the rules alone, as before the cache.
+PROBE_LINES = 512
 
 
 def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -> Iterator[Line]:
@@ -113,6 +116,7 @@ def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -
     )
     unreadable, bad_header = fn.Unreadable, fn.BadHeader
     decisions: dict[tuple[str, ...], str] = {}
+    caching, looked_up, hits = True, 0, 0
     for number, raw in rows:
         if isinstance(raw, unreadable):
             if isinstance(raw, bad_header):
@@ -126,12 +130,20 @@ def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -
             why = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
             yield number, loan_id if isinstance(loan_id, str) else None, None, "INVALID", why, None
             continue
-        inputs = tuple(map(repr, map(clean.get, DECISION_FIELDS)))
-        decision = decisions.get(inputs)
-        if decision is None:
-            if len(decisions) >= DECISIONS_KEPT:
-                decisions.clear()
-            decision = decisions[inputs] = decide(clean, limits)["decision"]
+        if looked_up == PROBE_LINES:
+            caching = hits * 4 >= PROBE_LINES
+        if caching:
+            looked_up += 1
+            inputs = tuple(map(repr, map(clean.get, DECISION_FIELDS)))
+            decision = decisions.get(inputs)
+            if decision is not None:
+                hits += 1
+            else:
+                if len(decisions) >= DECISIONS_KEPT:
+                    decisions.clear()
+                decision = decisions[inputs] = decide(clean, limits)["decision"]
+        else:
+            decision = decide(clean, limits)["decision"]
         amount = str(to_cents(exact(clean["loanAmount"])))
         yield number, clean["loanId"], fingerprint(clean), decision, "", amount
 
