@@ -29,19 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanstack.template import ROOT
+from bench.emulated import environment, loanstack, start_emulator
 from loanstack.testing import loanbook
-
-
-def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loanstack", *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def child(argv: list[str]) -> None:
@@ -68,20 +57,8 @@ def timed(env: dict[str, str], cwd: Path, *argv: str) -> tuple[dict[str, Any], s
 
 
 def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOANSTACK_"))}
-    env |= {
-        "LOANSTACK_OUTPUTS_FILE": str(tmp / f"outputs-{concurrency}.json"),
-        "LOANSTACK_EMULATOR_STATE": str(tmp / f"emulator-{concurrency}.json"),
-        "AWS_CONFIG_FILE": str(tmp / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
-        "PYTHONPATH": str(ROOT / "src"),
-    }
-    started = loanstack(env, "emulator", "start", "--detach", "--port", "0")  # a free port: the
-    # previous run's emulator may still hold the default one while it stops
-    if started.returncode != 0:
-        raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
-    url = next(w.split("=", 1)[1] for w in started.stdout.split() if "=" in w)
-    env["LOANSTACK_EMULATOR_URL"] = url
+    env = environment(tmp, f"-{concurrency}")
+    start_emulator(env)
     try:
         suffix = f"bench{concurrency}"
         deployed = loanstack(

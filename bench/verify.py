@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,19 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.emulated import environment, loanstack, start_emulator
 from loanstack.template import ROOT
 from loanstack.testing import loanbook
-
-
-def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loanstack", *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def child(argv: list[str]) -> None:
@@ -78,24 +67,6 @@ def child(argv: list[str]) -> None:
     raise SystemExit(code)
 
 
-def free_port() -> int:
-    """A free loopback port: other emulators may hold the default one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def environment(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOANSTACK_"))}
-    return env | {
-        "LOANSTACK_OUTPUTS_FILE": str(tmp / "outputs.json"),
-        "LOANSTACK_EMULATOR_STATE": str(tmp / "emulator.json"),
-        "AWS_CONFIG_FILE": str(tmp / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
-        "PYTHONPATH": str(ROOT / "src"),
-    }
-
-
 def verify_once(env: dict[str, str], export: Path, profile: str | None) -> dict[str, Any]:
     run_env = env | ({"BENCH_VERIFY_PROFILE": profile} if profile else {})
     begin = time.perf_counter()
@@ -115,12 +86,7 @@ def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[s
     env = environment(tmp)
     export = tmp / "loanbook.csv"
     loanbook.write_export(export, rows)
-    started = loanstack(env, "emulator", "start", "--detach", "--port", str(free_port()))
-    if started.returncode != 0:
-        raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
-    env["LOANSTACK_EMULATOR_URL"] = next(
-        w.split("=", 1)[1] for w in started.stdout.split() if "=" in w
-    )
+    start_emulator(env)
     try:
         deployed = loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
         if deployed.returncode != 0:

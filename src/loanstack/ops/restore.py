@@ -281,10 +281,8 @@ def control_totals(target: Any, cluster_arn: str, secret_arn: str) -> dict[str, 
     """Row count, sum of loan amounts and hash total of loan ids of `loan_decisions`, read
     through the Data API and computed as `loanstack verify` computes them (verify.Totals)."""
     totals = Totals()
-    for loan_id, _sha, _decision, _mine, amount in Database(
-        target.client("rds-data"), cluster_arn, secret_arn
-    ).rows(""):
-        totals.add(loan_id, amount)
+    database = Database(target.client("rds-data"), cluster_arn, secret_arn)
+    totals.add_all((row[0], row[4]) for row in database.rows(""))
     return totals.as_dict()
 
 

@@ -36,6 +36,7 @@ from loanstack.ops.verify_export import (
     thresholds,
     validation,
 )
+from loanstack.ops.verify_merge import Pages, Unordered, merged
 from loanstack.ops.verify_report import (
     CHANGED,
     DUPLICATE,
@@ -130,26 +131,67 @@ def reconcile(
     limits: dict[str, Any],
     report: Path | None = None,
 ) -> Reconciliation:
-    """Every line's state and the extra rows; the full list as JSON Lines in `report`."""
+    """Every line's state and the extra rows; the full list as JSON Lines in `report`. By a
+    streaming merge when the export is in loan id order (verify_merge), else on SQLite."""
+    digest = export_digest(path)
+    try:
+        return reconcile_merged(path, database, limits, report, digest)
+    except Unordered:
+        return reconcile_sqlite(path, database, limits, report, digest)
+
+
+def mine(digest: str) -> str:
+    """The `source` pattern of the rows this export recorded (migrate's object keys)."""
+    return f"%/incoming/{digest[:24]}-%"
+
+
+def reconcile_merged(
+    path: Path, database: Database, limits: dict[str, Any], report: Path | None, digest: str
+) -> Reconciliation:
+    """The merge; Unordered (raised at the first line out of order) leaves nothing behind: the
+    workers and the page reader are stopped, and the report is written again from the start."""
+    result = Reconciliation(path.name, report=report)
+    lines, reader = read_export(path, limits)  # its workers forked before the thread starts
+    pages = Pages(database, mine(digest))
+    pages.start()
+    try:
+        with open_report(report) as out:
+            merged(lines, pages.rows(), result, out)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()  # a generator's close ends its worker pool
+        pages.stop()
+    return finished(result, reader, digest, path)
+
+
+def finished(result: Reconciliation, reader: Hashing, digest: str, path: Path) -> Reconciliation:
+    result.sha256, result.bytes = reader.plain.hexdigest(), reader.size
+    result.id_digest = reader.digest.hexdigest()
+    if result.id_digest != digest:
+        raise UsageError(f"{path} changed while it was being verified; run verify again")
+    return result
+
+
+def reconcile_sqlite(
+    path: Path, database: Database, limits: dict[str, Any], report: Path | None, digest: str
+) -> Reconciliation:
+    """Both sides in temporary SQLite files, joined whatever their order."""
     result = Reconciliation(path.name, report=report)
     lines, reader = read_export(path, limits)
     with tempfile.TemporaryDirectory(prefix="loanstack-verify-") as work:
-        digest = export_digest(path)
-        table = TableReader(database, f"%/incoming/{digest[:24]}-%", Path(work) / "stored.sqlite")
+        table = TableReader(database, mine(digest), Path(work) / "stored.sqlite")
         table.start()
         db = sqlite3.connect(Path(work) / "lines.sqlite")
         try:
             db.executescript(FAST + LINES)
             insert(db, "INSERT INTO line VALUES (?, ?, ?, ?, ?, ?)", lines)
             db.executescript(FIRST_LINES)
-            result.sha256, result.bytes = reader.plain.hexdigest(), reader.size
-            result.id_digest = reader.digest.hexdigest()
+            finished(result, reader, digest, path)
             table.result()
-            if result.id_digest != digest:
-                raise UsageError(f"{path} changed while it was being verified; run verify again")
             db.execute("ATTACH DATABASE ? AS db", (str(Path(work) / "stored.sqlite"),))
-            add_all(result.source, db.execute(SOURCE_LOANS))
-            add_all(result.recorded, db.execute(RECORDED_LOANS))
+            result.source.add_all(db.execute(SOURCE_LOANS))
+            result.recorded.add_all(db.execute(RECORDED_LOANS))
             with open_report(report) as out:
                 for n, loan_id, decision, detail, recorded, state in db.execute(STATE):
                     result.lines += 1
@@ -184,11 +226,6 @@ def export_digest(path: Path) -> str:
         while reader.read(1 << 20):
             pass
     return reader.digest.hexdigest()
-
-
-def add_all(totals: Totals, rows: Iterable[tuple[str, str]]) -> None:
-    for loan_id, amount in rows:
-        totals.add(loan_id, amount)
 
 
 def insert(db: sqlite3.Connection, statement: str, rows: Iterable[Any]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +34,7 @@ SHOWN = 50  # issues printed; the rest are counted (all go to --report)
 
 
 HASH_TOTAL_MODULUS = 2**256
+CENTS = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount as DECIMAL(.., 2) prints it
 
 
 @dataclass
@@ -48,10 +50,25 @@ class Totals:
     id_hash: int = 0
 
     def add(self, loan_id: str, amount: str) -> None:
-        self.rows += 1
-        self.amount += Decimal(amount)
-        digest = hashlib.sha256(loan_id.encode("utf-8")).digest()
-        self.id_hash = (self.id_hash + int.from_bytes(digest, "big")) % HASH_TOTAL_MODULUS
+        self.add_all([(loan_id, amount)])
+
+    def add_all(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Many loans in one loop: a million rows paid ~10 µs each through `add` (a method call,
+        a Decimal sum and a 256-bit modulo per row); here the amounts are summed as integer
+        cents when written with two decimals (as the table and verify write them) and the
+        hashes as one big integer, reduced once."""
+        count, cents, total, odd = 0, 0, 0, Decimal(0)
+        sha256, from_bytes, two_places = hashlib.sha256, int.from_bytes, CENTS.fullmatch
+        for loan_id, amount in rows:
+            count += 1
+            if two_places(amount):
+                cents += int(amount.replace(".", "", 1))
+            else:
+                odd += Decimal(amount)
+            total += from_bytes(sha256(loan_id.encode("utf-8")).digest(), "big")
+        self.rows += count
+        self.amount += Decimal(cents).scaleb(-2) + odd
+        self.id_hash = (self.id_hash + total) % HASH_TOTAL_MODULUS
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,189 @@
+"""`loanstack verify` without SQLite when both sides come in loan id order: a streaming merge.
+
+An export written in loan id order (as `migrate` notes it, "sortedByLoanId") and the table read
+in pages by loan id meet line by line: all the lines of one id are together, and the stored row
+of that id is the next one the pages give. Each line's state is then decided as verify.STATE
+decides it in SQL, in one pass and without writing either side down (the SQLite path spent
+~15 µs a line inserting, grouping and joining). The first line whose id sorts before the one
+above it, or a table page out of order, raises Unordered: the caller starts over on SQLite
+(tests/unit/test_verify_merge.py holds the two paths to the same verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from loanstack.ops.verify_db import Database, Stored
+from loanstack.ops.verify_export import Line
+from loanstack.ops.verify_report import (
+    CHANGED,
+    DUPLICATE,
+    EXTRA,
+    INVALID,
+    MISSING,
+    RECONCILED,
+    REPEATED,
+    UNEXPECTED,
+    Reconciliation,
+    note,
+)
+
+TOTALS_BATCH = 10_000
+
+
+class Unordered(Exception):
+    """The export's loan ids (or the table's pages) are not in order: the merge cannot decide."""
+
+
+class Pages(threading.Thread):
+    """The table's rows read ahead on a thread (the Data API is mostly waited for), at most a few
+    pages held, so memory stays flat; `stop` ends the reading early."""
+
+    def __init__(self, database: Database, mine: str) -> None:
+        super().__init__(name="verify-pages", daemon=True)
+        self.database, self.mine = database, mine
+        self.pages: queue.Queue[list[Stored] | BaseException | None] = queue.Queue(maxsize=4)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for page in self.database.pages(self.mine):
+                if not self.hand(page):
+                    return
+            self.hand(None)
+        except BaseException as exc:  # re-raised on the main thread
+            self.hand(exc)
+
+    def hand(self, item: list[Stored] | BaseException | None) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def rows(self) -> Iterator[Stored]:
+        while True:
+            item = self.pages.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+class Merge:
+    """The walk along the table's rows, a loan id at a time (both sides ascending)."""
+
+    def __init__(self, rows: Iterator[Stored], result: Reconciliation, extra: IO[str]) -> None:
+        self.rows, self.result, self.extra = rows, result, extra
+        self.row: Stored | None = next(self.rows, None)
+        self.recorded: list[tuple[str, str]] = []
+        self.source: list[tuple[str, str]] = []
+
+    def advance(self, current: str) -> None:
+        """The next stored row after the one of id `current`."""
+        self.row = next(self.rows, None)
+        if self.row is not None and self.row[0] <= current:
+            raise Unordered("the table's pages are not in loan id order")
+
+    def unmatched_below(self, loan_id: str | None) -> None:
+        """Stored rows of ids no line holds (all that are left when `loan_id` is None): counted
+        as recorded and reported as extra when this export recorded them (verify.EXTRA_ROWS)."""
+        while self.row is not None and (loan_id is None or self.row[0] < loan_id):
+            stored_id, _sha, decision, mine, amount = self.row
+            if mine:
+                self.add(self.recorded, stored_id, amount)
+                self.extra.write(json.dumps([stored_id, decision]) + "\n")
+            self.advance(stored_id)
+
+    def matched(self, loan_id: str, first_valid: bool) -> Stored | None:
+        """The stored row of `loan_id` (the first line of the id just met), taken off the walk;
+        counted as recorded when this export recorded it or its first line is valid."""
+        self.unmatched_below(loan_id)
+        if self.row is None or self.row[0] != loan_id:
+            return None
+        found = self.row
+        if found[3] or first_valid:
+            self.add(self.recorded, loan_id, found[4])
+        self.advance(loan_id)
+        return found
+
+    def add(self, batch: list[tuple[str, str]], loan_id: str, amount: str) -> None:
+        batch.append((loan_id, amount))
+        if len(batch) >= TOTALS_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.result.source.add_all(self.source)
+        self.result.recorded.add_all(self.recorded)
+        self.source.clear()
+        self.recorded.clear()
+
+
+def merged(
+    lines: Iterable[Line], rows: Iterator[Stored], result: Reconciliation, out: IO[str] | None
+) -> None:
+    """Every line's state and the extra rows into `result` (and `out`), as verify.reconcile's
+    SQL gives them: line issues in line order, then extra rows by loan id."""
+    counts = result.counts
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as extra:
+        walk = Merge(rows, result, extra)
+        group: str | None = None
+        first_sha: str | None = None
+        stored: Stored | None = None
+        for n, loan_id, sha, decision, detail, amount in lines:
+            if loan_id is None:  # no id: nothing to compare (verify.STATE's NULL joins)
+                state = INVALID if sha is None else MISSING
+            elif loan_id != group:
+                if group is not None and loan_id < group:
+                    raise Unordered(f"line {n}: loan id {loan_id} comes after {group}")
+                group, first_sha = loan_id, sha
+                stored = walk.matched(loan_id, sha is not None)
+                if sha is not None and amount is not None:
+                    walk.add(walk.source, loan_id, amount)
+                state = line_state(sha, decision, stored)
+            elif sha is None:
+                state = INVALID
+            else:  # a later line of the id: the first one was migrated (D8)
+                state = REPEATED if first_sha == sha else DUPLICATE
+            result.lines += 1
+            counts[state] += 1
+            if state in (RECONCILED, REPEATED, INVALID):
+                continue
+            issue: dict[str, Any] = {"line": n, "loanId": loan_id, "state": state}
+            if state == UNEXPECTED:
+                issue |= {"expected": decision, "recorded": stored[2] if stored else None}
+            elif detail:
+                issue["detail"] = detail
+            note(result, out, issue)
+        walk.unmatched_below(None)
+        walk.flush()
+        extra.seek(0)
+        for text in extra:
+            stored_id, recorded = json.loads(text)
+            counts[EXTRA] += 1
+            note(result, out, {"loanId": stored_id, "state": EXTRA, "recorded": recorded})
+
+
+def line_state(sha: str | None, decision: str, stored: Stored | None) -> str:
+    """The first line of an id against its stored row (NULL columns compare as SQL's do)."""
+    if sha is None:
+        return INVALID
+    if stored is None:
+        return MISSING
+    if stored[1] is not None and stored[1] != sha:
+        return CHANGED
+    if stored[2] is not None and stored[2] != decision:
+        return UNEXPECTED
+    return RECONCILED
