@@ -7,26 +7,30 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loanstack import template
+from loanstack.compliance import judge_cache
 from tests.support import tiers
 
 ENVIRONMENTS = ("dev", "prod")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tiers.mark(items)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.mark(items, loadgroup=bool(getattr(config.option, "loadgroup", False)))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The files a command writes by default (the outputs file, the emulator's state file) live
     in this worker's temporary directory, never in the work tree shared by parallel workers.
-    Not when real-AWS tests are asked for: they read the outputs file of a real deployment."""
+    Not when real-AWS tests are asked for: they read the outputs file of a real deployment.
+    The outside judges' verdicts (checkov ~12 s of CPU, cfn-lint ~7 s) are kept for the session,
+    shared by its workers (compliance/judge_cache.py): the unchanged template is judged once."""
     if os.environ.get("LOANSTACK_AWS_TESTS") == "1":
         yield
         return
@@ -34,7 +38,15 @@ def _worker_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LOANSTACK_OUTPUTS_FILE", str(worker / "cfn-outputs" / "flat-outputs.json"))
         env.setenv("LOANSTACK_EMULATOR_STATE", str(worker / "emulator.json"))
+        env.setenv(judge_cache.VARIABLE, str(session_root(tmp_path_factory) / "judges"))
         yield
+
+
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This session's temporary root, shared by its xdist workers (each worker's base is a
+    directory in it), new for every session."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loanstack.aws.target import EMULATOR_URL_VARIABLE as URL_VARIABLE
+from loanstack.compliance.judge_cache import VARIABLE as JUDGE_CACHE
 from loanstack.template import ROOT
 
 # what rich would turn `:secret:` and friends into, and what it would cut ids with
@@ -34,12 +35,15 @@ class Run:
 
 def ci_env(tmp: Path, **extra: str) -> dict[str, str]:
     """The environment of a CI job: no AWS settings of this machine, a private outputs file and
-    emulator state, 80 columns, no colour."""
+    emulator state, 80 columns, no colour; the one setting kept is the test session's cache of
+    outside judges' verdicts (unchanged input, unchanged verdict)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "LOANSTACK_")) and k not in ("COLUMNS", "LINES", "TERM")
     }
+    if JUDGE_CACHE in os.environ:  # the session's judges' verdicts (tests/conftest.py)
+        env[JUDGE_CACHE] = os.environ[JUDGE_CACHE]
     env |= {
         "COLUMNS": "80",
         "NO_COLOR": "1",

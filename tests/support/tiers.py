@@ -131,13 +131,31 @@ def group_of(item: pytest.Item) -> str | None:
     return None
 
 
-def mark(items: Iterable[pytest.Item]) -> None:
+def mark(items: Iterable[pytest.Item], loadgroup: bool = False) -> None:
     for item in items:
         for tier in sorted(tiers_of(item)):
             item.add_marker(getattr(pytest.mark, tier))
         group = group_of(item)
         if group is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
+        if group is not None and loadgroup:
+            name_the_group(item, group)
+
+
+def name_the_group(item: pytest.Item, group: str) -> None:
+    """Give the test the node id `--dist loadgroup` schedules by (`<nodeid>@<group>`).
+
+    pytest-xdist 3.8 does this itself by assigning `item._nodeid`, which pytest 9 no longer
+    reads (a node's id is `item._id`, a NodeId): without this the groups were silently ignored,
+    so a module's tests went to both workers and each worker built the module's emulator and
+    stack for itself. The id is parsed back as pytest would parse it; a suffix already there
+    (an xdist that sets it again) is kept as is: the group is what follows the last `@`.
+    """
+    from _pytest.nodeid import NodeId  # pytest 9: the structured node id
+
+    if item.nodeid.endswith(f"@{group}"):
+        return
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")  # private: see above
 
 
 def _refuse(what: str) -> Callable[..., NoReturn]:

@@ -50,6 +50,21 @@ def test_tests_of_a_module_fixture_share_one_worker(request: pytest.FixtureReque
             assert groups == [tiers.group_of(item)], item.nodeid
 
 
+def test_the_groups_reach_the_xdist_scheduler(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` the scheduler groups by the node id's `@<group>` suffix, so a
+    group that is only a marker is no group at all (pytest 9 ignored xdist 3.8's suffix: every
+    module fixture was built on both workers)."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("only an xdist worker under --dist loadgroup schedules by group")
+    from xdist.scheduler.loadgroup import LoadGroupScheduling
+
+    split = LoadGroupScheduling._split_scope  # the scheduler's own reading
+    grouped = [item for item in request.session.items if tiers.group_of(item)]
+    assert grouped, "no grouped test collected with this one"
+    for item in grouped:
+        assert split(None, item.nodeid) == tiers.group_of(item), item.nodeid  # type: ignore[arg-type]
+
+
 def test_this_test_is_unit(request: pytest.FixtureRequest) -> None:
     assert marked(request.node) == {"unit"}
 

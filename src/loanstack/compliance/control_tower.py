@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loanstack.compliance.field_tools import ToolMissing
+from loanstack.compliance.judge_cache import remembered
 from loanstack.template import ROOT, Environment
 
 PINS = ROOT / "constraints-guard.txt"
@@ -158,27 +159,12 @@ def evaluate(env: Environment) -> tuple[list[Path], list[GuardFinding]]:
     """(rules run, non-compliant findings) for one environment."""
     binary, rules = ensure_guard()
     selected = applicable_rules(rules, {r.type for r in env.resources.values()})
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "template.json"
-        data.write_text(json.dumps(guard_document(env)))
-        args = [
-            str(binary),
-            "validate",
-            "--data",
-            str(data),
-            "--output-format",
-            "json",
-            "--show-summary",
-            "none",
-            "--structured",
-        ]
-        for rule in selected:
-            args += ["--rules", str(rule)]
-        run = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603 (cfn-guard from the pinned wheel, our arguments, no shell)
-    if run.returncode not in (0, 19):  # 19: evaluated, something is not compliant
-        raise RuntimeError(f"cfn-guard failed ({run.returncode}): {run.stderr.strip()[:500]}")
+    document = json.dumps(guard_document(env))
+    parts = [pinned_package(), str(binary.stat().st_size), document]
+    parts += [f"{rule.relative_to(rules)}\n{rule.read_text(encoding='utf-8')}" for rule in selected]
+    output = remembered("cfn-guard", parts, lambda: _run_guard(binary, selected, document))
     findings: set[GuardFinding] = set()
-    for report in json.loads(run.stdout):
+    for report in json.loads(output):
         for entry in report.get("not_compliant", []):
             rule = entry["Rule"]["name"]
             text = json.dumps(entry)
@@ -200,6 +186,30 @@ def evaluate(env: Environment) -> tuple[list[Path], list[GuardFinding]]:
                         )
                     )
     return selected, sorted(findings, key=lambda f: (f.control, f.resource))
+
+
+def _run_guard(binary: Path, selected: list[Path], document: str) -> str:
+    """cfn-guard's JSON report of the document against the selected rules."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "template.json"
+        data.write_text(document)
+        args = [
+            str(binary),
+            "validate",
+            "--data",
+            str(data),
+            "--output-format",
+            "json",
+            "--show-summary",
+            "none",
+            "--structured",
+        ]
+        for rule in selected:
+            args += ["--rules", str(rule)]
+        run = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603 (cfn-guard from the pinned wheel, our arguments, no shell)
+    if run.returncode not in (0, 19):  # 19: evaluated, something is not compliant
+        raise RuntimeError(f"cfn-guard failed ({run.returncode}): {run.stderr.strip()[:500]}")
+    return run.stdout
 
 
 def exceptions(path: Path = EXCEPTIONS) -> dict[tuple[str, str], str]:

@@ -2,7 +2,8 @@
 and checkov as its CLI.
 
 checkov lives in its own virtual environment (it pins an old boto3), found through CHECKOV_BIN
-or `.venv-checkov`; a missing tool is an error, never a silent pass.
+or `.venv-checkov`; a missing tool is an error, never a silent pass. Both verdicts are kept by the
+template's bytes, path and the judge's version when LOANSTACK_JUDGE_CACHE asks (judge_cache.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from loanstack.compliance.judge_cache import remembered
 from loanstack.template import ROOT
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
@@ -26,11 +28,29 @@ def checkov_bin() -> Path:
     return Path(os.environ.get("CHECKOV_BIN", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
 
+def checkov_version(binary: Path) -> str:
+    """checkov's version as its environment records it (no run: a run costs seconds), else
+    what identifies the installed script."""
+    venv = binary.parent.parent
+    found = sorted(p.name for p in venv.glob("lib/python*/site-packages/checkov-*.dist-info"))
+    if found:
+        return found[-1]
+    stat = binary.stat()
+    return f"{binary.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+
+
 def cfn_lint(path: Path) -> list[dict[str, Any]]:
     """cfn-lint matches, informational rules included, for the regions the client uses; in the
     shape of its JSON output (Rule.Id, Message, Level, Location.Start.LineNumber, Location.Path).
     https://github.com/aws-cloudformation/cfn-lint/blob/main/docs/getting_started/integration.md
     """
+    from importlib.metadata import version
+
+    parts = (version("cfn-lint"), " ".join(REGIONS), str(path.resolve()), path.read_bytes())
+    return remembered("cfn-lint", parts, lambda: _cfn_lint(path))
+
+
+def _cfn_lint(path: Path) -> list[dict[str, Any]]:
     from cfnlint.api import ManualArgs, lint_file
 
     matches = lint_file(path, ManualArgs(regions=list(REGIONS), include_checks=["I"]))
@@ -53,6 +73,11 @@ def checkov(path: Path) -> dict[str, Any]:
     binary = checkov_bin()
     if not binary.exists():
         raise ToolMissing(f"checkov not found at {binary}: `make test` builds .venv-checkov")
+    parts = (checkov_version(binary), str(path.resolve()), path.read_bytes())
+    return remembered("checkov", parts, lambda: _checkov(binary, path))
+
+
+def _checkov(binary: Path, path: Path) -> dict[str, Any]:
     run = subprocess.run(  # noqa: S603 (checkov of our venv, fixed arguments, no shell)
         [str(binary), "-f", str(path), "--framework", "cloudformation", "--skip-download", "--output", "json"],
         capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
