@@ -795,6 +795,16 @@ def fingerprint(app: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def cents_text(value: float) -> str:
+    """str(to_cents(exact(value))): when the float's shortest text has at most two decimals (an
+    amount in cents, as exports hold them), that text padded to two; else through Decimal."""
+    text = repr(value)
+    whole, dot, fraction = text.partition(".")
+    if dot and len(fraction) <= 2 and "e" not in fraction:
+        return f"{whole}.{fraction:0<2}"
+    return str(to_cents(exact(value)))
+
+
 class Entry:
     """A decided application on its way to Aurora: its row of the chunk document, pre-encoded."""
 
@@ -812,7 +822,7 @@ class Entry:
         )
         self.text = (
             f'["{app["loanId"]}","{app["applicantId"]}","{app["loanType"]}",'
-            f'"{to_cents(exact(app["loanAmount"]))}","{result["decision"]}",'
+            f'"{cents_text(app["loanAmount"])}","{result["decision"]}",'
             f'"{",".join(result["reasons"])}","{payment}","{dti}",'
             f'"{"" if ltv is None else repr(ltv)}",'
             f'"{fingerprint(app)}"]'
@@ -1174,24 +1184,45 @@ def csv_header(number: int, cells: list[str] | Unreadable) -> list[str] | BadHea
 
 
 def csv_cells(line: str) -> list[str] | Unreadable:
+    """The line's cells. A line with no quote and no line end (nearly every line of an export)
+    holds nothing else the csv module treats specially in its default dialect, so its cells are
+    the text between its commas, got without building a reader (a property test holds the two
+    equal on any text): https://docs.python.org/3/library/csv.html#dialects-and-formatting-parameters"""
+    if (
+        line
+        and '"' not in line
+        and "\r" not in line
+        and "\n" not in line
+        and len(line) <= csv.field_size_limit()
+    ):
+        return line.split(",")
+    return csv_cells_read(line)
+
+
+def csv_cells_read(line: str) -> list[str] | Unreadable:
+    """The line's cells as the csv module reads them, or why it cannot."""
     try:
         return next(csv.reader([line], strict=True))
     except csv.Error as err:
         return Unreadable(f"not a valid CSV row ({err}); a quoted field may not span lines")
 
 
+# a numeric column's name -> whether it takes whole numbers only
+WHOLE_NUMBERS = {field: kind == "integer" for field, (kind, *_) in NUMBERS.items()}
+
+
 def from_csv(raw: dict[str, str]) -> dict[str, Any]:
     """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk."""
     app: dict[str, Any] = {}
     for name, text in raw.items():
-        if text == "":
+        if not text:
             continue
-        if name in NUMBERS and CSV_NUMBER.fullmatch(text):
-            number = float(text)
-            integer = NUMBERS[name][0] == "integer" and number.is_integer()
-            app[name] = int(number) if integer else number
-        else:
+        whole = WHOLE_NUMBERS.get(name)
+        if whole is None or not CSV_NUMBER.fullmatch(text):
             app[name] = text
+            continue
+        number = float(text)
+        app[name] = int(number) if whole and number.is_integer() else number
     return app
 
 
