@@ -324,9 +324,9 @@ def clean_or_none(app: Any) -> dict[str, Any] | None:
         and ID.fullmatch(applicant)
     ):
         return None
-    clean = {"loanId": loan_id, "applicantId": applicant, "loanType": loan_type}
+    clean: dict[str, Any] = {"loanId": loan_id, "applicantId": applicant, "loanType": loan_type}
     for field, integer, low, high in NUMBER_CHECKS:
-        value = app.get(field)
+        value: Any = app.get(field)
         kind = type(value)
         if kind is float:  # NaN and the infinities fail the range
             if not low <= value <= high or (integer and not value.is_integer()):
@@ -513,7 +513,11 @@ def exact_measures(app: dict[str, Any], amount: Decimal) -> tuple[int, int, int 
         dti = to_ratio(debts * 12 / exact(app["annualIncome"]))
         secured = app["loanType"] in SECURED
         ltv = to_ratio(amount / exact(app["collateralValue"])) if secured else None
-        return int(payment.scaleb(2)), int(dti.scaleb(4)), None if ltv is None else int(ltv.scaleb(4))
+        return (
+            int(payment.scaleb(2)),
+            int(dti.scaleb(4)),
+            None if ltv is None else int(ltv.scaleb(4)),
+        )
 
 
 def decide(app: dict[str, Any], limits: dict[str, Any]) -> Decided:
