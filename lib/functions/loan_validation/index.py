@@ -1261,9 +1261,7 @@ def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
             nonlocal separator
             counts[result["decision"]] += 1
             if result["decision"] not in ("APPROVED", "MANUAL_REVIEW"):
-                report.write(
-                    separator + json.dumps({"line": line, **result}, sort_keys=True).encode()
-                )
+                report.write(separator + SORTED.encode({"line": line, **result}).encode())
                 separator = b", "
 
         def flush() -> None:
