@@ -269,3 +269,76 @@ def test_payment_half_cent_ties_round_up_exactly(
     growth = (1 + r) ** months
     exact = Fraction(amount) / months if r == 0 else Fraction(amount) * r * growth / (growth - 1)
     assert Fraction(got) == half_up(exact, 2)
+
+
+# The fast paths of the batch path (docs/benchmarks.md): each must give what the exact path
+# beside it gives, wherever it answers at all.
+
+# applications whose payment is exactly, or very nearly, a half cent
+near_ties = st.builds(
+    lambda cents, months, extra: {
+        "loanId": "L-1",
+        "applicantId": "A-1",
+        "loanType": "mortgage",
+        "loanAmount": (2 * cents + 1) * months / 200 + extra,
+        "termMonths": months,
+        "annualInterestRate": 0.0,
+        "creditScore": 700,
+        "annualIncome": 1e5,
+        "monthlyDebtPayments": 0.0,
+        "collateralValue": 1e6,
+    },
+    st.integers(0, 10**6),
+    st.integers(1, 480),
+    st.sampled_from([0.0, 1e-9, -1e-9, 1e-12, 5e-324]),
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(applications, json_value, near_ties))
+def test_the_quick_check_and_the_quick_measures_equal_the_exact_paths(app: Any) -> None:
+    quick = loans.clean_or_none(app)
+    clean, _ = loans.examine(app)
+    if quick is not None:
+        assert clean is not None
+        assert [(k, type(v), v) for k, v in quick.items()] == [
+            (k, type(v), v) for k, v in clean.items()
+        ]
+    if clean is None:
+        return
+    measured = loans.quick_measures(clean)
+    if measured is not None:
+        assert measured == loans.exact_measures(clean, loans.exact(clean["loanAmount"]))
+
+
+@pytest.mark.parametrize("amount", [5334.0, 0.01])
+def test_a_payment_on_a_half_cent_tie_goes_the_exact_way(amount: float) -> None:
+    app = {"loanAmount": amount, "annualInterestRate": 1.0 if amount > 1 else 0.0,
+           "termMonths": 1 if amount > 1 else 2, "monthlyDebtPayments": 0.0,
+           "annualIncome": 1e5, "loanType": "personal"}  # fmt: skip
+    assert loans.quick_measures(app) is None  # 5,338.445 and 0.5 cents exactly
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.floats(0, 1e12)
+    | st.integers(0, 10**11).map(lambda c: c / 100)
+    | st.floats(-1e20, 1e20)  # Decimal's precision of 28 digits holds to_cents up to ~1e25
+)
+def test_amounts_in_cents_are_formatted_as_decimal_formats_them(value: float) -> None:
+    assert loans.cents_text(value) == str(loans.to_cents(loans.exact(value)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(
+        st.text(max_size=4) | st.sampled_from([",", '"', "\r", "\n", "\x00", " ", '""', "\ufeff"]),
+        max_size=12,
+    ).map("".join)
+)
+def test_a_line_splits_into_the_cells_the_csv_module_reads(line: str) -> None:
+    quick, read = loans.csv_cells(line), loans.csv_cells_read(line)
+    if isinstance(read, loans.Unreadable):
+        assert isinstance(quick, loans.Unreadable) and quick.message == read.message
+    else:
+        assert quick == read

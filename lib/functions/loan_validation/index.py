@@ -292,7 +292,58 @@ def check_number(field: str, value: Any) -> str | None:
     return None
 
 
+# (field, whole numbers only, minimum, maximum) for the one-pass check of a clean application
+NUMBER_CHECKS = tuple((f, kind == "integer", low, high) for f, (kind, low, high) in NUMBERS.items())
+
+
 def validate(app: Any) -> tuple[dict[str, Any] | None, list[FieldError]]:
+    """A normalised application, or None with every bad field named.
+
+    Nearly every row of a migration is clean: one pass that only checks (`clean_or_none`)
+    answers those, and only a row it refuses is examined field by field for the messages
+    (`examine`), which decides alone whatever the quick pass said (a property test holds the
+    two to the same clean application)."""
+    clean = clean_or_none(app)
+    if clean is not None:
+        return clean, []
+    return examine(app)
+
+
+def clean_or_none(app: Any) -> dict[str, Any] | None:
+    """`examine`'s normalised application when every field is right, else None (then `examine`
+    decides): exact JSON types only, so a bool or a str subclass goes the long way."""
+    if type(app) is not dict:
+        return None
+    loan_id, applicant, loan_type = app.get("loanId"), app.get("applicantId"), app.get("loanType")
+    if not (
+        type(loan_id) is str
+        and type(applicant) is str
+        and type(loan_type) is str
+        and loan_type in LOAN_TYPES
+        and ID.fullmatch(loan_id)
+        and ID.fullmatch(applicant)
+    ):
+        return None
+    clean: dict[str, Any] = {"loanId": loan_id, "applicantId": applicant, "loanType": loan_type}
+    for field, integer, low, high in NUMBER_CHECKS:
+        value: Any = app.get(field)
+        kind = type(value)
+        if kind is float:  # NaN and the infinities fail the range
+            if not low <= value <= high or (integer and not value.is_integer()):
+                return None
+            clean[field] = int(value) if integer else value
+        elif kind is int:
+            if not low <= value <= high:
+                return None
+            clean[field] = value if integer else float(value)
+        elif value is None and field == "collateralValue" and loan_type not in SECURED:
+            continue
+        else:
+            return None
+    return clean
+
+
+def examine(app: Any) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """A normalised application, or None with every bad field named."""
     if not isinstance(app, dict):
         return None, [{"field": "$", "message": "must be a JSON object"}]
@@ -405,14 +456,79 @@ def to_ratio(value: Decimal) -> Decimal:
     return value.quantize(BASIS_POINT, ROUND_HALF_UP)
 
 
-def decide(app: dict[str, Any], limits: dict[str, Any]) -> Decided:
-    """The decision; ratios are compared as reported (4 places), so 0.95 is never "above" 0.95."""
-    loan_type, amount = app["loanType"], exact(app["loanAmount"])
+# The quick measures' arithmetic is good to a few dozen units in the last place of a float (about
+# 1e-14, relative); a value closer than FLOAT_SLACK (relative, ~9e-13) to a tie goes the exact way.
+FLOAT_SLACK = 2.0**-40
+QUICK_RATE = 1e-100  # below it (0 aside) log1p and expm1 near the subnormals lose precision
+
+
+def half_up(value: float) -> int | None:
+    """`value` (>= 0) rounded half up to an integer, or None when a half integer lies within
+    FLOAT_SLACK of it, relatively: from 2**39 on that is every value, so the result is exact."""
+    whole = math.floor(value)
+    fraction = value - whole  # exact: the float's own fraction bits
+    if abs(fraction - 0.5) <= value * FLOAT_SLACK:
+        return None
+    return whole + (fraction > 0.5)
+
+
+def quick_measures(app: dict[str, Any]) -> tuple[int, int, int | None] | None:
+    """(payment in cents, DTI and LTV in basis points) in float arithmetic, or None when a value
+    lies too near a rounding tie for floats to tell (then `exact_measures` decides).
+
+    Each input float is within half a unit in the last place (2**-53, relative) of the decimal
+    its JSON text said (the subnormals excluded below), each operation adds at most one unit
+    (log1p and expm1: glibc's documented bound is 1-2), and the payment formula
+    P*r / (1 - e^(-x)), x = n*log1p(r), passes x's relative error on shrunk by x / (e^x - 1) <= 1:
+    about 20 units in all, 2e-15, far inside FLOAT_SLACK. Away from a tie the rounded value is
+    then the exact one, which is also what the Decimal path gives (both are tested against the
+    exact rational reference, and against each other)."""
+    amount, rate, months = app["loanAmount"], app["annualInterestRate"], app["termMonths"]
+    debts = app["monthlyDebtPayments"]
+    if 0 < debts < 1e-300:
+        return None
+    if rate == 0:
+        cents = half_up(amount * 100 / months)
+    elif rate >= QUICK_RATE:
+        monthly = rate / 1200
+        cents = half_up(amount * 100 * monthly / -math.expm1(-months * math.log1p(monthly)))
+    else:
+        return None
+    if cents is None:
+        return None
+    dti = half_up((debts + cents / 100) * 120000 / app["annualIncome"])
+    if dti is None:
+        return None
+    if app["loanType"] not in SECURED:
+        return cents, dti, None
+    ltv = half_up(amount * 10000 / app["collateralValue"])
+    return None if ltv is None else (cents, dti, ltv)
+
+
+def exact_measures(app: dict[str, Any], amount: Decimal) -> tuple[int, int, int | None]:
+    """`quick_measures` in Decimal arithmetic, exact to the cent and basis point at every input."""
     with localcontext(Context(prec=50)):
         payment = payment_in_cents(amount, exact(app["annualInterestRate"]), app["termMonths"])
         debts = exact(app["monthlyDebtPayments"]) + payment
         dti = to_ratio(debts * 12 / exact(app["annualIncome"]))
-        ltv = to_ratio(amount / exact(app["collateralValue"])) if loan_type in SECURED else None
+        secured = app["loanType"] in SECURED
+        ltv = to_ratio(amount / exact(app["collateralValue"])) if secured else None
+        return (
+            int(payment.scaleb(2)),
+            int(dti.scaleb(4)),
+            None if ltv is None else int(ltv.scaleb(4)),
+        )
+
+
+def decide(app: dict[str, Any], limits: dict[str, Any]) -> Decided:
+    """The decision; ratios are compared as reported (4 places), so 0.95 is never "above" 0.95.
+
+    The metrics are integers (cents, basis points), from floats where they are sure, else from
+    Decimals; a float from an integer n / 10**k is correctly rounded, as float(Decimal) is."""
+    loan_type, amount = app["loanType"], exact(app["loanAmount"])
+    cents, dti_points, ltv_points = quick_measures(app) or exact_measures(app, amount)
+    dti = Decimal(dti_points).scaleb(-4)
+    ltv = None if ltv_points is None else Decimal(ltv_points).scaleb(-4)
     reject, review = [], []
     if amount < limits["min_amount"]:
         reject.append("AMOUNT_BELOW_MINIMUM")
@@ -438,9 +554,9 @@ def decide(app: dict[str, Any], limits: dict[str, Any]) -> Decided:
         "decision": decision,
         "reasons": reject + review,
         "metrics": {
-            "monthlyPayment": float(payment),
-            "debtToIncomeRatio": float(dti),
-            "loanToValueRatio": None if ltv is None else float(ltv),
+            "monthlyPayment": cents / 100,
+            "debtToIncomeRatio": dti_points / 10000,
+            "loanToValueRatio": None if ltv_points is None else ltv_points / 10000,
         },
     }
 
@@ -683,6 +799,16 @@ def fingerprint(app: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def cents_text(value: float) -> str:
+    """str(to_cents(exact(value))): when the float's shortest text has at most two decimals (an
+    amount in cents, as exports hold them), that text padded to two; else through Decimal."""
+    text = repr(value)
+    whole, dot, fraction = text.partition(".")
+    if dot and len(fraction) <= 2 and "e" not in fraction:
+        return f"{whole}.{fraction:0<2}"
+    return str(to_cents(exact(value)))
+
+
 class Entry:
     """A decided application on its way to Aurora: its row of the chunk document, pre-encoded."""
 
@@ -700,7 +826,7 @@ class Entry:
         )
         self.text = (
             f'["{app["loanId"]}","{app["applicantId"]}","{app["loanType"]}",'
-            f'"{to_cents(exact(app["loanAmount"]))}","{result["decision"]}",'
+            f'"{cents_text(app["loanAmount"])}","{result["decision"]}",'
             f'"{",".join(result["reasons"])}","{payment}","{dti}",'
             f'"{"" if ltv is None else repr(ltv)}",'
             f'"{fingerprint(app)}"]'
@@ -1000,12 +1126,16 @@ def rows_of(key: str, lines: Iterable[tuple[int, str | Unreadable]]) -> Iterator
             yield number, json_row(line)
 
 
+# built once: json.loads with a hook builds a new decoder for every line (half a row's parsing)
+JSON_ROW = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
 def json_row(line: str) -> Any:
     """The line's value; a duplicate key is INVALID naming it (which of the two values is meant
     cannot be known), and so is a number of more digits than Python converts (4,300:
     https://docs.python.org/3/library/stdtypes.html#int-max-str-digits)."""
     try:
-        return json.loads(line, object_pairs_hook=unique_keys)
+        return JSON_ROW.decode(line)
     except DuplicateKey as dup:
         return Unreadable("is given twice", field=str(dup)[:64])
     except ValueError as err:
@@ -1062,24 +1192,45 @@ def csv_header(number: int, cells: list[str] | Unreadable) -> list[str] | BadHea
 
 
 def csv_cells(line: str) -> list[str] | Unreadable:
+    """The line's cells. A line with no quote and no line end (nearly every line of an export)
+    holds nothing else the csv module treats specially in its default dialect, so its cells are
+    the text between its commas, got without building a reader (a property test holds the two
+    equal on any text): https://docs.python.org/3/library/csv.html#dialects-and-formatting-parameters"""
+    if (
+        line
+        and '"' not in line
+        and "\r" not in line
+        and "\n" not in line
+        and len(line) <= csv.field_size_limit()
+    ):
+        return line.split(",")
+    return csv_cells_read(line)
+
+
+def csv_cells_read(line: str) -> list[str] | Unreadable:
+    """The line's cells as the csv module reads them, or why it cannot."""
     try:
         return next(csv.reader([line], strict=True))
     except csv.Error as err:
         return Unreadable(f"not a valid CSV row ({err}); a quoted field may not span lines")
 
 
+# a numeric column's name -> whether it takes whole numbers only
+WHOLE_NUMBERS = {field: kind == "integer" for field, (kind, *_) in NUMBERS.items()}
+
+
 def from_csv(raw: dict[str, str]) -> dict[str, Any]:
     """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk."""
     app: dict[str, Any] = {}
     for name, text in raw.items():
-        if text == "":
+        if not text:
             continue
-        if name in NUMBERS and CSV_NUMBER.fullmatch(text):
-            number = float(text)
-            integer = NUMBERS[name][0] == "integer" and number.is_integer()
-            app[name] = int(number) if integer else number
-        else:
+        whole = WHOLE_NUMBERS.get(name)
+        if whole is None or not CSV_NUMBER.fullmatch(text):
             app[name] = text
+            continue
+        number = float(text)
+        app[name] = int(number) if whole and number.is_integer() else number
     return app
 
 
@@ -1110,9 +1261,7 @@ def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
             nonlocal separator
             counts[result["decision"]] += 1
             if result["decision"] not in ("APPROVED", "MANUAL_REVIEW"):
-                report.write(
-                    separator + json.dumps({"line": line, **result}, sort_keys=True).encode()
-                )
+                report.write(separator + SORTED.encode({"line": line, **result}).encode())
                 separator = b", "
 
         def flush() -> None:
