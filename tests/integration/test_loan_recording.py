@@ -111,6 +111,26 @@ def test_r11_duplicates_inside_one_list_are_one_row(loans: Any) -> None:
     assert len(rows(loans)) == 1
 
 
+def test_r11_a_loan_repeated_in_one_list_has_its_document_written_once(
+    loans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys: list[str] = []
+    make = loans.s3_client
+
+    def counting() -> Any:
+        client = make()
+        client.meta.events.register(
+            "provide-client-params.s3.PutObject", lambda params, **_: keys.append(params["Key"])
+        )
+        return client
+
+    monkeypatch.setattr(loans, "s3_client", counting)
+    out = loans.handler([APP, APP, {**APP, "loanId": "L-101"}, APP], None)
+    assert [r["decision"] for r in out["results"]] == ["APPROVED"] * 4
+    assert sorted(keys) == ["validations/L-100.json", "validations/L-101.json"]
+    assert document("validations/L-100.json") == out["results"][0]
+
+
 def test_r11_logs_carry_no_personal_data(loans: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         loans.handler({**APP, "applicantName": "Jane Q. Doe", "nationalId": "123-45-6789"}, None)

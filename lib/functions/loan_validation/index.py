@@ -956,9 +956,15 @@ def handle_applications(apps: list[Any]) -> list[Result]:
 
 
 def write_documents(results: list[Result]) -> None:
-    """validations/<loanId>.json for each decision, written in parallel (a list may hold 10,000)."""
+    """validations/<loanId>.json for each decision, written in parallel (a list may hold 10,000).
+    A loan repeated in one list has one recorded answer, so its document is written once: two
+    concurrent writes of one key would race for nothing."""
     bucket = os.environ.get("DOCUMENTS_BUCKET")
-    decided = [r for r in results if r["decision"] in ("APPROVED", "MANUAL_REVIEW", "REJECTED")]
+    first: dict[str, Result] = {}
+    for r in results:
+        if r["decision"] in ("APPROVED", "MANUAL_REVIEW", "REJECTED"):
+            first.setdefault(str(r["loanId"]), r)
+    decided = list(first.values())
     if not bucket or not decided:
         return
     s3 = s3_client()
