@@ -67,12 +67,22 @@ def throttle(target: Target, functions: list[str], console: Console) -> float:
     lam = target.client("lambda")
     longest = 0.0
     for name in functions:
+        timeout = 0.0
         try:
             timeout = float(lam.get_function_configuration(FunctionName=name)["Timeout"])
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+            code = exc.response["Error"]["Code"]
+            if code == "ResourceNotFoundException":
+                continue
+            # An account at its minimum unreserved concurrency (a new account's 10) refuses any
+            # reservation: the throttle is a precaution, so destroy goes on, waiting as long.
+            console.print(
+                f"could not throttle function {name} ({code}: "
+                f"{exc.response['Error'].get('Message', '')}); its queued events may still "
+                "write, so destroy empties again after them"
+            )
+            longest = max(longest, float(timeout or 0))
             continue
         longest = max(longest, timeout)
         console.print(
