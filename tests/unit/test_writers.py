@@ -18,14 +18,18 @@ class Lambda:
     def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
         if FunctionName == "gone":
             raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "Get")
+        if FunctionName == "secret":
+            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "Get")
         return {"Timeout": 60}
 
     def put_function_concurrency(
         self, FunctionName: str, ReservedConcurrentExecutions: int
     ) -> None:
+        if FunctionName == "gone":
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "Put")
         if self.refuse:
             raise ClientError(
-                {"Error": {"Code": self.refuse, "Message": "below its minimum value of [10]"}},
+                {"Error": {"Code": self.refuse, "Message": "denied"}},
                 "PutFunctionConcurrency",
             )
         self.reserved[FunctionName] = ReservedConcurrentExecutions
@@ -45,3 +49,24 @@ def test_r6_a_throttle_reserves_zero_and_skips_a_function_already_gone() -> None
     console = Console(record=True, width=200)
     assert writers.throttle(SimpleNamespace(client=lambda _: lam), ["fn", "gone"], console) == 60.0
     assert lam.reserved == {"fn": 0}
+
+
+def test_r6_a_configuration_it_may_not_read_still_throttles_and_waits_lambdas_longest() -> None:
+    lam = Lambda(refuse=None)
+    console = Console(record=True, width=200)
+    assert writers.throttle(SimpleNamespace(client=lambda _: lam), ["secret"], console) == 900.0
+    assert lam.reserved == {"secret": 0}
+
+
+def test_r6_every_form_of_a_service_token_spares_its_function() -> None:
+    forms = [
+        {"Fn::GetAtt": ["Rotator", "Arn"]},
+        {"Fn::GetAtt": "Rotator.Arn"},
+        {"Ref": "Rotator"},
+        {"Fn::If": ["IsProduction", {"Fn::GetAtt": "Rotator.Arn"}, {"Ref": "Other"}]},
+        {"Fn::Sub": "${Rotator.Arn}"},
+    ]
+    found = [writers.token_functions(token) for token in forms]
+    assert found[:4] == [{"Rotator"}, {"Rotator"}, {"Rotator"}, {"Rotator", "Other"}]
+    assert found[4] == {"Rotator"}
+    assert writers.token_functions("arn:aws:lambda:us-east-1:1:function:x") == set()

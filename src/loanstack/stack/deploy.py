@@ -164,7 +164,7 @@ def plan(d: Deployment) -> Plan:
             for p in current.get("Parameters", [])
             if "ParameterValue" in p
         }
-        d.deployed_template, _ = survival.deployed_template(cfn, current)
+        d.deployed_template = read_deployed_template(d, cfn, current)
     if kind == "UPDATE" and current is not None:  # before anything reads the merged values
         refuse_stale_previous_values(d, current)
     protection.check_allowed(d.options.allow_replace, d.guarded(), d.env)
@@ -278,3 +278,23 @@ def write_outputs(target: Target, name: str) -> dict[str, str]:
     )
     write_record(record, target.outputs_file)
     return outputs
+
+
+def read_deployed_template(
+    d: Deployment, cfn: Any, current: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The deployed stack's own template, which prod's guard reads to know what its stack policy
+    protects (a resource the new template drops is an Update:Delete of it). Only prod has that
+    policy, so dev never calls GetTemplate; when it cannot be read (no permission, a YAML body),
+    the guard takes the new template, as it would on a first deploy, and says so."""
+    if d.env != "prod":
+        return None
+    try:
+        doc, _ = survival.deployed_template(cfn, current)
+    except (ClientError, survival.SurvivalUnknown) as exc:
+        d.console.print(
+            f"note: cannot read the deployed template of {d.name} ({exc}); the stack policy "
+            "guard judges the new template only"
+        )
+        return None
+    return doc

@@ -56,7 +56,12 @@ def deployed_template(cfn: Any, stack: Mapping[str, Any]) -> tuple[dict[str, Any
     values that template declares.
     https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html"""
     body = cfn.get_template(StackName=stack["StackId"], TemplateStage="Original")["TemplateBody"]
-    doc = body if isinstance(body, dict) else json.loads(body)
+    try:
+        doc = body if isinstance(body, dict) else json.loads(body)
+    except ValueError as exc:  # a stack first deployed from YAML, by another tool
+        raise unknown(stack, ValueError("its deployed template is not JSON")) from exc
+    if not isinstance(doc, dict):
+        raise unknown(stack, ValueError("its deployed template is not a JSON object"))
     given = {
         p["ParameterKey"]: p["ParameterValue"]
         for p in stack.get("Parameters", [])

@@ -19,6 +19,7 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requestt
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -39,11 +40,27 @@ def service_functions(doc: dict[str, Any], parameters: dict[str, str]) -> set[st
         if resource.type != CUSTOM_RESOURCE and not resource.type.startswith("Custom::"):
             continue
         token = resource.raw.get("Properties", {}).get("ServiceToken")
-        if isinstance(token, dict) and "Fn::GetAtt" in token:
-            found.add(str(token["Fn::GetAtt"][0]))
-        elif isinstance(token, dict) and "Ref" in token:
-            found.add(str(token["Ref"]))
+        found |= token_functions(token)
     return found
+
+
+def token_functions(token: Any) -> set[str]:
+    """The logical ids a ServiceToken may name: `Fn::GetAtt` in its list or its dotted string
+    form, `Ref`, and any of these inside `Fn::If`/`Fn::Sub` (every branch: either may be live)."""
+    if isinstance(token, list):
+        return set().union(*(token_functions(t) for t in token)) if token else set()
+    if not isinstance(token, dict):
+        return set()
+    if "Fn::GetAtt" in token:
+        att = token["Fn::GetAtt"]
+        return {str(att[0] if isinstance(att, list) else str(att).split(".", 1)[0])}
+    if "Ref" in token:
+        return {str(token["Ref"])}
+    if "Fn::Sub" in token:
+        sub = token["Fn::Sub"]
+        text = sub[0] if isinstance(sub, list) else sub
+        return {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", str(text))}
+    return set().union(*(token_functions(v) for v in token.values()))
 
 
 def writer_functions(
@@ -63,32 +80,41 @@ def writer_functions(
 
 def throttle(target: Target, functions: list[str], console: Console) -> float:
     """Reserved concurrency 0 on each function; returns the longest Timeout among them (the
-    seconds an invocation already running may still write), 0 when none is left."""
+    seconds an invocation already running may still write), 0 when none is left. A refusal
+    (access denied, a quota) is said in one line and destroy goes on: the throttle is a
+    precaution, and destroy then waits out the function as if it had landed."""
     lam = target.client("lambda")
     longest = 0.0
     for name in functions:
-        timeout = 0.0
         try:
-            timeout = float(lam.get_function_configuration(FunctionName=name)["Timeout"])
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ResourceNotFoundException":
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 continue
-            # An account at its minimum unreserved concurrency (a new account's 10) refuses any
-            # reservation: the throttle is a precaution, so destroy goes on, waiting as long.
             console.print(
-                f"could not throttle function {name} ({code}: "
+                f"could not throttle function {name} ({exc.response['Error']['Code']}: "
                 f"{exc.response['Error'].get('Message', '')}); its queued events may still "
                 "write, so destroy empties again after them"
             )
-            longest = max(longest, float(timeout or 0))
-            continue
-        longest = max(longest, timeout)
-        console.print(
-            f"throttled function {name} (reserved concurrency 0): its queued events no longer run"
-        )
+        else:
+            console.print(
+                f"throttled function {name} (reserved concurrency 0): its queued events no "
+                "longer run"
+            )
+        longest = max(longest, function_timeout(lam, name))
     return longest
+
+
+def function_timeout(lam: Any, name: str) -> float:
+    """The function's Timeout; Lambda's largest (900 s) when it cannot be read, so that destroy
+    never waits less than an invocation may run.
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html"""
+    try:
+        return float(lam.get_function_configuration(FunctionName=name)["Timeout"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return 0.0
+        return 900.0
 
 
 def remove_notifications(target: Target, bucket: str, console: Console) -> None:
@@ -102,7 +128,11 @@ def remove_notifications(target: Target, bucket: str, console: Console) -> None:
             return
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NoSuchBucket":
-            raise
+        code = exc.response["Error"]["Code"]
+        if code != "NoSuchBucket":  # a precaution, as the throttle: said, and destroy goes on
+            console.print(
+                f"could not remove the event notifications of {bucket} ({code}); new objects "
+                "may still start the function while it is throttled"
+            )
         return
     console.print(f"removed the event notifications of {bucket}: new objects start nothing")
