@@ -70,3 +70,16 @@ def test_r6_every_form_of_a_service_token_spares_its_function() -> None:
     assert found[:4] == [{"Rotator"}, {"Rotator"}, {"Rotator"}, {"Rotator", "Other"}]
     assert found[4] == {"Rotator"}
     assert writers.token_functions("arn:aws:lambda:us-east-1:1:function:x") == set()
+
+
+def test_r6_a_deployed_template_that_is_not_json_is_one_line_not_a_traceback() -> None:
+    import pytest
+
+    from loanstack.stack import survival
+
+    class Cfn:
+        def get_template(self, **_: Any) -> dict[str, Any]:
+            return {"TemplateBody": "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"}
+
+    with pytest.raises(survival.SurvivalUnknown, match="its deployed template is not JSON"):
+        survival.deployed_template(Cfn(), {"StackId": "id", "StackName": "tapstack-x"})
