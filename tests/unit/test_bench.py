@@ -10,11 +10,18 @@ import pytest
 from loanstack import template
 
 BENCH = template.ROOT / "bench"
-SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "__init__")
+MODULES = sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "__init__")
+# a benchmark is a module that runs (`__main__`); the others are what benchmarks share
+SCRIPTS = [m for m in MODULES if "__main__" in (BENCH / f"{m}.py").read_text(encoding="utf-8")]
 
 
 def test_there_are_benchmarks() -> None:
     assert {"batch_file", "emulator_deploy", "migrate", "rules_throughput"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_no_bench_module_edits_the_import_path(name: str) -> None:
+    assert "sys.path" not in (BENCH / f"{name}.py").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
