@@ -53,7 +53,7 @@ typecheck: $(VENV)/.installed
 mariadb:
 	./scripts/ensure-mariadb.sh
 
-# pytest runs on two workers (pyproject's addopts: -n 2 --dist loadgroup; docs/testing.md).
+# pytest runs on three workers (pyproject's addopts: -n 3 --dist loadgroup; docs/testing.md).
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(GUARD) mariadb lint typecheck
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
