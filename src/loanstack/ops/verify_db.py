@@ -4,6 +4,7 @@ same door the function uses, D1), in pages by loan id, each within the Data API'
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from loanstack import functions
 from loanstack.errors import DeployError
+from loanstack.ops.rotate import RESUME_SECONDS
 
 # A page comes back as one JSON string (formatRecordsAs JSON): botocore then parses one string,
 # not five typed fields per row (most of the time verify spent reading the table), and
@@ -38,6 +40,7 @@ class Database:
     name: str = functions.contract(functions.VALIDATION).DATABASE_NAME
     page_rows: int = PAGE_ROWS
     calls: int = 0
+    resume_poll: float = 5.0  # seconds between tries while a paused cluster resumes
 
     def rows(self, mine: str) -> Iterator[Stored]:
         """Every stored row, in pages by loan id (keyset: each page starts after the last id of
@@ -56,23 +59,34 @@ class Database:
             after = found[-1]["i"]
 
     def page(self, after: str, mine: str) -> dict[str, Any]:
-        self.calls += 1
-        try:
-            return dict(
-                self.client.execute_statement(
-                    resourceArn=self.cluster_arn,
-                    secretArn=self.secret_arn,
-                    database=self.name,
-                    sql=PAGE.format(rows=self.page_rows),
-                    parameters=[
-                        {"name": "after", "value": {"stringValue": after}},
-                        {"name": "mine", "value": {"stringValue": mine}},
-                    ],
-                    formatRecordsAs="JSON",
+        """One page; a paused dev cluster (0 ACU) answers DatabaseResumingException while it
+        wakes, so the page is asked again until it resumes (as the functions do).
+        https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html"""
+        deadline = time.monotonic() + RESUME_SECONDS
+        while True:
+            self.calls += 1
+            try:
+                return dict(
+                    self.client.execute_statement(
+                        resourceArn=self.cluster_arn,
+                        secretArn=self.secret_arn,
+                        database=self.name,
+                        sql=PAGE.format(rows=self.page_rows),
+                        parameters=[
+                            {"name": "after", "value": {"stringValue": after}},
+                            {"name": "mine", "value": {"stringValue": mine}},
+                        ],
+                        formatRecordsAs="JSON",
+                    )
                 )
-            )
-        except ClientError as exc:
-            message = str(exc.response.get("Error", {}).get("Message", ""))
-            if "doesn't exist" in message and "loan_decisions" in message:
-                return {"formattedRecords": "[]"}  # nothing recorded yet: every line is missing
-            raise DeployError(f"the Data API failed: {message or exc}") from exc
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                message = str(error.get("Message", ""))
+                if "doesn't exist" in message and "loan_decisions" in message:
+                    return {"formattedRecords": "[]"}  # nothing recorded yet: all missing
+                if error.get("Code") == "DatabaseResumingException" and (
+                    time.monotonic() < deadline
+                ):
+                    time.sleep(self.resume_poll)
+                    continue
+                raise DeployError(f"the Data API failed: {message or exc}") from exc
