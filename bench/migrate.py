@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.emulated import environment, loanstack, start_emulator
+from bench.emulated import environment, run_loanstack, start_emulator
 from loanstack.testing import loanbook
 
 
@@ -56,12 +56,14 @@ def timed(env: dict[str, str], cwd: Path, *argv: str) -> tuple[dict[str, Any], s
     return json.loads(run.stderr.strip().splitlines()[-1]), run.stdout, wall
 
 
-def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Path) -> dict:
+def measure(
+    export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Path
+) -> dict[str, Any]:
     env = environment(tmp, f"-{concurrency}")
     start_emulator(env)
     try:
         suffix = f"bench{concurrency}"
-        deployed = loanstack(
+        deployed = run_loanstack(
             env, "deploy", "--env", "dev", "--suffix", suffix, "--yes",
             "--param", f"ValidationReservedConcurrency={concurrency}",
         )  # fmt: skip
@@ -75,7 +77,7 @@ def measure(export: Path, rows: int, concurrency: int, chunk_rows: int, tmp: Pat
         checker, out, verify_wall = timed(env, tmp, "verify", str(export), "--output", "json")
         proof = json.loads(out)
     finally:
-        loanstack(env, "emulator", "stop")
+        run_loanstack(env, "emulator", "stop")
     assert report["rows"] == rows, report["rows"]
     assert proof["reconciled"] and proof["lines"] == rows, proof
     return {

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.emulated import environment, loanstack, start_emulator
+from bench.emulated import environment, run_loanstack, start_emulator
 from loanstack.template import ROOT
 from loanstack.testing import loanbook
 
@@ -50,13 +50,13 @@ def child(argv: list[str]) -> None:
         finally:
             spent["reconcile_s"] = time.perf_counter() - begin
 
-    verify.reconcile = timed  # type: ignore[assignment]
+    verify.reconcile = timed
     profile = os.environ.get("BENCH_VERIFY_PROFILE")
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     code = cli.main(argv)
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.disable()
         profiler.dump_stats(profile)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -88,15 +88,15 @@ def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[s
     loanbook.write_export(export, rows)
     start_emulator(env)
     try:
-        deployed = loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
+        deployed = run_loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
         if deployed.returncode != 0:
             raise SystemExit(f"deploy failed: {deployed.stderr.strip()[-500:]}")
-        migrated = loanstack(env, "migrate", str(export), "--no-verify", "--output", "json")
+        migrated = run_loanstack(env, "migrate", str(export), "--no-verify", "--output", "json")
         if migrated.returncode != 0:
             raise SystemExit(f"migrate failed: {migrated.stderr.strip()[-800:]}")
         return [verify_once(env, export, profile if i == runs - 1 else None) for i in range(runs)]
     finally:
-        loanstack(env, "emulator", "stop")
+        run_loanstack(env, "emulator", "stop")
 
 
 def spread(values: list[float], fmt: str) -> str:

@@ -4,6 +4,7 @@ tool and the test support as installed or from the repository root, never by edi
 from __future__ import annotations
 
 import importlib
+import tomllib
 
 import pytest
 
@@ -31,3 +32,10 @@ def test_a_benchmark_edits_no_import_path_and_imports_as_a_module(name: str) -> 
     assert f"python -m bench.{name}" in source  # its docstring says how to run it
     module = importlib.import_module(f"bench.{name}")
     assert callable(module.main)
+
+
+def test_the_benchmarks_are_type_checked_with_the_tool() -> None:
+    """`make typecheck` runs mypy on pyproject's `files`: bench/ calls the tool's functions, so a
+    renamed or retyped one fails CI there rather than at the next rerun of a benchmark."""
+    config = tomllib.loads((template.ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert {"src/loanstack", "bench"} <= set(config["tool"]["mypy"]["files"])
