@@ -3,11 +3,13 @@ lib/TapStack.json fails here, not in a command at deploy time."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loanstack import names, template
+from loanstack import functions, names, template
 from loanstack.stack import deploy, preflight
 
 
@@ -80,3 +82,35 @@ def test_the_url_suffix_follows_the_partition(partition: str, suffix: str) -> No
 
 def test_the_stack_name_is_the_prefix_and_the_suffix() -> None:
     assert names.stack_name("dev42") == "tapstack-dev42"
+
+
+def test_the_database_name_is_the_validation_functions_and_the_templates() -> None:
+    """One source: the validation function's DATABASE_NAME (read by the tool and the emulator
+    through `loanstack.functions`), which the template's cluster and DB_NAME must repeat."""
+    name = functions.contract(functions.VALIDATION).DATABASE_NAME
+    env = template.instantiate(parameters={"EnvironmentType": "dev", "EnvironmentSuffix": "dev42"})
+    assert env.resources["DBCluster"].properties["DatabaseName"] == name
+    variables = env.resources[names.VALIDATION_FUNCTION].properties["Environment"]["Variables"]
+    assert variables["DB_NAME"] == name
+
+
+def spelled(path: Path, text: str) -> list[int]:
+    """The lines of `path` where `text` is a string literal of its own (not part of a longer one)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value == text
+    ]
+
+
+def test_the_database_name_is_spelled_once_in_the_tool_the_emulator_and_the_function() -> None:
+    """Anywhere else a rename of the database would leave a stale copy (the emulator's defaults
+    once were one): the function's own constant is the only literal."""
+    name = functions.contract(functions.VALIDATION).DATABASE_NAME
+    function = functions.FUNCTIONS_DIR / functions.VALIDATION / "index.py"
+    sources = [*sorted((template.ROOT / "src" / "loanstack").rglob("*.py")), function]
+    found = {str(p.relative_to(template.ROOT)): spelled(p, name) for p in sources}
+    found = {path: lines for path, lines in found.items() if lines}
+    assert list(found) == [str(function.relative_to(template.ROOT))]
+    assert len(found[str(function.relative_to(template.ROOT))]) == 1

@@ -737,7 +737,7 @@ def sql(client: Any, statement: str, **kwargs: Any) -> Any:
         client.execute_statement,
         resourceArn=os.environ["DB_CLUSTER_ARN"],
         secretArn=os.environ["DB_SECRET_ARN"],
-        database=os.environ.get("DB_NAME", "loans"),
+        database=os.environ.get("DB_NAME", DATABASE_NAME),
         sql=statement,
         **kwargs,
     )

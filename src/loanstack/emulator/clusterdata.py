@@ -18,7 +18,7 @@ import datetime
 import hashlib
 from typing import Any
 
-from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.mariadb import DATABASE, MariaDB
 from loanstack.emulator.state import STATE
 
 DATABASE_CHARS = 49  # a MariaDB name holds 64 characters; the owner's prefix takes 15
@@ -143,4 +143,4 @@ def data_api_schema(cluster: Any, params: dict[str, Any]) -> str | None:
     bridge, which keeps the database name as it is)."""
     if cluster is None:
         return None
-    return schema(cluster, str(params.get("database") or "loans"))
+    return schema(cluster, str(params.get("database") or DATABASE))

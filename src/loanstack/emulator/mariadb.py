@@ -18,6 +18,8 @@ from typing import Any
 
 import pymysql
 
+from loanstack import functions
+
 # Aurora MySQL 3's defaults where MariaDB's differ and a statement's outcome depends on them:
 # - sql_mode: Aurora's default parameter groups leave it without STRICT_TRANS_TABLES, so an
 #   out-of-range or over-long value is clipped with a warning (MariaDB 10.11's default is strict);
@@ -43,6 +45,10 @@ IDLE_PER_KEY = 16  # idle connections kept per cluster and credentials
 # Credentials ending with this mark are a database user's own (not the cluster's master): the
 # pool logs in as that user, so MariaDB authenticates it (1045) and enforces its grants (1142).
 DATABASE_USER = "database-user"
+# The stack's database, as the validation function names it (its DB_NAME default, the template's
+# DatabaseName, both pinned by tests/unit/test_names.py): what a Data API call without `database`
+# and the tests' bridge use. Read from the function, never spelled here.
+DATABASE = str(functions.contract(functions.VALIDATION).DATABASE_NAME)
 
 SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
@@ -127,12 +133,12 @@ class MariaDB:
             )
         return self.connect(None)
 
-    def connect(self, database: str | None = "loans") -> pymysql.connections.Connection[Any]:
+    def connect(self, database: str | None = DATABASE) -> pymysql.connections.Connection[Any]:
         return pymysql.connect(
             unix_socket=str(self.socket), user="root", database=database, autocommit=True
         )
 
-    def reset(self, database: str = "loans") -> None:
+    def reset(self, database: str = DATABASE) -> None:
         with self.connect(None) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {database}")
             cur.execute(f"CREATE DATABASE {database}")

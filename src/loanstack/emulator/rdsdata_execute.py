@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 
 from loanstack.emulator.faults import DEADLOCK, DEADLOCK_MESSAGE
-from loanstack.emulator.mariadb import MariaDB, statement_timeout
+from loanstack.emulator.mariadb import DATABASE, MariaDB, statement_timeout
 from loanstack.emulator.rdsdata_errors import (
     PROVISIONED,
     STATEMENT_TIMED_OUT,
@@ -80,7 +80,7 @@ def execute(
             raise DataApiError(injected.code, injected.message)
         with server.pool.connection(arn, credentials, sql_mode) as conn:
             try:
-                use_schema(conn, schema or params.get("database") or "loans")
+                use_schema(conn, schema or params.get("database") or DATABASE)
                 if faults.take_deadlock(arn):  # InnoDB rolls the victim's transaction back
                     raise pymysql.err.OperationalError(DEADLOCK, DEADLOCK_MESSAGE)
                 with conn.cursor() as cur:
