@@ -12,7 +12,7 @@ from pathlib import Path
 from loanstack.template import ROOT
 
 
-def run_loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+def loanstack(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "loanstack", *argv],
         env=env,
@@ -38,7 +38,7 @@ def environment(tmp: Path, name: str = "") -> dict[str, str]:
 def start_emulator(env: dict[str, str]) -> None:
     """A detached emulator on a free port (`--port 0`: another run's may still hold the default
     while it stops), its URL put in `env`."""
-    started = run_loanstack(env, "emulator", "start", "--detach", "--port", "0")
+    started = loanstack(env, "emulator", "start", "--detach", "--port", "0")
     if started.returncode != 0:
         raise SystemExit(f"emulator did not start: {started.stderr.strip()}")
     env["LOANSTACK_EMULATOR_URL"] = next(

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.emulated import environment, run_loanstack, start_emulator
+from bench.emulated import environment, loanstack, start_emulator
 from loanstack.testing import loanbook
 
 
@@ -63,7 +63,7 @@ def measure(
     start_emulator(env)
     try:
         suffix = f"bench{concurrency}"
-        deployed = run_loanstack(
+        deployed = loanstack(
             env, "deploy", "--env", "dev", "--suffix", suffix, "--yes",
             "--param", f"ValidationReservedConcurrency={concurrency}",
         )  # fmt: skip
@@ -77,7 +77,7 @@ def measure(
         checker, out, verify_wall = timed(env, tmp, "verify", str(export), "--output", "json")
         proof = json.loads(out)
     finally:
-        run_loanstack(env, "emulator", "stop")
+        loanstack(env, "emulator", "stop")
     assert report["rows"] == rows, report["rows"]
     assert proof["reconciled"] and proof["lines"] == rows, proof
     return {

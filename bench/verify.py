@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.emulated import environment, run_loanstack, start_emulator
+from bench.emulated import environment, loanstack, start_emulator
 from loanstack.template import ROOT
 from loanstack.testing import loanbook
 
@@ -88,15 +88,15 @@ def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[s
     loanbook.write_export(export, rows)
     start_emulator(env)
     try:
-        deployed = run_loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
+        deployed = loanstack(env, "deploy", "--env", "dev", "--suffix", "benchv", "--yes")
         if deployed.returncode != 0:
             raise SystemExit(f"deploy failed: {deployed.stderr.strip()[-500:]}")
-        migrated = run_loanstack(env, "migrate", str(export), "--no-verify", "--output", "json")
+        migrated = loanstack(env, "migrate", str(export), "--no-verify", "--output", "json")
         if migrated.returncode != 0:
             raise SystemExit(f"migrate failed: {migrated.stderr.strip()[-800:]}")
         return [verify_once(env, export, profile if i == runs - 1 else None) for i in range(runs)]
     finally:
-        run_loanstack(env, "emulator", "stop")
+        loanstack(env, "emulator", "stop")
 
 
 def spread(values: list[float], fmt: str) -> str:
