@@ -291,10 +291,22 @@ def read_deployed_template(
         return None
     try:
         doc, _ = survival.deployed_template(cfn, current)
-    except (ClientError, survival.SurvivalUnknown) as exc:
-        d.console.print(
-            f"note: cannot read the deployed template of {d.name} ({exc}); the stack policy "
-            "guard judges the new template only"
-        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        why = f"GetTemplate refused: {error.get('Code', 'Error')}: {error.get('Message', exc)}"
+        fix = "allow cloudformation:GetTemplate on the stack to guard what the deployed template protects"
+        template_note(d, why, fix)
+        return None
+    except survival.SurvivalUnknown as exc:
+        template_note(d, str(exc), "its resources are guarded as the new template declares them")
         return None
     return doc
+
+
+def template_note(d: Deployment, why: str, what_then: str) -> None:
+    """One line however wide the terminal, AWS's words as written (no console markup in them)."""
+    line = (
+        f"note: cannot read the deployed template of {d.name} ({' '.join(why.split())}): "
+        f"the stack policy guard judges the new template only; {what_then}"
+    )
+    d.console.print(Text(line), soft_wrap=True)

@@ -1,0 +1,88 @@
+"""Prod's guard reads the deployed template (GetTemplate); a caller without
+`cloudformation:GetTemplate` gets one line saying what the guard judges instead and what to allow,
+and the deploy goes on (the command's exit code stays the deploy's own).
+https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, cast
+
+import boto3
+from botocore.stub import Stubber
+from rich.console import Console
+
+from loanstack import template
+from loanstack.emulator import CREDENTIALS
+from loanstack.stack import protection
+from loanstack.stack.deploy import Deployment, read_deployed_template
+
+PROD = {"EnvironmentType": "prod", "EnvironmentSuffix": "p1", "AlarmEmail": "ops@example.com"}
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/tapstack-p1/0a1b2c3d"
+# the message IAM returns when no policy allows the action (shape of AWS's own; long, as theirs)
+DENIED = (
+    "User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: "
+    f"cloudformation:GetTemplate on resource: {STACK_ID} "
+    "because no identity-based policy allows the cloudformation:GetTemplate action"
+)
+LINE = (
+    "note: cannot read the deployed template of tapstack-p1 (GetTemplate refused: AccessDenied: "
+    f"{DENIED}): the stack policy guard judges the new template only; allow "
+    "cloudformation:GetTemplate on the stack to guard what the deployed template protects"
+)
+
+
+def refused_get_template(code: str, message: str) -> tuple[Any, Stubber]:
+    cfn = boto3.client("cloudformation", region_name="us-east-1", **CREDENTIALS)
+    stubber = Stubber(cfn)
+    stubber.add_client_error(
+        "get_template",
+        service_error_code=code,
+        service_message=message,
+        http_status_code=403,
+        expected_params={"StackName": STACK_ID, "TemplateStage": "Original"},
+    )
+    return cfn, stubber
+
+
+def prod(out: io.StringIO) -> Deployment:
+    """A prod update on an 80-column terminal (a pipe's width too), deployed with PROD."""
+    console = Console(file=out, width=80, color_system=None)
+    d = Deployment(cast(Any, None), "prod", "p1", dict(PROD), console)
+    d.deployed_parameters = dict(PROD)
+    return d
+
+
+def test_access_denied_on_get_template_is_one_line_and_the_guard_judges_the_new_template() -> None:
+    out = io.StringIO()
+    d = prod(out)
+    cfn, stubber = refused_get_template("AccessDenied", DENIED)
+    with stubber:
+        doc = read_deployed_template(d, cfn, {"StackId": STACK_ID, "StackName": d.name})
+    stubber.assert_no_pending_responses()
+    assert doc is None
+    assert out.getvalue() == LINE + "\n"  # one line, not wrapped at 80 columns
+    assert d.guarded() == protection.protected_ids(template.load(), PROD)
+
+
+def test_a_refusal_message_with_brackets_is_printed_as_written() -> None:
+    """Console markup would eat `[...]` from AWS's message (or fail on a closing tag)."""
+    out = io.StringIO()
+    d = prod(out)
+    message = "Rate exceeded [/throttle] [bold]"
+    cfn, stubber = refused_get_template("Throttling", message)
+    with stubber:
+        assert read_deployed_template(d, cfn, {"StackId": STACK_ID, "StackName": d.name}) is None
+    assert f"GetTemplate refused: Throttling: {message})" in out.getvalue()
+    assert out.getvalue().count("\n") == 1
+
+
+def test_dev_never_reads_the_deployed_template() -> None:
+    out = io.StringIO()
+    d = prod(out)
+    d.env = "dev"
+    cfn, stubber = refused_get_template("AccessDenied", DENIED)
+    with stubber:
+        assert read_deployed_template(d, cfn, {"StackId": STACK_ID}) is None
+    assert len(stubber._queue) == 1, "GetTemplate was not called"
+    assert out.getvalue() == ""
