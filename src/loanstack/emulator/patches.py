@@ -176,7 +176,8 @@ PATCHES: list[Patch] = [
           "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html)",
           "(self, kwargs)"),
     Patch(RDSBackend, "delete_db_cluster", rds_restore.delete_db_cluster,
-          "the cluster's data goes with it, after its final snapshot "
+          "the cluster's data and its automated snapshots (DeleteAutomatedBackups' default) go "
+          "with it, after its final snapshot "
           "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html)",
           "(self, cluster_identifier, snapshot_name=None)"),
     Patch(RDSBackend, "create_db_cluster_snapshot", rds_restore.create_db_cluster_snapshot,

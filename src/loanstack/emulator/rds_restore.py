@@ -6,8 +6,11 @@ and refuse what RDS refuses.
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html
 - CreateDBClusterSnapshot (also the final snapshot of DeleteDBCluster and of a stack's
   `DeletionPolicy: Snapshot`) copies the cluster's schemas; DeleteDBClusterSnapshot drops the
-  copy; DeleteDBCluster drops the cluster's schemas (after its final snapshot, if asked).
+  copy; DeleteDBCluster drops the cluster's schemas (after its final snapshot, if asked) and its
+  automated snapshots, as RDS does by default (DeleteAutomatedBackups), so the same cluster can
+  be created again at once (their names, `rds:<cluster>-<minute>`, would collide).
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CreateSnapshotCluster.html
+  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html
 - RestoreDBClusterFromSnapshot and RestoreDBClusterToPointInTime create a NEW cluster with the
   data: refused for an identifier in use, a DB subnet group that does not exist, a snapshot or
   source cluster that does not exist, a time outside [EarliestRestorableTime,
@@ -81,12 +84,23 @@ def create_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
 
 
 def delete_db_cluster(self: Any, cluster_identifier: str, snapshot_name: str | None = None) -> Any:
+    """moto's delete, then what RDS removes with the cluster: its data and its automated
+    snapshots (DeleteAutomatedBackups defaults to true; moto kept them, so the same cluster
+    created again within the minute of their `rds:<cluster>-<yyyy-mm-dd-hh-mm>` name failed)."""
     cluster = self.clusters.get(cluster_identifier)
     deleted = fence.original(RDSBackend, "delete_db_cluster")(
         self, cluster_identifier, snapshot_name
     )
     if cluster is not None:
         clusterdata.drop(clusterdata.cluster_prefix(cluster))
+    automated = [
+        name
+        for name, snapshot in self.cluster_snapshots.items()
+        if snapshot.snapshot_type == "automated"
+        and snapshot.db_cluster_identifier == cluster_identifier
+    ]
+    for name in automated:
+        delete_db_cluster_snapshot(self, name)
     return deleted
 
 
