@@ -86,3 +86,18 @@ def test_dev_never_reads_the_deployed_template() -> None:
         assert read_deployed_template(d, cfn, {"StackId": STACK_ID}) is None
     assert len(stubber._queue) == 1, "GetTemplate was not called"
     assert out.getvalue() == ""
+
+
+def test_a_deployed_yaml_template_is_said_in_one_line_too() -> None:
+    out = io.StringIO()
+    d = prod(out)
+    cfn = boto3.client("cloudformation", region_name="us-east-1", **CREDENTIALS)
+    stubber = Stubber(cfn)
+    stubber.add_response("get_template", {"TemplateBody": "Resources: {}\n"})
+    with stubber:
+        assert read_deployed_template(d, cfn, {"StackId": STACK_ID, "StackName": d.name}) is None
+    assert out.getvalue() == (
+        "note: cannot read the deployed template of tapstack-p1 (tapstack-p1: cannot tell what its "
+        "delete keeps (its deployed template is not JSON)): the stack policy guard judges the new "
+        "template only\n"
+    )

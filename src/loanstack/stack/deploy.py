@@ -297,16 +297,16 @@ def read_deployed_template(
         fix = "allow cloudformation:GetTemplate on the stack to guard what the deployed template protects"
         template_note(d, why, fix)
         return None
-    except survival.SurvivalUnknown as exc:
-        template_note(d, str(exc), "its resources are guarded as the new template declares them")
+    except survival.SurvivalUnknown as exc:  # a YAML body, deployed by another tool
+        template_note(d, str(exc))
         return None
     return doc
 
 
-def template_note(d: Deployment, why: str, what_then: str) -> None:
+def template_note(d: Deployment, why: str, fix: str = "") -> None:
     """One line however wide the terminal, AWS's words as written (no console markup in them)."""
     line = (
         f"note: cannot read the deployed template of {d.name} ({' '.join(why.split())}): "
-        f"the stack policy guard judges the new template only; {what_then}"
+        "the stack policy guard judges the new template only"
     )
-    d.console.print(Text(line), soft_wrap=True)
+    d.console.print(Text(f"{line}; {fix}" if fix else line), soft_wrap=True)
