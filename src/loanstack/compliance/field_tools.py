@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,22 @@ def checkov_version(binary: Path) -> str:
     return f"{binary.resolve()} {stat.st_size} {stat.st_mtime_ns}"
 
 
-def cfn_lint(path: Path) -> list[dict[str, Any]]:
-    """cfn-lint matches, informational rules included, for the regions the client uses; in the
-    shape of its JSON output (Rule.Id, Message, Level, Location.Start.LineNumber, Location.Path).
+def cfn_lint(path: Path, regions: Sequence[str] = REGIONS) -> list[dict[str, Any]]:
+    """cfn-lint matches, informational rules included, for the regions the client uses (or
+    others: another partition's); in the shape of its JSON output (Rule.Id, Message, Level,
+    Location.Start.LineNumber, Location.Path).
     https://github.com/aws-cloudformation/cfn-lint/blob/main/docs/getting_started/integration.md
     """
     from importlib.metadata import version
 
-    parts = (version("cfn-lint"), " ".join(REGIONS), str(path.resolve()), path.read_bytes())
-    return remembered("cfn-lint", parts, lambda: _cfn_lint(path))
+    parts = (version("cfn-lint"), " ".join(regions), str(path.resolve()), path.read_bytes())
+    return remembered("cfn-lint", parts, lambda: _cfn_lint(path, regions))
 
 
-def _cfn_lint(path: Path) -> list[dict[str, Any]]:
+def _cfn_lint(path: Path, regions: Sequence[str]) -> list[dict[str, Any]]:
     from cfnlint.api import ManualArgs, lint_file
 
-    matches = lint_file(path, ManualArgs(regions=list(REGIONS), include_checks=["I"]))
+    matches = lint_file(path, ManualArgs(regions=list(regions), include_checks=["I"]))
     return [
         {
             "Rule": {"Id": m.rule.id},
