@@ -34,7 +34,7 @@ def handed_out(config: pytest.Config, collection: list[str], workers: int = 3) -
     main = SimpleNamespace(
         option=config.option, hook=config.hook, getvalue=lambda _: [f"{workers}*popen"]
     )
-    scheduler = LoadGroupScheduling(main)  # type: ignore[arg-type]
+    scheduler = LoadGroupScheduling(main)
     log: list[list[int]] = []
     for n in range(workers):
         node: Any = Worker(log, f"gw{n}")
@@ -55,7 +55,7 @@ def test_the_scheduler_hands_out_the_longest_units_first(request: pytest.Fixture
 
     items = request.session.items
     split = LoadGroupScheduling._split_scope  # the scheduler's own reading
-    cost_of = {split(None, item.nodeid): schedule.cost(item) for item in items}  # type: ignore[arg-type]
+    cost_of = {split(None, item.nodeid): schedule.cost(item) for item in items}
     costs = [cost_of[scope] for scope in handed_out(request.config, [i.nodeid for i in items])]
     assert costs == sorted(costs, reverse=True), costs[:20]
 
