@@ -14,14 +14,17 @@ import pytest
 
 from loanstack import template
 from loanstack.compliance import judge_cache
-from tests.support import tiers
+from tests.support import schedule, tiers
 
 ENVIRONMENTS = ("dev", "prod")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tiers.mark(items, loadgroup=bool(getattr(config.option, "loadgroup", False)))
+    loadgroup = bool(getattr(config.option, "loadgroup", False))
+    tiers.mark(items, loadgroup=loadgroup)
+    if loadgroup:  # the longest work units first (tests/support/schedule.py)
+        schedule.order(items)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,7 @@ from loanstack.aws.target import Target
 from loanstack.emulator import ACCOUNT_ID, CREDENTIALS, Emulator
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata_bridge import DataApiBridge
+from tests.support.cli import ci_env, detached_emulator
 from tests.support.helpers import load_function
 from tests.support.stacks import DEV_SUFFIX, deploy_stack, destroy_stack
 
@@ -35,6 +36,17 @@ def emulator() -> Iterator[Emulator]:
         pytest.skip(f"the emulator could not start: {exc}")
     yield emu
     emu.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One detached emulator (`loanstack emulator start --detach`) per xdist worker, shared by
+    the modules that drive `loanstack` against a running emulator (with
+    `tests.support.cli.on_running_emulator`): a start and stop costs about 6 s of CPU, once per
+    worker instead of once per module. It runs in its own process, so the in-memory mocks of
+    other modules on this worker cannot reset its backends; modules keep apart by stack suffix
+    (each module its own) and leave nothing they need for another."""
+    yield from detached_emulator(ci_env(Path(tmp_path_factory.mktemp("emulator"))))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,8 @@ from loanstack.template import ROOT
 from tests.support.cli import (
     URL_VARIABLE,
     ci_env,
-    detached_emulator,
     loanstack,
+    on_running_emulator,
     one_error_line,
     require_emulator,
     wrong_keys,
@@ -31,10 +30,13 @@ from tests.support.cli import (
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
+def env(
+    tmp_path_factory: pytest.TempPathFactory, worker_emulator: dict[str, str]
+) -> dict[str, str]:
+    """This module's CI environment on the worker's detached emulator
+    (tests/integration/conftest.py)."""
     base = ci_env(Path(tmp_path_factory.mktemp("walkthrough")))
-    yield from detached_emulator(base)
+    return on_running_emulator(base, worker_emulator)
 
 
 def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ Without a terminal the same commands stay usage errors (exit 2: tests/unit/test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.cli import URL_VARIABLE, at_terminal, ci_env, detached_emulator, loanstack
+from tests.support.cli import URL_VARIABLE, at_terminal, ci_env, loanstack, on_running_emulator
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def env(
+    tmp_path_factory: pytest.TempPathFactory, worker_emulator: dict[str, str]
+) -> dict[str, str]:
+    """This module's CI environment on the worker's detached emulator
+    (tests/integration/conftest.py)."""
     base = ci_env(Path(tmp_path_factory.mktemp("declined")))
-    yield from detached_emulator(base)
+    return on_running_emulator(base, worker_emulator)
 
 
 def cloudformation(env: dict[str, str]) -> Any:

@@ -5,7 +5,6 @@ so the stack a preview leaves in review is the one the deploy builds and the des
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,19 @@ import pytest
 from botocore.exceptions import ClientError
 
 from loanstack.emulator import CREDENTIALS
-from tests.support.cli import URL_VARIABLE, ci_env, detached_emulator, loanstack
+from tests.support.cli import URL_VARIABLE, ci_env, loanstack, on_running_emulator
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
+def env(
+    tmp_path_factory: pytest.TempPathFactory, worker_emulator: dict[str, str]
+) -> dict[str, str]:
+    """This module's CI environment on the worker's detached emulator
+    (tests/integration/conftest.py)."""
     base = ci_env(Path(tmp_path_factory.mktemp("previews")))
-    yield from detached_emulator(base)
+    return on_running_emulator(base, worker_emulator)
 
 
 def cloudformation(env: dict[str, str]) -> Any:

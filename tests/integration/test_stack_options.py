@@ -5,7 +5,6 @@ issue 22 item 1's stack-level protection of prod)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,20 @@ from loanstack.aws.target import Target
 from loanstack.emulator import CREDENTIALS
 from loanstack.errors import DeployError
 from loanstack.stack import deploy
-from tests.support.cli import URL_VARIABLE, ci_env, detached_emulator, loanstack, one_error_line
+from tests.support.cli import URL_VARIABLE, ci_env, loanstack, on_running_emulator, one_error_line
 
 REGION = "us-east-1"
 PROD = ("--env", "prod", "--param", "AlarmEmail=ops@example.com")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A detached emulator (`loanstack emulator start --detach`), stopped at the end."""
+def env(
+    tmp_path_factory: pytest.TempPathFactory, worker_emulator: dict[str, str]
+) -> dict[str, str]:
+    """This module's CI environment on the worker's detached emulator
+    (tests/integration/conftest.py)."""
     base = ci_env(Path(tmp_path_factory.mktemp("stackopts")))
-    yield from detached_emulator(base)
+    return on_running_emulator(base, worker_emulator)
 
 
 def client(env: dict[str, str], service: str) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,22 @@ from tests.support.cli import (
     URL_VARIABLE,
     Run,
     ci_env,
-    detached_emulator,
     loanstack,
+    on_running_emulator,
     one_error_line,
 )
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A detached emulator, and an AWS config file whose profile `bank` has eu-west-2."""
+def env(
+    tmp_path_factory: pytest.TempPathFactory, worker_emulator: dict[str, str]
+) -> dict[str, str]:
+    """The worker's detached emulator (tests/integration/conftest.py), and an AWS config file
+    whose profile `bank` has eu-west-2."""
     tmp = Path(tmp_path_factory.mktemp("target"))
     config = tmp / "aws-config"
     config.write_text("[profile bank]\nregion = eu-west-2\n", encoding="utf-8")
-    base = ci_env(tmp, AWS_CONFIG_FILE=str(config))
-    yield from detached_emulator(base)
+    return on_running_emulator(ci_env(tmp, AWS_CONFIG_FILE=str(config)), worker_emulator)
 
 
 def outputs_dir(env: dict[str, str]) -> Path:

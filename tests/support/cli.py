@@ -93,6 +93,14 @@ def detached_emulator(base: dict[str, str]) -> Iterator[dict[str, str]]:
     loanstack(base, "emulator", "stop")
 
 
+def on_running_emulator(base: dict[str, str], running: dict[str, str]) -> dict[str, str]:
+    """A module's CI environment `base` that reaches an emulator already running (`running`,
+    what `detached_emulator` yields): its URL, and its state file, so that a shell without the
+    URL finds it as it finds one `emulator start --detach` left."""
+    shared = (URL_VARIABLE, "LOANSTACK_EMULATOR_STATE")
+    return base | {name: running[name] for name in shared}
+
+
 def one_error_line(run: Run) -> str:
     """The error a failed command printed: exactly one line on stderr, starting as they all do."""
     lines = [ln for ln in run.err.splitlines() if ln.startswith("loanstack: error: ")]

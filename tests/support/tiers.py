@@ -40,6 +40,7 @@ FIXTURE_TIERS = {
     "mariadb": "mariadb",
     "mariadb_tls": "mariadb",
     "loans": "mariadb",
+    "worker_emulator": "subprocess",
 }
 
 # Modules (or single tests, module::name) whose own fixtures or bodies start what they need

@@ -1,0 +1,139 @@
+"""The order xdist hands out work: the longest work units first, so no long one ends the run alone.
+
+Under `--dist loadgroup --no-loadscope-reorder` (pyproject's `addopts`) the scheduler queues work
+units in collection order, one group (a module whose tests share a module fixture, see tiers.py)
+or one test each, and gives a worker the next unit when it has two tests or fewer left. A long
+group collected last (the 100,000-row migrations, the 30-second writer outage) then runs on one
+worker while the others have nothing left: the idle tail. Without `--no-loadscope-reorder`
+xdist sorts the units by their number of tests instead, which says nothing of their length
+(the one-test 100,000-row fault migration is the longest unit of the suite).
+
+`order` sorts the collection by the seconds each unit took (COSTS), longest first (the classic
+longest-processing-time rule), keeping the tests of a unit together and in their order; the
+units not listed (shorter than COSTS_FLOOR) follow in collection order and fill the gaps.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+
+import pytest
+
+# Seconds per work unit of one whole run (pytest --durations=0, setup + call + teardown): the
+# whole group for a module whose tests share a module fixture (key: the module), one test
+# otherwise (key: module::name, parameters dropped). Only the order matters, so a run on a
+# loaded machine serves (this one: 2026-11-30 12:42, about three times a quiet machine's
+# seconds). Regenerate when a unit moves by much (a new 100,000-row test, a cut that halves one):
+#   pytest --durations=0 -q > durations.log; python -m tests.support.schedule < durations.log
+COSTS_FLOOR = 10.0
+COSTS: dict[str, float] = {
+    "unit/test_loan_properties.py::test_the_rules_never_raise_and_match_the_reference": 167.8,
+    "unit/test_loan_malformed.py::test_malformed_application_names_each_broken_field": 158.2,
+    "unit/test_loan_properties.py::test_payments_match_an_exact_reference_to_the_cent": 141.6,
+    "unit/test_cli.py::test_check_as_json_and_sarif": 140.7,
+    "integration/test_migration.py": 106.7,
+    "integration/test_target_cli.py": 105.4,
+    "unit/test_field_tools.py::test_d5_checkov_gate_bites": 104.8,
+    "integration/test_stack_options.py": 103.5,
+    "integration/test_cli_walkthrough.py": 89.0,
+    "integration/test_migration_faults.py": 78.0,
+    "integration/test_data_tier_faults.py": 69.1,
+    "unit/test_loan_malformed.py::test_malformed_items_in_a_list_are_reported_in_order": 62.8,
+    "integration/test_rotation_on_emulator.py": 61.7,
+    "unit/test_check_report.py": 61.6,
+    "unit/test_loan_properties.py::test_hand_written_encodings_equal_json_dumps": 59.6,
+    "unit/test_field_tools.py::test_d5_checkov_reports_no_failed_check": 59.2,
+    "unit/test_field_tools.py::test_d5_cfn_lint_gate_bites": 56.6,
+    "integration/test_previews.py": 50.8,
+    "unit/test_control_tower.py": 47.0,
+    "integration/test_stack_on_emulator.py": 37.1,
+    "unit/test_loan_malformed.py::test_an_event_that_is_no_application_is_an_error_not_a_crash": 33.4,
+    "integration/test_real_aws_rules_on_emulator.py": 33.1,
+    "unit/test_migrate_memory.py::test_the_merge_holds_one_chunk_of_problem_rows_not_all_of_them": 30.1,
+    "integration/test_declined.py": 28.3,
+    "integration/test_manifest.py": 25.3,
+    "integration/test_app_user_on_emulator.py": 25.0,
+    "unit/test_cli.py::test_destroy_of_a_stack_that_is_not_there_says_so_and_succeeds": 24.4,
+    "unit/test_moto_fence.py::test_plain_moto_works_after_importing_the_emulator_and_after_uninstall": 24.1,
+    "unit/test_field_tools.py::test_d5_cfn_lint_reports_nothing_including_informational": 23.7,
+    "unit/test_cli_output.py::test_a_malformed_emulator_url_says_what_it_takes": 21.9,
+    "unit/test_cli.py::test_a_taken_port_is_refused_in_one_line": 21.6,
+    "integration/test_emulator_updates.py": 21.2,
+    "integration/test_demo.py::test_d4_make_demo_deploys_tries_rotates_and_destroys": 20.9,
+    "integration/test_restore_on_emulator.py": 20.0,
+    "integration/test_prod_survives_on_emulator.py": 18.2,
+    "unit/test_migrate_memory.py::test_cutting_the_export_does_not_grow_with_its_loan_ids": 16.2,
+    "integration/test_loan_properties_db.py::test_any_batch_file_is_fully_accounted_and_one_row_per_loan": 13.7,
+    "unit/test_prod_profile.py": 13.6,
+    "unit/test_loan_properties.py::test_lines_split_the_same_whatever_the_read_size": 12.3,
+    "unit/test_cli.py::test_an_emulator_url_means_local_even_with_aws_credentials": 11.8,
+    "unit/test_migrate.py::test_a_missing_export_and_a_bad_chunk_size_are_usage_errors": 11.4,
+    "unit/test_judges.py::test_d5_every_exception_is_still_needed_and_reasoned": 11.4,
+    "unit/test_secret_rotation.py::test_d2_steps_out_of_order_never_part_the_database_from_awscurrent": 10.8,
+    "unit/test_secret_rotation.py::test_d2_test_secret_without_set_secret_fails_and_finish_secret_refuses": 10.0,
+}
+
+
+def unit_of(item: pytest.Item) -> str:
+    """The key of the work unit the scheduler sees the test in (see COSTS): its xdist group
+    (tiers.mark gave it), else the test."""
+    group = item.get_closest_marker("xdist_group")
+    if group is not None:
+        return str(group.args[0])
+    module = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+    return f"{module}::{getattr(item, 'originalname', item.name)}"
+
+
+def cost(item: pytest.Item) -> float:
+    return COSTS.get(unit_of(item), 0.0)
+
+
+def order(items: list[pytest.Item]) -> None:
+    """Longest unit first; a unit's tests stay together in their order (a stable sort keyed by
+    the unit's cost and its first position). Each test's unit is found once: finding it reads
+    the test's fixtures, which is not free over 1,200 tests on every worker."""
+    units = [unit_of(item) for item in items]
+    first: dict[str, int] = {}
+    for index, unit in enumerate(units):
+        first.setdefault(unit, index)
+    ranked = sorted(range(len(items)), key=lambda i: (-COSTS.get(units[i], 0.0), first[units[i]]))
+    items[:] = [items[i] for i in ranked]
+
+
+DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+tests/(\S+?)(?:@\S+)?$")
+PARAMETERS = re.compile(r"\[.*\]$")
+
+
+def costs_from_durations(lines: Iterable[str], grouped: set[str]) -> dict[str, float]:
+    """COSTS from `pytest --durations=0` output: seconds per unit, a group's summed over its
+    tests; a parametrized test's key (parameters dropped) takes its longest case."""
+    per_test: dict[str, float] = defaultdict(float)
+    for line in lines:
+        if (match := DURATION.match(line)) is None:
+            continue
+        per_test[match.group(3)] += float(match.group(1))
+    found: dict[str, float] = defaultdict(float)
+    for test, seconds in per_test.items():
+        module = test.split("::", 1)[0]
+        if module in grouped:
+            found[module] += seconds
+        else:
+            key = PARAMETERS.sub("", test)
+            found[key] = max(found[key], seconds)
+    return {unit: round(s, 1) for unit, s in found.items() if s >= COSTS_FLOOR}
+
+
+def main() -> None:
+    """Print COSTS for the durations on stdin (the grouped modules are read from the node ids,
+    which carry `@<group>` under --dist loadgroup)."""
+    text = sys.stdin.read().splitlines()
+    grouped = {m.group(1) for m in re.finditer(r"tests/(\S+?)::\S*@\1", "\n".join(text))}
+    for unit, seconds in sorted(costs_from_durations(text, grouped).items(), key=lambda u: -u[1]):
+        print(f'    "{unit}": {seconds},')
+
+
+if __name__ == "__main__":
+    main()
