@@ -1,7 +1,9 @@
-"""Lambda functions run in this process, on this Python, against the emulator (SPEC D4).
+"""Lambda functions run on this Python, against the emulator (SPEC D4).
 
-moto would run them in Docker; here the function's deployed code (the zip moto stored) is loaded
-as a fresh module and its handler called with the function's own environment, its AWS calls
+moto would run them in Docker. The detached emulator runs each concurrent execution in a warm
+sandbox process (`in_sandbox`, awslambda_sandbox.py: as Lambda keeps execution environments).
+The embedded one runs them in this process, as threads: the function's deployed code (the zip
+moto stored) is loaded as a fresh module and its handler called with the function's own environment, its AWS calls
 sent back to the emulator. Invocations of one function run concurrently (issue 15): each gets its
 own module and its own boto3 session, and the process environment is a lease that invocations
 with the same environment share and one with another environment waits for (see `Lease`).
