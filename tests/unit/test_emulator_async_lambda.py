@@ -35,12 +35,18 @@ def handler(event, context):
 """
 
 
-@pytest.fixture
-def aws() -> Iterator[boto3.Session]:
+@pytest.fixture(params=["thread", "process"])
+def aws(request: pytest.FixtureRequest) -> Iterator[boto3.Session]:
+    """Each test on both execution models: invocations as threads of the emulator (the embedded
+    emulator's) and in warm sandbox processes (the detached emulator's, awslambda_sandbox.py)."""
     install()
     awslambda.install("http://127.0.0.1:9")  # the function makes no AWS call
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
+    STATE.run_functions_in_processes(request.param == "process")
+    try:
+        with mock_aws():
+            yield boto3.Session(region_name=REGION)
+    finally:
+        STATE.run_functions_in_processes(False)
 
 
 def sleeper(session: boto3.Session, record: Path, reserved: int) -> str:
@@ -283,3 +289,97 @@ def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_g
         thread.join()
     assert seen == [("first", "one"), ("second", "two")]
     assert "LEASE_TEST" not in os.environ
+
+
+GLOBALS = """
+import os, time
+
+SEEN = []  # a module global: one list per execution environment
+
+def handler(event, context):
+    SEEN.append(event["n"])
+    time.sleep(float(event.get("sleep", 0)))
+    return {"seen": list(SEEN), "pid": os.getpid(), "requestId": context.aws_request_id}
+"""
+
+
+def globals_function(session: boto3.Session) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", GLOBALS)
+    role = session.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]
+    session.client("lambda").create_function(
+        FunctionName="globals",
+        Runtime="python3.13",
+        Role=role["Arn"],
+        Handler="index.handler",
+        Code={"ZipFile": buffer.getvalue()},
+        Timeout=1,
+    )
+
+
+@pytest.fixture
+def sandboxed() -> Iterator[boto3.Session]:
+    """The detached emulator's model only: each concurrent execution a process of its own."""
+    install()
+    awslambda.install("http://127.0.0.1:9")
+    STATE.run_functions_in_processes(True)
+    try:
+        with mock_aws():
+            yield boto3.Session(region_name=REGION)
+    finally:
+        STATE.run_functions_in_processes(False)
+
+
+def call(session: boto3.Session, payload: dict[str, object]) -> dict[str, object]:
+    reply = session.client("lambda").invoke(
+        FunctionName="globals", Payload=json.dumps(payload).encode()
+    )
+    answer: dict[str, object] = json.loads(reply["Payload"].read())
+    return answer
+
+
+def test_d7_concurrent_executions_do_not_share_module_globals_and_a_warm_one_keeps_its_own(
+    sandboxed: boto3.Session,
+) -> None:
+    """Lambda runs each concurrent execution in its own environment and reuses it warm
+    (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): the thread
+    model loaded the module afresh per invocation, so a warm environment kept nothing."""
+    globals_function(sandboxed)
+    answers: list[dict[str, object]] = []
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(call(sandboxed, {"n": n, "sleep": 0.5})))
+        for n in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["seen"] for a in answers) == [[1], [2]]  # type: ignore[type-var]
+    assert answers[0]["pid"] != answers[1]["pid"] != os.getpid()
+    again = call(sandboxed, {"n": 3})
+    assert again["pid"] in {a["pid"] for a in answers}, "a warm sandbox is reused"
+    assert len(again["seen"]) == 2 and again["seen"][-1] == 3  # type: ignore[arg-type]
+
+
+def test_a_timed_out_invocations_sandbox_process_is_killed(sandboxed: boto3.Session) -> None:
+    """Lambda stops the runtime at the Timeout; a thread could only be asked to stop at its
+    next Python instruction, a process is gone."""
+    globals_function(sandboxed)
+    warm = call(sandboxed, {"n": 1})
+    assert STATE.sandboxes is not None and warm["pid"] in STATE.sandboxes.processes()
+    error = call(sandboxed, {"n": 2, "sleep": 5})
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert warm["pid"] not in STATE.sandboxes.processes()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(warm["pid"]), 0)  # type: ignore[call-overload]
+    fresh = call(sandboxed, {"n": 3})
+    assert fresh["seen"] == [3] and fresh["pid"] != warm["pid"]  # a cold start after it
+
+
+def test_stopping_the_emulator_leaves_no_sandbox_process(sandboxed: boto3.Session) -> None:
+    globals_function(sandboxed)
+    pid = call(sandboxed, {"n": 1})["pid"]
+    STATE.run_functions_in_processes(False)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)  # type: ignore[call-overload]

@@ -1,7 +1,9 @@
-"""Lambda functions run in this process, on this Python, against the emulator (SPEC D4).
+"""Lambda functions run on this Python, against the emulator (SPEC D4).
 
-moto would run them in Docker; here the function's deployed code (the zip moto stored) is loaded
-as a fresh module and its handler called with the function's own environment, its AWS calls
+moto would run them in Docker. The detached emulator runs each concurrent execution in a warm
+sandbox process (`in_sandbox`, awslambda_sandbox.py: as Lambda keeps execution environments).
+The embedded one runs them in this process, as threads: the function's deployed code (the zip
+moto stored) is loaded as a fresh module and its handler called with the function's own environment, its AWS calls
 sent back to the emulator. Invocations of one function run concurrently (issue 15): each gets its
 own module and its own boto3 session, and the process environment is a lease that invocations
 with the same environment share and one with another environment waits for (see `Lease`).
@@ -36,6 +38,12 @@ from loanstack.emulator.awslambda_logs import (
     ThisThread,
     logging_config,
     to_cloudwatch,
+)
+from loanstack.emulator.awslambda_sandbox import (
+    Sandboxes,
+    init_message,
+    key_of,
+    process_environment,
 )
 from loanstack.emulator.lease import Lease
 from loanstack.emulator.state import STATE
@@ -101,8 +109,13 @@ class OwnBoto3:
 
 
 def environment(fn: Any, log_level: str = "INFO") -> Any:
-    """The function's environment as Lambda sets it, pointed at the emulator."""
-    values = {
+    """The function's environment as Lambda sets it, pointed at the emulator, held (`Lease`)."""
+    return STATE.lease.holding(environment_values(fn), log_level)
+
+
+def environment_values(fn: Any) -> dict[str, str]:
+    """The function's variables and Lambda's own, pointed at the emulator."""
+    return {
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
         "AWS_ENDPOINT_URL": STATE.endpoint_url,
         "AWS_ACCESS_KEY_ID": "emulator",
@@ -112,7 +125,6 @@ def environment(fn: Any, log_level: str = "INFO") -> Any:
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         **database_ca(),
     }
-    return STATE.lease.holding(values, log_level)
 
 
 def database_ca() -> dict[str, str]:
@@ -140,6 +152,8 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     (awslambda_async.py). https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
     https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html
     """
+    if STATE.sandboxes is not None:
+        return in_sandbox(STATE.sandboxes, self, event)
     invocation = Invocation(self, event)
     worker = threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
     worker.daemon = True
@@ -151,6 +165,49 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
         stop(worker)
         worker.join(STOP_GRACE_SECONDS)
     return invocation.outcome or invocation.timed_out()
+
+
+def in_sandbox(sandboxes: Sandboxes, fn: Any, event: Any) -> tuple[str, bool, str]:
+    """The process model (awslambda_sandbox.py): a warm sandbox of the function runs the
+    invocation; one that times out or that a fault ends is killed, and its logs so far kept."""
+    config = logging_config(fn)
+    init = init_message(fn, config["LogFormat"], config.get("ApplicationLogLevel", "INFO"))
+    env = process_environment(environment_values(fn))
+    sandbox = sandboxes.acquire(key_of(fn.function_arn, init, env), init, env)
+    request_id, timeout = str(uuid.uuid4()), float(fn.timeout or 3)
+    logs: list[str] = []
+    try:
+        if not sandbox.ready and sandbox.init_error is None:  # a new sandbox: its init phase
+            sandbox.ready = sandbox.wait_ready()
+            logs += sandbox.init_logs
+        if not sandbox.ready:
+            sandboxes.release(sandbox, reusable=False)
+            error = sandbox.init_error or {"errorType": "Runtime.Unknown", "errorMessage": ""}
+            return json.dumps(error), True, finish(fn, logs)
+        killed = STATE.faults.take_kill(event)  # faults.py: ended mid-way, as at a timeout
+        wait = timeout if killed is None else min(killed, timeout)
+        answer = sandbox.invoke(event, request_id, timeout, wait)
+    except BaseException:
+        sandboxes.release(sandbox, reusable=False)
+        raise
+    logs += answer.logs
+    sandboxes.release(sandbox, reusable=answer.outcome is not None)
+    if answer.outcome is not None:
+        return answer.outcome[0], answer.outcome[1], finish(fn, logs)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    logs.append(f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds\n")
+    error = {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+    }
+    return json.dumps(error), True, finish(fn, logs)
+
+
+def finish(fn: Any, logs: list[str]) -> str:
+    """The invocation's log text, also sent to the function's log group."""
+    text = "".join(logs)
+    to_cloudwatch(fn, text.splitlines())
+    return text
 
 
 def stop(worker: threading.Thread) -> None:

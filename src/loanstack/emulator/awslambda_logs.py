@@ -5,7 +5,9 @@ the format (JSON records as Lambda's Python runtime writes them) and names the l
 invocation's records land in that group of the emulator's CloudWatch Logs, in a stream named as
 Lambda names it, and come back base64-encoded with `--log-type Tail`
 (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html). An invocation's capture takes
-only its own thread's records, and none of the emulator's plumbing.
+only its own thread's records, and none of the emulator's plumbing. A sandbox process
+(awslambda_worker.py) imports this module for the formats, so moto is imported only where the
+records are stored.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import time
 import traceback
 import uuid
 from typing import Any
-
-from moto.logs.models import logs_backends
 
 
 def logging_config(fn: Any) -> dict[str, str]:
@@ -65,6 +65,8 @@ class JsonFormatter(logging.Formatter):
 def to_cloudwatch(fn: Any, lines: list[str]) -> None:
     """One invocation's records into the function's log group (created, as Lambda would, when
     the template did not declare it), in a stream named `YYYY/MM/DD/[$LATEST]<id>`."""
+    from moto.logs.models import logs_backends  # here: a sandbox process imports this module
+
     backend: Any = logs_backends[fn.account_id][fn.region]
     group = logging_config(fn)["LogGroup"]
     if group not in backend.groups:

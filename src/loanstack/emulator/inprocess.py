@@ -48,7 +48,7 @@ def serve(console: Console, port: int) -> int:
     """`loanstack emulator start`: run an emulator in this process until Ctrl-C or SIGTERM;
     leave nothing behind."""
     control.refuse_if_running()
-    emulator = Emulator(port=port)
+    emulator = Emulator(port=port, lambda_processes=True)  # awslambda_sandbox.py: why
     try:
         emulator.start()
         control.write_state(emulator.url, emulator.mariadb_pid, emulator.data_dir)

@@ -219,8 +219,10 @@ PATCHES: list[Patch] = [
           "(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region, log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)"),
     # Lambda (awslambda.py, awslambda_config.py, awslambda_async.py)
     Patch(lambda_models.LambdaFunction, "_invoke_lambda", awslambda.invoke_in_process,
-          "functions run in this process (moto would need Docker), stopped at their Timeout as "
-          "Lambda stops them (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)",
+          "functions run without Docker: in a warm sandbox process per concurrent execution on the "
+          "detached emulator (awslambda_sandbox.py), as threads of the embedded one; stopped at "
+          "their Timeout as Lambda stops them (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html, "
+          "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)",
           "(self, event=None)"),
     Patch(lambda_models.LambdaFunction, "create_from_cloudformation_json",
           classmethod(awslambda_config.create_keeping_logging_config),

@@ -33,6 +33,9 @@ class Emulator:
 
     url: str = ""
     port: int = 0  # 0: a free one
+    # each concurrent Lambda execution in a warm process of its own (awslambda_sandbox.py), or
+    # (False, the embedded emulator's default) as a thread of this process (awslambda.py)
+    lambda_processes: bool = False
     _server: Any = field(default=None, repr=False)
     _mariadb: Any = field(default=None, repr=False)
 
@@ -54,6 +57,7 @@ class Emulator:
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         awslambda.install(self.url)
+        STATE.run_functions_in_processes(self.lambda_processes)
         return self
 
     @property
@@ -87,6 +91,7 @@ class Emulator:
         rdsdata.serve(server)
 
     def stop(self) -> None:
+        STATE.run_functions_in_processes(False)  # every sandbox process killed
         if self._server is not None:
             self._server.stop()
             self._server = None

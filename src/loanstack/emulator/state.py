@@ -10,6 +10,7 @@ import json
 import threading
 from typing import Any
 
+from loanstack.emulator.awslambda_sandbox import Sandboxes
 from loanstack.emulator.faults import Faults
 from loanstack.emulator.lease import Lease
 from loanstack.emulator.mariadb import MariaDB
@@ -45,6 +46,8 @@ class EmulatorState:
         self.custom_resources: set[str] = set()  # physical ids of the live custom resources
         # DetectStackDrift id -> its status and resource drifts (moto has no drift detection)
         self.drift_detections: dict[str, dict[str, Any]] = {}
+        # the warm Lambda sandboxes (awslambda_sandbox.py); None: invocations run as threads
+        self.sandboxes: Sandboxes | None = None
 
     def serve(self, mariadb: MariaDB | None) -> None:
         """The MariaDB server the Data API and the clusters' endpoint use (None: stopped)."""
@@ -53,6 +56,12 @@ class EmulatorState:
     def route(self, endpoint_url: str) -> None:
         """Where the functions' AWS calls go: the emulator's URL."""
         self.endpoint_url = endpoint_url
+
+    def run_functions_in_processes(self, on: bool) -> None:
+        """Each concurrent execution in a warm process of its own (on) or as a thread here."""
+        if self.sandboxes is not None:
+            self.sandboxes.close()
+        self.sandboxes = Sandboxes() if on else None
 
     def reset(self) -> None:
         """A fresh emulator's state (the lease and in-flight invocations end by themselves)."""
