@@ -28,6 +28,7 @@ from loanstack.ops.verify_report import (
     MISSING,
     RECONCILED,
     REPEATED,
+    STATES,
     UNEXPECTED,
     Reconciliation,
     note,
@@ -135,10 +136,13 @@ def merged(
     lines: Iterable[Line], rows: Iterator[Stored], result: Reconciliation, out: IO[str] | None
 ) -> None:
     """Every line's state and the extra rows into `result` (and `out`), as verify.reconcile's
-    SQL gives them: line issues in line order, then extra rows by loan id."""
-    counts = result.counts
+    SQL gives them: line issues in line order, then extra rows by loan id. The usual line (the
+    first of its id, whose stored row is the next one of the walk) is decided inline: a method
+    call per line was a third of the merge's time."""
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as extra:
         walk = Merge(rows, result, extra)
+        source, recorded, table = walk.source, walk.recorded, walk.rows
         group: str | None = None
         first_sha: str | None = None
         stored: Stored | None = None
@@ -149,15 +153,24 @@ def merged(
                 if group is not None and loan_id < group:
                     raise Unordered(f"line {n}: loan id {loan_id} comes after {group}")
                 group, first_sha = loan_id, sha
-                stored = walk.matched(loan_id, sha is not None)
+                stored = walk.row
+                if stored is not None and stored[0] == loan_id:  # the walk's next row: this id's
+                    if stored[3] or sha is not None:
+                        recorded.append((loan_id, stored[4]))
+                    walk.row = following = next(table, None)
+                    if following is not None and following[0] <= loan_id:
+                        raise Unordered("the table's pages are not in loan id order")
+                else:
+                    stored = walk.matched(loan_id, sha is not None)
                 if sha is not None and amount is not None:
-                    walk.add(walk.source, loan_id, amount)
+                    source.append((loan_id, amount))
+                    if len(source) >= TOTALS_BATCH or len(recorded) >= TOTALS_BATCH:
+                        walk.flush()
                 state = line_state(sha, decision, stored)
             elif sha is None:
                 state = INVALID
             else:  # a later line of the id: the first one was migrated (D8)
                 state = REPEATED if first_sha == sha else DUPLICATE
-            result.lines += 1
             counts[state] += 1
             if state in (RECONCILED, REPEATED, INVALID):
                 continue
@@ -167,13 +180,15 @@ def merged(
             elif detail:
                 issue["detail"] = detail
             note(result, out, issue)
+        result.lines += sum(counts.values())
+        result.counts.update({state: count for state, count in counts.items() if count})
         walk.unmatched_below(None)
         walk.flush()
         extra.seek(0)
         for text in extra:
-            stored_id, recorded = json.loads(text)
-            counts[EXTRA] += 1
-            note(result, out, {"loanId": stored_id, "state": EXTRA, "recorded": recorded})
+            stored_id, decided = json.loads(text)
+            result.counts[EXTRA] += 1
+            note(result, out, {"loanId": stored_id, "state": EXTRA, "recorded": decided})
 
 
 def line_state(sha: str | None, decision: str, stored: Stored | None) -> str:

@@ -3,6 +3,7 @@ issues (the first few kept for the terminal, all written to --report) and how th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -35,6 +36,9 @@ SHOWN = 50  # issues printed; the rest are counted (all go to --report)
 
 HASH_TOTAL_MODULUS = 2**256
 CENTS = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount as DECIMAL(.., 2) prints it
+ALL_CENTS = re.compile(r"(?:-?[0-9]+\.[0-9]{2}\n)*-?[0-9]+\.[0-9]{2}")  # each of them, a line each
+SHA256_DIGEST = type(hashlib.sha256()).digest
+BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
 
 
 @dataclass
@@ -53,22 +57,30 @@ class Totals:
         self.add_all([(loan_id, amount)])
 
     def add_all(self, rows: Iterable[tuple[str, str]]) -> None:
-        """Many loans in one loop: a million rows paid ~10 µs each through `add` (a method call,
-        a Decimal sum and a 256-bit modulo per row); here the amounts are summed as integer
-        cents when written with two decimals (as the table and verify write them) and the
-        hashes as one big integer, reduced once."""
-        count, cents, total, odd = 0, 0, 0, Decimal(0)
-        sha256, from_bytes, two_places = hashlib.sha256, int.from_bytes, CENTS.fullmatch
-        for loan_id, amount in rows:
-            count += 1
-            if two_places(amount):
-                cents += int(amount.replace(".", "", 1))
-            else:
-                odd += Decimal(amount)
-            total += from_bytes(sha256(loan_id.encode("utf-8")).digest(), "big")
-        self.rows += count
+        """Many loans at once: a million rows paid ~10 µs each through `add` (a method call, a
+        Decimal sum and a 256-bit modulo per row), then ~5 µs in a Python loop; here the
+        amounts, when all are written with two decimals (as the table and verify write them),
+        are checked by one regular expression and summed as integer cents, and the id hashes
+        summed as one big integer, each by C-level maps, reduced once."""
+        batch = rows if isinstance(rows, list) else list(rows)
+        if not batch:
+            return
+        ids, amounts = zip(*batch, strict=True)
+        digits = "\n".join(amounts)
+        whole = digits.replace(".", "").split("\n")
+        if len(whole) == len(amounts) and ALL_CENTS.fullmatch(digits):
+            cents, odd = sum(map(int, whole)), Decimal(0)
+        else:
+            cents, odd = 0, Decimal(0)
+            for amount in amounts:
+                if CENTS.fullmatch(amount):
+                    cents += int(amount.replace(".", "", 1))
+                else:
+                    odd += Decimal(amount)
+        hashes = map(SHA256_DIGEST, map(hashlib.sha256, map(str.encode, ids)))
+        self.rows += len(batch)
         self.amount += Decimal(cents).scaleb(-2) + odd
-        self.id_hash = (self.id_hash + total) % HASH_TOTAL_MODULUS
+        self.id_hash = (self.id_hash + sum(map(BIG_ENDIAN, hashes))) % HASH_TOTAL_MODULUS
 
     def as_dict(self) -> dict[str, Any]:
         return {
