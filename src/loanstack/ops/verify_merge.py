@@ -31,6 +31,8 @@ from loanstack.ops.verify_report import (
     STATES,
     UNEXPECTED,
     Reconciliation,
+    amount_sum,
+    id_hash_sum,
     note,
 )
 
@@ -91,6 +93,10 @@ class Merge:
         self.row: Stored | None = next(self.rows, None)
         self.recorded: list[tuple[str, str]] = []
         self.source: list[tuple[str, str]] = []
+        # ids counted on both sides (a valid first line and its stored row): hashed once
+        self.both: list[str] = []
+        self.both_source: list[str] = []  # their amounts, as the lines give them
+        self.both_recorded: list[str] = []  # and as the table holds them
 
     def advance(self, current: str) -> None:
         """The next stored row after the one of id `current`."""
@@ -126,10 +132,15 @@ class Merge:
             self.flush()
 
     def flush(self) -> None:
-        self.result.source.add_all(self.source)
-        self.result.recorded.add_all(self.recorded)
-        self.source.clear()
-        self.recorded.clear()
+        source, recorded, both = self.result.source, self.result.recorded, self.both
+        if both:
+            shared = id_hash_sum(both)
+            source.add_sums(len(both), amount_sum(self.both_source), shared)
+            recorded.add_sums(len(both), amount_sum(self.both_recorded), shared)
+        source.add_all(self.source)
+        recorded.add_all(self.recorded)
+        for batch in (self.source, self.recorded, both, self.both_source, self.both_recorded):
+            batch.clear()
 
 
 def merged(
@@ -143,6 +154,7 @@ def merged(
     with tempfile.TemporaryFile("w+", encoding="utf-8") as extra:
         walk = Merge(rows, result, extra)
         source, recorded, table = walk.source, walk.recorded, walk.rows
+        both, both_source, both_recorded = walk.both, walk.both_source, walk.both_recorded
         group: str | None = None
         first_sha: str | None = None
         stored: Stored | None = None
@@ -155,17 +167,21 @@ def merged(
                 group, first_sha = loan_id, sha
                 stored = walk.row
                 if stored is not None and stored[0] == loan_id:  # the walk's next row: this id's
-                    if stored[3] or sha is not None:
+                    if sha is not None and amount is not None:
+                        both.append(loan_id)
+                        both_source.append(amount)
+                        both_recorded.append(stored[4])
+                    elif stored[3] or sha is not None:
                         recorded.append((loan_id, stored[4]))
                     walk.row = following = next(table, None)
                     if following is not None and following[0] <= loan_id:
                         raise Unordered("the table's pages are not in loan id order")
                 else:
                     stored = walk.matched(loan_id, sha is not None)
-                if sha is not None and amount is not None:
-                    source.append((loan_id, amount))
-                    if len(source) >= TOTALS_BATCH or len(recorded) >= TOTALS_BATCH:
-                        walk.flush()
+                    if sha is not None and amount is not None:
+                        source.append((loan_id, amount))
+                if len(both) >= TOTALS_BATCH or len(source) + len(recorded) >= TOTALS_BATCH:
+                    walk.flush()
                 state = line_state(sha, decision, stored)
             elif sha is None:
                 state = INVALID

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,29 +58,19 @@ class Totals:
 
     def add_all(self, rows: Iterable[tuple[str, str]]) -> None:
         """Many loans at once: a million rows paid ~10 µs each through `add` (a method call, a
-        Decimal sum and a 256-bit modulo per row), then ~5 µs in a Python loop; here the
-        amounts, when all are written with two decimals (as the table and verify write them),
-        are checked by one regular expression and summed as integer cents, and the id hashes
-        summed as one big integer, each by C-level maps, reduced once."""
+        Decimal sum and a 256-bit modulo per row), then ~5 µs in a Python loop; here by C-level
+        maps (`amount_sum`, `id_hash_sum`), reduced once."""
         batch = rows if isinstance(rows, list) else list(rows)
-        if not batch:
-            return
-        ids, amounts = zip(*batch, strict=True)
-        digits = "\n".join(amounts)
-        whole = digits.replace(".", "").split("\n")
-        if len(whole) == len(amounts) and ALL_CENTS.fullmatch(digits):
-            cents, odd = sum(map(int, whole)), Decimal(0)
-        else:
-            cents, odd = 0, Decimal(0)
-            for amount in amounts:
-                if CENTS.fullmatch(amount):
-                    cents += int(amount.replace(".", "", 1))
-                else:
-                    odd += Decimal(amount)
-        hashes = map(SHA256_DIGEST, map(hashlib.sha256, map(str.encode, ids)))
-        self.rows += len(batch)
-        self.amount += Decimal(cents).scaleb(-2) + odd
-        self.id_hash = (self.id_hash + sum(map(BIG_ENDIAN, hashes))) % HASH_TOTAL_MODULUS
+        if batch:
+            ids, amounts = zip(*batch, strict=True)
+            self.add_sums(len(batch), amount_sum(amounts), id_hash_sum(ids))
+
+    def add_sums(self, rows: int, amount: Decimal, id_hash: int) -> None:
+        """Loans summed elsewhere: `id_hash` is their ids' `id_hash_sum`, not yet reduced (the
+        export's side and the table's side share it for the ids both hold: hashed once)."""
+        self.rows += rows
+        self.amount += amount
+        self.id_hash = (self.id_hash + id_hash) % HASH_TOTAL_MODULUS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +78,28 @@ class Totals:
             "loanAmount": str(self.amount.quantize(Decimal("0.01"))),
             "loanIdHashTotal": f"{self.id_hash:064x}",
         }
+
+
+def amount_sum(amounts: Sequence[str]) -> Decimal:
+    """The amounts' exact sum: when all are written with two decimals (as the table and verify
+    write them), checked by one regular expression and summed as integer cents."""
+    digits = "\n".join(amounts)
+    whole = digits.replace(".", "").split("\n")
+    if len(whole) == len(amounts) and ALL_CENTS.fullmatch(digits):
+        return Decimal(sum(map(int, whole))).scaleb(-2)
+    cents, odd = 0, Decimal(0)
+    for amount in amounts:
+        if CENTS.fullmatch(amount):
+            cents += int(amount.replace(".", "", 1))
+        else:
+            odd += Decimal(amount)
+    return Decimal(cents).scaleb(-2) + odd
+
+
+def id_hash_sum(ids: Iterable[str]) -> int:
+    """The sum of the ids' SHA-256 (UTF-8) as big-endian integers, unreduced."""
+    hashes = map(SHA256_DIGEST, map(hashlib.sha256, map(str.encode, ids)))
+    return sum(map(BIG_ENDIAN, hashes))
 
 
 @dataclass
