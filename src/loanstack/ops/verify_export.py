@@ -4,6 +4,8 @@ code (imported from lib/functions, never copied), streamed, and the bytes hashed
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import multiprocessing
 import os
 from collections import deque
@@ -162,6 +164,7 @@ def judge(
 # batches per worker in flight, so memory stays flat.
 PARALLEL_BYTES = 4 << 20
 BATCH_LINES = 5000
+BLOCK_BYTES = 1 << 20  # ~7,000 lines of a loan book
 _job: dict[str, Any] = {}  # a worker's export name, header line and thresholds
 
 
@@ -170,11 +173,23 @@ def _start_worker(path: Path, header: tuple[int, str] | None, limits: dict[str, 
     _job.update(path=path, header=header, limits=limits)
 
 
+def _judge_block(number: int, data: bytes) -> list[Line]:
+    """A worker's block of whole lines (`Parallel.cut`), split and decoded here; in a CSV's
+    first block, the header and what comes before it are not rows."""
+    header = _job["header"]
+    lines = block_lines(number, data)
+    if header is not None and number <= header[0]:
+        lines = [line for line in lines if line[0] > header[0]]
+    return _judge_batch(lines)
+
+
 def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     """A worker's batch, through the same reader as one pass would take it (a CSV's header
     first, so its cells name the fields)."""
     path, header = _job["path"], _job["header"]
     if header is not None:
+        from loanstack.ops.verify_templates import Templates  # it builds on this module's judge
+
         templates = _job.get("templates") or Templates(header, _job["limits"], path)
         _job["templates"] = templates
         return list(templates.judge(batch))
@@ -182,107 +197,46 @@ def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     return list(judge(rows, _job["limits"], path))
 
 
-# The ids a CSV line carries only label it: the function's reader keeps each as its cell's text
-# (`from_csv`), its schema checks each against `ID` alone and copies it into the normalised
-# application (`clean_or_none`, `examine`), and the rules never read them (DECISION_FIELDS). Two
-# lines whose other cells are the same, both ids valid, therefore parse, validate and decide
-# alike but for the ids: the first such line goes the whole way through the function's code and
-# its normalised application is kept as a template; a later one takes the template with its own
-# ids and is fingerprinted by the function's `fingerprint` (its content, ids included, checked
-# line by line as before, D8). A line with an id the schema refuses, a quote, more cells than
-# the header, or one the function refuses goes the whole way (test_verify_templates holds the two
-# ways to the same lines). Most of a line's cost was the parse and the schema (~25 µs).
-ID_FIELDS = ("loanId", "applicantId")
-
-
-class Templates:
-    """The lines of a CSV export's batches judged, reusing what the function made of lines
-    alike (one per worker: the templates outlive a batch, at most DECISIONS_KEPT of them)."""
-
-    def __init__(self, header: tuple[int, str], limits: dict[str, Any], path: Path) -> None:
-        fn = validation()
-        self.header, self.limits, self.path = header, limits, path
-        self.key = f"incoming/{path.name}"
-        names = fn.csv_cells(header[1])
-        self.width = len(names) if isinstance(names, list) else -1
-        at = [names.index(f) if isinstance(names, list) and f in names else -1 for f in ID_FIELDS]
-        self.ids = (at[0], at[1]) if -1 not in at and at[0] != at[1] else None
-        self.kept: dict[tuple[str, ...], tuple[dict[str, Any], str, str]] = {}
-        self.looked_up, self.hits = 0, 0
-
-    def judge(self, lines: list[tuple[int, str]]) -> Iterator[Line]:
-        if self.ids is None or (self.looked_up >= PROBE_LINES and self.hits * 4 < PROBE_LINES):
-            yield from self.whole(lines)  # no ids to set apart, or lines seldom alike
-            return
-        fn = validation()
-        cells_of, valid_id, fingerprint, kept = (
-            fn.csv_cells,
-            fn.ID.fullmatch,
-            fn.fingerprint,
-            self.kept,
-        )
-        first, second = self.ids
-        last, width = max(first, second), self.width
-        for number, text in lines:
-            if type(text) is not str:
-                yield from self.whole([(number, text)])  # unreadable: the reader's message
-                continue
-            if not text.strip():
-                continue  # a blank line is no row (csv_rows)
-            cells = cells_of(text)
-            if (
-                type(cells) is not list
-                or not last < len(cells) <= width
-                or not valid_id(loan_id := cells[first])
-                or not valid_id(applicant := cells[second])
-            ):
-                yield from self.whole([(number, text)])
-                continue
-            cells[first] = cells[second] = ""
-            self.looked_up += 1
-            found = kept.get(key := tuple(cells))
-            if found is None:
-                yield self.learn(number, text, key)
-                continue
-            self.hits += 1
-            app = found[0].copy()
-            app["loanId"], app["applicantId"] = loan_id, applicant
-            yield number, loan_id, fingerprint(app), found[1], "", found[2]
-
-    def learn(self, number: int, text: str, key: tuple[str, ...]) -> Line:
-        """A line the whole way; its normalised application kept when the function takes it."""
-        clean: list[dict[str, Any]] = []
-        rows = validation().rows_of(self.key, [self.header, (number, text)])
-        line = next(judge(rows, self.limits, self.path, clean))
-        if clean and line[5] is not None:
-            if len(self.kept) >= DECISIONS_KEPT:
-                self.kept.clear()
-            self.kept[key] = (clean[0], line[3], line[5])
-        return line
-
-    def whole(self, lines: list[tuple[int, str]]) -> Iterator[Line]:
-        """Lines the whole way through the function's reader and `judge`, the header first."""
-        rows = validation().rows_of(self.key, [self.header, *lines])
-        yield from judge(rows, self.limits, self.path)
-
-
 class Parallel:
-    """The export's lines judged by a pool of worker processes."""
+    """The export's lines judged by a pool of worker processes: the export cut into blocks of
+    whole lines (a plain bytes object to each worker, which splits and decodes it with the
+    function's own reader), so the main process neither splits nor decodes a line."""
 
     def __init__(
         self, handle: IO[bytes], reader: Hashing, path: Path, limits: dict[str, Any], workers: int
     ) -> None:
-        fn = validation()
         self.handle, self.path, self.limits, self.workers = handle, path, limits, workers
-        self.texts = fn.text_lines(reader, fn.MAX_LINE_BYTES)
+        self.reader = reader
+        self.texts: Iterator[tuple[int, Any]] | None = None  # the rest, line by line
+        self.read: list[tuple[int, bytes]] = []  # blocks read for the header, not yet judged
+        self.blocks = self.cut()
         self.header = self.csv_header() if path.suffix.lower() == ".csv" else None
         context = multiprocessing.get_context("fork")  # before any thread of the caller starts
         self.pool = context.Pool(workers, _start_worker, (path, self.header, limits))
 
+    def cut(self) -> Iterator[tuple[int, bytes]]:
+        """(number of its first line, whole lines): each block ends after a complete line end
+        (a "\r" is complete only when a byte other than "\n" follows it). A line that no block
+        of BLOCK_BYTES ends leaves the rest of the file to the function's reader, line by line
+        (`texts`), which bounds its memory whatever the line's length."""
+        fn, number, carry = validation(), 1, b""
+        while block := self.reader.read(BLOCK_BYTES):
+            data = carry + block if carry else block
+            end = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+            if end == 0 and len(data) > fn.MAX_LINE_BYTES:
+                self.texts = rest_of(fn, number, data, self.reader)
+                return
+            data, carry = (data[:end], data[end:]) if end else (b"", data)
+            if data:
+                yield number, data
+                number += data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        if carry:
+            yield number, carry
+
     def csv_header(self) -> tuple[int, str] | None:
         """The CSV's first non-blank line, checked as the function checks it."""
         fn = validation()
-        for number, text in self.texts:
+        for number, text in self.first_lines():
             if isinstance(text, str) and not text.strip():
                 continue
             cells = text if isinstance(text, fn.Unreadable) else fn.csv_cells(text)
@@ -294,15 +248,23 @@ class Parallel:
             return number, str(text)
         return None
 
+    def first_lines(self) -> Iterator[tuple[int, Any]]:
+        """The lines up to the header: of the blocks (kept to be judged), then of `texts`."""
+        for number, data in self.blocks:
+            self.read.append((number, data))
+            yield from block_lines(number, data)
+        if self.texts is not None:
+            yield from self.texts
+
     def pool_close(self) -> None:
         pool = getattr(self, "pool", None)
         if pool is not None:
             pool.terminate()
 
-    def batches(self) -> Iterator[list[tuple[int, str]]]:
+    def batches(self, texts: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, str]]]:
         """Decoded lines in batches; an unreadable one (too long, not UTF-8) is judged here."""
         fn, batch = validation(), list[tuple[int, str]]()
-        for number, text in self.texts:
+        for number, text in texts:
             if isinstance(text, fn.Unreadable):
                 self.unreadable.append((number, text))
                 continue
@@ -313,13 +275,20 @@ class Parallel:
         if batch:
             yield batch
 
+    def jobs(self) -> Iterator[AsyncResult[list[Line]]]:
+        for number, data in itertools.chain(self.read, self.blocks):
+            yield self.pool.apply_async(_judge_block, (number, data))
+        if self.texts is not None:
+            for batch in self.batches(self.texts):
+                yield self.pool.apply_async(_judge_batch, (batch,))
+
     def lines(self) -> Iterator[Line]:
         self.unreadable: list[tuple[int, Any]] = []
         pending: deque[AsyncResult[list[Line]]] = deque()
         try:
             with self.handle:
-                for batch in self.batches():
-                    pending.append(self.pool.apply_async(_judge_batch, (batch,)))
+                for job in self.jobs():
+                    pending.append(job)
                     if len(pending) >= 2 * self.workers:
                         yield from pending.popleft().get()
                     yield from judge(self.unreadable, self.limits, self.path)
@@ -329,6 +298,41 @@ class Parallel:
                 yield from judge(self.unreadable, self.limits, self.path)
         finally:
             self.pool.terminate()
+
+
+def block_lines(number: int, data: bytes) -> list[tuple[int, Any]]:
+    """A block's lines as the function's reader numbers them in the whole file: a block after
+    the first is read behind a blank line, so that its first line is not the file's first (a
+    byte order mark opens only that one); the blank line is dropped."""
+    fn = validation()
+    if number == 1:
+        return list(fn.text_lines(io.BytesIO(data), fn.MAX_LINE_BYTES))
+    texts = fn.text_lines(io.BytesIO(b"\n" + data), fn.MAX_LINE_BYTES)
+    return [(n + number - 2, text) for n, text in texts][1:]
+
+
+class Prefixed:
+    """A reader giving `first`, then what `reader` reads."""
+
+    def __init__(self, first: bytes, reader: Hashing) -> None:
+        self.first, self.reader = first, reader
+
+    def read(self, size: int) -> bytes:
+        if self.first:
+            first, self.first = self.first, b""
+            return first
+        return self.reader.read(size)
+
+
+def rest_of(fn: ModuleType, number: int, data: bytes, reader: Hashing) -> Iterator[tuple[int, Any]]:
+    """The rest of the file from line `number` (`data`, then the reader), line by line."""
+    if number == 1:
+        yield from fn.text_lines(Prefixed(data, reader), fn.MAX_LINE_BYTES)
+        return
+    texts = fn.text_lines(Prefixed(b"\n" + data, reader), fn.MAX_LINE_BYTES)
+    next(texts)  # the blank line in front
+    for n, text in texts:
+        yield n + number - 2, text
 
 
 @contextmanager
