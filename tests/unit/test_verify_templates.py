@@ -77,7 +77,7 @@ def test_templates_judge_every_line_as_the_whole_reader_does(
     expected = list(
         verify_export.judge(FN.rows_of("incoming/book.csv", [(1, header), *lines]), LIMITS, PATH)
     )
-    templates = verify_templates.Templates((1, header), LIMITS, PATH)
+    templates = verify_templates.Templates((1, header), LIMITS, PATH, FN, verify_export.judge)
     found = [
         judged
         for k in range(0, len(lines), batch)
@@ -93,7 +93,9 @@ def test_templates_take_most_lines_of_a_loan_book(tmp_path: Path) -> None:
     with path.open("rb") as handle:
         texts = list(FN.text_lines(handle))
     header, body = texts[0], [t for t in texts[1:] if isinstance(t[1], str)]
-    templates = verify_templates.Templates((header[0], str(header[1])), LIMITS, PATH)
+    templates = verify_templates.Templates(
+        (header[0], str(header[1])), LIMITS, PATH, FN, verify_export.judge
+    )
     found = list(templates.judge(body))
     expected = list(verify_export.judge(FN.rows_of("incoming/book.csv", texts), LIMITS, PATH))
     assert found == [e for e in expected if e[0] in {n for n, _ in body}]

@@ -20,12 +20,10 @@ from typing import IO, Any
 from loanstack import functions
 from loanstack.errors import UsageError
 from loanstack.ops.export import FORMATS
+from loanstack.ops.verify_templates import Line, Templates
 
 # The thresholds the deployed function decides with (README, "Rules").
 THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
-# (line number, loan id or None, fingerprint or None (INVALID), decision, detail, amount or None):
-# one plain tuple per line, the row written to SQLite as it is (no object per line to build)
-Line = tuple[int, str | None, str | None, str, str, str | None]
 
 
 @cache
@@ -188,9 +186,9 @@ def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     first, so its cells name the fields)."""
     path, header = _job["path"], _job["header"]
     if header is not None:
-        from loanstack.ops.verify_templates import Templates  # it builds on this module's judge
-
-        templates = _job.get("templates") or Templates(header, _job["limits"], path)
+        templates = _job.get("templates") or Templates(
+            header, _job["limits"], path, validation(), judge
+        )
         _job["templates"] = templates
         return list(templates.judge(batch))
     rows = validation().rows_of(f"incoming/{path.name}", batch)

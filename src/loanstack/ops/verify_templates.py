@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from loanstack.ops.verify_export import DECISIONS_KEPT, PROBE_LINES, Line, judge, validation
+# (line number, loan id or None, fingerprint or None (INVALID), decision, detail, amount or None):
+# one plain tuple per line, the row written to SQLite as it is (no object per line to build)
+Line = tuple[int, str | None, str | None, str, str, str | None]
+# verify_export.judge: (rows, limits, path, clean_out) -> lines (given, as this module is its)
+Judge = Callable[
+    [Iterable[tuple[int, Any]], dict[str, Any], Path, list[dict[str, Any]] | None], Iterator[Line]
+]
+KEPT = 4096  # templates kept, as verify_export's decisions
+PROBE_LINES = 512  # lines looked up before a book seldom alike stops looking
 
 # The ids a CSV line carries only label it: the function's reader keeps each as its cell's text
 # (`from_csv`), its schema checks each against `ID` alone and copies it into the normalised
@@ -27,10 +36,18 @@ Kept = tuple[dict[str, Any] | None, str, str, str | None]
 
 class Templates:
     """The lines of a CSV export's batches judged, reusing what the function made of lines
-    alike (one per worker: the templates outlive a batch, at most DECISIONS_KEPT of them)."""
+    alike (one per worker: the templates outlive a batch, at most KEPT of them)."""
 
-    def __init__(self, header: tuple[int, str], limits: dict[str, Any], path: Path) -> None:
-        fn = validation()
+    def __init__(
+        self,
+        header: tuple[int, str],
+        limits: dict[str, Any],
+        path: Path,
+        fn: ModuleType,
+        judge: Judge,
+    ) -> None:
+        """`fn` is the validation function's module, `judge` verify_export's (the whole way)."""
+        self.fn, self.judge_rows = fn, judge
         self.header, self.limits, self.path = header, limits, path
         self.key = f"incoming/{path.name}"
         names = fn.csv_cells(header[1])
@@ -49,7 +66,7 @@ class Templates:
         if self.ids is None or self.seldom_alike():
             yield from self.whole(lines)  # no ids to set apart, or lines seldom alike
             return
-        fn = validation()
+        fn = self.fn
         cells_of, valid_id, fingerprint = fn.csv_cells, fn.ID.fullmatch, fn.fingerprint
         first, second = self.ids
         last, width, kept = max(first, second), self.width, self.kept
@@ -94,9 +111,9 @@ class Templates:
     def learn(self, number: int, text: str, key: tuple[str, ...]) -> Line:
         """A line the whole way; what the function made of it kept for the lines alike."""
         clean: list[dict[str, Any]] = []
-        rows = validation().rows_of(self.key, [self.header, (number, text)])
-        line = next(judge(rows, self.limits, self.path, clean))
-        if len(self.kept) >= DECISIONS_KEPT:
+        rows = self.fn.rows_of(self.key, [self.header, (number, text)])
+        line = next(self.judge_rows(rows, self.limits, self.path, clean))
+        if len(self.kept) >= KEPT:
             self.kept.clear()
         self.kept[key] = (clean[0] if clean else None, line[3], line[4], line[5])
         return line
@@ -104,5 +121,5 @@ class Templates:
     def whole(self, lines: list[tuple[int, str]]) -> Iterator[Line]:
         """Lines the whole way through the function's reader and `judge`, the header first."""
         if lines:
-            rows = validation().rows_of(self.key, [self.header, *lines])
-            yield from judge(rows, self.limits, self.path)
+            rows = self.fn.rows_of(self.key, [self.header, *lines])
+            yield from self.judge_rows(rows, self.limits, self.path, None)
