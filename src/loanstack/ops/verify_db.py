@@ -21,7 +21,7 @@ from loanstack.ops.rotate import RESUME_SECONDS
 # json.loads reads it at C speed. Each row is one column, the database's own JSON array of the
 # five values (JSON_ARRAY, in MySQL 8.0 and MariaDB alike, escapes what JSON must): a column
 # costs the Data API's server (and the emulator's PyMySQL, on the bench's two cores) per value,
-# and the page's arrays are read by one json.loads. A row is at most ~250 bytes of the answer
+# and the page's arrays are read by one json.loads. A row is at most ~200 bytes of the answer
 # (a 64-character id, the 64-hex fingerprint, decision, flag, amount, every quote escaped
 # once more): 4,000 of them stay inside the Data API's 1 MiB response limit.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html

@@ -294,8 +294,13 @@ class Parallel:
                 while pending:
                     yield from pending.popleft().get()
                 yield from judge(self.unreadable, self.limits, self.path)
+            # Every batch answered: the workers end on their own. Pool.terminate here raced its
+            # own worker handler, which could start a new worker after the SIGTERMs went out
+            # (a worker that then waits for a task forever, and the join with it).
+            self.pool.close()
+            self.pool.join()
         finally:
-            self.pool.terminate()
+            self.pool.terminate()  # stopped early (an error, Unordered): no worker left running
 
 
 def block_lines(number: int, data: bytes) -> list[tuple[int, Any]]:
