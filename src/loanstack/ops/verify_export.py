@@ -20,7 +20,8 @@ from typing import IO, Any
 from loanstack import functions
 from loanstack.errors import UsageError
 from loanstack.ops.export import FORMATS
-from loanstack.ops.verify_templates import Line, Templates
+from loanstack.ops.verify_templates import Line as Line  # verify and verify_merge use it from here
+from loanstack.ops.verify_templates import Templates
 
 # The thresholds the deployed function decides with (README, "Rules").
 THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
