@@ -67,19 +67,38 @@ def child(argv: list[str]) -> None:
     raise SystemExit(code)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """A process's user + system CPU time from /proc (0 when it is gone or not known)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(env: dict[str, str]) -> tuple[float, float]:
+    """CPU seconds so far of the detached emulator (its Data API: HTTP, PyMySQL, the JSON
+    pages) and of its mariadbd, from the pids its state file records."""
+    state = json.loads(Path(env["LOANSTACK_EMULATOR_STATE"]).read_text())
+    return cpu_seconds(state.get("pid")), cpu_seconds(state.get("mariadb_pid"))
+
+
 def verify_once(env: dict[str, str], export: Path, profile: str | None) -> dict[str, Any]:
     run_env = env | ({"BENCH_VERIFY_PROFILE": profile} if profile else {})
+    emulator, mariadbd = server_cpu(env)
     begin = time.perf_counter()
     run = subprocess.run(
         [sys.executable, __file__, "--child", "verify", str(export), "--output", "json"],
         env=run_env, cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - begin
+    emulator_after, mariadbd_after = server_cpu(env)
     tool = json.loads(run.stderr.strip().splitlines()[-1])
     summary = json.loads(run.stdout)
     if tool["code"] != 0 or not summary["reconciled"]:
         raise SystemExit(f"verify did not reconcile: {run.stdout[-800:]} {run.stderr[-800:]}")
-    return {"wall": wall, **tool, "lines": summary["lines"]}
+    servers = {"emulator_s": emulator_after - emulator, "mariadbd_s": mariadbd_after - mariadbd}
+    return {"wall": wall, **tool, **servers, "lines": summary["lines"]}
 
 
 def measure(rows: int, runs: int, profile: str | None, tmp: Path) -> list[dict[str, Any]]:
@@ -129,6 +148,14 @@ def main() -> None:
         f"{spread([lines / r['reconcile_s'] for r in runs], ',.0f')} rows/s; the tool's CPU "
         f"{spread([r['cpu_s'] / lines * 1e6 for r in runs], '.1f')} µs/line, peak RSS "
         f"{max(r['peak_rss_mib'] for r in runs):.0f} MiB"
+    )
+    every = [(r["cpu_s"] + r["emulator_s"] + r["mariadbd_s"]) / lines * 1e6 for r in runs]
+    print(
+        f"CPU per line, not inflated by the machine's load as wall time is: the emulator "
+        f"{spread([r['emulator_s'] / lines * 1e6 for r in runs], '.1f')} µs, mariadbd "
+        f"{spread([r['mariadbd_s'] / lines * 1e6 for r in runs], '.1f')} µs; all processes "
+        f"{spread(every, '.1f')} µs/line, so at most "
+        f"{spread([2e6 / e for e in every], ',.0f')} rows/s on two cores"
     )
 
 

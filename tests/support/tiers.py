@@ -57,6 +57,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_invoke_payloads.py": ("subprocess",),
     "integration/test_verify.py": ("subprocess", "emulator"),
     "unit/test_verify_parallel.py": ("subprocess",),  # verify's worker processes
+    "unit/test_verify_blocks.py": ("subprocess",),  # verify's worker processes
     "integration/test_data_tier_faults.py": ("emulator",),
     "integration/test_migration_faults.py": ("emulator",),
     "integration/test_manifest.py": ("subprocess", "emulator"),  # the manifest asks git

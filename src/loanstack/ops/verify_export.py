@@ -4,6 +4,8 @@ code (imported from lib/functions, never copied), streamed, and the bytes hashed
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import multiprocessing
 import os
 from collections import deque
@@ -18,12 +20,11 @@ from typing import IO, Any
 from loanstack import functions
 from loanstack.errors import UsageError
 from loanstack.ops.export import FORMATS
+from loanstack.ops.verify_templates import Line as Line  # verify and verify_merge use it from here
+from loanstack.ops.verify_templates import Templates
 
 # The thresholds the deployed function decides with (README, "Rules").
 THRESHOLD_PREFIXES = ("MIN_", "MAX_", "REVIEW_", "TERMS_")
-# (line number, loan id or None, fingerprint or None (INVALID), decision, detail, amount or None):
-# one plain tuple per line, the row written to SQLite as it is (no object per line to build)
-Line = tuple[int, str | None, str | None, str, str, str | None]
 
 
 @cache
@@ -103,9 +104,14 @@ DECISIONS_KEPT = 4096
 PROBE_LINES = 512
 
 
-def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -> Iterator[Line]:
+def judge(
+    rows: Iterable[tuple[int, Any]],
+    limits: dict[str, Any],
+    path: Path,
+    clean_out: list[dict[str, Any]] | None = None,
+) -> Iterator[Line]:
     """Each (line number, raw row) as the function decides it (`evaluate`: its schema, then its
-    rules), fingerprinted."""
+    rules), fingerprinted; each normalised application also appended to `clean_out`, if given."""
     fn = validation()
     validate, decide, fingerprint, to_cents, exact = (
         fn.validate,
@@ -130,6 +136,8 @@ def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -
             why = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
             yield number, loan_id if isinstance(loan_id, str) else None, None, "INVALID", why, None
             continue
+        if clean_out is not None:
+            clean_out.append(clean)
         if looked_up == PROBE_LINES:
             caching = hits * 4 >= PROBE_LINES
         if caching:
@@ -155,39 +163,79 @@ def judge(rows: Iterable[tuple[int, Any]], limits: dict[str, Any], path: Path) -
 # batches per worker in flight, so memory stays flat.
 PARALLEL_BYTES = 4 << 20
 BATCH_LINES = 5000
+BLOCK_BYTES = 1 << 20  # ~7,000 lines of a loan book
 _job: dict[str, Any] = {}  # a worker's export name, header line and thresholds
 
 
 def _start_worker(path: Path, header: tuple[int, str] | None, limits: dict[str, Any]) -> None:
+    _job.clear()  # a worker's templates are its export's own
     _job.update(path=path, header=header, limits=limits)
+
+
+def _judge_block(number: int, data: bytes) -> list[Line]:
+    """A worker's block of whole lines (`Parallel.cut`), split and decoded here; in a CSV's
+    first block, the header and what comes before it are not rows."""
+    header = _job["header"]
+    lines = block_lines(number, data)
+    if header is not None and number <= header[0]:
+        lines = [line for line in lines if line[0] > header[0]]
+    return _judge_batch(lines)
 
 
 def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     """A worker's batch, through the same reader as one pass would take it (a CSV's header
     first, so its cells name the fields)."""
     path, header = _job["path"], _job["header"]
-    lines = [header, *batch] if header is not None else batch
-    rows = validation().rows_of(f"incoming/{path.name}", lines)
+    if header is not None:
+        templates = _job.get("templates") or Templates(
+            header, _job["limits"], path, validation(), judge
+        )
+        _job["templates"] = templates
+        return list(templates.judge(batch))
+    rows = validation().rows_of(f"incoming/{path.name}", batch)
     return list(judge(rows, _job["limits"], path))
 
 
 class Parallel:
-    """The export's lines judged by a pool of worker processes."""
+    """The export's lines judged by a pool of worker processes: the export cut into blocks of
+    whole lines (a plain bytes object to each worker, which splits and decodes it with the
+    function's own reader), so the main process neither splits nor decodes a line."""
 
     def __init__(
         self, handle: IO[bytes], reader: Hashing, path: Path, limits: dict[str, Any], workers: int
     ) -> None:
-        fn = validation()
         self.handle, self.path, self.limits, self.workers = handle, path, limits, workers
-        self.texts = fn.text_lines(reader, fn.MAX_LINE_BYTES)
+        self.reader = reader
+        self.texts: Iterator[tuple[int, Any]] | None = None  # the rest, line by line
+        self.read: list[tuple[int, bytes]] = []  # blocks read for the header, not yet judged
+        self.blocks = self.cut()
         self.header = self.csv_header() if path.suffix.lower() == ".csv" else None
         context = multiprocessing.get_context("fork")  # before any thread of the caller starts
         self.pool = context.Pool(workers, _start_worker, (path, self.header, limits))
 
+    def cut(self) -> Iterator[tuple[int, bytes]]:
+        """(number of its first line, whole lines): each block ends after a complete line end
+        (a "\r" is complete only when a byte other than "\n" follows it). A line that no block
+        of BLOCK_BYTES ends leaves the rest of the file to the function's reader, line by line
+        (`texts`), which bounds its memory whatever the line's length."""
+        fn, number, carry = validation(), 1, b""
+        while block := self.reader.read(BLOCK_BYTES):
+            data = carry + block if carry else block
+            end = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+            if end == 0 and len(data) > fn.MAX_LINE_BYTES:
+                self.texts = rest_of(fn, number, data, self.reader)
+                return
+            data, carry = (data[:end], data[end:]) if end else (b"", data)
+            if data:
+                yield number, data
+                number += data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        if carry:
+            yield number, carry
+
     def csv_header(self) -> tuple[int, str] | None:
         """The CSV's first non-blank line, checked as the function checks it."""
         fn = validation()
-        for number, text in self.texts:
+        for number, text in self.first_lines():
             if isinstance(text, str) and not text.strip():
                 continue
             cells = text if isinstance(text, fn.Unreadable) else fn.csv_cells(text)
@@ -199,15 +247,23 @@ class Parallel:
             return number, str(text)
         return None
 
+    def first_lines(self) -> Iterator[tuple[int, Any]]:
+        """The lines up to the header: of the blocks (kept to be judged), then of `texts`."""
+        for number, data in self.blocks:
+            self.read.append((number, data))
+            yield from block_lines(number, data)
+        if self.texts is not None:
+            yield from self.texts
+
     def pool_close(self) -> None:
         pool = getattr(self, "pool", None)
         if pool is not None:
             pool.terminate()
 
-    def batches(self) -> Iterator[list[tuple[int, str]]]:
+    def batches(self, texts: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, str]]]:
         """Decoded lines in batches; an unreadable one (too long, not UTF-8) is judged here."""
         fn, batch = validation(), list[tuple[int, str]]()
-        for number, text in self.texts:
+        for number, text in texts:
             if isinstance(text, fn.Unreadable):
                 self.unreadable.append((number, text))
                 continue
@@ -218,13 +274,20 @@ class Parallel:
         if batch:
             yield batch
 
+    def jobs(self) -> Iterator[AsyncResult[list[Line]]]:
+        for number, data in itertools.chain(self.read, self.blocks):
+            yield self.pool.apply_async(_judge_block, (number, data))
+        if self.texts is not None:
+            for batch in self.batches(self.texts):
+                yield self.pool.apply_async(_judge_batch, (batch,))
+
     def lines(self) -> Iterator[Line]:
         self.unreadable: list[tuple[int, Any]] = []
         pending: deque[AsyncResult[list[Line]]] = deque()
         try:
             with self.handle:
-                for batch in self.batches():
-                    pending.append(self.pool.apply_async(_judge_batch, (batch,)))
+                for job in self.jobs():
+                    pending.append(job)
                     if len(pending) >= 2 * self.workers:
                         yield from pending.popleft().get()
                     yield from judge(self.unreadable, self.limits, self.path)
@@ -232,8 +295,48 @@ class Parallel:
                 while pending:
                     yield from pending.popleft().get()
                 yield from judge(self.unreadable, self.limits, self.path)
+            # Every batch answered: the workers end on their own. Pool.terminate here raced its
+            # own worker handler, which could start a new worker after the SIGTERMs went out
+            # (a worker that then waits for a task forever, and the join with it).
+            self.pool.close()
+            self.pool.join()
         finally:
-            self.pool.terminate()
+            self.pool.terminate()  # stopped early (an error, Unordered): no worker left running
+
+
+def block_lines(number: int, data: bytes) -> list[tuple[int, Any]]:
+    """A block's lines as the function's reader numbers them in the whole file: a block after
+    the first is read behind a blank line, so that its first line is not the file's first (a
+    byte order mark opens only that one); the blank line is dropped."""
+    fn = validation()
+    if number == 1:
+        return list(fn.text_lines(io.BytesIO(data), fn.MAX_LINE_BYTES))
+    texts = fn.text_lines(io.BytesIO(b"\n" + data), fn.MAX_LINE_BYTES)
+    return [(n + number - 2, text) for n, text in texts][1:]
+
+
+class Prefixed:
+    """A reader giving `first`, then what `reader` reads."""
+
+    def __init__(self, first: bytes, reader: Hashing) -> None:
+        self.first, self.reader = first, reader
+
+    def read(self, size: int) -> bytes:
+        if self.first:
+            first, self.first = self.first, b""
+            return first
+        return self.reader.read(size)
+
+
+def rest_of(fn: ModuleType, number: int, data: bytes, reader: Hashing) -> Iterator[tuple[int, Any]]:
+    """The rest of the file from line `number` (`data`, then the reader), line by line."""
+    if number == 1:
+        yield from fn.text_lines(Prefixed(data, reader), fn.MAX_LINE_BYTES)
+        return
+    texts = fn.text_lines(Prefixed(b"\n" + data, reader), fn.MAX_LINE_BYTES)
+    next(texts)  # the blank line in front
+    for n, text in texts:
+        yield n + number - 2, text
 
 
 @contextmanager

@@ -3,11 +3,12 @@ issues (the first few kept for the terminal, all written to --report) and how th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +36,9 @@ SHOWN = 50  # issues printed; the rest are counted (all go to --report)
 
 HASH_TOTAL_MODULUS = 2**256
 CENTS = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount as DECIMAL(.., 2) prints it
+ALL_CENTS = re.compile(r"(?:-?[0-9]+\.[0-9]{2}\n)*-?[0-9]+\.[0-9]{2}")  # each of them, a line each
+SHA256_DIGEST = type(hashlib.sha256()).digest
+BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
 
 
 @dataclass
@@ -53,22 +57,20 @@ class Totals:
         self.add_all([(loan_id, amount)])
 
     def add_all(self, rows: Iterable[tuple[str, str]]) -> None:
-        """Many loans in one loop: a million rows paid ~10 µs each through `add` (a method call,
-        a Decimal sum and a 256-bit modulo per row); here the amounts are summed as integer
-        cents when written with two decimals (as the table and verify write them) and the
-        hashes as one big integer, reduced once."""
-        count, cents, total, odd = 0, 0, 0, Decimal(0)
-        sha256, from_bytes, two_places = hashlib.sha256, int.from_bytes, CENTS.fullmatch
-        for loan_id, amount in rows:
-            count += 1
-            if two_places(amount):
-                cents += int(amount.replace(".", "", 1))
-            else:
-                odd += Decimal(amount)
-            total += from_bytes(sha256(loan_id.encode("utf-8")).digest(), "big")
-        self.rows += count
-        self.amount += Decimal(cents).scaleb(-2) + odd
-        self.id_hash = (self.id_hash + total) % HASH_TOTAL_MODULUS
+        """Many loans at once: a million rows paid ~10 µs each through `add` (a method call, a
+        Decimal sum and a 256-bit modulo per row), then ~5 µs in a Python loop; here by C-level
+        maps (`amount_sum`, `id_hash_sum`), reduced once."""
+        batch = rows if isinstance(rows, list) else list(rows)
+        if batch:
+            ids, amounts = zip(*batch, strict=True)
+            self.add_sums(len(batch), amount_sum(amounts), id_hash_sum(ids))
+
+    def add_sums(self, rows: int, amount: Decimal, id_hash: int) -> None:
+        """Loans summed elsewhere: `id_hash` is their ids' `id_hash_sum`, not yet reduced (the
+        export's side and the table's side share it for the ids both hold: hashed once)."""
+        self.rows += rows
+        self.amount += amount
+        self.id_hash = (self.id_hash + id_hash) % HASH_TOTAL_MODULUS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,28 @@ class Totals:
             "loanAmount": str(self.amount.quantize(Decimal("0.01"))),
             "loanIdHashTotal": f"{self.id_hash:064x}",
         }
+
+
+def amount_sum(amounts: Sequence[str]) -> Decimal:
+    """The amounts' exact sum: when all are written with two decimals (as the table and verify
+    write them), checked by one regular expression and summed as integer cents."""
+    digits = "\n".join(amounts)
+    whole = digits.replace(".", "").split("\n")
+    if len(whole) == len(amounts) and ALL_CENTS.fullmatch(digits):
+        return Decimal(sum(map(int, whole))).scaleb(-2)
+    cents, odd = 0, Decimal(0)
+    for amount in amounts:
+        if CENTS.fullmatch(amount):
+            cents += int(amount.replace(".", "", 1))
+        else:
+            odd += Decimal(amount)
+    return Decimal(cents).scaleb(-2) + odd
+
+
+def id_hash_sum(ids: Iterable[str]) -> int:
+    """The sum of the ids' SHA-256 (UTF-8) as big-endian integers, unreduced."""
+    hashes = map(SHA256_DIGEST, map(hashlib.sha256, map(str.encode, ids)))
+    return sum(map(BIG_ENDIAN, hashes))
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""verify reads the table as one column per row, the database's JSON_ARRAY of the five values
+(verify_db.PAGE): on MariaDB, through the emulator's Data API, the rows it reads are exactly the
+columns a plain SELECT gives, for ids and values JSON must escape, across page boundaries; and
+the emulator's JSON records keep the Data API's 64 KB row limit however the page is encoded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from loanstack import functions
+from loanstack.emulator.mariadb import MariaDB
+from loanstack.emulator.rdsdata_execute import execute
+from loanstack.ops.verify_db import Database
+
+TRICKY_IDS = [
+    "L-1", 'q"uote', "back\\slash", "tab\there", "new\nline", "ctrl\x01\x1f", "é", "\u2028",
+    "😀 astral", "x" * 64, "</script>", "0", "-", "[1, 2]", "null",
+]  # fmt: skip
+MINE = "%/incoming/abc-%"
+
+
+class DataApi:
+    """rds-data's execute_statement answered by the emulator's own execution path."""
+
+    def __init__(self, mariadb: MariaDB) -> None:
+        self.mariadb = mariadb
+
+    def execute_statement(self, **params: Any) -> dict[str, Any]:
+        status, body = execute(self.mariadb, "ExecuteStatement", params, ("admin", "p"))
+        assert status == 200, body
+        return dict(json.loads(json.dumps(body)))  # as the HTTP answer carries it
+
+
+def test_d8_the_pages_json_arrays_are_the_tables_columns(mariadb: MariaDB) -> None:
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(functions.contract(functions.VALIDATION).TABLE)
+        for k, loan_id in enumerate(TRICKY_IDS):
+            cur.execute(
+                "INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount,"
+                " decision, reasons, monthly_payment, debt_to_income, application_sha256,"
+                " result_json, source) VALUES (%s, 'A', 'auto', %s, %s, '', 1, 1, %s, '{}', %s)",
+                (
+                    loan_id,
+                    ["0.00", "-1.50", "9999999999999.99", "25000.00"][k % 4],
+                    ["APPROVED", "MANUAL_REVIEW", 'RE"JECTED', "é"][k % 4],
+                    ("f" * 64, "\\" * 3 + '"', "")[k % 3],
+                    (None, "s3://b/incoming/abc-1.csv", "s3://b/incoming/other.csv")[k % 3],
+                ),
+            )
+        cur.execute(
+            "SELECT loan_id, application_sha256, decision, COALESCE(source LIKE %s, 0),"
+            " CAST(loan_amount AS CHAR) FROM loan_decisions ORDER BY loan_id",
+            (MINE,),
+        )
+        expected = [(i, s, d, bool(m), a) for i, s, d, m, a in cur.fetchall()]
+    for page_rows in (1, 4, 4000):
+        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans", page_rows=page_rows)
+        assert list(database.rows(MINE)) == expected
+    assert len(expected) == len(TRICKY_IDS) and sum(row[3] for row in expected) == 5
+
+
+def test_the_json_records_keep_the_64_kb_row_limit(mariadb: MariaDB) -> None:
+    """Characters JSON escapes count as their escapes: 20,000 'é' are 120,000 characters of
+    JSON (over 64 KB), 20,000 'x' are not."""
+    mariadb.reset()
+    sql = "SELECT 1 AS n, REPEAT(:c, 20000) AS s UNION ALL SELECT 2, 'short'"
+    for char, ok in (("x", True), ("é", False), ("😀", False)):
+        params = {
+            "resourceArn": "arn:c1",
+            "sql": sql,
+            "parameters": [{"name": "c", "value": {"stringValue": char}}],
+            "formatRecordsAs": "JSON",
+        }
+        status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+        if ok:
+            assert status == 200 and json.loads(body["formattedRecords"])[0]["s"] == char * 20000
+        else:
+            assert (status, body["__type"]) == (400, "DatabaseErrorException"), body
+            assert body["message"].startswith("Packet for query is too large")

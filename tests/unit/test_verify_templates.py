@@ -1,0 +1,102 @@
+"""verify's CSV lines judged through templates (verify_export.Templates: a line alike to an
+earlier one but for its ids reuses what the function made of that one) give exactly the lines of
+the function's whole reader and `judge`, on shuffled, duplicated and tampered lines with tricky
+cells: ids the schema refuses, numbers written many ways, quotes, short and long rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loanstack.ops import verify_export, verify_templates
+from loanstack.testing import loanbook
+
+FN = verify_export.validation()
+LIMITS = FN.thresholds()
+PATH = Path("book.csv")
+IDS = ["L-1", "L-2", "x_9", "A" * 64, "A" * 65, "", "l 1", "é", "0", "-"]
+CELLS = {
+    "loanType": ["personal", "auto", "mortgage", "business", "yacht", "Personal", ""],
+    "loanAmount": ["25000", "25000.0", "2.5e4", "25000.005", "0.001", "1e400", "-0", "x", ""],
+    "annualInterestRate": ["5.5", "0", "1e-30", "100", "100.01", "NaN", "5,5"],
+    "termMonths": ["36", "36.0", "36.5", "3.6e1", "480", "481", ""],
+    "monthlyDebtPayments": ["450", "0", "-0.0", "9e8", "1e9", "1e10"],
+    "annualIncome": ["85000", "85000.25", "12000", "0", ""],
+    "creditScore": ["720", "620", "500", "720.0", "299", "850"],
+    "collateralValue": ["30000", "", "300000", "0.01", "0"],
+}
+HEADERS = [
+    ",".join(loanbook.COLUMNS),
+    ",".join(reversed(loanbook.COLUMNS)),  # the ids last, the other way round
+    ",".join(c for c in loanbook.COLUMNS if c != "applicantId"),  # no applicant: every line whole
+    ",".join([*loanbook.COLUMNS, "note", ""]),  # columns the schema ignores
+]
+
+
+@st.composite
+def product(draw: st.DrawFn, names: list[str]) -> dict[str, str]:
+    """The cells other than the ids, which many lines of a book share: the first choice of each
+    (a valid application), one or two cells drawn from all (often not valid)."""
+    cells = {n: CELLS.get(n, ["", "y"])[0] for n in names}
+    for name in draw(st.lists(st.sampled_from(names), max_size=2)):
+        cells[name] = draw(st.sampled_from(CELLS.get(name, ["", "y"])))
+    return cells
+
+
+@st.composite
+def line(draw: st.DrawFn, names: list[str], products: list[dict[str, str]]) -> str:
+    ids = {n: draw(st.sampled_from(IDS)) for n in ("loanId", "applicantId")}
+    cells = draw(st.sampled_from(products)) | ids
+    text = ",".join(cells[n] for n in names)
+    tamper = draw(st.sampled_from(["", "", "", "", "short", "long", "quote", "blank", "space"]))
+    if tamper == "short":
+        text = text.rsplit(",", 1)[0]
+    elif tamper == "long":
+        text += ",extra"
+    elif tamper == "quote":
+        text = '"' + text.replace(",", '","') + '"'
+    elif tamper == "blank":
+        text = "   "
+    elif tamper == "space":
+        text = " " + text
+    return text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(HEADERS), st.integers(1, 40))
+def test_templates_judge_every_line_as_the_whole_reader_does(
+    data: st.DataObject, header: str, batch: int
+) -> None:
+    names = header.split(",")
+    products = data.draw(st.lists(product(names), min_size=1, max_size=4))
+    texts = data.draw(st.lists(line(names, products), min_size=1, max_size=60))
+    texts = data.draw(st.permutations(texts + texts[: len(texts) // 3]))  # duplicated, shuffled
+    lines = list(enumerate(texts, start=2))
+    expected = list(
+        verify_export.judge(FN.rows_of("incoming/book.csv", [(1, header), *lines]), LIMITS, PATH)
+    )
+    templates = verify_templates.Templates((1, header), LIMITS, PATH, FN, verify_export.judge)
+    found = [
+        judged
+        for k in range(0, len(lines), batch)
+        for judged in templates.judge(lines[k : k + batch])
+    ]
+    assert found == expected
+
+
+def test_templates_take_most_lines_of_a_loan_book(tmp_path: Path) -> None:
+    """The bench's book: the lines after the first of each product reuse its template."""
+    path = tmp_path / "book.csv"
+    loanbook.write_export(path, 3000, every=100)
+    with path.open("rb") as handle:
+        texts = list(FN.text_lines(handle))
+    header, body = texts[0], [t for t in texts[1:] if isinstance(t[1], str)]
+    templates = verify_templates.Templates(
+        (header[0], str(header[1])), LIMITS, PATH, FN, verify_export.judge
+    )
+    found = list(templates.judge(body))
+    expected = list(verify_export.judge(FN.rows_of("incoming/book.csv", texts), LIMITS, PATH))
+    assert found == [e for e in expected if e[0] in {n for n, _ in body}]
+    assert templates.hits > 0.9 * len(body) and len(templates.kept) < 10
