@@ -1,6 +1,6 @@
 """Where a detached emulator's time goes, for bench/migrate.py and bench/verify.py: run with
 `LOANSTACK_BENCH_PROFILE=<file>` and `bench/emulated.py` starts the emulator through this module
-instead of `loanstack emulator start --detach`.
+instead of `loanstack emulator start --detach` (`python -m bench.emulator_profile <file>`).
 
 cProfile sees one thread and doubles the cost of what it sees; the emulator's work is all in
 threads (werkzeug's request threads, the asynchronous invocations, the handlers). So this samples
@@ -143,5 +143,9 @@ def serve(out: Path) -> None:
         sampler.report(out, time.monotonic() - begin)
 
 
-if __name__ == "__main__":
+def main() -> None:
     serve(Path(sys.argv[1]))
+
+
+if __name__ == "__main__":
+    main()
