@@ -76,6 +76,48 @@ def loanstack(env: dict[str, str], *argv: str, stdin: bytes = b"", timeout: floa
     return run
 
 
+def in_process(env: dict[str, str], *argv: str, stdin: bytes = b"") -> Run:
+    """`loanstack ARGV` through `cli.main` in this process, with the environment, working
+    directory, no-terminal streams and checks of `loanstack` above: for a test of what a command
+    says and returns, not of the entry point itself (a subprocess costs ~0.5 s of CPU before it
+    does anything). docs/testing.md says which tests use which."""
+    import io
+
+    from loanstack.cli import main
+
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.BytesIO(), io.BytesIO()
+    replaced = (  # held here: a wrapper collected would close its buffer
+        io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
+        io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+    )
+    sys.stdin, sys.stdout, sys.stderr = replaced
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(ROOT)
+    try:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    run = Run(code, out.getvalue().decode(), err.getvalue().decode())
+    for stream in replaced:
+        stream.detach()
+    assert "Traceback" not in run.text, run.text[-3000:]
+    assert not EMOJI.search(run.text), EMOJI.findall(run.text)
+    assert ELLIPSIS not in run.text, [ln for ln in run.text.splitlines() if ELLIPSIS in ln]
+    return run
+
+
 def require_emulator(run_code: int, text: str) -> None:
     """Skip outside CI when the emulator could not start for want of MariaDB (CI has it)."""
     if run_code != 0 and "MariaDB" in text and os.environ.get("CI") != "true":

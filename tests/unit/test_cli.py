@@ -19,7 +19,7 @@ from loanstack.errors import Interrupted, UsageError
 from loanstack.stack import deploy
 from loanstack.stack.events import follow, wait_for_change_set
 from loanstack.stack.preflight import concurrency_shortfall
-from tests.support.cli import ELLIPSIS, ci_env, loanstack, one_error_line, wrong_keys
+from tests.support.cli import ELLIPSIS, ci_env, in_process, loanstack, one_error_line, wrong_keys
 
 USAGE, FAILURE = 2, 1
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:secret-aurora-demo-AbCdEf"
@@ -52,13 +52,15 @@ def test_an_unknown_environment_is_a_usage_error(env: dict[str, str]) -> None:
 def test_a_bad_suffix_is_a_usage_error_before_anything_starts(
     env: dict[str, str], suffix: str
 ) -> None:
-    run = loanstack(env, "deploy", "--env", "dev", "--suffix", suffix, "--yes")
+    run = (loanstack if suffix == "Dev42" else in_process)(
+        env, "deploy", "--env", "dev", "--suffix", suffix, "--yes"
+    )  # one entry point run for this path (a UsageError raised in a command), the rest in process
     assert run.code == USAGE
     assert one_error_line(run).startswith("loanstack: error: parameter EnvironmentSuffix=")
 
 
 def test_an_unknown_parameter_is_a_usage_error(env: dict[str, str]) -> None:
-    run = loanstack(env, "deploy", "--env", "dev", "--suffix", "dev42", "--param", "Colour=blue")
+    run = in_process(env, "deploy", "--env", "dev", "--suffix", "dev42", "--param", "Colour=blue")
     assert run.code == USAGE and "unknown parameter(s): Colour" in one_error_line(run)
 
 
@@ -70,8 +72,8 @@ def test_commands_that_need_the_outputs_file_say_so(env: dict[str, str], tmp_pat
         ["invoke", "validate", "--payload", str(payload)],
         ["rotate"],
         ["logs"],
-    ):
-        run = loanstack(env, *argv)
+    ):  # the entry point for the first (a failure's exit code), the rest in process
+        run = (loanstack if argv == ["outputs"] else in_process)(env, *argv)
         assert run.code == FAILURE, argv
         assert "flat-outputs.json not found: run `loanstack deploy` first" in one_error_line(run)
 
@@ -85,7 +87,7 @@ def test_an_outputs_file_that_is_not_a_flat_object_of_strings_is_refused(
 ) -> None:
     outputs_file.write_bytes(content)
     for argv in (["outputs"], ["rotate"], ["logs"]) if content == b"[1, 2]" else (["outputs"],):
-        run = loanstack(env, *argv)
+        run = in_process(env, *argv)  # the path of test_a_bad_suffix...: a UsageError
         assert run.code == USAGE, (argv, run.err)
         assert "run `loanstack deploy` again" in one_error_line(run)
 
@@ -100,17 +102,18 @@ def test_a_payload_that_is_not_json_or_not_text_is_a_usage_error(
     for name, (content, message) in cases.items():
         payload = tmp_path / f"{name}.bin"
         payload.write_bytes(content)
-        run = loanstack(env, "invoke", "validate", "--payload", str(payload))
+        run = in_process(env, "invoke", "validate", "--payload", str(payload))
         assert run.code == USAGE and message in one_error_line(run), name
+    # real standard input, not a stand-in: the entry point
     run = loanstack(env, "invoke", "validate", "--payload", "-", stdin=bytes(range(256)))
     assert run.code == USAGE and "standard input is not text" in one_error_line(run)
-    run = loanstack(env, "invoke", "validate", "--payload", str(tmp_path / "missing.json"))
+    run = in_process(env, "invoke", "validate", "--payload", str(tmp_path / "missing.json"))
     assert run.code == USAGE and "cannot read payload" in one_error_line(run)
 
 
 def test_a_bad_since_is_a_usage_error(env: dict[str, str], outputs_file: Path) -> None:
     outputs_file.write_text(json.dumps({"LoanValidationFunctionName": "lambda-x"}))
-    run = loanstack(env, "logs", "--since", "yesterday")
+    run = in_process(env, "logs", "--since", "yesterday")
     assert run.code == USAGE and "--since takes a duration (30s, 10m" in one_error_line(run)
 
 
@@ -129,7 +132,7 @@ def test_credentials_alone_never_choose_a_real_account(env: dict[str, str]) -> N
         ["deploy", "--env", "dev", "--suffix", "dev42", "--yes"],
         ["destroy", "--suffix", "dev42", "--yes"],
     ):
-        run = loanstack(env, *argv)
+        run = (loanstack if argv[0] == "deploy" else in_process)(env, *argv)
         assert run.code == USAGE, run.err
         assert "pass --target aws to use that account" in one_error_line(run)
 
@@ -169,7 +172,7 @@ def test_outputs_keep_arns_whole_and_never_become_emoji(
     assert run.code == 0
     assert SECRET_ARN in run.out, "the ARN is printed whole, on one line"
     assert "[bold]x[/] :smile:" in run.out, "data is never read as markup or emoji"
-    as_json = loanstack(env, "outputs", "--output", "json")
+    as_json = in_process(env, "outputs", "--output", "json")
     assert json.loads(as_json.out) == {"DBSecretArn": SECRET_ARN, "Odd": "[bold]x[/] :smile:"}
 
 
@@ -245,7 +248,7 @@ def test_cost_as_json_is_one_document_on_stdout(env: dict[str, str]) -> None:
     assert round(sum(line["monthly"] for line in doc["lines"]), 2) == pytest.approx(
         doc["monthlyTotal"], abs=0.05
     )
-    text = loanstack(env, "cost", "--env", "dev")
+    text = in_process(env, "cost", "--env", "dev")
     assert f"{doc['monthlyTotal']:,.2f}" in text.out
 
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.examples import examples
 from tests.support.helpers import load_function
 
 loans = load_function("loan_validation")
@@ -100,7 +101,13 @@ def assert_structured_invalid(result: dict[str, Any]) -> list[dict[str, str]]:
     return list(errors)
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 600 (thorough 2,000): each example breaks 1-4 of the 10 fields, so each field is broken
+# ~150 times, each of its ways (11 bad numbers, 4 bad ids, junk types) ~15 times or more.
+@settings(
+    max_examples=examples(600, thorough=2000),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(malformed())
 def test_malformed_application_names_each_broken_field(
     case: tuple[dict[str, Any], set[str]],
@@ -110,7 +117,9 @@ def test_malformed_application_names_each_broken_field(
     assert broken <= {e["field"] for e in errors}
 
 
-@settings(max_examples=300, deadline=None)
+# 100 (thorough 300): what is new here is the list (order, count, summary), not the items,
+# which the test above covers; 100 lists of 0-5 items give every length many times.
+@settings(max_examples=examples(100, thorough=300), deadline=None)
 @given(st.lists(st.tuples(malformed(), st.booleans()), max_size=5))
 def test_malformed_items_in_a_list_are_reported_in_order(cases: list[Any]) -> None:
     apps = [case[0] for case, _ in cases]
