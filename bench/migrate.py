@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.emulated import environment, loanstack, start_emulator
+from bench.emulated import PROFILE, environment, loanstack, start_emulator
 from loanstack.testing import loanbook
 
 
@@ -37,7 +37,14 @@ def child(argv: list[str]) -> None:
     """A loanstack command in this process; then its peak RSS as the last line of stderr."""
     from loanstack import cli
 
-    code = cli.main(argv)
+    if os.environ.get(PROFILE):  # the tool's own profile next to the emulator's
+        import cProfile
+
+        profile = cProfile.Profile()
+        code = profile.runcall(cli.main, argv)
+        profile.dump_stats(Path(os.environ[PROFILE]) / f"tool-{argv[0]}-{os.getpid()}.prof")
+    else:
+        code = cli.main(argv)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"code": code, "peak_rss_mib": round(peak_kib / 1024, 1)}), file=sys.stderr)
     raise SystemExit(code)
