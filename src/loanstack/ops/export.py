@@ -347,10 +347,10 @@ class Cutter:
         joined = b"\n".join(lines)
         held = self.first_lines.duplicates_in(first, lines, joined)
         if held:
-            self.current.duplicates += self.first_lines.problems
             kept = list(lines)
-            for i in held:
+            for i, problem in held:
                 kept[i] = b""
+                self.current.duplicates.append(problem)
             joined = b"\n".join(kept)
         self.put(joined + b"\n")
         self.current.lines += len(lines)

@@ -6,10 +6,10 @@ Most exports come sorted by loan id (the table's key), and while they do, a line
 above every id before it (new), or equal to the last one (a repeat of the line that holds it):
 nothing needs storing or looking up. So the ids go to disk only from the first line out of order
 on, and then all at once (`FirstLines.backfill` reads the lines before it again). A block of
-plain CSV lines is judged whole (`FirstLines.duplicates_in`): its ids found by one regular
-expression, its order by one comparison of neighbours, each in C; only the lines that break the
-run (blank, not UTF-8, quoted, out of order, a repeat) go through the per-line path, which
-decides exactly as before.
+plain CSV lines is judged whole (`FirstLines.duplicates_in`): its ids cut out together, its
+order by one comparison of neighbours in C; only the lines that break the run (blank, not
+UTF-8, quoted, out of order, a repeat) go through the per-line path, which decides exactly as
+before.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class FirstLines:
     Keyed by the id's bytes (no hash can collide), valued by the line number and a hash of the
     line: a later line with the same text is the same application (sent: the function answers
     it idempotently), another text is a CONFLICT the tool reports. The ids are kept on disk
-    (`SeenIds`), so memory does not grow with the export. The id is read with the
+    (`SeenIds`) once they come out of order, so memory does not grow with the export. The id is read with the
     function's own parsing (as `verify` reads it): a line the function cannot read (too long,
     not UTF-8, a duplicate key) holds no id and is sent as it is, for the function to report.
     """
@@ -122,19 +122,19 @@ class FirstLines:
             return None  # the first line of the id, or the same text again
         return conflict(number, loan_id, first)
 
-    def duplicates_in(self, number: int, lines: list[bytes], joined: bytes) -> list[int]:
-        """The positions in `lines` (the export's lines from `number` on; `joined` is them joined
-        by "\n") of the lines to hold back, their problems put in `self.problems`. A run of plain
-        CSV lines whose ids rise above the last one is taken whole; every other line goes
-        through `duplicate`, which decides as it does for any line."""
-        self.problems: list[dict[str, Any]] = []
-        found: list[int] = []
+    def duplicates_in(
+        self, number: int, lines: list[bytes], joined: bytes
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(position in `lines`, problem) of each line to hold back; `lines` are the export's
+        lines from `number` on, `joined` is them joined by "\n". A run of plain CSV lines whose
+        ids rise above the last one is taken whole; every other line goes through `duplicate`,
+        which decides as it does for any line."""
+        found: list[tuple[int, dict[str, Any]]] = []
 
         def judge(i: int) -> None:
             problem = self.duplicate(number + i, lines[i])
             if problem is not None:
-                found.append(i)
-                self.problems.append(problem)
+                found.append((i, problem))
 
         ids = self.plain_ids(lines, joined) if self.order.sorted else None
         if ids is None:
