@@ -99,7 +99,7 @@ def measure(
         )  # fmt: skip
         spent = {k: cpu_seconds(state[k]) - v for k, v in before.items()}
         report = json.loads(out)
-        checker: dict[str, Any] = {"peak_rss_mib": None}
+        checker: dict[str, Any] = {"peak_rss_mib": 0.0}
         proof: dict[str, Any] = {"reconciled": True, "lines": rows}
         verify_wall = float("nan")
         if verify:
@@ -155,6 +155,7 @@ def main() -> None:
             measure(export, args.rows, int(c), args.chunk_rows, Path(tmp), not args.no_verify)
             for c in args.concurrency.split(",")
         ]
+    print(json.dumps(results))  # every figure, before the table
     print(
         f"{'concurrency':>11} {'chunks':>6} {'wall s':>8} {'rows/s':>8} {'tool RSS MiB':>12} "
         f"{'problems':>9} {'verify s':>8} {'verify rows/s':>13} {'verify RSS MiB':>14} "
