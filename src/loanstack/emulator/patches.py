@@ -8,6 +8,7 @@ upgrade that moves one fails there, loudly, instead of somewhere inside a deploy
 
 from __future__ import annotations
 
+from moto import backends as moto_backends
 from moto.awslambda import models as lambda_models
 from moto.awslambda import responses as lambda_responses
 from moto.awslambda import urls as lambda_urls
@@ -39,6 +40,7 @@ from loanstack.emulator import (
     cloudtrail,
     cloudwatch,
     customresource,
+    dispatch,
     drift,
     ec2,
     fence,
@@ -148,6 +150,11 @@ PATCHES: list[Patch] = [
           "DescribeStackResourceDrifts with expected and actual properties and their differences: "
           "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackResourceDrift.html",
           None),
+    # The server's dispatch (dispatch.py)
+    Patch(moto_backends, "list_of_moto_modules", dispatch.moto_modules,
+          "moto's packages are read once, not listed and stat'ed twice per request (the same "
+          "answer; about 1.3 ms of the server's CPU per request)",
+          "()"),
     # S3 bucket policies (s3.py)
     Patch(IAMPolicyStatement, "is_action_permitted", s3.statement_permits,
           "bucket policy conditions (aws:SecureTransport) are evaluated",

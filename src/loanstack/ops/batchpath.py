@@ -53,11 +53,14 @@ def stack_of(target: Target, stack: StackRecord) -> BatchPath:
     )
 
 
-def existing(stack: BatchPath, prefix: str) -> dict[str, int]:
-    """key -> size of every object under `prefix` (one entry per chunk or report: O(chunks))."""
+def existing(stack: BatchPath, prefix: str, start_after: str | None = None) -> dict[str, int]:
+    """key -> size of every object under `prefix` (one entry per chunk or report: O(chunks)),
+    or of those whose keys sort after `start_after` (S3 lists keys in UTF-8 binary order:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html)."""
     found: dict[str, int] = {}
+    after = {"StartAfter": start_after} if start_after else {}
     for page in stack.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=stack.bucket, Prefix=prefix
+        Bucket=stack.bucket, Prefix=prefix, **after
     ):
         for obj in page.get("Contents", []):
             found[obj["Key"]] = int(obj["Size"])

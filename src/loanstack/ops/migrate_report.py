@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import operator
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,8 @@ from loanstack import render as layout
 from loanstack.ops.batchpath import BatchPath, bounded_transfer, dead_letters, read_object
 from loanstack.ops.export import BATCH, Chunk, Export
 
+# json.dumps(..., sort_keys=True) builds an encoder per call; the same output from one encoder
+SORTED = json.JSONEncoder(sort_keys=True)
 SHOWN = 20  # problem rows the terminal shows, and the report keeps as `firstProblems`
 PROBLEMS_NAME = "migration.problems.jsonl"
 # The decisions a report lists as problem rows: every one but those the batch contract accepts.
@@ -138,13 +141,20 @@ class ProblemWriter:
         self.first: list[Problem] = []
 
     def write(self, problem: Problem) -> None:
-        line = json.dumps(problem, sort_keys=True).encode() + b"\n"
-        self.out.write(line)
-        self.digest.update(line)
-        self.rows += 1
-        self.size += len(line)
+        self.write_all([problem])
+
+    def write_all(self, problems: list[Problem]) -> None:
+        """Rows in order, written, hashed and counted as one block (a chunk's rows at a time:
+        one write and one hash update, not one per row)."""
+        if not problems:
+            return
+        block = ("\n".join(map(SORTED.encode, problems)) + "\n").encode()  # ASCII: ensure_ascii
+        self.out.write(block)
+        self.digest.update(block)
+        self.rows += len(problems)
+        self.size += len(block)
         if len(self.first) < SHOWN:
-            self.first.append(problem)
+            self.first.extend(problems[: SHOWN - len(self.first)])
 
     def described(self, key: str) -> ProblemsFile:
         return {
@@ -161,18 +171,21 @@ def by_line(problem: Problem) -> int:
 
 def chunk_problems(
     export: Export, chunk: Chunk, report: ChunkReport, held: HeldBack
-) -> Iterator[Problem]:
-    """One chunk's problem rows in export line order: the function's (its line numbers moved
-    to the export's) and the lines the tool held back. Sorted here rather than trusted: the
-    merge below relies on the order."""
-    found = sorted(
-        (
-            cast(Problem, {**p, "line": chunk.export_line(p["line"], export)})
-            for p in report.get("problems", [])
-        ),
-        key=by_line,
-    )
-    return heapq.merge(found, held.read(chunk), key=by_line)
+) -> list[Problem]:
+    """One chunk's problem rows in export line order: the function's (their line numbers moved
+    to the export's, in the report's own rows: it is read for this merge only) and the lines
+    the tool held back. Sorted here rather than trusted: the merge relies on the order; the
+    function writes them in order, so checking it costs one comparison per row."""
+    found = report.get("problems", [])
+    offset = chunk.export_line(0, export)
+    for problem in found:
+        problem["line"] += offset
+    lines = [p["line"] for p in found]
+    if any(map(operator.gt, lines, lines[1:])):
+        found.sort(key=by_line)
+    if held.counts(chunk):
+        return list(heapq.merge(found, held.read(chunk), key=by_line))
+    return found
 
 
 def merge(
@@ -194,8 +207,7 @@ def merge(
         report: ChunkReport = json.loads(read_object(stack, chunk.report_key(export)))
         counts.update(report.get("summary", {}))
         counts.update(held.counts(chunk))
-        for problem in chunk_problems(export, chunk, report, held):
-            out.write(problem)
+        out.write_all(chunk_problems(export, chunk, report, held))
         del report
     merged: MigrationReport = {
         "migration": export.migration_id,
