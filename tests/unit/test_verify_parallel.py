@@ -4,6 +4,7 @@ exactly those of one pass through the function's reader, whatever the batch boun
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,22 @@ def test_a_bad_csv_header_is_refused_in_parallel_as_in_one_pass(tmp_path: Path) 
     for workers in (1, 2):
         with pytest.raises(verify_export.UsageError, match="names loanId twice"):
             judged(path, workers)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_workers_are_not_forked_from_the_tools_process(tmp_path: Path) -> None:
+    """`migrate` verifies after its upload threads ran, and an embedded emulator serves from
+    threads in the tool's process: a worker forked from it can inherit a lock another thread
+    held and wait on it forever (seen twice in benchmark runs). The workers come from a
+    server process that runs no thread of ours."""
+    path = tmp_path / "book.csv"
+    loanbook.write_export(path, 50, every=10)
+    limits = verify_export.validation().thresholds()
+    lines, _reader = verify_export.read_export(path, limits, workers=2)
+    parallel = lines.gi_frame.f_locals["self"]  # type: ignore[attr-defined]
+    workers = [process.pid for process in parallel.pool._pool]
+    assert workers and all(parent_of(pid) != os.getpid() for pid in workers)
+    assert len(list(lines)) == 50

@@ -151,7 +151,7 @@ def reconcile_merged(
     """The merge; Unordered (raised at the first line out of order) leaves nothing behind: the
     workers and the page reader are stopped, and the report is written again from the start."""
     result = Reconciliation(path.name, report=report)
-    lines, reader = read_export(path, limits)  # its workers forked before the thread starts
+    lines, reader = read_export(path, limits)
     pages = Pages(database, mine(digest))
     pages.start()
     try:

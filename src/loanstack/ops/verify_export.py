@@ -64,7 +64,7 @@ def read_export(
 ) -> tuple[Iterator[Line], Hashing]:
     """Each data line of the export judged by the function's code, and the reader's digest
     (complete once the lines are consumed). A large export is judged by `workers` processes
-    (default: one per CPU), started here, before the caller starts any thread."""
+    (default: one per CPU), started here."""
     kind = export_kind(path)
     try:
         handle = path.open("rb")
@@ -158,8 +158,8 @@ def judge(
 
 # Judging a line (parsing, the rules, the fingerprint) is most of verify's work per line, all of
 # it Python: on one core it caps verify near the rules' own rate. A large export is split into
-# batches of lines (cut and decoded here, by the function's own reader), judged by worker
-# processes (forked: they share the loaded function) and collected in order, at most two
+# blocks of whole lines, judged by worker processes (forked by a server process that loaded
+# this module: `worker_context`) and collected in order, at most two
 # batches per worker in flight, so memory stays flat.
 PARALLEL_BYTES = 4 << 20
 BATCH_LINES = 5000
@@ -196,6 +196,18 @@ def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     return list(judge(rows, _job["limits"], path))
 
 
+def worker_context() -> Any:
+    """Workers forked from a server process that runs no thread, never from this one: `migrate`
+    verifies after its uploads and an embedded emulator serves from threads here, and a child
+    forked while another thread holds a lock (logging's, an allocator's, boto3's) waits on it
+    forever (two benchmark runs did, with no CPU). The server imports this module once, so a
+    worker starts with the tool's code loaded.
+    https://docs.python.org/3/library/multiprocessing.html#contexts-and-start-methods"""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 class Parallel:
     """The export's lines judged by a pool of worker processes: the export cut into blocks of
     whole lines (a plain bytes object to each worker, which splits and decodes it with the
@@ -210,8 +222,7 @@ class Parallel:
         self.read: list[tuple[int, bytes]] = []  # blocks read for the header, not yet judged
         self.blocks = self.cut()
         self.header = self.csv_header() if path.suffix.lower() == ".csv" else None
-        context = multiprocessing.get_context("fork")  # before any thread of the caller starts
-        self.pool = context.Pool(workers, _start_worker, (path, self.header, limits))
+        self.pool = worker_context().Pool(workers, _start_worker, (path, self.header, limits))
 
     def cut(self) -> Iterator[tuple[int, bytes]]:
         """(number of its first line, whole lines): each block ends after a complete line end
