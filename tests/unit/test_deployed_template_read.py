@@ -9,11 +9,13 @@ import io
 from typing import Any, cast
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
 from loanstack import template
 from loanstack.emulator import CREDENTIALS
+from loanstack.errors import DeployError
 from loanstack.stack import protection
 from loanstack.stack.deploy import Deployment, read_deployed_template
 
@@ -69,12 +71,27 @@ def test_a_refusal_message_with_brackets_is_printed_as_written() -> None:
     """Console markup would eat `[...]` from AWS's message (or fail on a closing tag)."""
     out = io.StringIO()
     d = prod(out)
-    message = "Rate exceeded [/throttle] [bold]"
-    cfn, stubber = refused_get_template("Throttling", message)
+    message = "User is not authorized [/x] [bold]"
+    cfn, stubber = refused_get_template("AccessDenied", message)
     with stubber:
         assert read_deployed_template(d, cfn, {"StackId": STACK_ID, "StackName": d.name}) is None
-    assert f"GetTemplate refused: Throttling: {message})" in out.getvalue()
+    assert f"GetTemplate refused: AccessDenied: {message})" in out.getvalue()
     assert out.getvalue().count("\n") == 1
+
+
+def test_a_failure_that_is_no_refusal_stops_the_prod_update_in_one_line() -> None:
+    """Throttled past boto3's retries (or a 5xx) is no permission to judge the new template alone:
+    the update stops before any change, with AWS's words, and says to run it again."""
+    out = io.StringIO()
+    d = prod(out)
+    cfn, stubber = refused_get_template("Throttling", "Rate exceeded [/throttle]")
+    with stubber, pytest.raises(DeployError) as raised:
+        read_deployed_template(d, cfn, {"StackId": STACK_ID, "StackName": d.name})
+    assert str(raised.value) == (
+        f"cannot read the deployed template of {d.name} (Throttling: Rate exceeded [/throttle]); "
+        "prod's stack policy guard needs it: nothing was changed, run the deploy again"
+    )
+    assert out.getvalue() == ""
 
 
 def test_dev_never_reads_the_deployed_template() -> None:

@@ -280,6 +280,12 @@ def write_outputs(target: Target, name: str) -> dict[str, str]:
     return outputs
 
 
+# What IAM answers when a policy does not allow the call: only then may prod's guard go on with
+# the new template alone (anything else is a failure to retry, not a permission to work around).
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
 def read_deployed_template(
     d: Deployment, cfn: Any, current: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -293,7 +299,13 @@ def read_deployed_template(
         doc, _ = survival.deployed_template(cfn, current)
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        why = f"GetTemplate refused: {error.get('Code', 'Error')}: {error.get('Message', exc)}"
+        code, message = error.get("Code", "Error"), " ".join(str(error.get("Message", exc)).split())
+        if code not in DENIED_CODES:  # throttled past boto3's retries, expired, a 5xx: not a no
+            raise DeployError(
+                f"cannot read the deployed template of {d.name} ({code}: {message}); prod's "
+                "stack policy guard needs it: nothing was changed, run the deploy again"
+            ) from exc
+        why = f"GetTemplate refused: {code}: {message}"
         fix = "allow cloudformation:GetTemplate on the stack to guard what the deployed template protects"
         template_note(d, why, fix)
         return None
