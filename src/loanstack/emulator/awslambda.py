@@ -169,7 +169,8 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
 
 def in_sandbox(sandboxes: Sandboxes, fn: Any, event: Any) -> tuple[str, bool, str]:
     """The process model (awslambda_sandbox.py): a warm sandbox of the function runs the
-    invocation; one that times out or that a fault ends is killed, and its logs so far kept."""
+    invocation; one that times out or that a fault ends is killed, and its logs so far kept; one
+    whose process ended first answers Runtime.ExitError (`exit_error`)."""
     config = logging_config(fn)
     init = init_message(fn, config["LogFormat"], config.get("ApplicationLogLevel", "INFO"))
     env = process_environment(environment_values(fn), fn)
