@@ -3,9 +3,11 @@ concurrently up to its reserved concurrency, each invocation with its own enviro
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import signal
 import threading
 import time
 import zipfile
@@ -292,14 +294,29 @@ def test_an_invocation_with_another_environment_waits_for_the_shared_one_to_be_g
 
 
 GLOBALS = """
-import os, time
+import os, sys, time
 
 SEEN = []  # a module global: one list per execution environment
 
 def handler(event, context):
     SEEN.append(event["n"])
     time.sleep(float(event.get("sleep", 0)))
-    return {"seen": list(SEEN), "pid": os.getpid(), "requestId": context.aws_request_id}
+    if "exit" in event:
+        sys.exit(event["exit"])
+    if "print" in event:
+        print(event["print"] + "-out")
+        print(event["print"] + "-err", file=sys.stderr)
+    if event.get("garble"):  # a reply on the worker's pipe that is not JSON
+        os.write(int(sys.argv[2]), len(b"nonsense").to_bytes(4, "big") + b"nonsense")
+        time.sleep(5)
+    if event.get("unserialisable"):
+        return {"a set": {1, 2}}
+    return {
+        "seen": list(SEEN),
+        "pid": os.getpid(),
+        "requestId": context.aws_request_id,
+        "env": dict(os.environ),
+    }
 """
 
 
@@ -337,6 +354,14 @@ def call(session: boto3.Session, payload: dict[str, object]) -> dict[str, object
     )
     answer: dict[str, object] = json.loads(reply["Payload"].read())
     return answer
+
+
+def call_logs(session: boto3.Session, payload: dict[str, object]) -> str:
+    """The invocation's log text (the tail Lambda returns with LogType Tail)."""
+    reply = session.client("lambda").invoke(
+        FunctionName="globals", Payload=json.dumps(payload).encode(), LogType="Tail"
+    )
+    return base64.b64decode(reply["LogResult"]).decode()
 
 
 def test_d7_concurrent_executions_do_not_share_module_globals_and_a_warm_one_keeps_its_own(
@@ -383,3 +408,80 @@ def test_stopping_the_emulator_leaves_no_sandbox_process(sandboxed: boto3.Sessio
     STATE.run_functions_in_processes(False)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid), 0)  # type: ignore[call-overload]
+
+
+def test_a_handler_that_exits_answers_runtime_exit_error_not_a_timeout(
+    sandboxed: boto3.Session,
+) -> None:
+    """Lambda answers a runtime that exits mid-invocation with Runtime.ExitError ("Runtime
+    exited with error: exit status 1"), at once, not with a timeout
+    (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html)."""
+    globals_function(sandboxed)
+    error = call(sandboxed, {"n": 1, "exit": 3})
+    assert error["errorType"] == "Runtime.ExitError"
+    assert "Runtime exited with error: exit status 3" in str(error["errorMessage"])
+    assert call(sandboxed, {"n": 2})["seen"] == [2]  # a cold start after it
+
+
+def test_a_sandbox_that_answers_nonsense_is_killed_and_answers_runtime_exit_error(
+    sandboxed: boto3.Session,
+) -> None:
+    globals_function(sandboxed)
+    warm = call(sandboxed, {"n": 1})
+    error = call(sandboxed, {"n": 2, "garble": True})
+    assert error["errorType"] == "Runtime.ExitError"
+    assert "signal: kill" in str(error["errorMessage"])
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(warm["pid"]), 0)  # type: ignore[call-overload]
+
+
+def test_an_idle_sandbox_that_died_is_not_handed_to_the_next_invocation(
+    sandboxed: boto3.Session,
+) -> None:
+    """A sandbox killed while idle (out of memory, say) is dropped; the next invocation gets a
+    new one instead of a fake timeout."""
+    globals_function(sandboxed)
+    warm = call(sandboxed, {"n": 1})
+    os.kill(int(warm["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+    time.sleep(0.3)  # the kill lands
+    fresh = call(sandboxed, {"n": 2})
+    assert fresh.get("seen") == [2], fresh
+    assert fresh["pid"] != warm["pid"]
+
+
+def test_a_handlers_stdout_and_stderr_go_to_its_log_stream(sandboxed: boto3.Session) -> None:
+    """Lambda puts what a function writes to stdout and stderr in its log stream
+    (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html)."""
+    globals_function(sandboxed)
+    logs = call_logs(sandboxed, {"n": 1, "print": "hello"})
+    assert "hello-out\n" in logs and "hello-err\n" in logs
+
+
+def test_the_emulators_environment_does_not_leak_into_a_sandbox(
+    sandboxed: boto3.Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Lambda's runtime has only its own variables and the function's
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime):
+    not the developer's, nor a HOME whose ~/.aws/config boto3 in the function would read."""
+    monkeypatch.setenv("DEVELOPERS_SECRET", "leaked")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    globals_function(sandboxed)
+    env = call(sandboxed, {"n": 1})["env"]
+    assert isinstance(env, dict)
+    assert "DEVELOPERS_SECRET" not in env
+    assert env["HOME"] != str(tmp_path)
+    assert not Path(env["AWS_CONFIG_FILE"]).exists()
+    assert not Path(env["AWS_SHARED_CREDENTIALS_FILE"]).exists()
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "globals"
+    assert "PYTHONPATH" not in env  # the worker's own, removed before the code loads
+
+
+def test_a_result_that_is_not_json_answers_runtime_marshal_error(
+    sandboxed: boto3.Session,
+) -> None:
+    """Lambda answers a handler's result it cannot serialise with Runtime.MarshalError
+    (https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html)."""
+    globals_function(sandboxed)
+    error = call(sandboxed, {"n": 1, "unserialisable": True})
+    assert error["errorType"] == "Runtime.MarshalError"
+    assert "Unable to marshal response" in str(error["errorMessage"])

@@ -169,10 +169,11 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
 
 def in_sandbox(sandboxes: Sandboxes, fn: Any, event: Any) -> tuple[str, bool, str]:
     """The process model (awslambda_sandbox.py): a warm sandbox of the function runs the
-    invocation; one that times out or that a fault ends is killed, and its logs so far kept."""
+    invocation; one that times out or that a fault ends is killed, and its logs so far kept; one
+    whose process ended first answers Runtime.ExitError (`exit_error`)."""
     config = logging_config(fn)
     init = init_message(fn, config["LogFormat"], config.get("ApplicationLogLevel", "INFO"))
-    env = process_environment(environment_values(fn))
+    env = process_environment(environment_values(fn), fn)
     sandbox = sandboxes.acquire(key_of(fn.function_arn, init, env), init, env)
     request_id, timeout = str(uuid.uuid4()), float(fn.timeout or 3)
     logs: list[str] = []
@@ -194,12 +195,24 @@ def in_sandbox(sandboxes: Sandboxes, fn: Any, event: Any) -> tuple[str, bool, st
     sandboxes.release(sandbox, reusable=answer.outcome is not None)
     if answer.outcome is not None:
         return answer.outcome[0], answer.outcome[1], finish(fn, logs)
+    if answer.exited is not None:
+        return exit_error(fn, request_id, answer.exited, logs)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     logs.append(f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds\n")
     error = {
         "errorType": "Sandbox.Timedout",
         "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
     }
+    return json.dumps(error), True, finish(fn, logs)
+
+
+def exit_error(fn: Any, request_id: str, status: str, logs: list[str]) -> tuple[str, bool, str]:
+    """Lambda's answer when the runtime's process ends mid-invocation: Runtime.ExitError with
+    its exit status, at once (not a timeout), and the same line in the log stream
+    (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html)."""
+    message = f"RequestId: {request_id} Error: Runtime exited with error: {status}"
+    logs.append(f"{message}\nRuntime.ExitError\n")
+    error = {"errorType": "Runtime.ExitError", "errorMessage": message}
     return json.dumps(error), True, finish(fn, logs)
 
 

@@ -9,7 +9,9 @@ The process model is the detached emulator's (`loanstack emulator start`): the f
 runs beside the emulator instead of under its GIL. A timed-out invocation, or one a fault ends
 mid-way (faults.py), is killed with its sandbox, as Lambda stops a runtime at its Timeout
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html); the next invocation
-starts a new one. The sandbox itself is awslambda_worker.py.
+starts a new one. A sandbox whose process ends before the deadline (the handler called
+`sys.exit`, the process was killed) answers Runtime.ExitError, as Lambda does; an idle one that
+died is dropped, never handed out. The sandbox itself is awslambda_worker.py.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,10 +37,12 @@ SRC = str(Path(__file__).resolve().parents[2])
 
 @dataclass
 class Answer:
-    """What the sandbox answered: (payload, errored) or nothing (timed out, killed); its logs."""
+    """What the sandbox answered: (payload, errored) or nothing (timed out, killed); its logs;
+    the runtime's exit status ("exit status 1") when its process ended before the deadline."""
 
     outcome: tuple[str, bool] | None
     logs: list[str] = field(default_factory=list)
+    exited: str | None = None
 
 
 class Sandbox:
@@ -43,6 +50,7 @@ class Sandbox:
 
     def __init__(self, key: str, init: dict[str, Any], env: dict[str, str]) -> None:
         self.key = key
+        self.home = tempfile.mkdtemp(prefix="loanstack-sandbox-")
         to_child_r, self.to_child_w = os.pipe()
         self.from_child_r, from_child_w = os.pipe()
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter running the worker, no shell)
@@ -53,7 +61,7 @@ class Sandbox:
                 str(to_child_r),
                 str(from_child_w),
             ],
-            env=env,
+            env=env | isolated(self.home),
             stdin=subprocess.DEVNULL,
             pass_fds=(to_child_r, from_child_w),
             start_new_session=True,  # a Ctrl-C meant for the emulator's shell is the emulator's
@@ -87,14 +95,12 @@ class Sandbox:
         return False
 
     def invoke(self, event: Any, request_id: str, timeout: float, wait: float) -> Answer:
-        """Run one invocation; None as the outcome when it has not answered within `wait`."""
+        """Run one invocation; None as the outcome when it has not answered within `wait`, an
+        exit status when its process ended (or answered nonsense) before then."""
         answer = Answer(None)
-        try:
-            self._send({"event": event, "requestId": request_id, "timeout": timeout})
-        except OSError:
-            return answer
         deadline = time.monotonic() + wait
         try:
+            self._send({"event": event, "requestId": request_id, "timeout": timeout})
             while self.inbox.poll(max(0.0, deadline - time.monotonic())):
                 message = json.loads(self.inbox.recv_bytes())
                 if "log" in message:
@@ -102,9 +108,21 @@ class Sandbox:
                 if "result" in message:
                     answer.outcome = (message["result"], bool(message["errored"]))
                     return answer
-        except (EOFError, OSError):  # the sandbox died: answered as a timeout
-            pass
+        except (EOFError, OSError, ValueError):  # it ended, or its reply is not ours: killed
+            answer.exited = self.exit_status(deadline)
         return answer
+
+    def exit_status(self, deadline: float) -> str:
+        """How the process ended, worded as Lambda's Runtime.ExitError words it; a process that
+        closed its pipe or answered nonsense but is still running is killed first."""
+        try:
+            code = self.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        if code < 0 and -code in signal.valid_signals():
+            return f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}"
+        return f"exit status {code}"
 
     def kill(self) -> None:
         """The process and its pipes, gone; waited for, so no zombie is left."""
@@ -113,6 +131,7 @@ class Sandbox:
         self.process.wait()
         for channel in (self.inbox, self.outbox):
             channel.close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 class Sandboxes:
@@ -133,6 +152,8 @@ class Sandboxes:
             for k in [k for k in self.idle if k != key and same_fn(k, key)]:
                 del self.idle[k]
             free = self.idle.get(key) or []
+            stale += [s for s in free if s.process.poll() is not None]  # died idle (killed, OOM)
+            free[:] = [s for s in free if s.process.poll() is None]
             sandbox = free.pop() if free else None
             if sandbox is None:
                 self.started += 1
@@ -189,11 +210,30 @@ def init_message(fn: Any, log_format: str, log_level: str) -> dict[str, Any]:
     }
 
 
-def process_environment(values: dict[str, str]) -> dict[str, str]:
-    """The sandbox's environment: the function's variables over a base without the emulator's
-    own AWS or loanstack settings (Lambda's sandbox has only the function's), and the path to
-    the worker module (removed by the worker before the function's code loads)."""
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOANSTACK_", "MOTO_"))
+HOST_VARIABLES = ("PATH", "LANG", "LD_LIBRARY_PATH")  # the interpreter's own, as Lambda has them
+
+
+def process_environment(values: dict[str, str], fn: Any) -> dict[str, str]:
+    """The sandbox's environment: only what Lambda's runtime has
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime):
+    PATH, LANG, LD_LIBRARY_PATH, TZ, Lambda's reserved variables and the function's own
+    (`values`, pointed at the emulator), never the developer's; plus what the worker itself
+    needs, PYTHONPATH (this package's path, to import the worker; removed by the worker before
+    the function's code loads). HOME and the AWS config files are each sandbox's (`isolated`)."""
+    base = {k: os.environ[k] for k in HOST_VARIABLES if k in os.environ}
+    reserved = {
+        "TZ": ":UTC",
+        "_HANDLER": str(fn.handler),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size or 128),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
     }
-    return base | values | {"PYTHONPATH": SRC}
+    return base | reserved | values | {"PYTHONPATH": SRC}
+
+
+def isolated(home: str) -> dict[str, str]:
+    """A HOME of the sandbox's own, and AWS config and credentials files that do not exist, so
+    boto3 in the function never reads the developer's ~/.aws (Lambda's runtime has none)."""
+    nothing = os.path.join(home, "no-such-file")
+    return {"HOME": home, "AWS_CONFIG_FILE": nothing, "AWS_SHARED_CREDENTIALS_FILE": nothing}

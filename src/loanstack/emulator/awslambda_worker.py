@@ -12,16 +12,20 @@ imports nothing of moto or the emulator: only this module and the logging format
 The messages, one JSON document each over the pipes the emulator holds (`Connection`):
 to the sandbox `{"init": {...}}` once, then `{"event": ..., "requestId": ..., "timeout": s}`;
 from it `{"ready": true}` or `{"initError": {...}}`, then per invocation any number of
-`{"log": text}` and one `{"result": payload, "errored": bool}`.
+`{"log": text}` and one `{"result": payload, "errored": bool}`. What the function writes to
+stdout or stderr is sent as log lines, as Lambda puts both in the log stream
+(https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 import types
@@ -84,8 +88,60 @@ class Streamed(logging.Handler):
             self.handleError(record)
 
 
+_send_lock = threading.Lock()  # a handler's own threads may log or print while it answers
+
+
 def send(channel: Connection, message: dict[str, Any]) -> None:
-    channel.send_bytes(json.dumps(message).encode())
+    data = json.dumps(message).encode()
+    with _send_lock:
+        channel.send_bytes(data)
+
+
+class LogStream(io.TextIOBase):
+    """stdout or stderr of the function: each complete line sent as a log line; a partial
+    line when flushed (the worker flushes before each answer)."""
+
+    def __init__(self, channel: Connection) -> None:
+        super().__init__()
+        self.channel = channel
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self._out(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            line, self.pending = self.pending, ""
+            self._out(line + "\n")
+
+    def _out(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # the emulator is gone: nowhere to write
+            send(self.channel, {"log": line})
+
+
+def flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+
+
+def marshal(result: Any) -> dict[str, Any]:
+    """The answer of a handler's result; one that is not JSON answers Runtime.MarshalError, as
+    Lambda's Python runtime does (https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html)."""
+    try:
+        return {"result": json.dumps(result), "errored": False}
+    except (TypeError, ValueError) as exc:
+        error = {
+            "errorMessage": f"Unable to marshal response: {exc}",
+            "errorType": "Runtime.MarshalError",
+        }
+        return {"result": json.dumps(error), "errored": True}
 
 
 def serve(inbox: Connection, outbox: Connection) -> None:
@@ -101,8 +157,10 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         module = load(init["code"].encode("latin-1"), init["handler"], init["name"])
     except Exception as exc:
         error, text = error_of(exc, "", json_format)
+        flush_output()
         send(outbox, {"initError": error, "log": text})
         return
+    flush_output()
     send(outbox, {"ready": True})
     while True:
         try:
@@ -118,19 +176,23 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         event = request["event"]
         try:
             result = module.__dict__["__handler__"](event if event is not None else {}, context)
-            send(outbox, {"result": json.dumps(result), "errored": False})
+            answer = marshal(result)
         except Exception as exc:
             error, text = error_of(exc, request_id, json_format)
             send(outbox, {"log": text})
-            send(outbox, {"result": json.dumps(error), "errored": True})
+            answer = {"result": json.dumps(error), "errored": True}
+        finally:
+            flush_output()  # also before a sys.exit leaves the loop: the lines printed so far
+        send(outbox, answer)
 
 
 def main() -> None:
-    """The pipes' file descriptors are the arguments; stdout goes to stderr (the function's
-    prints); the path to this module is not the function's."""
+    """The pipes' file descriptors are the arguments; stdout and stderr go to the log stream;
+    the path to this module is not the function's."""
     inbox = Connection(int(sys.argv[1]), writable=False)
     outbox = Connection(int(sys.argv[2]), readable=False)
-    sys.stdout = sys.stderr
+    sys.stdout = LogStream(outbox)
+    sys.stderr = LogStream(outbox)
     own = os.environ.pop("PYTHONPATH", "")
     sys.path[:] = [p for p in sys.path if p != own]
     serve(inbox, outbox)
