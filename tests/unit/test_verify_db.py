@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from loanstack.errors import DeployError
-from loanstack.ops import verify_db
+from loanstack.ops import verify, verify_db, verify_export
+from loanstack.testing import loanbook
 
 RESUMING = {"Error": {"Code": "DatabaseResumingException", "Message": "resuming after pause"}}
 
@@ -38,3 +41,60 @@ def test_d8_a_cluster_that_never_resumes_is_one_line(monkeypatch: pytest.MonkeyP
     database = verify_db.Database(DataApi(resuming=99), "arn:cluster", "arn:secret", resume_poll=0)
     with pytest.raises(DeployError, match="the Data API failed: resuming after pause"):
         list(database.rows("incoming/x%"))
+
+
+def test_d8_the_page_selects_its_json_array_as_text() -> None:
+    """Aurora MySQL 3's JSON_ARRAY is of MySQL's JSON type, which the Data API's JSON records
+    may give as nested JSON: cast to CHAR, it is a string on MySQL and MariaDB alike."""
+    assert "CAST(JSON_ARRAY(" in " ".join(verify_db.PAGE.split())
+    assert ") AS CHAR) AS r" in " ".join(verify_db.PAGE.split())
+
+
+def test_d8_a_page_whose_arrays_come_as_nested_json_is_read() -> None:
+    rows = [
+        {"r": ["L-1", "ab", "APPROVED", 1, "100.00"]},
+        {"r": '["L-2", "cd", "REJECTED", 0, "5.00"]'},
+    ]
+    assert verify_db.values(rows) == [
+        ["L-1", "ab", "APPROVED", 1, "100.00"],
+        ["L-2", "cd", "REJECTED", 0, "5.00"],
+    ]
+
+
+class Broken:
+    """A Data API whose client fails in a way no ClientError describes, or answers a page of a
+    shape verify cannot read."""
+
+    def __init__(self, answer: dict[str, Any] | None) -> None:
+        self.answer = answer
+
+    def execute_statement(self, **_: Any) -> dict[str, Any]:
+        if self.answer is None:
+            raise RuntimeError("connection pool is closed")
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, {"formattedRecords": json.dumps([{"r": {"not": "an array"}}])}],
+    ids=["client-raises", "page-unreadable"],
+)
+def test_d8_a_failure_on_the_table_reader_thread_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any] | None
+) -> None:
+    """The table is read on a thread: what fails there reaches the main thread as one line
+    (DeployError), on the merge and on the SQLite path, never as a thread's traceback."""
+    seen: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", seen.append)
+    sorted_path, unsorted_path = tmp_path / "sorted.csv", tmp_path / "unsorted.csv"
+    loanbook.write_export(sorted_path, 30)
+    head, *rows = sorted_path.read_bytes().splitlines()
+    unsorted_path.write_bytes(b"\n".join([head, *reversed(rows)]) + b"\n")
+    limits = verify_export.validation().thresholds()
+    for path in (sorted_path, unsorted_path):
+        database = verify_db.Database(Broken(answer), "arn:cluster", "arn:secret")
+        with pytest.raises(DeployError) as caught:
+            verify.reconcile(path, database, limits)
+        message = str(caught.value)
+        assert "\n" not in message and message.endswith("run verify again"), message
+    assert seen == []

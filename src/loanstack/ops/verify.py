@@ -25,7 +25,7 @@ from rich.text import Text
 
 from loanstack.aws.outputs import StackRecord
 from loanstack.errors import UsageError
-from loanstack.ops.verify_db import PAGE, PAGE_ROWS, Database, Stored
+from loanstack.ops.verify_db import PAGE, PAGE_ROWS, Database, Stored, one_line
 from loanstack.ops.verify_export import (
     THRESHOLD_PREFIXES,
     Hashing,
@@ -116,8 +116,8 @@ class TableReader(threading.Thread):
                 for page in self.database.pages(self.mine):
                     db.executemany("INSERT INTO stored VALUES (?, ?, ?, ?, ?)", page)
                 db.commit()
-        except BaseException as exc:  # re-raised on the main thread
-            self.error = exc
+        except BaseException as exc:  # re-raised on the main thread, as one line
+            self.error = one_line(exc)
 
     def result(self) -> None:
         self.join()

@@ -21,15 +21,17 @@ from loanstack.ops.rotate import RESUME_SECONDS
 # json.loads reads it at C speed. Each row is one column, the database's own JSON array of the
 # five values (JSON_ARRAY, in MySQL 8.0 and MariaDB alike, escapes what JSON must): a column
 # costs the Data API's server (and the emulator's PyMySQL, on the bench's two cores) per value,
-# and the page's arrays are read by one json.loads. A row is at most ~200 bytes of the answer
+# and the page's arrays are read by one json.loads. On Aurora MySQL 3 JSON_ARRAY is of MySQL's
+# JSON type, which the Data API's JSON records may give as nested JSON rather than a string: cast
+# to CHAR it is text on both engines (and a row given as an array is still read). A row is at most ~200 bytes of the answer
 # (a 64-character id, the 64-hex fingerprint, decision, flag, amount, every quote escaped
 # once more): 4,000 of them stay inside the Data API's 1 MiB response limit.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 # https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-array
 PAGE_ROWS = 4000
-PAGE = """SELECT JSON_ARRAY(loan_id, application_sha256, decision,
- COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS r
+PAGE = """SELECT CAST(JSON_ARRAY(loan_id, application_sha256, decision,
+ COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
  FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}"""
 # (loan id, fingerprint, decision, recorded by this export?, loan amount)
 Stored = tuple[str, str, str, bool, str]
@@ -57,8 +59,14 @@ class Database:
         after = ""
         while True:
             reply = self.page(after, mine)
-            found = json.loads(reply.get("formattedRecords") or "[]")
-            page = values(found)
+            try:
+                found = json.loads(reply.get("formattedRecords") or "[]")
+                page = values(found)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise DeployError(
+                    f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
+                    f"{exc}); run verify again"
+                ) from exc
             yield [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
             if len(found) < self.page_rows:
                 return
@@ -102,7 +110,27 @@ def values(found: list[dict[str, Any]]) -> list[list[Any]]:
     """Each row's five values. The rows' JSON arrays (the `r` column) are read by one
     json.loads: a page of 4,000 rows parsed one by one paid the call 4,000 times. A page in five
     named columns (i, s, d, m, a: this tool's earlier query, as test doubles answer it) is read
-    as it is."""
+    as it is, and so is a row whose array came as nested JSON (MySQL's JSON type)."""
     if found and "r" not in found[0]:
         return [[r["i"], r["s"], r["d"], r["m"], r["a"]] for r in found]
-    return list(json.loads("[" + ",".join(map(itemgetter("r"), found)) + "]"))
+    arrays = list(map(itemgetter("r"), found))
+    if all(type(r) is str for r in arrays):
+        return list(json.loads("[" + ",".join(arrays) + "]"))
+    read = [r if type(r) is list else json.loads(r) for r in arrays]
+    if not all(type(r) is list and len(r) == 5 for r in read):
+        raise ValueError("a row is not an array of five values")
+    return read
+
+
+def one_line(exc: BaseException) -> BaseException:
+    """What failed on a thread reading the table, as the main thread raises it: a DeployError
+    as it is, any other error as one (the CLI's one line, not an unexpected error's), so a
+    client's failure no ClientError describes still says what to do; Ctrl-C stays itself."""
+    if isinstance(exc, DeployError) or not isinstance(exc, Exception):
+        return exc
+    said = " ".join(str(exc).split())
+    error = DeployError(
+        f"reading the decisions table failed ({type(exc).__name__}: {said}); run verify again"
+    )
+    error.__cause__ = exc
+    return error

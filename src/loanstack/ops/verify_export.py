@@ -10,15 +10,16 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from functools import cache
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
 from loanstack import functions
-from loanstack.errors import UsageError
+from loanstack.errors import DeployError, UsageError
 from loanstack.ops.export import FORMATS
 from loanstack.ops.verify_templates import Line as Line  # verify and verify_merge use it from here
 from loanstack.ops.verify_templates import Templates
@@ -211,7 +212,8 @@ def worker_context() -> Any:
 class Parallel:
     """The export's lines judged by a pool of worker processes: the export cut into blocks of
     whole lines (a plain bytes object to each worker, which splits and decodes it with the
-    function's own reader), so the main process neither splits nor decodes a line."""
+    function's own reader), so the main process neither splits nor decodes a line. The pool
+    starts with the first line asked for (`lines`), so a failure before it leaves no worker."""
 
     def __init__(
         self, handle: IO[bytes], reader: Hashing, path: Path, limits: dict[str, Any], workers: int
@@ -222,7 +224,7 @@ class Parallel:
         self.read: list[tuple[int, bytes]] = []  # blocks read for the header, not yet judged
         self.blocks = self.cut()
         self.header = self.csv_header() if path.suffix.lower() == ".csv" else None
-        self.pool = worker_context().Pool(workers, _start_worker, (path, self.header, limits))
+        self.pool: ProcessPoolExecutor | None = None
 
     def cut(self) -> Iterator[tuple[int, bytes]]:
         """(number of its first line, whole lines): each block ends after a complete line end
@@ -253,7 +255,6 @@ class Parallel:
             checked = fn.csv_header(number, cells)
             if isinstance(checked, fn.BadHeader):
                 self.handle.close()
-                self.pool_close()
                 raise UsageError(f"{self.path}: {checked.message}")
             return number, str(text)
         return None
@@ -266,17 +267,16 @@ class Parallel:
         if self.texts is not None:
             yield from self.texts
 
-    def pool_close(self) -> None:
-        pool = getattr(self, "pool", None)
-        if pool is not None:
-            pool.terminate()
-
-    def batches(self, texts: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, str]]]:
-        """Decoded lines in batches; an unreadable one (too long, not UTF-8) is judged here."""
-        fn, batch = validation(), list[tuple[int, str]]()
+    def batches(self, texts: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+        """Decoded lines in batches for the workers; an unreadable one (too long, not UTF-8)
+        alone, in its place, to be judged here (its reader's object stays in this process)."""
+        fn, batch = validation(), list[tuple[int, Any]]()
         for number, text in texts:
             if isinstance(text, fn.Unreadable):
-                self.unreadable.append((number, text))
+                if batch:
+                    yield batch
+                    batch = []
+                yield [(number, text)]
                 continue
             batch.append((number, text))
             if len(batch) >= BATCH_LINES:
@@ -285,34 +285,49 @@ class Parallel:
         if batch:
             yield batch
 
-    def jobs(self) -> Iterator[AsyncResult[list[Line]]]:
+    def jobs(self, pool: ProcessPoolExecutor) -> Iterator[Future[list[Line]] | list[Line]]:
+        """The lines' judgements in line order: a worker's future, or lines judged here."""
+        fn = validation()
         for number, data in itertools.chain(self.read, self.blocks):
-            yield self.pool.apply_async(_judge_block, (number, data))
+            yield pool.submit(_judge_block, number, data)
         if self.texts is not None:
             for batch in self.batches(self.texts):
-                yield self.pool.apply_async(_judge_batch, (batch,))
+                if isinstance(batch[0][1], fn.Unreadable):
+                    yield list(judge(batch, self.limits, self.path))
+                else:
+                    yield pool.submit(_judge_batch, batch)
 
     def lines(self) -> Iterator[Line]:
-        self.unreadable: list[tuple[int, Any]] = []
-        pending: deque[AsyncResult[list[Line]]] = deque()
+        """Every line in order, at most two blocks per worker in flight. A worker that dies
+        (killed, out of memory) breaks the pool: every block not yet answered fails at once
+        (BrokenProcessPool), where multiprocessing.Pool replaced the worker and waited for its
+        block forever. The pool is shut down on every way out.
+        https://docs.python.org/3/library/concurrent.futures.html#concurrent.futures.process.BrokenProcessPool"""
+        self.pool = pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=worker_context(),
+            initializer=_start_worker,
+            initargs=(self.path, self.header, self.limits),
+        )
+        pending: deque[Future[list[Line]] | list[Line]] = deque()
         try:
             with self.handle:
-                for job in self.jobs():
+                for job in self.jobs(pool):
                     pending.append(job)
                     if len(pending) >= 2 * self.workers:
-                        yield from pending.popleft().get()
-                    yield from judge(self.unreadable, self.limits, self.path)
-                    self.unreadable.clear()
+                        yield from answer(pending.popleft())
                 while pending:
-                    yield from pending.popleft().get()
-                yield from judge(self.unreadable, self.limits, self.path)
-            # Every batch answered: the workers end on their own. Pool.terminate here raced its
-            # own worker handler, which could start a new worker after the SIGTERMs went out
-            # (a worker that then waits for a task forever, and the join with it).
-            self.pool.close()
-            self.pool.join()
+                    yield from answer(pending.popleft())
+        except BrokenProcessPool as exc:
+            raise DeployError(f"a verify worker process died ({exc}); run verify again") from None
         finally:
-            self.pool.terminate()  # stopped early (an error, Unordered): no worker left running
+            # Stopped early (an error, Unordered, a dead worker): blocks not started are
+            # cancelled; the workers finish the ones they hold and end, and are joined.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def answer(job: Future[list[Line]] | list[Line]) -> list[Line]:
+    return job if isinstance(job, list) else job.result()
 
 
 def block_lines(number: int, data: bytes) -> list[tuple[int, Any]]:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from loanstack.ops.verify_db import Database, Stored
+from loanstack.ops.verify_db import Database, Stored, one_line
 from loanstack.ops.verify_export import Line
 from loanstack.ops.verify_report import (
     CHANGED,
@@ -59,8 +59,8 @@ class Pages(threading.Thread):
                 if not self.hand(page):
                     return
             self.hand(None)
-        except BaseException as exc:  # re-raised on the main thread
-            self.hand(exc)
+        except BaseException as exc:  # re-raised on the main thread, as one line
+            self.hand(one_line(exc))
 
     def hand(self, item: list[Stored] | BaseException | None) -> bool:
         while not self.stopped.is_set():

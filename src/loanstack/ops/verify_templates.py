@@ -25,8 +25,11 @@ PROBE_LINES = 512  # lines looked up before a book seldom alike stops looking
 # through the function's code and what it made of it is kept: the normalised application and
 # decision, or the INVALID answer's fields. A later one takes that with its own ids and, when
 # valid, is fingerprinted by the function's `fingerprint` (its content, ids included, checked
-# line by line as before, D8). A line with an id the schema refuses, a quote or more cells than
-# the header goes the whole way (test_verify_templates holds the two ways to the same lines).
+# line by line as before, D8). A line with an id the schema refuses, cells the csv module cannot
+# read (a stray quote: `csv_cells` gives the reader's message) or more cells than the header goes
+# the whole way; a well-quoted line is a template like any other, keyed by the cells the csv
+# module read, which are all the function's reader reads of it (test_verify_templates holds the
+# two ways to the same lines).
 # Most of a line's cost was the parse and the schema (~25 µs).
 ID_FIELDS = ("loanId", "applicantId")
 # What a line alike is given: (normalised application or None when INVALID, decision, detail,
