@@ -63,7 +63,9 @@ def migrate_loans(directory: Path, prefix: str) -> dict[str, Any]:
     """600 lines through `loanstack migrate`; the recorded control totals it reports."""
     path = directory / f"{prefix}.csv"
     loanbook.write_export(path, 600, every=200, prefix=prefix)
-    code, report, err = cli_json(["migrate", str(path), "--chunk-rows", "200", "--output", "json"])
+    problems = directory / f"{prefix}.problems.jsonl"  # not the working directory's default
+    argv = ["migrate", str(path), "--chunk-rows", "200", "--problems", str(problems)]
+    code, report, err = cli_json([*argv, "--output", "json"])
     assert code == 0 and awslambda_async.wait_idle(60), err
     return dict(report["verify"]["controlTotals"]["recorded"])
 
