@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda.models import lambda_backends
 
@@ -167,6 +168,37 @@ def test_a_throttled_functions_events_wait_unrun_and_run_once_it_may_run_again(
     assert awslambda_async.wait_idle(30)
     keys = sorted(line.split()[0] for line in record.read_text().splitlines())
     assert keys == ["held-0", "held-1", "held-2"]
+
+
+def test_a_synchronous_call_of_a_throttled_function_is_refused_with_429(
+    aws: boto3.Session, tmp_path: Path
+) -> None:
+    """Reserved concurrency 0: Lambda answers a RequestResponse Invoke TooManyRequestsException
+    (HTTP 429) without running the handler, and still accepts an Event one (queued, unrun)."""
+    record = tmp_path / "spans.txt"
+    sleeper(aws, record, reserved=0)
+    lam = aws.client("lambda")
+    event = json.dumps({"Records": [{"s3": {"object": {"key": "direct"}}}]})
+    with pytest.raises(ClientError) as refused:
+        lam.invoke(FunctionName="sleeper", Payload=event)
+    error = refused.value.response
+    assert error["Error"]["Code"] == "TooManyRequestsException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert (
+        lam.invoke(FunctionName="sleeper", Payload=event, InvocationType="Event")["StatusCode"]
+        == 202
+    )
+    assert not awslambda_async.wait_idle(1.0), "the Event call must wait in the queue"
+    assert not record.exists(), "a throttled function ran"
+    lam.delete_function_concurrency(FunctionName="sleeper")
+    assert json.load(lam.invoke(FunctionName="sleeper", Payload=event)["Payload"]) == {
+        "key": "direct"
+    }
+    assert awslambda_async.wait_idle(30)  # the queued Event call ran once it could
+    assert sorted(line.split()[0] for line in record.read_text().splitlines()) == [
+        "direct",
+        "direct",
+    ]
 
 
 def test_a_throttled_functions_events_are_dropped_when_the_function_is_deleted(

@@ -14,8 +14,9 @@ import os
 from typing import Any
 
 from moto.awslambda import models as lambda_models
+from moto.awslambda.exceptions import LambdaClientError
 
-from loanstack.emulator import fence
+from loanstack.emulator import awslambda_async, fence
 from loanstack.emulator.awslambda_logs import logging_config
 
 
@@ -95,3 +96,44 @@ def update_from_template(
         code["ZipFile"] = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"]))
     fn.update_function_code(code)
     return fn
+
+
+class Throttled(LambdaClientError):
+    """Lambda's answer to a synchronous call it has no concurrency for (HTTP 429)."""
+
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+
+def invoke_unless_throttled(
+    self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response: Any
+) -> Any:
+    """Invoke as Lambda answers it. An `Event` call is queued like an S3 notification's
+    (awslambda_async.py: up to the reserved concurrency, retried, dead-lettered) and answered 202
+    at once; moto ran it inside the request. A function whose reserved concurrency is 0 is
+    throttled: a synchronous call is refused with TooManyRequestsException (Reason
+    ReservedFunctionConcurrentInvocationLimitExceeded), where moto ran it. `loanstack destroy`
+    throttles the stack's writers so; a direct call must not write either.
+    https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html"""
+    kind = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+    if kind == "Event":
+        fn = self.get_function(function_name, qualifier)
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise LambdaClientError(
+                "InvalidRequestContentException", "Could not parse request body into json"
+            ) from exc
+        awslambda_async.invoke_async(self.account_id, event, fn.function_arn, self.region_name)
+        return b""
+    if kind == "RequestResponse":
+        fn = self.get_function(function_name, qualifier)
+        if fn.reserved_concurrency is not None and int(fn.reserved_concurrency) == 0:
+            raise Throttled()
+    return fence.original(lambda_models.LambdaBackend, "invoke")(
+        self, function_name, qualifier, body, headers, response
+    )

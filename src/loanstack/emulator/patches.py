@@ -244,6 +244,12 @@ PATCHES: list[Patch] = [
     Patch(lambda_models.LambdaFunction, "get_configuration", awslambda_config.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
+    Patch(lambda_models.LambdaBackend, "invoke", awslambda_config.invoke_unless_throttled,
+          "an Event Invoke is queued as an S3 notification's is (202 at once); a synchronous "
+          "Invoke of a function whose reserved concurrency is 0 is refused with "
+          "TooManyRequestsException (429); moto ran both inside the request "
+          "(https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors)",
+          "(self, function_name, qualifier, body, headers, response_headers)"),
     Patch(s3_notifications, "_invoke_awslambda", awslambda_async.invoke_async,
           "S3 notifications invoke asynchronously and concurrently, up to the function's reserved "
           "concurrency, retried twice then sent to its dead-letter queue, as Lambda does; a "
