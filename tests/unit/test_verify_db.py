@@ -25,7 +25,7 @@ class DataApi:
         self.calls += 1
         if self.calls <= self.resuming:
             raise ClientError(RESUMING, "ExecuteStatement")  # type: ignore[arg-type]
-        rows = [{"i": "L-1", "s": "ab", "d": "APPROVED", "m": 1, "a": "100.00"}]
+        rows = [{"r": json.dumps(["L-1", "ab", "APPROVED", 1, "100.00"])}]  # as PAGE answers
         return {"formattedRecords": json.dumps(rows)}
 
 

@@ -108,11 +108,8 @@ class Database:
 
 def values(found: list[dict[str, Any]]) -> list[list[Any]]:
     """Each row's five values. The rows' JSON arrays (the `r` column) are read by one
-    json.loads: a page of 4,000 rows parsed one by one paid the call 4,000 times. A page in five
-    named columns (i, s, d, m, a: this tool's earlier query, as test doubles answer it) is read
-    as it is, and so is a row whose array came as nested JSON (MySQL's JSON type)."""
-    if found and "r" not in found[0]:
-        return [[r["i"], r["s"], r["d"], r["m"], r["a"]] for r in found]
+    json.loads: a page of 4,000 rows parsed one by one paid the call 4,000 times. A row whose
+    array came as nested JSON (MySQL's JSON type) is read as it is."""
     arrays = list(map(itemgetter("r"), found))
     if all(type(r) is str for r in arrays):
         return list(json.loads("[" + ",".join(arrays) + "]"))
