@@ -188,6 +188,9 @@ def test_a_synchronous_call_of_a_throttled_function_is_refused_with_429(
         lam.invoke(FunctionName="sleeper", Payload=event, InvocationType="Event")["StatusCode"]
         == 202
     )
+    with pytest.raises(ClientError) as unreadable:  # refused at the call, not queued
+        lam.invoke(FunctionName="sleeper", Payload=b"{", InvocationType="Event")
+    assert unreadable.value.response["Error"]["Code"] == "InvalidRequestContentException"
     assert not awslambda_async.wait_idle(1.0), "the Event call must wait in the queue"
     assert not record.exists(), "a throttled function ran"
     lam.delete_function_concurrency(FunctionName="sleeper")
