@@ -310,24 +310,49 @@ class Parallel:
             initargs=(self.path, self.header, self.limits),
         )
         pending: deque[Future[list[Line]] | list[Line]] = deque()
+        broken = False
         try:
             with self.handle:
                 for job in self.jobs(pool):
                     pending.append(job)
                     if len(pending) >= 2 * self.workers:
-                        yield from answer(pending.popleft())
+                        yield from answer(pending.popleft(), pool)
                 while pending:
-                    yield from answer(pending.popleft())
+                    yield from answer(pending.popleft(), pool)
         except BrokenProcessPool as exc:
+            broken = True
             raise DeployError(f"a verify worker process died ({exc}); run verify again") from None
         finally:
-            # Stopped early (an error, Unordered, a dead worker): blocks not started are
-            # cancelled; the workers finish the ones they hold and end, and are joined.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Stopped early (an error, Unordered): blocks not started are cancelled; the workers
+            # finish the ones they hold and end, and are joined. After a death the rest are
+            # killed: a broken pool's own shutdown can wait for ever too.
+            if broken:
+                for process in workers_of(pool):
+                    process.kill()
+            pool.shutdown(wait=not broken, cancel_futures=True)
 
 
-def answer(job: Future[list[Line]] | list[Line]) -> list[Line]:
-    return job if isinstance(job, list) else job.result()
+POLL_SECONDS = 1.0  # how often a wait for a block looks whether a worker died
+
+
+def answer(job: Future[list[Line]] | list[Line], pool: ProcessPoolExecutor) -> list[Line]:
+    """The block's lines. A worker killed while it held the executor's call queue can leave
+    the executor waiting without breaking it (CPython 3.11, seen once in CI), so the wait looks
+    at the workers itself between polls."""
+    if isinstance(job, list):
+        return job
+    while True:
+        try:
+            return job.result(timeout=POLL_SECONDS)
+        except TimeoutError:
+            dead = [p.exitcode for p in workers_of(pool) if p.exitcode is not None]
+            if dead:
+                raise BrokenProcessPool(f"a worker exited with code {dead[0]}") from None
+
+
+def workers_of(pool: ProcessPoolExecutor) -> list[Any]:
+    """The executor's worker processes (its `_processes`: no public way to ask)."""
+    return list(dict(getattr(pool, "_processes", None) or {}).values())
 
 
 def block_lines(number: int, data: bytes) -> list[tuple[int, Any]]:
