@@ -1,4 +1,4 @@
-"""verify reads the table as one column per row, the database's JSON_ARRAY of the five values
+"""verify reads the table as the database's JSON_ARRAY of each row's five values, GROUP_SIZE rows a value
 (verify_db.PAGE): on MariaDB, through the emulator's Data API, the rows it reads are exactly the
 columns a plain SELECT gives, for ids and values JSON must escape, across page boundaries; and
 the emulator's JSON records keep the Data API's 64 KB row limit however the page is encoded."""
@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from loanstack import functions
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata_execute import execute
-from loanstack.ops.verify_db import Database
+from loanstack.errors import DeployError
+from loanstack.ops.verify_db import GROUP_SIZE, Database
 
 TRICKY_IDS = [
     "L-1", 'q"uote', "back\\slash", "tab\there", "new\nline", "ctrl\x01\x1f", "é", "\u2028",
@@ -79,3 +82,51 @@ def test_the_json_records_keep_the_64_kb_row_limit(mariadb: MariaDB) -> None:
         else:
             assert (status, body["__type"]) == (400, "DatabaseErrorException"), body
             assert body["message"].startswith("Packet for query is too large")
+
+
+def insert_widest(mariadb: MariaDB, count: int) -> list[tuple[str, str, str, bool, str]]:
+    """`count` rows as wide as the table lets a page's row be once JSON escapes it: every
+    character of the id, fingerprint and decision outside the BMP (12 bytes of the answer each)."""
+    mariadb.reset()
+    rows = [
+        ("😀" * 63 + chr(0x1F600 + k), "😀" * 64, "😀" * 16, k % 2 == 0, "-9999999999999.99")
+        for k in range(count)
+    ]
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(functions.contract(functions.VALIDATION).TABLE)
+        for loan_id, sha, decision, mine, amount in rows:
+            cur.execute(
+                "INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount,"
+                " decision, reasons, monthly_payment, debt_to_income, application_sha256,"
+                " result_json, source) VALUES (%s, 'A', 'auto', %s, %s, '', 1, 1, %s, '{}', %s)",
+                (loan_id, amount, decision, sha, "s3://b/incoming/abc-1.csv" if mine else None),
+            )
+        conn.commit()
+    return rows
+
+
+def test_d8_a_group_of_the_widest_rows_keeps_the_64_kb_row_limit(mariadb: MariaDB) -> None:
+    """GROUP_SIZE rows make one value of the answer: as wide as rows can be, the value still
+    fits the Data API's 64 KB per row (the emulator refuses a wider one), on one page and across
+    pages."""
+    expected = insert_widest(mariadb, 2 * GROUP_SIZE + 3)
+    for page_rows in (GROUP_SIZE + 1, 4000):
+        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans", page_rows=page_rows)
+        assert list(database.rows(MINE)) == expected
+
+
+def test_d8_a_group_cut_short_by_group_concat_max_len_is_refused(mariadb: MariaDB) -> None:
+    """MySQL's GROUP_CONCAT cuts its value at group_concat_max_len (1,024 bytes by default):
+    a page whose groups were cut is an error that says to run verify again, never fewer rows."""
+    insert_widest(mariadb, GROUP_SIZE)
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL group_concat_max_len = 1024")
+    mariadb.pool.close()  # pooled connections start with the global value
+    try:
+        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans")
+        with pytest.raises(DeployError, match=r"cannot read.*run verify again"):
+            list(database.rows(MINE))
+    finally:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL group_concat_max_len = 1048576")
+        mariadb.pool.close()

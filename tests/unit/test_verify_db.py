@@ -98,3 +98,21 @@ def test_d8_a_failure_on_the_table_reader_thread_is_one_line(
         message = str(caught.value)
         assert "\n" not in message and message.endswith("run verify again"), message
     assert seen == []
+
+
+def test_d8_a_page_whose_groups_hold_fewer_rows_than_they_count_is_refused() -> None:
+    """A group cut at a row's end (group_concat_max_len) still parses: its count tells."""
+    one = json.dumps(["L-1", "ab", "APPROVED", 1, "100.00"])
+    database = verify_db.Database(
+        Broken({"formattedRecords": json.dumps([{"g": one, "n": 2}])}), "arn:c", "arn:s"
+    )
+    with pytest.raises(DeployError, match=r"cannot read.*fewer rows than they count"):
+        list(database.rows("incoming/x%"))
+    whole = {"formattedRecords": json.dumps([{"g": one + "," + one.replace("L-1", "L-2"), "n": 2}])}
+    database = verify_db.Database(Broken(whole), "arn:c", "arn:s")
+    assert [row[0] for row in database.rows("incoming/x%")] == ["L-1", "L-2"]
+
+
+def test_d8_the_page_raises_mysqls_group_concat_limit_for_its_statement() -> None:
+    """MySQL 8.0's group_concat_max_len defaults to 1,024 bytes, under a group of rows."""
+    assert "/*+ SET_VAR(group_concat_max_len = 1048576) */" in verify_db.PAGE

@@ -17,22 +17,36 @@ from loanstack.errors import DeployError
 from loanstack.ops.rotate import RESUME_SECONDS
 
 # A page comes back as one JSON string (formatRecordsAs JSON): botocore then parses one string,
-# not five typed fields per row (most of the time verify spent reading the table), and
-# json.loads reads it at C speed. Each row is one column, the database's own JSON array of the
-# five values (JSON_ARRAY, in MySQL 8.0 and MariaDB alike, escapes what JSON must): a column
-# costs the Data API's server (and the emulator's PyMySQL, on the bench's two cores) per value,
-# and the page's arrays are read by one json.loads. On Aurora MySQL 3 JSON_ARRAY is of MySQL's
-# JSON type, which the Data API's JSON records may give as nested JSON rather than a string: cast
-# to CHAR it is text on both engines (and a row given as an array is still read). A row is at most ~200 bytes of the answer
-# (a 64-character id, the 64-hex fingerprint, decision, flag, amount, every quote escaped
-# once more): 4,000 of them stay inside the Data API's 1 MiB response limit.
+# not five typed fields per row, and json.loads reads it at C speed. Each row of the table is the
+# database's own JSON array of its five values (JSON_ARRAY, in MySQL 8.0 and MariaDB alike,
+# escapes what JSON must; cast to CHAR, it is text on both, where MySQL's JSON type could come as
+# nested JSON), and GROUP_SIZE of them, in loan id order, are one value of the answer
+# (GROUP_CONCAT ... ORDER BY, numbered by ROW_NUMBER(): MySQL 8.0 and MariaDB 10.2+ both have
+# them; Aurora MySQL 3 is MySQL 8.0): the Data API's server (on the bench, the emulator's
+# PyMySQL on the same two cores) pays per value, and a page of 4,000 values cost it ~5 µs a row.
+# A value is at most GROUP_SIZE rows: a row is at most ~1,800 bytes of the answer however its
+# text escapes (64 characters of id and of fingerprint at 12 bytes each, a 16-character
+# decision, the amount, the separators), so 32 of them stay inside the Data API's 64 KB per
+# row; a page of 4,000 rows of a loan book (~200 bytes each, every quote escaped once more)
+# stays inside its 1 MiB response. GROUP_CONCAT's length is bounded by group_concat_max_len
+# (MySQL's default 1,024 bytes: SET_VAR raises it for this statement; MariaDB's default is 1 MiB
+# and it reads the hint as a comment) and a value cut short would lose rows silently: each value
+# carries its row count (`n`), which the rows read must match.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 # https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-array
+# https://dev.mysql.com/doc/refman/8.0/en/aggregate-functions.html#function_group-concat
+# https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.MySQL80.html
 PAGE_ROWS = 4000
-PAGE = """SELECT CAST(JSON_ARRAY(loan_id, application_sha256, decision,
+GROUP_SIZE = 32
+PAGE = """SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
+ CAST(GROUP_CONCAT(r ORDER BY k SEPARATOR ',') AS CHAR) AS g, COUNT(*) AS n
+ FROM (SELECT r, ROW_NUMBER() OVER (ORDER BY id) AS k FROM (
+ SELECT loan_id AS id, CAST(JSON_ARRAY(loan_id, application_sha256, decision,
  COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
- FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}"""
+ FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}) AS p) AS q
+ GROUP BY (k - 1) DIV {group} ORDER BY MIN(k)"""
 # (loan id, fingerprint, decision, recorded by this export?, loan amount)
 Stored = tuple[str, str, str, bool, str]
 
@@ -60,15 +74,14 @@ class Database:
         while True:
             reply = self.page(after, mine)
             try:
-                found = json.loads(reply.get("formattedRecords") or "[]")
-                page = values(found)
+                page = values(json.loads(reply.get("formattedRecords") or "[]"))
             except (TypeError, ValueError, KeyError) as exc:
                 raise DeployError(
                     f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
                     f"{exc}); run verify again"
                 ) from exc
             yield [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
-            if len(found) < self.page_rows:
+            if len(page) < self.page_rows:
                 return
             after = page[-1][0]
 
@@ -85,7 +98,7 @@ class Database:
                         resourceArn=self.cluster_arn,
                         secretArn=self.secret_arn,
                         database=self.name,
-                        sql=PAGE.format(rows=self.page_rows),
+                        sql=PAGE.format(rows=self.page_rows, group=GROUP_SIZE),
                         parameters=[
                             {"name": "after", "value": {"stringValue": after}},
                             {"name": "mine", "value": {"stringValue": mine}},
@@ -107,16 +120,23 @@ class Database:
 
 
 def values(found: list[dict[str, Any]]) -> list[list[Any]]:
-    """Each row's five values. The rows' JSON arrays (the `r` column) are read by one
-    json.loads: a page of 4,000 rows parsed one by one paid the call 4,000 times. A row whose
-    array came as nested JSON (MySQL's JSON type) is read as it is."""
-    arrays = list(map(itemgetter("r"), found))
-    if all(type(r) is str for r in arrays):
-        return list(json.loads("[" + ",".join(arrays) + "]"))
-    read = [r if type(r) is list else json.loads(r) for r in arrays]
+    """Each row's five values, the page's groups read by one json.loads (a page parsed value by
+    value paid the call per value). A group must hold the rows it counts (`n`): one cut short
+    (group_concat_max_len) is refused, never read as fewer rows. A value of one row per record
+    (`r`, as pages were read before), or given as nested JSON (MySQL's JSON type), is read too."""
+    if found and all(type(v.get("g")) is str for v in found):
+        read = json.loads("[" + ",".join(map(itemgetter("g"), found)) + "]")
+        if len(read) != sum(int(v["n"]) for v in found):
+            raise ValueError("a page's groups hold fewer rows than they count")
+    else:
+        arrays = list(map(itemgetter("r"), found))
+        if all(type(r) is str for r in arrays):
+            read = json.loads("[" + ",".join(arrays) + "]")
+        else:
+            read = [r if type(r) is list else json.loads(r) for r in arrays]
     if not all(type(r) is list and len(r) == 5 for r in read):
         raise ValueError("a row is not an array of five values")
-    return read
+    return list(read)
 
 
 def one_line(exc: BaseException) -> BaseException:
