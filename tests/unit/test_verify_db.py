@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,56 @@ def test_d8_a_page_whose_groups_hold_fewer_rows_than_they_count_is_refused() -> 
 def test_d8_the_page_raises_mysqls_group_concat_limit_for_its_statement() -> None:
     """MySQL 8.0's group_concat_max_len defaults to 1,024 bytes, under a group of rows."""
     assert "/*+ SET_VAR(group_concat_max_len = 1048576) */" in verify_db.PAGE
+
+
+class Table:
+    """A Data API over a sorted list of ids that answers PAGE's keyset, LIMIT and OFFSET (in
+    groups, as the database does), and runs `change` before the n-th call."""
+
+    def __init__(self, ids: list[str], change: dict[int, Any] | None = None) -> None:
+        self.ids, self.change, self.calls = sorted(ids), change or {}, 0
+        self.lock = threading.Lock()
+
+    def execute_statement(self, sql: str, parameters: list[Any], **_: Any) -> dict[str, Any]:
+        with self.lock:
+            self.calls += 1
+            self.change.get(self.calls, lambda ids: None)(self.ids)
+            after = parameters[0]["value"]["stringValue"]
+            limit, skip = map(int, re.findall(r"LIMIT (\d+) OFFSET (\d+)", sql)[0])
+            found = [i for i in self.ids if i > after][skip : skip + limit]
+        rows = [json.dumps([i, "ab", "APPROVED", 1, "1.00"]) for i in found]
+        groups = [rows[k : k + 3] for k in range(0, len(rows), 3)]
+        return {"formattedRecords": json.dumps([{"g": ",".join(g), "n": len(g)} for g in groups])}
+
+
+def test_d8_two_pages_asked_at_once_read_every_row_once() -> None:
+    ids = [f"L-{k:03d}" for k in range(100)]
+    for page_rows in (1, 2, 7, 10, 99, 100, 101):
+        table = Table(ids)
+        database = verify_db.Database(table, "arn:c", "arn:s", page_rows=page_rows)
+        assert [row[0] for row in database.rows("x")] == ids, page_rows
+
+
+@pytest.mark.parametrize("change", ["insert", "delete", "both"])
+def test_d8_a_table_that_changes_between_the_two_pages_is_read_once(change: str) -> None:
+    """A row added or removed before the page asked ahead shifts its OFFSET: that page is asked
+    again after the last id read, so no row is read twice or skipped (the rows that were there
+    throughout are all read, in order)."""
+
+    gone = {f"L-{k:03d}" for k in range(3, 100, 10)}
+
+    def changed(ids: list[str]) -> None:
+        if change in ("insert", "both"):
+            ids.extend(f"L-{k:03d}a" for k in range(0, 100, 5))
+        if change in ("delete", "both"):
+            ids[:] = [i for i in ids if i not in gone]
+        ids.sort()
+
+    ids = [f"L-{k:03d}" for k in range(100)]
+    for call in range(2, 12):
+        table = Table(ids, {call: changed})
+        read = [
+            row[0] for row in verify_db.Database(table, "arn:c", "arn:s", page_rows=10).rows("x")
+        ]
+        assert read == sorted(set(read)), call
+        assert set(ids) - gone <= set(read), call

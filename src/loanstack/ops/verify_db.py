@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -45,7 +46,7 @@ PAGE = """SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
  FROM (SELECT r, ROW_NUMBER() OVER (ORDER BY id) AS k FROM (
  SELECT loan_id AS id, CAST(JSON_ARRAY(loan_id, application_sha256, decision,
  COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
- FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows}) AS p) AS q
+ FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows} OFFSET {skip}) AS p) AS q
  GROUP BY (k - 1) DIV {group} ORDER BY MIN(k)"""
 # (loan id, fingerprint, decision, recorded by this export?, loan amount)
 Stored = tuple[str, str, str, bool, str]
@@ -70,23 +71,46 @@ class Database:
             yield from page
 
     def pages(self, mine: str) -> Iterator[list[Stored]]:
-        after = ""
-        while True:
-            reply = self.page(after, mine)
-            try:
-                page = values(json.loads(reply.get("formattedRecords") or "[]"))
-            except (TypeError, ValueError, KeyError) as exc:
-                raise DeployError(
-                    f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
-                    f"{exc}); run verify again"
-                ) from exc
-            yield [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
-            if len(page) < self.page_rows:
-                return
-            after = page[-1][0]
+        """Two pages asked at once: the next one (after the same id, its first row the last of
+        this one, `OFFSET`) on a thread while this one is read, so the database and the Data
+        API work on one while the other is awaited (one page at a time, the reading was a
+        chain of waits as long as the judging). The next page is used only when its first row
+        is this page's last: the table changed between the two (a row added or removed before
+        it) and it is asked again after that last id, so every row is read once."""
+        after, first = "", True
+        with ThreadPoolExecutor(1, thread_name_prefix="verify-page") as ahead:
+            while True:
+                following = None
+                if not first and self.page_rows > 1:  # the first page alone: it wakes a cluster
+                    following = ahead.submit(self.page, after, mine, self.page_rows - 1)
+                first = False
+                page = self.read(self.page(after, mine))
+                yield page
+                if len(page) < self.page_rows:
+                    return
+                after = page[-1][0]
+                if following is None:
+                    continue
+                more = self.read(following.result())
+                if not more or more[0][0] != after:
+                    continue  # the table changed: asked again after this page's last id
+                yield more[1:]
+                if len(more) < self.page_rows:
+                    return
+                after = more[-1][0]
 
-    def page(self, after: str, mine: str) -> dict[str, Any]:
-        """One page; a paused dev cluster (0 ACU) answers DatabaseResumingException while it
+    def read(self, reply: dict[str, Any]) -> list[Stored]:
+        try:
+            page = values(json.loads(reply.get("formattedRecords") or "[]"))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise DeployError(
+                f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
+                f"{exc}); run verify again"
+            ) from exc
+        return [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
+
+    def page(self, after: str, mine: str, skip: int = 0) -> dict[str, Any]:
+        """One page (its first `skip` rows left out); a paused dev cluster (0 ACU) answers DatabaseResumingException while it
         wakes, so the page is asked again until it resumes (as the functions do).
         https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html"""
         deadline = time.monotonic() + RESUME_SECONDS
@@ -98,7 +122,7 @@ class Database:
                         resourceArn=self.cluster_arn,
                         secretArn=self.secret_arn,
                         database=self.name,
-                        sql=PAGE.format(rows=self.page_rows, group=GROUP_SIZE),
+                        sql=PAGE.format(rows=self.page_rows, skip=skip, group=GROUP_SIZE),
                         parameters=[
                             {"name": "after", "value": {"stringValue": after}},
                             {"name": "mine", "value": {"stringValue": mine}},
