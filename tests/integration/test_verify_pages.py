@@ -130,3 +130,19 @@ def test_d8_a_group_cut_short_by_group_concat_max_len_is_refused(mariadb: MariaD
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute("SET GLOBAL group_concat_max_len = 1048576")
         mariadb.pool.close()
+
+
+def test_json_records_of_wide_rows_are_the_rows_json(mariadb: MariaDB) -> None:
+    """Rows measured one by one (their bound passes the 64 KB) are joined into the same text
+    one encoding of the records gives."""
+    sql = "SELECT 1 AS n, REPEAT(:c, 6000) AS s, NULL AS z UNION ALL SELECT 2, 'q\"\\\\', 1.5"
+    params = {
+        "resourceArn": "arn:c1",
+        "sql": sql,
+        "parameters": [{"name": "c", "value": {"stringValue": "é"}}],
+        "formatRecordsAs": "JSON",
+    }
+    status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+    assert status == 200, body
+    records = [{"n": 1, "s": "é" * 6000, "z": None}, {"n": 2, "s": 'q"\\', "z": "1.5"}]
+    assert body["formattedRecords"] == json.dumps(records)

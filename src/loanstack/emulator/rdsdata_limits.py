@@ -71,20 +71,25 @@ def check_response(records: list[list[dict[str, Any]]]) -> None:
 def check_formatted(labels: list[str], rows: list[tuple[Any, ...]]) -> str:
     """The rows of a `formatRecordsAs: JSON` result as one array, held to the same limits.
 
-    Encoded in one call (per row, the encoder's set-up cost more than the row); a row's size is
-    measured only when a bound on it could pass the 64 KB: a value's JSON is at most 12
-    characters per character of its text, plus 12 (a character outside the BMP escapes to two
-    \\u escapes; NaN prints as NaN), a label's likewise, plus its quotes and separators."""
-    text = ROW_JSON.encode(list(map(dict, map(zip, repeat(labels), rows))))
+    Encoded in one call (per row, the encoder's set-up cost more than the row) when a bound on
+    each row's size keeps it under the 64 KB: a value's JSON is at most 12 characters per
+    character of its text, plus 12 (a character outside the BMP escapes to two \\u escapes;
+    NaN prints as NaN), a label's likewise, plus its quotes and separators. Otherwise each row
+    is encoded once, measured, and the array joined from them (the same text as one call: the
+    encoder's separators), not encoded twice."""
+    objects = list(map(dict, map(zip, repeat(labels), rows)))
     widest = 2 + sum(
         12 * len(label) + 18 + 12 * max(map(len, map(str, column)))
         for label, column in zip(labels, zip(*rows, strict=True), strict=False)
     )
     if widest > ROW_LIMIT:
-        for row in rows:
-            size = len(ROW_JSON.encode(dict(zip(labels, row, strict=True))))
-            if size > ROW_LIMIT:
-                raise row_too_large(size)
+        encoded = list(map(ROW_JSON.encode, objects))
+        size = next((n for n in map(len, encoded) if n > ROW_LIMIT), 0)
+        if size:
+            raise row_too_large(size)
+        text = "[" + ", ".join(encoded) + "]"
+    else:
+        text = ROW_JSON.encode(objects)
     if len(text) > RESPONSE_LIMIT:
         raise response_too_large()
     return text
