@@ -7,8 +7,11 @@ against 0.38 s when every handler was imported first. The subprocess tier starts
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 from loanstack.cli import parser
 from loanstack.ops import restore, rotate
@@ -54,3 +57,19 @@ def test_the_parsers_copies_equal_their_sources() -> None:
     """The parser keeps its own copies of two facts whose modules import boto3 and rich."""
     assert parser.ROTATE_CHOICES == rotate.CHOICES
     assert restore.DEFAULT_TIMEOUT == parser.RESTORE_TIMEOUT
+
+
+def test_every_command_of_the_parser_has_a_handler_that_imports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The handlers are named as text (imported when their command runs): a name that does not
+    resolve would fail only when a user runs that command."""
+    import importlib
+
+    main = importlib.import_module("loanstack.cli.main")  # the package's `main` is the function
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    usage = capsys.readouterr().out
+    commands = set(re.search(r"\{([a-z,]+)\}", usage).group(1).split(","))  # type: ignore[union-attr]
+    assert commands == set(main.HANDLERS)
+    assert all(callable(main.handler(command)) for command in commands)
