@@ -14,14 +14,12 @@ import pytest
 from loanstack import template
 from loanstack.compliance import control_tower
 
+# with the suffix `loanstack check` judges with (test_check_report.py's too): the same documents,
+# so the session runs cfn-guard on each once (compliance/judge_cache.py)
 VARIANTS = {
-    "dev": {"EnvironmentType": "dev"},
-    "prod": {"EnvironmentType": "prod", "AlarmEmail": template.JUDGED_ALARM_EMAIL},
-    "prod-with-org-trail": {
-        "EnvironmentType": "prod",
-        "EnableCloudTrail": "false",
-        "AlarmEmail": template.JUDGED_ALARM_EMAIL,
-    },
+    "dev": template.judged_parameters("dev", "check"),
+    "prod": template.judged_parameters("prod", "check"),
+    "prod-with-org-trail": template.judged_parameters("prod", "check", EnableCloudTrail="false"),
 }
 
 

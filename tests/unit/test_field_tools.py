@@ -75,3 +75,37 @@ def test_d5_every_suppression_states_its_reason(pristine: dict[str, Any]) -> Non
         for skip in metadata.get("checkov", {}).get("skip", []):
             assert len(skip.get("comment", "").strip()) >= 20, f"{logical_id} {skip.get('id')}"
         assert "cfn-lint" not in metadata, f"{logical_id}: cfn-lint findings are fixed, not ignored"
+
+
+def test_checkov_runs_through_its_own_interpreter_with_the_jsonpath_tables_kept() -> None:
+    """checkov_run.py builds bc_jsonpath_ng's parse table once per grammar (not once per
+    expression) and the expressions parse as without it; run where checkov lives."""
+    import subprocess
+
+    python = field_tools.interpreter(field_tools.checkov_bin())
+    if python is None:
+        pytest.fail(f"no Python in the #! line of {field_tools.checkov_bin()}")
+    probe = """
+import ply.yacc
+from bc_jsonpath_ng.ext import parse
+from loanstack.compliance import checkov_run
+paths = ["Resources.*.Properties", "a[0].b", "$..Tags[?(@.Key == 'x')]", "a.b"]
+plain = [repr(parse(p)) for p in paths]
+builds = []
+real = ply.yacc.yacc
+ply.yacc.yacc = lambda **kw: builds.append(1) or real(**kw)
+checkov_run.remember_jsonpath_tables()
+assert [repr(parse(p)) for p in paths * 2] == plain * 2
+print(len(builds))
+"""
+    source = Path(field_tools.__file__).parents[2]
+    done = subprocess.run(
+        [str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]  # eight expressions, one table

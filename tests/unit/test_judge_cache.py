@@ -89,3 +89,34 @@ def test_checkov_is_asked_again_when_the_template_changes(
     template.write_text('{"Resources": {"A": {}}}')
     assert field_tools.checkov(template)["n"] == 2
     assert judged == [b'{"Resources": {}}', b'{"Resources": {"A": {}}}']
+
+
+def test_parliament_and_cfripper_verdicts_are_kept_and_read_back_equal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`loanstack check` and three test modules judge the same environments: the second asker
+    reads the verdicts back as the run gave them; a changed environment is judged again."""
+    from loanstack import template
+    from loanstack.compliance import judges
+
+    monkeypatch.setenv(judge_cache.VARIABLE, str(tmp_path / "judges"))
+    runs: list[str] = []
+
+    def parliament(policies: list[list[str]]) -> list[list[str]]:
+        runs.append("parliament")
+        return [["RESOURCE_MISMATCH", policies[0][0], "detail", policies[0][1]]]
+
+    def cfripper(scope: list[str], document: str) -> list[list[str]]:
+        runs.append("cfripper")
+        return [["WildcardResourceRule", "KMSKey", scope[0]], ["SomeRule", "template", "why"]]
+
+    monkeypatch.setattr(judges, "_parliament", parliament)
+    monkeypatch.setattr(judges, "_cfripper", cfripper)
+    env = template.instantiate(parameters=template.judged_parameters("dev", "check"))
+    first = judges.parliament_verdicts(env) + judges.cfripper_verdicts(env)
+    assert judges.parliament_verdicts(env) + judges.cfripper_verdicts(env) == first
+    assert runs == ["parliament", "cfripper"]
+    assert [v.path for v in first[1:]] == ["/Resources/KMSKey", ""]
+    other = template.instantiate(parameters=template.judged_parameters("dev", "other"))
+    judges.parliament_verdicts(other) + judges.cfripper_verdicts(other)
+    assert runs == ["parliament", "cfripper"] * 2

@@ -15,7 +15,9 @@ from tests.support.helpers import build
 
 
 def verdicts(doc: dict[str, Any], env_type: str = "dev") -> set[tuple[str, str, str]]:
-    env = build(doc, env_type)
+    # the suffix `loanstack check` judges with (test_check_report.py's too): the same
+    # environment, so the session judges it once (compliance/judge_cache.py)
+    env = build(doc, env_type, EnvironmentSuffix="check")
     found = judges.parliament_verdicts(env) + judges.cfripper_verdicts(env)
     return {(v.judge, v.rule, v.resource.split("/")[0]) for v in found}
 

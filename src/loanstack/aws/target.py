@@ -27,9 +27,6 @@ from loanstack.names import STACK_PREFIX
 EMULATOR_URL_VARIABLE = "LOANSTACK_EMULATOR_URL"
 EMULATOR_EXTRA = "pip install 'loanstack[emulator]'"  # moto and pymysql: pyproject's extra
 DOOR = "loanstack.emulator.door"  # the one emulator module the tool imports, lazily
-# `emulator start`'s default port: fixed, as LocalStack's 4566, so a URL written down stays
-# true; not 4566 itself, nor LocalStack's 4510-4559 service range, so both run side by side
-EMULATOR_DEFAULT_PORT = 4577
 LOCAL_DEFAULT_REGION = "us-east-1"  # the emulator's, when nothing names one (AWS: refused)
 
 

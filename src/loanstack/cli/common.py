@@ -27,8 +27,6 @@ from loanstack.errors import Declined, DeployError, UsageError
 from loanstack.names import stack_name
 from loanstack.stack.deploy import parameters_for
 
-ENVIRONMENTS = ("dev", "prod")
-
 
 def overrides(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """KEY=VALUE pairs; a key given twice is refused (which one would win is a guess)."""
@@ -100,43 +98,6 @@ def type_name(console: Console, question: str) -> str:
         return str(Prompt.ask(Text(question), console=console)).strip()
     except EOFError:
         return ""
-
-
-def add_stack_options(parser: argparse.ArgumentParser, suffix_required: bool) -> None:
-    if suffix_required:
-        parser.add_argument("--suffix", required=True, help="EnvironmentSuffix, e.g. dev42")
-    else:
-        parser.add_argument(
-            "--suffix",
-            help="the stack's EnvironmentSuffix (default: the stack of the last deploy)",
-        )
-    parser.add_argument(
-        "--region",
-        help=(
-            "default: the stack's recorded region, else AWS_REGION, AWS_DEFAULT_REGION, the "
-            "profile's region (as the AWS CLI)"
-        ),
-    )
-    parser.add_argument(
-        "--profile", help="AWS CLI profile for credentials and region (default: AWS_PROFILE)"
-    )
-    parser.add_argument(
-        "--target",
-        choices=("local", "aws"),
-        help=(
-            "default: local (the emulator at $LOANSTACK_EMULATOR_URL, or one for this command); "
-            "AWS only with --target aws or when confirmed at a terminal"
-        ),
-    )
-
-
-def add_output_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="json: one JSON document on stdout, human text on stderr",
-    )
 
 
 def follow_up(args: argparse.Namespace) -> Path:

@@ -12,7 +12,8 @@ from rich.text import Text
 
 from loanstack import cost, diagram, embed, template
 from loanstack import render as layout
-from loanstack.cli.common import ENVIRONMENTS, overrides
+from loanstack.cli.common import overrides
+from loanstack.cli.parser import ENVIRONMENTS
 from loanstack.compliance import field_tools, report
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import ENVIRONMENT_SUFFIX, ENVIRONMENT_TYPE

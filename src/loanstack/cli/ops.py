@@ -18,8 +18,6 @@ from loanstack import render as layout
 from loanstack.aws.outputs import read_stack
 from loanstack.aws.target import again
 from loanstack.cli.common import (
-    add_output_option,
-    add_stack_options,
     announce,
     connected,
     follow_up,
@@ -27,8 +25,8 @@ from loanstack.cli.common import (
 from loanstack.errors import Interrupted, UsageError
 from loanstack.ops import manifest, verify
 from loanstack.ops.invoke import invoke_validation
-from loanstack.ops.logs import FORMATS, LOGGED, formatted, log_events, log_group, parse_since
-from loanstack.ops.rotate import CHOICES, rotate_secrets
+from loanstack.ops.logs import formatted, log_events, log_group, parse_since
+from loanstack.ops.rotate import rotate_secrets
 
 
 def run_invoke(args: argparse.Namespace, console: Console) -> int:
@@ -76,43 +74,6 @@ def run_rotate(args: argparse.Namespace, console: Console) -> int:
     if args.output == "json":  # one secret: its versions; both: per secret
         layout.emit(rotated.get(args.secret, rotated))
     return 0
-
-
-def add_logs_parser(sub: Any) -> None:
-    """`loanstack logs`: the CLI's hook (one call in its parser setup)."""
-    logs = sub.add_parser("logs", help="print (or --follow) a deployed function's log records")
-    logs.add_argument("function", nargs="?", choices=tuple(LOGGED), default="validate")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
-    logs.add_argument(
-        "--since",
-        default="10m",
-        help="from when: 30s, 10m, 2h, 1d, 1w ago, or an ISO 8601 time with its zone "
-        "(2026-11-30T09:00Z) (default 10m)",
-    )
-    logs.add_argument(
-        "--filter",
-        metavar="PATTERN",
-        help="a CloudWatch Logs filter pattern, e.g. ERROR or '{ $.level = \"ERROR\" }'",
-    )
-    logs.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="short",
-        help="short: time and message; json: one JSON object per line (default short)",
-    )
-    add_stack_options(logs, suffix_required=False)
-    add_output_option(logs)
-
-
-def add_rotate_options(parser: argparse.ArgumentParser) -> None:
-    """`rotate --secret`: which database secret (docs/operations.md, "Rotation")."""
-    parser.add_argument(
-        "--secret",
-        choices=CHOICES,
-        default="app",
-        help="app: the validation function's own user (default); master: the cluster's master "
-        "user; both: the master first, then the app",
-    )
 
 
 def run_logs(args: argparse.Namespace, console: Console) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -14,8 +13,6 @@ from rich.text import Text
 from loanstack import render as layout
 from loanstack.aws.outputs import read_stack
 from loanstack.cli.common import (
-    add_output_option,
-    add_stack_options,
     announce,
     connected,
     follow_up,
@@ -32,24 +29,6 @@ from loanstack.ops.verify import (
     print_result,
     thresholds,
 )
-
-
-def add_verify_parser(subparsers: Any) -> None:
-    """`loanstack verify EXPORT`: the CLI's hook (one call in its parser setup)."""
-    parser = subparsers.add_parser(
-        "verify",
-        help="reconcile an export with the decisions table, line by line (exit 0: all reconciled)",
-    )
-    parser.add_argument("export", help="the export file migrated: .csv or .jsonl/.ndjson")
-    parser.add_argument("--report", metavar="FILE", help="write every issue as JSON Lines")
-    parser.add_argument(
-        "--manifest",
-        metavar="FILE",
-        help="also check a migration manifest (from `loanstack migrate`) against the export "
-        "and the database",
-    )
-    add_stack_options(parser, suffix_required=False)
-    add_output_option(parser)
 
 
 def run_verify(args: argparse.Namespace, console: Console) -> int:
@@ -89,18 +68,6 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
                     )
                 )
     return 0 if result.reconciled and not disagreements else 1
-
-
-def add_correct_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "correct",
-        help="supersede a recorded decision with a corrected application, keeping its history",
-    )
-    parser.add_argument("application", help="the corrected application, a JSON file")
-    parser.add_argument("--by", required=True, help="who corrects (kept in the history)")
-    parser.add_argument("--reason", required=True, help="why (kept in the history)")
-    add_stack_options(parser, suffix_required=False)
-    add_output_option(parser)
 
 
 def run_correct(args: argparse.Namespace, console: Console) -> int:

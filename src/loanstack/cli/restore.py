@@ -11,7 +11,7 @@ from rich.text import Text
 
 from loanstack import render as layout
 from loanstack.aws.outputs import default_outputs_file, read_record
-from loanstack.cli.common import ENVIRONMENTS, add_output_option, connected, take_record
+from loanstack.cli.common import connected, take_record
 from loanstack.errors import UsageError
 from loanstack.names import stack_name
 from loanstack.ops import restore
@@ -27,53 +27,6 @@ def parse_time(text: str) -> datetime.datetime:
             f"--to-time {text!r} is not an ISO 8601 time; e.g. 2026-11-30T09:00:00Z"
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
-def add_restore_parser(subparsers: Any) -> None:
-    """`loanstack restore`: the CLI's hook (one call in its parser setup)."""
-    parser = subparsers.add_parser(
-        "restore",
-        help="restore the stack's cluster (point in time or snapshot) as a new cluster, "
-        "reconcile it, measure RTO and RPO",
-    )
-    parser.add_argument("--suffix", required=True, help="EnvironmentSuffix of the stack")
-    parser.add_argument(
-        "--env", choices=ENVIRONMENTS, required=True, help="the stack's environment"
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--to-time", metavar="ISO", help="a point in time, e.g. 2026-11-30T09:00:00Z"
-    )
-    source.add_argument("--latest", action="store_true", help="the latest restorable time")
-    source.add_argument(
-        "--snapshot", metavar="ID", help="a cluster snapshot (e.g. a destroy's final one)"
-    )
-    parser.add_argument("--new-cluster-id", metavar="ID", help="default: <cluster>-r<MMDDhhmmss>")
-    parser.add_argument(
-        "--db-subnet-group",
-        help="when the stack's cluster is gone: the DB subnet group of the new cluster",
-    )
-    parser.add_argument(
-        "--vpc-security-group-id",
-        action="append",
-        default=[],
-        help="when the stack's cluster is gone: a security group of the new cluster (repeatable)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=restore.DEFAULT_TIMEOUT,
-        help="seconds to wait for the new cluster and its writer (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--switch",
-        action="store_true",
-        help="switch the stack over: refused (the template names its cluster); see the runbook",
-    )
-    parser.add_argument("--region", help="default: the stack's recorded region, else AWS_REGION")
-    parser.add_argument("--profile", help="AWS CLI profile (default: AWS_PROFILE)")
-    parser.add_argument("--target", choices=("local", "aws"), help="default: local")
-    add_output_option(parser)
 
 
 def run_restore(args: argparse.Namespace, console: Console) -> int:

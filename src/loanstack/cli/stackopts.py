@@ -13,9 +13,6 @@ from rich.console import Console
 
 from loanstack import render as layout
 from loanstack.cli.common import (
-    ENVIRONMENTS,
-    add_output_option,
-    add_stack_options,
     connected,
     overrides,
 )
@@ -26,92 +23,6 @@ from loanstack.stack.drift import detect, show
 from loanstack.stack.events import change_records, stack_status
 from loanstack.stack.preview import preview
 from loanstack.stack.protection import StackOptions
-
-
-def add_change_set_options(parser: argparse.ArgumentParser) -> None:
-    """What the change set carries: shared by `deploy` and `diff`, so a diff shows what the
-    deploy with the same flags would do."""
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE", help="parameter override"
-    )
-    parser.add_argument(
-        "--template-bucket",
-        help="bucket to stage the template in (default: loanstack-templates-<account>-<region>, created on first use)",
-    )
-    parser.add_argument(
-        "--tags",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="stack tags, propagated by CloudFormation to the resources (Environment is --env)",
-    )
-    parser.add_argument(
-        "--role-arn", help="CloudFormation service role that deploys the stack (RoleARN)"
-    )
-    parser.add_argument(
-        "--notification-arns",
-        nargs="+",
-        default=[],
-        metavar="ARN",
-        help="SNS topics that receive the stack's events",
-    )
-    parser.add_argument(
-        "--monitoring-minutes",
-        type=int,
-        default=0,
-        help="updates: minutes CloudFormation watches the rollback-trigger alarms after the "
-        "update (0-180, default 0: during the update only)",
-    )
-
-
-def add_deploy_options(parser: argparse.ArgumentParser) -> None:
-    """`deploy` only: how the change set is executed and what is set on the stack after."""
-    add_change_set_options(parser)
-    parser.add_argument(
-        "--termination-protection",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="refuse DeleteStack until turned off (default: on for prod, off for dev)",
-    )
-    parser.add_argument(
-        "--allow-replace",
-        action="append",
-        default=[],
-        metavar="LOGICAL_ID",
-        help="prod: let this update replace or delete a resource the stack policy protects "
-        "(the full policy is put back after the update)",
-    )
-    parser.add_argument(
-        "--disable-rollback",
-        action="store_true",
-        help="keep what was built when the deploy fails (for debugging; destroy it after)",
-    )
-
-
-def add_diff_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dif = sub.add_parser(
-        "diff",
-        aliases=["plan"],
-        help="show what a deploy would change (change set with before/after), change nothing",
-    )
-    dif.add_argument("--env", choices=ENVIRONMENTS, required=True)
-    add_stack_options(dif, suffix_required=True)
-    add_change_set_options(dif)
-    dif.add_argument(
-        "--exit-code",
-        action="store_true",
-        help="exit 1 when there are changes, 0 when none, 2 on any error (for CI)",
-    )
-    add_output_option(dif)
-
-
-def add_drift_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dri = sub.add_parser(
-        "drift",
-        help="detect drift: resources changed outside CloudFormation (exit 1 when drifted)",
-    )
-    add_stack_options(dri, suffix_required=True)
-    add_output_option(dri)
 
 
 def stack_options(args: argparse.Namespace) -> StackOptions:

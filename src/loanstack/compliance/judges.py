@@ -22,9 +22,11 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from loanstack.compliance.judge_cache import remembered
 from loanstack.template import ROOT, Environment, Resource, name_properties, policy_documents
 
 EXCEPTIONS = ROOT / "compliance" / "judges-exceptions.json"
@@ -129,17 +131,27 @@ def documents(env: Environment) -> Iterator[tuple[Resource, str, str, dict[str, 
 
 
 def parliament_verdicts(env: Environment) -> list[Verdict]:
-    """parliament on every identity policy of the environment, references made concrete."""
+    """parliament on every identity policy of the environment, references made concrete; kept
+    by the policies and parliament's version when LOANSTACK_JUDGE_CACHE asks (judge_cache.py:
+    `loanstack check` and several test modules judge the same environment)."""
+    policies = [
+        [f"{r.logical_id}/{label}", pointer, json.dumps(concrete(env, document))]
+        for r, label, pointer, document in documents(env)
+    ]
+    parts = (version("parliament"), json.dumps(policies))
+    found = remembered("parliament", parts, lambda: _parliament(policies))
+    return [Verdict("parliament", *v) for v in found]
+
+
+def _parliament(policies: list[list[str]]) -> list[list[str]]:
+    """(rule, resource, message, pointer) of each finding."""
     from parliament import analyze_policy_string
 
-    found: list[Verdict] = []
-    for r, label, pointer, document in documents(env):
-        policy = analyze_policy_string(json.dumps(concrete(env, document)))
-        for f in policy.findings:
-            found.append(
-                Verdict("parliament", f.issue, f"{r.logical_id}/{label}", str(f.detail), pointer)
-            )
-    return found
+    return [
+        [f.issue, resource, str(f.detail), pointer]
+        for resource, pointer, policy in policies
+        for f in analyze_policy_string(policy).findings
+    ]
 
 
 def resolved_template(env: Environment) -> dict[str, Any]:
@@ -154,33 +166,45 @@ def resolved_template(env: Environment) -> dict[str, Any]:
 
 
 def cfripper_verdicts(env: Environment) -> list[Verdict]:
-    """cfripper's default rules on the resolved environment."""
+    """cfripper's default rules on the resolved environment; kept by what it reads and the
+    versions of cfripper and pycfmodel when LOANSTACK_JUDGE_CACHE asks (judge_cache.py)."""
+    c = env.context
+    scope = [c.stack_name, c.account_id, c.region]
+    document = json.dumps(resolved_template(env))
+    parts = (version("cfripper"), version("pycfmodel"), *scope, document)
+    failures = remembered("cfripper", parts, lambda: _cfripper(scope, document))
+    return [
+        Verdict(
+            "cfripper",
+            rule,
+            logical_id,
+            reason,
+            f"/Resources/{logical_id}" if logical_id in env.resources else "",
+        )
+        for rule, logical_id, reason in failures
+    ]
+
+
+def _cfripper(scope: list[str], document: str) -> list[list[str]]:
+    """(rule, logical id or `template`, reason) of each failure."""
     from cfripper.config.config import Config
     from cfripper.rule_processor import RuleProcessor
     from cfripper.rules import DEFAULT_RULES
     from pycfmodel import parse
 
     logging.getLogger("pycfmodel").setLevel(logging.ERROR)  # one line per generic type otherwise
-    c = env.context
+    stack_name, account_id, region = scope
     config = Config(
-        stack_name=c.stack_name,
-        aws_account_id=c.account_id,
-        aws_region=c.region,
+        stack_name=stack_name,
+        aws_account_id=account_id,
+        aws_region=region,
         rules=list(DEFAULT_RULES),
     )
-    model = parse(resolved_template(env)).resolve()
+    model = parse(json.loads(document)).resolve()
     processor = RuleProcessor(*(rule(config) for rule in DEFAULT_RULES.values()))
     result = processor.process_cf_template(model, config)
-    found: list[Verdict] = []
-    for failure in result.failures:
-        for logical_id in sorted(failure.resource_ids or {"template"}):
-            found.append(
-                Verdict(
-                    "cfripper",
-                    failure.rule,
-                    logical_id,
-                    failure.reason,
-                    f"/Resources/{logical_id}" if logical_id in env.resources else "",
-                )
-            )
-    return found
+    return [
+        [failure.rule, logical_id, failure.reason]
+        for failure in result.failures
+        for logical_id in sorted(failure.resource_ids or {"template"})
+    ]

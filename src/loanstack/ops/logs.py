@@ -7,12 +7,14 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loanstack.aws.outputs import StackRecord
-from loanstack.aws.target import Target
 from loanstack.errors import UsageError
 from loanstack.names import ROTATION_FUNCTION_ARN, VALIDATION_FUNCTION_NAME
+
+if TYPE_CHECKING:  # annotations only: the parser imports LOGGED and FORMATS, boto3 stays out
+    from loanstack.aws.outputs import StackRecord
+    from loanstack.aws.target import Target
 
 LOGGED = {"validate": VALIDATION_FUNCTION_NAME, "rotation": ROTATION_FUNCTION_ARN}
 FORMATS = ("short", "json")
