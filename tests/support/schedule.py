@@ -30,6 +30,8 @@ import pytest
 #   pytest --durations=0 -q > durations.log; python -m tests.support.schedule < durations.log
 COSTS_FLOOR = 10.0
 COSTS: dict[str, float] = {
+    # 69.1 and the 100,000-row fault migration's 78.0, which joined it to share its stack
+    "integration/test_data_tier_faults.py": 147.1,
     "unit/test_loan_properties.py::test_the_rules_never_raise_and_match_the_reference": 167.8,
     "unit/test_loan_malformed.py::test_malformed_application_names_each_broken_field": 158.2,
     "unit/test_loan_properties.py::test_payments_match_an_exact_reference_to_the_cent": 141.6,
@@ -39,8 +41,6 @@ COSTS: dict[str, float] = {
     "unit/test_field_tools.py::test_d5_checkov_gate_bites": 104.8,
     "integration/test_stack_options.py": 103.5,
     "integration/test_cli_walkthrough.py": 89.0,
-    "integration/test_migration_faults.py": 78.0,
-    "integration/test_data_tier_faults.py": 69.1,
     "unit/test_loan_malformed.py::test_malformed_items_in_a_list_are_reported_in_order": 62.8,
     "integration/test_rotation_on_emulator.py": 61.7,
     "unit/test_check_report.py": 61.6,
@@ -77,6 +77,19 @@ COSTS: dict[str, float] = {
 }
 
 
+# Units whose length is mostly a real-time wait that is their subject (the 30-second writer
+# outage, the 10-second access-denied window, destroy held 5 s after each emptying): they go
+# first, whatever their seconds, so their waits overlap the other workers' CPU. Three workers
+# share two cores: a worker that waits leaves its core to the other two, but a unit that waits
+# at the end of the run leaves the cores idle.
+WAITING = frozenset(
+    {
+        "integration/test_data_tier_faults.py",
+        "integration/test_destroy_writers.py",
+    }
+)
+
+
 def unit_of(item: pytest.Item) -> str:
     """The key of the work unit the scheduler sees the test in (see COSTS): its xdist group
     (tiers.mark gave it), else the test."""
@@ -91,15 +104,28 @@ def cost(item: pytest.Item) -> float:
     return COSTS.get(unit_of(item), 0.0)
 
 
+def rank(unit: str) -> tuple[bool, float]:
+    """The order key, highest first: the waiting units, then the rest by seconds."""
+    return unit in WAITING, COSTS.get(unit, 0.0)
+
+
+def priority(item: pytest.Item) -> tuple[bool, float]:
+    return rank(unit_of(item))
+
+
 def order(items: list[pytest.Item]) -> None:
-    """Longest unit first; a unit's tests stay together in their order (a stable sort keyed by
-    the unit's cost and its first position). Each test's unit is found once: finding it reads
+    """The waiting units first, then the longest; a unit's tests stay together in their order
+    (a stable sort keyed by the unit's rank and its first position). Each test's unit is found once: finding it reads
     the test's fixtures, which is not free over 1,200 tests on every worker."""
     units = [unit_of(item) for item in items]
     first: dict[str, int] = {}
     for index, unit in enumerate(units):
         first.setdefault(unit, index)
-    ranked = sorted(range(len(items)), key=lambda i: (-COSTS.get(units[i], 0.0), first[units[i]]))
+    ranks = {unit: rank(unit) for unit in first}
+    ranked = sorted(
+        range(len(items)),
+        key=lambda i: (not ranks[units[i]][0], -ranks[units[i]][1], first[units[i]]),
+    )
     items[:] = [items[i] for i in ranked]
 
 

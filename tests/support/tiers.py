@@ -59,7 +59,6 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_verify_parallel.py": ("subprocess",),  # verify's worker processes
     "unit/test_verify_blocks.py": ("subprocess",),  # verify's worker processes
     "integration/test_data_tier_faults.py": ("emulator",),
-    "integration/test_migration_faults.py": ("emulator",),
     "integration/test_manifest.py": ("subprocess", "emulator"),  # the manifest asks git
     "integration/test_restore_on_emulator.py": ("subprocess", "emulator"),  # migrate's manifest
     "unit/test_tiers.py::test_the_guard_puts_back_what_an_earlier_test_left": ("emulator",),

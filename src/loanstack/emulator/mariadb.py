@@ -130,13 +130,25 @@ class MariaDB:
                 user=credentials[0],
                 password=credentials[1],
                 autocommit=True,
+                ssl_disabled=self.socket_without_tls(),
             )
         return self.connect(None)
 
     def connect(self, database: str | None = DATABASE) -> pymysql.connections.Connection[Any]:
         return pymysql.connect(
-            unix_socket=str(self.socket), user="root", database=database, autocommit=True
+            unix_socket=str(self.socket),
+            user="root",
+            database=database,
+            autocommit=True,
+            ssl_disabled=self.socket_without_tls(),
         )
+
+    def socket_without_tls(self) -> bool:
+        """Whether the socket's clients skip TLS: a server without it offers none, yet pymysql's
+        PREFERRED mode builds a default SSL context (loading the system's CA store) for every
+        connection, 32 ms of CPU against 0.4 ms without. The TLS server's socket keeps
+        PREFERRED: its REQUIRE SSL accounts log in there with TLS, as before."""
+        return not self.tls
 
     def reset(self, database: str = DATABASE) -> None:
         with self.connect(None) as conn, conn.cursor() as cur:
