@@ -29,6 +29,7 @@ LAYERS = {
     "loanstack.functions": "base",
     "loanstack.policy": "base",
     "loanstack.contract": "base",
+    "loanstack.botocore_models": "base",
     "loanstack.compliance": "judges",
     "loanstack.cost": "judges",
     "loanstack.diagram": "judges",

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 
 from loanstack.aws.outputs import default_outputs_file
 from loanstack.aws.validate import check_emulator_url, check_region
+from loanstack.botocore_models import share_models
 from loanstack.errors import DeployError, UsageError
 from loanstack.names import STACK_PREFIX
 
@@ -124,7 +125,7 @@ def profile_session(profile: str | None, region: str | None = None) -> boto3.Ses
     """A session as the AWS CLI builds one: `--profile`, else AWS_PROFILE, else default;
     an unknown profile is one line."""
     try:
-        return boto3.Session(profile_name=profile, region_name=region)
+        return share_models(boto3.Session(profile_name=profile, region_name=region))
     except ProfileNotFound as exc:
         raise UsageError(f"{exc}: check --profile, AWS_PROFILE and AWS_CONFIG_FILE") from exc
 
@@ -211,7 +212,7 @@ def connect(
     if chosen is None:
         chosen, source = LOCAL_DEFAULT_REGION, "the emulator's default"
     door = local_door()
-    session = boto3.Session(region_name=chosen, **door.credentials())
+    session = share_models(boto3.Session(region_name=chosen, **door.credentials()))
     url = os.environ.get(EMULATOR_URL_VARIABLE) or door.running_url()
     if url:
         check_emulator_url(url, EMULATOR_URL_VARIABLE)

@@ -32,6 +32,7 @@ import uuid
 import zipfile
 from typing import Any
 
+from loanstack.botocore_models import share_models
 from loanstack.emulator.awslambda_logs import (
     JsonFormatter,
     NotPlumbing,
@@ -94,7 +95,7 @@ class OwnBoto3:
 
         self._boto3 = boto3
         with _client_lock:
-            self._session = boto3.session.Session()
+            self._session = share_models(boto3.session.Session())
 
     def client(self, *args: Any, **kwargs: Any) -> Any:
         with _client_lock:
