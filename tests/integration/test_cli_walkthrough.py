@@ -136,15 +136,23 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
 
 
 def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
-    """`loanstack logs --follow` prints what is there, keeps going, and ends cleanly on Ctrl-C."""
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "loanstack", "logs", "--follow"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    """`loanstack logs --follow` prints what is there, keeps going, and ends cleanly on Ctrl-C,
+    even started as a script's background job is (`loanstack logs --follow &` in `sh`): POSIX
+    has such a job inherit SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler, so a follower that relied on Python's would never end (the test failed so whenever
+    pytest itself ran in the background). Started here with SIGINT ignored, as that job is."""
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec
+    try:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "loanstack", "logs", "--follow"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert follower.stdout is not None
     for line in follower.stdout:
         if expected.encode() in line:
@@ -152,7 +160,12 @@ def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
     time.sleep(1)  # now polling for more
     assert follower.poll() is None, "--follow keeps running"
     follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=30)
+    try:
+        out, err = follower.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        follower.communicate()
+        pytest.fail("`loanstack logs --follow` still running 30 s after Ctrl-C")
     assert b"Traceback" not in out + err, err.decode()
     return follower.returncode
 
