@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from loanstack.aws.target import Target
 from loanstack.template import ROOT
 from tests.support.cli import (
     URL_VARIABLE,
@@ -27,6 +28,7 @@ from tests.support.cli import (
     require_emulator,
     wrong_keys,
 )
+from tests.support.stacks import tune_rotation_function
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,9 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert lines and all("loan decision" in line["message"] for line in lines)
     assert all(set(line) == {"timestamp", "logStreamName", "eventId", "message"} for line in lines)
 
-    # rotate as JSON; the rotation function's own records are there too
+    # rotate as JSON; the rotation function's own records are there too (its polls, 2 s doubling
+    # to 15, are not this walkthrough's subject: 0.2 s, a rotation of ~3 s instead of ~10)
+    tune_rotation_function(emulator_target(env), deployed["outputs"], FIRST_POLL_SECONDS="0.2")
     rotated = loanstack(env, "rotate", "--output", "json")
     assert rotated.code == 0, rotated.err[-2000:]
     versions = json.loads(rotated.out)
@@ -135,16 +139,34 @@ def test_the_readme_walkthrough_in_ci(env: dict[str, str], tmp_path: Path) -> No
     assert "loanstack emulator start" in missing.err
 
 
+def emulator_target(env: dict[str, str]) -> Target:
+    """The detached emulator as a target for the test's own calls (not the tool's)."""
+    import boto3
+
+    from loanstack.emulator import CREDENTIALS
+
+    session = boto3.Session(region_name="us-east-1", **CREDENTIALS)
+    return Target("local", "us-east-1", session, endpoint_url=env[URL_VARIABLE])
+
+
 def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
-    """`loanstack logs --follow` prints what is there, keeps going, and ends cleanly on Ctrl-C."""
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "loanstack", "logs", "--follow"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    """`loanstack logs --follow` prints what is there, keeps going, and ends cleanly on Ctrl-C,
+    even started as a script's background job is (`loanstack logs --follow &` in `sh`): POSIX
+    has such a job inherit SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler, so a follower that relied on Python's would never end (the test failed so whenever
+    pytest itself ran in the background). Started here with SIGINT ignored, as that job is."""
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec
+    try:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "loanstack", "logs", "--follow"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert follower.stdout is not None
     for line in follower.stdout:
         if expected.encode() in line:
@@ -152,7 +174,12 @@ def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
     time.sleep(1)  # now polling for more
     assert follower.poll() is None, "--follow keeps running"
     follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=30)
+    try:
+        out, err = follower.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        follower.communicate()
+        pytest.fail("`loanstack logs --follow` still running 30 s after Ctrl-C")
     assert b"Traceback" not in out + err, err.decode()
     return follower.returncode
 

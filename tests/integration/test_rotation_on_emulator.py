@@ -33,8 +33,10 @@ from loanstack.ops.rotate import invoke_rotation_step, rotate
 from loanstack.stack import deploy
 from tests.support import post_deploy
 from tests.support.helpers import load_function
+from tests.support.stacks import tune_rotation_function
 
 REGION, SUFFIX = "us-east-1", "rot42"
+QUICK_POLL, REAL_POLL = "0.2", "2"  # the rotation function's FIRST_POLL_SECONDS: ours, its own
 CLUSTER = f"aurora-loanprocessing-{SUFFIX}"
 
 
@@ -44,7 +46,11 @@ def outputs(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     d = deploy.Deployment(
         target, "dev", SUFFIX, deploy.parameters_for("dev", SUFFIX, {}), Console(record=True)
     )
-    yield deploy.deploy(d, confirm=lambda: True)
+    found = deploy.deploy(d, confirm=lambda: True)
+    # the function's polls are not what these tests are about (tests/unit/test_secret_rotation.py
+    # is): shorter, a rotation takes ~3 s instead of ~10; the batch test puts them back
+    tune_rotation_function(target, found, FIRST_POLL_SECONDS=QUICK_POLL)
+    yield found
 
 
 def secret_value(target: Target, outputs: dict[str, str], stage: str) -> dict[str, Any]:
@@ -187,6 +193,9 @@ def test_d2_a_batch_file_validated_while_a_rotation_runs_loses_no_row(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # the window this test must meet (the database on the new password before AWSCURRENT
+    # moves) lasts as long as the function's own polls: the real ones
+    tune_rotation_function(target, outputs, FIRST_POLL_SECONDS=REAL_POLL)
     bucket = outputs["LoanDocumentsBucketName"]
     s3 = target.client("s3")
     # the handler runs in this test's thread, not through the bucket's trigger (see docstring)

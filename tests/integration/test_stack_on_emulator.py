@@ -24,6 +24,7 @@ from loanstack.stack.destroy import bucket_exists, destroy, stack_resources
 from loanstack.stack.events import stack_status
 from loanstack.stack.protection import StackOptions
 from tests.support import backends, post_deploy
+from tests.support.stacks import tune_rotation_function
 
 REGION = "us-east-1"
 
@@ -206,6 +207,8 @@ def test_r10_rotation_leaves_the_cluster_password_equal_to_awscurrent(
             "SecretString"
         ]
     )
+    # the function's polls (2 s, doubling) are not this test's subject: test_secret_rotation.py
+    tune_rotation_function(target, outputs, FIRST_POLL_SECONDS="0.2")
     versions = rotate(target, Console(record=True))
     current = json.loads(
         sm.get_secret_value(SecretId=outputs["DBSecretArn"], VersionStage="AWSCURRENT")[

@@ -1,6 +1,9 @@
 """The deploy options a bank needs, `diff` and `drift`, through the real `loanstack` entry point
 in CI conditions (tests/support/cli.py) against one detached emulator (issue 21 items 6 and 9,
-issue 22 item 1's stack-level protection of prod)."""
+issue 22 item 1's stack-level protection of prod). One run per way a result reaches the user
+keeps its subprocess (a usage error, a diff and a drift as JSON, `--exit-code`); the other
+refusals and the text `diff`/`drift` go through `cli.main` in process (`in_process`, the same
+checks): docs/testing.md, "Keeping it fast"."""
 
 from __future__ import annotations
 
@@ -17,7 +20,14 @@ from loanstack.aws.target import Target
 from loanstack.emulator import CREDENTIALS
 from loanstack.errors import DeployError
 from loanstack.stack import deploy
-from tests.support.cli import URL_VARIABLE, ci_env, loanstack, on_running_emulator, one_error_line
+from tests.support.cli import (
+    URL_VARIABLE,
+    ci_env,
+    in_process,
+    loanstack,
+    on_running_emulator,
+    one_error_line,
+)
 
 REGION = "us-east-1"
 PROD = ("--env", "prod", "--param", "AlarmEmail=ops@example.com")
@@ -48,21 +58,22 @@ def stack(env: dict[str, str], name: str) -> dict[str, Any]:
 
 def test_contradicting_or_repeated_parameters_are_refused(env: dict[str, str]) -> None:
     for command in ("deploy", "diff"):
-        contra = loanstack(
+        run = loanstack if command == "deploy" else in_process  # the entry point once
+        contra = run(
             env, command, "--env", "dev", "--suffix", "so0", "--param", "EnvironmentType=prod"
         )
         assert contra.code == 2
         assert "EnvironmentType=prod contradicts --env dev" in one_error_line(contra)
-        suffix = loanstack(
+        suffix = in_process(
             env, command, "--env", "dev", "--suffix", "so0", "--param", "EnvironmentSuffix=x9"
         )
         assert suffix.code == 2 and "contradicts --suffix so0" in one_error_line(suffix)
-        twice = loanstack(
+        twice = in_process(
             env, command, "--env", "dev", "--suffix", "so0",
             "--param", "ValidationMemorySize=512", "--param", "ValidationMemorySize=1024",
         )  # fmt: skip
         assert twice.code == 2 and "given twice" in one_error_line(twice)
-    tags = loanstack(env, "diff", "--env", "dev", "--suffix", "so0", "--tags", "Environment=prod")
+    tags = in_process(env, "diff", "--env", "dev", "--suffix", "so0", "--tags", "Environment=prod")
     assert tags.code == 2 and "contradicts --env dev" in one_error_line(tags)
     assert stacks_named(env, "tapstack-so0") == []
 
@@ -102,7 +113,7 @@ def test_dev_deploy_carries_tags_role_notifications_then_diff_and_drift(
     cfn = client(env, "cloudformation")
     assert not cfn.get_stack_policy(StackName="tapstack-so2").get("StackPolicyBody")
 
-    same = loanstack(env, "diff", "--env", "dev", "--suffix", "so2", "--exit-code")
+    same = in_process(env, "diff", "--env", "dev", "--suffix", "so2", "--exit-code")
     assert same.code == 0, same.text[-2000:]
     assert "no changes" in same.out
     bigger = loanstack(
@@ -121,7 +132,7 @@ def test_dev_deploy_carries_tags_role_notifications_then_diff_and_drift(
     assert pending == [], "the previews' change sets are deleted"
     assert stacks_named(env, "tapstack-so2") == ["CREATE_COMPLETE"]
 
-    in_sync = loanstack(env, "drift", "--suffix", "so2")
+    in_sync = in_process(env, "drift", "--suffix", "so2")
     assert in_sync.code == 0, in_sync.text[-2000:]
     assert "IN_SYNC" in in_sync.out
     name = next(

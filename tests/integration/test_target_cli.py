@@ -1,6 +1,12 @@
 """SPEC D9 (issue 21, items 1-3) as CI runs the tool: the real `loanstack` entry point against a
 detached emulator. Every command acts on one named stack in one named account and region, says
-which, and the advice it prints is a command that acts on exactly that stack."""
+which, and the advice it prints is a command that acts on exactly that stack.
+
+Deploys and destroys of a stack keep their subprocess; the runs that only look up where a
+stack is (the other invoke, `outputs`, the region order of a stack not there) and the
+refusals after the first go through `cli.main` in process (`in_process`, with the same checks):
+what they test is what the command says and returns, not the entry point (docs/testing.md,
+"Keeping it fast")."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from tests.support.cli import (
     URL_VARIABLE,
     Run,
     ci_env,
+    in_process,
     loanstack,
     on_running_emulator,
     one_error_line,
@@ -103,13 +110,13 @@ def test_item3_every_deploy_records_its_stack_beside_the_flat_outputs(
     assert invoked.code == 0, invoked.err
     assert "region eu-central-1, stack tapstack-ps2" in invoked.err
     # --suffix picks the other stack, in its own region, with no --region given
-    other = loanstack(env, "invoke", "validate", "--payload", payload, "--suffix", "ps1")
+    other = in_process(env, "invoke", "validate", "--payload", payload, "--suffix", "ps1")
     assert other.code == 0 and "region us-east-1, stack tapstack-ps1" in other.err, other.err
     # a region that contradicts the record is refused, in one line, naming where it is
-    wrong = loanstack(env, "invoke", "validate", "--payload", payload, "--suffix", "ps1",
-                      "--region", "eu-west-1")  # fmt: skip
+    wrong = in_process(env, "invoke", "validate", "--payload", payload, "--suffix", "ps1",
+                       "--region", "eu-west-1")  # fmt: skip
     assert wrong.code == 2 and "recorded in local region us-east-1" in one_error_line(wrong)
-    shown = json.loads(loanstack(env, "outputs", "--suffix", "ps1", "--output", "json").out)
+    shown = json.loads(in_process(env, "outputs", "--suffix", "ps1", "--output", "json").out)
     assert shown["region"] == "us-east-1" and shown["outputs"] == records["ps1"]["outputs"]
 
     # destroy in the wrong region: not "nothing to destroy" with exit 0; it names where it is
@@ -169,11 +176,11 @@ def test_item2_the_profiles_region_is_used_and_shown_before_the_change(
     # the order of the AWS CLI for a stack not recorded: the flag, then the environment,
     # then the profile
     order = {
-        "eu-west-2": loanstack(env, "destroy", "--suffix", "none1", "--profile", "bank"),
-        "ap-south-1": loanstack(
+        "eu-west-2": in_process(env, "destroy", "--suffix", "none1", "--profile", "bank"),
+        "ap-south-1": in_process(
             env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "none1", "--profile", "bank"
         ),
-        "ca-central-1": loanstack(
+        "ca-central-1": in_process(
             env | {"AWS_DEFAULT_REGION": "ap-south-1"},
             "destroy",
             "--suffix",
@@ -187,7 +194,7 @@ def test_item2_the_profiles_region_is_used_and_shown_before_the_change(
     for region, nothing in order.items():
         assert nothing.code == 0, nothing.err
         assert f"region {region}, profile bank: nothing to destroy" in nothing.out, nothing.out
-    unknown = loanstack(env, "destroy", "--suffix", "pr1", "--profile", "nobody", "--yes")
+    unknown = in_process(env, "destroy", "--suffix", "pr1", "--profile", "nobody", "--yes")
     assert unknown.code == 2 and "nobody" in one_error_line(unknown)
     # a recorded stack: its own region and profile, whatever the shell says
     gone = loanstack(env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "pr1", "--yes")
@@ -208,7 +215,7 @@ def test_item1_prod_destroy_needs_the_stack_name_and_says_what_survives(
     assert refused.code == 2 and "--confirm-stack tapstack-pd1" in one_error_line(refused)
     assert "survives: AWS::KMS::Key KMSKey" in refused.out
     assert status(env, "pd1", "us-east-1") == "CREATE_COMPLETE"
-    wrong = loanstack(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd2")
+    wrong = in_process(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd2")
     assert wrong.code == 2 and status(env, "pd1", "us-east-1") == "CREATE_COMPLETE"
     done = loanstack(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd1")
     assert done.code == 0, done.err[-2000:]

@@ -60,6 +60,18 @@ def tune_validation_function(target: Target, outputs: dict[str, str], **knobs: s
     )
 
 
+def tune_rotation_function(target: Target, outputs: dict[str, str], **knobs: str) -> None:
+    """Add environment variables to the deployed rotation function: `FIRST_POLL_SECONDS` (2 s,
+    doubling to 15) is how long each step waits before it looks at the cluster again, which is
+    most of a rotation's wall time on the emulator (about 10 s of 11, for 1 s of CPU)."""
+    lam = target.client("lambda")
+    name = outputs["SecretRotationLambdaArn"]
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**variables, **knobs}}
+    )
+
+
 def stored_ids(target: Target, outputs: dict[str, str], where: str = "TRUE") -> list[str]:
     """Every stored loan id matching `where`, duplicates kept, in pages: the Data API answers
     at most 1 MiB (100,000 ids in one reply are refused)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +60,27 @@ def connected(args: argparse.Namespace, console: Console) -> Iterator[Target]:
             yield target
     finally:
         target.close()
+
+
+@contextmanager
+def ctrl_c_ends_it() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt inside, also in a process that inherited SIGINT ignored:
+    a command whose only end is Ctrl-C (`logs --follow`) must not run forever. A shell runs a
+    script's background job (`loanstack logs --follow &`) with SIGINT ignored (POSIX, "Signals
+    and Error Handling":
+    https://pubs.opengroup.org/onlinepubs/9699919799/utilities/V3_chap02.html#tag_18_11), and
+    Python then installs no handler of its own
+    (https://docs.python.org/3/library/signal.html#general-rules); so Ctrl-C, or `kill -INT`,
+    did nothing. The disposition of before is put back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; in-process callers on others keep theirs
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def warn_if_ephemeral(target: Target, console: Console) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from loanstack.aws.target import again
 from loanstack.cli.common import (
     announce,
     connected,
+    ctrl_c_ends_it,
     follow_up,
 )
 from loanstack.errors import Interrupted, UsageError
@@ -83,7 +85,7 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
     form = "json" if args.output == "json" else args.format
     path = follow_up(args)
     stack = read_stack(path)
-    with connected(args, console) as target:
+    with ctrl_c_ends_it() if args.follow else nullcontext(), connected(args, console) as target:
         target.outputs_file = path
         announce(target, path)
         group = log_group(target, stack, args.function)
