@@ -131,8 +131,13 @@ def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
     )["EventSubscriptionsList"]
     assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod44"]
     backup = target.client("backup")
-    (plan,) = backup.list_backup_plans()["BackupPlansList"]
-    assert plan["BackupPlanName"] == "backupplan-loanprocessing-prod44"
+
+    def plans() -> list[str]:
+        # this stack's plans: an earlier module on the same worker may have left its own
+        listed = backup.list_backup_plans()["BackupPlansList"]
+        return [p["BackupPlanName"] for p in listed if p["BackupPlanName"].endswith("-prod44")]
+
+    assert plans() == ["backupplan-loanprocessing-prod44"]
     console = Console(record=True, width=200)
     destroy(target, "prod44", console)
     assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod44" in (
@@ -140,4 +145,4 @@ def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
     )
     vaults = [v["BackupVaultName"] for v in backup.list_backup_vaults()["BackupVaultList"]]
     assert "backupvault-loanprocessing-prod44" in vaults
-    assert backup.list_backup_plans()["BackupPlansList"] == []
+    assert plans() == []
