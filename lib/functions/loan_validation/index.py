@@ -1226,13 +1226,17 @@ WHOLE_NUMBERS = {field: kind == "integer" for field, (kind, *_) in NUMBERS.items
 
 
 def from_csv(raw: dict[str, str]) -> dict[str, Any]:
-    """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk."""
+    """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk.
+
+    A cell of ASCII digits only (most numeric cells of an export) is a CSV_NUMBER without
+    running the pattern: `isdigit` alone would also pass other scripts' digits, which the
+    pattern refuses (a property test holds the two equal)."""
     app: dict[str, Any] = {}
     for name, text in raw.items():
         if not text:
             continue
         whole = WHOLE_NUMBERS.get(name)
-        if whole is None or not CSV_NUMBER.fullmatch(text):
+        if whole is None or not ((text.isdigit() and text.isascii()) or CSV_NUMBER.fullmatch(text)):
             app[name] = text
             continue
         number = float(text)
