@@ -293,3 +293,35 @@ def test_no_valid_row_costs_more_than_a_millisecond(app: dict[str, Any]) -> None
     bounds are the two tests above (no power below NEGLIGIBLE_RATE, the fallback's size)."""
     assert loans.evaluate(app, loans.thresholds())[0] is not None
     assert cost(app) < 0.001
+
+
+def reference_cell(text: str, whole: bool) -> Any:
+    """A numeric CSV cell as the pattern alone decides it (from_csv before its digits shortcut)."""
+    if not loans.CSV_NUMBER.fullmatch(text):
+        return text
+    number = float(text)
+    return int(number) if whole and number.is_integer() else number
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789\u0663\u00b2\u2083\uff11.eE-+_ x", max_size=24))
+def test_a_numeric_csv_cell_reads_as_the_pattern_says(text: str) -> None:
+    """The ASCII-digits shortcut never reads what the pattern refuses (other scripts' digits,
+    superscripts, full-width digits) nor reads a cell otherwise (a 400-digit integer stays the
+    float it always was)."""
+    cells = {"termMonths": text, "loanAmount": text, "loanId": text}
+    expected = (
+        {}
+        if not text
+        else {
+            "termMonths": reference_cell(text, True),
+            "loanAmount": reference_cell(text, False),
+            "loanId": text,
+        }
+    )
+    got = loans.from_csv(cells)
+    assert got == expected and [type(v) for v in got.values()] == [
+        type(v) for v in expected.values()
+    ]
+    long_digits = "9" * 400
+    assert loans.from_csv({"termMonths": long_digits}) == {"termMonths": float(long_digits)}

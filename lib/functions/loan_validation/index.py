@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from fractions import Fraction
 from functools import cache
@@ -1226,18 +1226,61 @@ WHOLE_NUMBERS = {field: kind == "integer" for field, (kind, *_) in NUMBERS.items
 
 
 def from_csv(raw: dict[str, str]) -> dict[str, Any]:
-    """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk."""
+    """CSV has no types: numeric columns are parsed, empty cells are missing, junk stays junk.
+
+    A cell of ASCII digits only (most numeric cells of an export) is a CSV_NUMBER without
+    running the pattern: `isdigit` alone would also pass other scripts' digits, which the
+    pattern refuses (a property test holds the two equal)."""
     app: dict[str, Any] = {}
     for name, text in raw.items():
         if not text:
             continue
         whole = WHOLE_NUMBERS.get(name)
-        if whole is None or not CSV_NUMBER.fullmatch(text):
+        if whole is None or not ((text.isdigit() and text.isascii()) or CSV_NUMBER.fullmatch(text)):
             app[name] = text
             continue
         number = float(text)
         app[name] = int(number) if whole and number.is_integer() else number
     return app
+
+
+Lined = list[tuple[int, Result]]  # (line number, answer) of a batch file's rows
+
+
+class InOrder:
+    """A batch file's chunks recorded one after the other, in file order, on one thread, while
+    the caller reads and decides the next chunk: the function's own work no longer waits for
+    each chunk's Data API call (the database's time per row, in series before), and the
+    statements reach Aurora in the same order as ever, so which row of a loan id is stored first
+    is unchanged. At most one chunk is in flight: a chunk's answers are taken (its failure
+    raised) before the next is sent, so nothing is written after a chunk that failed."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: tuple[Future[list[Result]], list[int], Lined] | None = None
+
+    def __enter__(self) -> InOrder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)  # a chunk in flight ends before the handler answers
+
+    def send(self, entries: list[Entry], lines: list[int], held: Lined) -> Lined:
+        """Send a chunk (its entries, their line numbers, the problem rows held with it); the
+        answers of the chunk sent before it, in line order."""
+        answered = self.settle()
+        self.pending = (self.pool.submit(record_chunk, entries, self.source), lines, held)
+        return answered
+
+    def settle(self) -> Lined:
+        """The answers of the chunk in flight (when there is one), in line order."""
+        if self.pending is None:
+            return []
+        future, lines, held = self.pending
+        self.pending = None
+        answered = zip(lines, future.result(), strict=True)
+        return sorted([*answered, *held], key=lambda pair: pair[0])
 
 
 def report_key(key: str) -> str:
@@ -1259,7 +1302,7 @@ def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
     chunker, lines_of_chunk = Chunker(source), list[int]()
     held: list[tuple[int, Result]] = []  # problem rows met while the chunk fills
     file_problem: str | None = None
-    with tempfile.TemporaryFile() as report:
+    with tempfile.TemporaryFile() as report, InOrder(source) as recorder:
         report.write(b'{"problems": [')
         separator = b""
 
@@ -1271,9 +1314,9 @@ def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
                 separator = b", "
 
         def flush() -> None:
-            """The chunk's answers and the problem rows held meanwhile, in line order."""
-            answered = zip(lines_of_chunk, record_chunk(chunker.take(), source), strict=True)
-            for line, answer in sorted([*answered, *held], key=lambda pair: pair[0]):
+            """The chunk goes to Aurora; the one before it is noted (answers and the problem
+            rows held meanwhile, in line order) as it comes back."""
+            for line, answer in recorder.send(chunker.take(), lines_of_chunk[:], held[:]):
                 note(line, answer)
             lines_of_chunk.clear()
             held.clear()
@@ -1301,6 +1344,8 @@ def handle_batch_file(bucket: str, key: str) -> BatchAnswer | Ignored:
             chunker.add(entry)
             lines_of_chunk.append(line)
         flush()
+        for line, answer in recorder.settle():
+            note(line, answer)
         summary: Counts = {
             "source": key,
             "rows": sum(counts.values()),

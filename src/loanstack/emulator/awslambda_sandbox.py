@@ -31,6 +31,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from loanstack.emulator.awslambda_worker import PROFILE
+
 INIT_SECONDS = 10.0  # Lambda's init phase limit for on-demand functions
 SRC = str(Path(__file__).resolve().parents[2])
 
@@ -229,7 +231,8 @@ def process_environment(values: dict[str, str], fn: Any) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
     }
-    return base | reserved | values | {"PYTHONPATH": SRC}
+    bench = {k: os.environ[k] for k in (PROFILE,) if os.environ.get(k)}  # popped by the worker
+    return base | reserved | values | bench | {"PYTHONPATH": SRC}
 
 
 def isolated(home: str) -> dict[str, str]:

@@ -30,10 +30,15 @@ import time
 import traceback
 import types
 import zipfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from loanstack.emulator.awslambda_logs import JsonFormatter, NotPlumbing
+
+# A directory, set only by a benchmark (bench/emulated.py's LOANSTACK_BENCH_CPROFILE): the
+# sandbox runs under cProfile and leaves its profile there when the emulator closes its pipe.
+PROFILE = "LOANSTACK_BENCH_CPROFILE"
 
 
 class Context:
@@ -144,8 +149,8 @@ def marshal(result: Any) -> dict[str, Any]:
         return {"result": json.dumps(error), "errored": True}
 
 
-def serve(inbox: Connection, outbox: Connection) -> None:
-    """Init once, then invocations until the emulator closes the pipe."""
+def serve(inbox: Connection, outbox: Connection, after: Callable[[], None] | None = None) -> None:
+    """Init once, then invocations until the emulator closes the pipe; `after` each answer."""
     init = json.loads(inbox.recv_bytes())["init"]
     json_format = init["logFormat"] == "JSON"
     root = logging.getLogger()
@@ -184,6 +189,8 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         finally:
             flush_output()  # also before a sys.exit leaves the loop: the lines printed so far
         send(outbox, answer)
+        if after is not None:
+            after()
 
 
 def main() -> None:
@@ -195,7 +202,22 @@ def main() -> None:
     sys.stderr = LogStream(outbox)
     own = os.environ.pop("PYTHONPATH", "")
     sys.path[:] = [p for p in sys.path if p != own]
-    serve(inbox, outbox)
+    profiles = os.environ.pop(PROFILE, "")
+    if not profiles:
+        serve(inbox, outbox)
+        return
+    import cProfile  # a benchmark's profile of the function's own process (docs/benchmarks.md)
+
+    profile = cProfile.Profile()
+    path = os.path.join(profiles, f"sandbox-{os.getpid()}.prof")
+
+    def dump() -> None:  # after each invocation: the emulator kills its sandboxes as it stops
+        profile.disable()
+        profile.dump_stats(path)
+        profile.enable()
+
+    profile.enable()
+    serve(inbox, outbox, dump)
 
 
 if __name__ == "__main__":
