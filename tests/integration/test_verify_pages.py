@@ -136,6 +136,7 @@ def test_d8_the_emulator_keeps_mysqls_group_limit_unless_set_var_raises_it(
     hinted = "SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */ @@group_concat_max_len AS v"
     assert limit(hinted) == 1048576
     assert limit(hinted, continueAfterTimeout=True) == 1048576
+    assert limit(hinted.replace("1048576", "2M").lower()) == 2 * 1048576
     assert limit("SELECT @@group_concat_max_len AS v") == 1024  # for that statement alone
     assert limit("SELECT /*+ SET_VAR(max_statement_time = 7) */ @@max_statement_time AS v") != 7
     assert limit("SELECT 1 AS v /*+ SET_VAR(group_concat_max_len = 4096) */") == 1

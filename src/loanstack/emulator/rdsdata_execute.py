@@ -159,12 +159,16 @@ def run(
 # MySQL 8.0 reads `/*+ SET_VAR(name = value) */` right after a statement's first keyword as that
 # variable's session value for the statement alone; MariaDB reads it as a comment, so the
 # emulator runs such a SELECT as MariaDB's `SET STATEMENT name = value FOR ...`, which does the
-# same. Only variables MySQL lets SET_VAR set (and MariaDB has), with a number for a value: MySQL
+# same. Only variables MySQL lets SET_VAR set (and MariaDB has), with a number (K, M, G allowed)
+# for a value: MySQL
 # ignores a hint for any other with a warning, and so does the emulator (the comment stays one).
 # https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
 # https://mariadb.com/kb/en/set-statement/
 HINT = re.compile(r"\A\s*SELECT\s*/\*\+(?P<hints>.*?)\*/", re.IGNORECASE | re.DOTALL)
-SET_VAR = re.compile(r"\bSET_VAR\s*\(\s*(?P<name>\w+)\s*=\s*(?P<value>\d+)\s*\)", re.IGNORECASE)
+SET_VAR = re.compile(
+    r"\bSET_VAR\s*\(\s*(?P<name>\w+)\s*=\s*(?P<value>\d+)(?P<unit>[KMG]?)\s*\)", re.IGNORECASE
+)
+UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # a hint's value may carry one
 SET_VAR_VARIABLES = frozenset(
     {
         "group_concat_max_len",
@@ -187,7 +191,7 @@ def hinted(sql: str) -> list[str]:
     if found is None:
         return []
     return [
-        f"{m['name'].lower()} = {m['value']}"
+        f"{m['name'].lower()} = {int(m['value']) * UNITS[m['unit'].lower()]}"
         for m in SET_VAR.finditer(found["hints"])
         if m["name"].lower() in SET_VAR_VARIABLES
     ]
