@@ -168,7 +168,6 @@ HINT = re.compile(r"\A\s*SELECT\s*/\*\+(?P<hints>.*?)\*/", re.IGNORECASE | re.DO
 SET_VAR = re.compile(
     r"\bSET_VAR\s*\(\s*(?P<name>\w+)\s*=\s*(?P<value>\d+)(?P<unit>[KMG]?)\s*\)", re.IGNORECASE
 )
-UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # a hint's value may carry one
 SET_VAR_VARIABLES = frozenset(
     {
         "group_concat_max_len",
@@ -191,7 +190,7 @@ def hinted(sql: str) -> list[str]:
     if found is None:
         return []
     return [
-        f"{m['name'].lower()} = {int(m['value']) * UNITS[m['unit'].lower()]}"
+        f"{m['name'].lower()} = {int(m['value']) * 1024 ** ' kmg'.index(m['unit'].lower() or ' ')}"  # K, M, G: 1024^1..3
         for m in SET_VAR.finditer(found["hints"])
         if m["name"].lower() in SET_VAR_VARIABLES
     ]
