@@ -190,10 +190,15 @@ def hinted(sql: str) -> list[str]:
     if found is None:
         return []
     return [
-        f"{m['name'].lower()} = {int(m['value']) * 1024 ** ' kmg'.index(m['unit'].lower() or ' ')}"  # K, M, G: 1024^1..3
+        f"{m['name'].lower()} = {number(m['value'], m['unit'])}"
         for m in SET_VAR.finditer(found["hints"])
         if m["name"].lower() in SET_VAR_VARIABLES
     ]
+
+
+def number(digits: str, unit: str) -> int:
+    """A hint's number: its K, M or G multiplies it by 1024 once, twice, three times."""
+    return int(digits) * 1024 ** " kmg".index(unit.lower() or " ")
 
 
 def formatted(cur: Any) -> str:
