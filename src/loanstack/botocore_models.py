@@ -7,6 +7,11 @@ processes build many sessions: the embedded emulator gives each Lambda invocatio
 each execution environment has its own), and the tests run many commands in one process. The
 files are read-only data, which botocore already shares between the clients of one session, so
 here sessions share one Loader; credentials, region and configuration stay each session's own.
+
+The shared Loader is the first session's, with that session's search paths (its `data_path`:
+AWS_DATA_PATH, a profile's `data_path`, `~/.aws/models`): a later session configured with
+another data path reads the first one's models, not its own. Harmless for this tool, which sets
+no data path anywhere; a caller that needs its own models must not share them.
 """
 
 from __future__ import annotations

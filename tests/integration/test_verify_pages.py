@@ -9,11 +9,12 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from loanstack import functions
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.rdsdata_execute import execute
-from loanstack.errors import DeployError
+from loanstack.ops import verify_db
 from loanstack.ops.verify_db import GROUP_SIZE, Database
 
 TRICKY_IDS = [
@@ -31,7 +32,9 @@ class DataApi:
 
     def execute_statement(self, **params: Any) -> dict[str, Any]:
         status, body = execute(self.mariadb, "ExecuteStatement", params, ("admin", "p"))
-        assert status == 200, body
+        if status != 200:  # as botocore raises an error answer
+            error = {"Code": body["__type"], "Message": body["message"]}
+            raise ClientError({"Error": error}, "ExecuteStatement")  # type: ignore[arg-type]
         return dict(json.loads(json.dumps(body)))  # as the HTTP answer carries it
 
 
@@ -115,21 +118,61 @@ def test_d8_a_group_of_the_widest_rows_keeps_the_64_kb_row_limit(mariadb: MariaD
         assert list(database.rows(MINE)) == expected
 
 
-def test_d8_a_group_cut_short_by_group_concat_max_len_is_refused(mariadb: MariaDB) -> None:
-    """MySQL's GROUP_CONCAT cuts its value at group_concat_max_len (1,024 bytes by default):
-    a page whose groups were cut is an error that says to run verify again, never fewer rows."""
-    insert_widest(mariadb, GROUP_SIZE)
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL group_concat_max_len = 1024")
-    mariadb.pool.close()  # pooled connections start with the global value
-    try:
-        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans")
-        with pytest.raises(DeployError, match=r"cannot read.*run verify again"):
-            list(database.rows(MINE))
-    finally:
-        with mariadb.connect() as conn, conn.cursor() as cur:
-            cur.execute("SET GLOBAL group_concat_max_len = 1048576")
-        mariadb.pool.close()
+def test_d8_the_emulator_keeps_mysqls_group_limit_unless_set_var_raises_it(
+    mariadb: MariaDB,
+) -> None:
+    """Aurora MySQL 3's group_concat_max_len is 1,024 bytes; a leading SET_VAR hint raises it
+    for its statement (MySQL 8.0), with continueAfterTimeout too; a hint for a variable SET_VAR
+    cannot set stays a comment."""
+    mariadb.reset()
+
+    def limit(sql: str, **more: Any) -> int:
+        params = {"resourceArn": "arn:c1", "sql": sql, "formatRecordsAs": "JSON", **more}
+        status, body = execute(mariadb, "ExecuteStatement", params, ("admin", "p"))
+        assert status == 200, body
+        return int(json.loads(body["formattedRecords"])[0]["v"])
+
+    assert limit("SELECT @@group_concat_max_len AS v") == 1024
+    hinted = "SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */ @@group_concat_max_len AS v"
+    assert limit(hinted) == 1048576
+    assert limit(hinted, continueAfterTimeout=True) == 1048576
+    assert limit(hinted.replace("1048576", "2M").lower()) == 2 * 1048576
+    assert limit("SELECT @@group_concat_max_len AS v") == 1024  # for that statement alone
+    assert limit("SELECT /*+ SET_VAR(max_statement_time = 7) */ @@max_statement_time AS v") != 7
+    assert limit("SELECT 1 AS v /*+ SET_VAR(group_concat_max_len = 4096) */") == 1
+
+
+def test_d8_the_widest_rows_are_read_in_groups_through_the_hint(mariadb: MariaDB) -> None:
+    """On the strict emulator the page's hint is what keeps its groups whole."""
+    expected = insert_widest(mariadb, 2 * GROUP_SIZE + 3)
+    database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans")
+    assert list(database.rows(MINE)) == expected
+    assert database.grouped
+
+
+def test_d8_groups_cut_short_without_the_hint_are_read_one_row_per_value(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint not reaching the database (nothing documents that the Data API passes it):
+    GROUP_CONCAT cuts each group at 1,024 bytes, and verify reads the page again one row per
+    value, as every page after it: every row is read, once."""
+    expected = insert_widest(mariadb, 2 * GROUP_SIZE + 3)
+    plain = verify_db.PAGE.replace("/*+ SET_VAR(group_concat_max_len = 1048576) */", "")
+    assert plain != verify_db.PAGE
+    monkeypatch.setattr(verify_db, "PAGE", plain)
+    for page_rows in (GROUP_SIZE + 1, 4000):
+        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans", page_rows=page_rows)
+        assert list(database.rows(MINE)) == expected
+        assert not database.grouped
+
+
+def test_d8_a_page_over_the_1_mib_response_is_read_in_halves(mariadb: MariaDB) -> None:
+    """700 rows whose every character escapes to 12 bytes are ~1.3 MB of answer, over the Data
+    API's 1 MiB response (the emulator refuses it): the page is asked again in halves."""
+    expected = insert_widest(mariadb, 700)
+    database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans")
+    assert list(database.rows(MINE)) == expected
+    assert database.calls > 2
 
 
 def test_json_records_of_wide_rows_are_the_rows_json(mariadb: MariaDB) -> None:

@@ -123,20 +123,37 @@ class Table:
     """A Data API over a sorted list of ids that answers PAGE's keyset, LIMIT and OFFSET (in
     groups, as the database does), and runs `change` before the n-th call."""
 
-    def __init__(self, ids: list[str], change: dict[int, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        change: dict[int, Any] | None = None,
+        cut: bool = False,
+        most: int = 0,
+    ) -> None:
+        """`cut`: groups come back with their last row lost (a group limit not raised); `most`:
+        a call for more rows than that is refused as over the 1 MiB response."""
         self.ids, self.change, self.calls = sorted(ids), change or {}, 0
+        self.cut, self.most, self.sql = cut, most, list[str]()
         self.lock = threading.Lock()
 
     def execute_statement(self, sql: str, parameters: list[Any], **_: Any) -> dict[str, Any]:
         with self.lock:
             self.calls += 1
+            self.sql.append(sql)
             self.change.get(self.calls, lambda ids: None)(self.ids)
             after = parameters[0]["value"]["stringValue"]
             limit, skip = map(int, re.findall(r"LIMIT (\d+) OFFSET (\d+)", sql)[0])
             found = [i for i in self.ids if i > after][skip : skip + limit]
+        if self.most and len(found) > self.most:
+            error = {"Code": "DatabaseErrorException", "Message": verify_db.TOO_LARGE}
+            raise ClientError({"Error": error}, "ExecuteStatement")  # type: ignore[arg-type]
         rows = [json.dumps([i, "ab", "APPROVED", 1, "1.00"]) for i in found]
+        if "GROUP_CONCAT" not in sql:
+            return {"formattedRecords": json.dumps([{"r": r} for r in rows])}
         groups = [rows[k : k + 3] for k in range(0, len(rows), 3)]
-        return {"formattedRecords": json.dumps([{"g": ",".join(g), "n": len(g)} for g in groups])}
+        kept = [g[:-1] if self.cut else g for g in groups]
+        answer = [{"g": ",".join(k), "n": len(g)} for k, g in zip(kept, groups, strict=True)]
+        return {"formattedRecords": json.dumps(answer)}
 
 
 def test_d8_two_pages_asked_at_once_read_every_row_once() -> None:
@@ -170,3 +187,35 @@ def test_d8_a_table_that_changes_between_the_two_pages_is_read_once(change: str)
         ]
         assert read == sorted(set(read)), call
         assert set(ids) - gone <= set(read), call
+
+
+def test_d8_groups_cut_short_are_read_again_one_row_per_value() -> None:
+    """The group limit not raised (the hint never reached the database): the page is read
+    again one row per value, and so is every page after it, so every row is read once."""
+    ids = [f"L-{k:03d}" for k in range(100)]
+    for page_rows in (1, 7, 10, 100, 4000):
+        table = Table(ids, cut=True)
+        database = verify_db.Database(table, "arn:c", "arn:s", page_rows=page_rows)
+        assert [row[0] for row in database.rows("x")] == ids, page_rows
+        assert not database.grouped
+        grouped = [k for k, sql in enumerate(table.sql) if "GROUP_CONCAT" in sql]
+        assert len(grouped) <= 2, (page_rows, grouped)  # this page, and the one asked with it
+
+
+@pytest.mark.parametrize("most", [1, 3, 16, 99])
+def test_d8_a_page_over_the_1_mib_response_is_asked_in_halves(most: int) -> None:
+    """A page the Data API refuses as over its 1 MiB response is asked again in halves (the
+    second after the first's last id), down to one row: every row is read once, in order."""
+    ids = [f"L-{k:03d}" for k in range(100)]
+    for page_rows in (1, 2, 7, 100, 4000):
+        table = Table(ids, most=most)
+        database = verify_db.Database(table, "arn:c", "arn:s", page_rows=page_rows)
+        assert [row[0] for row in database.rows("x")] == ids, (most, page_rows)
+
+
+def test_d8_one_row_over_the_1_mib_response_is_one_line() -> None:
+    table = Table(["L-1", "L-2"])
+    table.most = -1  # every call that finds a row is over the limit
+    database = verify_db.Database(table, "arn:c", "arn:s", page_rows=4)
+    with pytest.raises(DeployError, match=r"one row .* 1 MiB response; check the table"):
+        list(database.rows("x"))

@@ -31,12 +31,16 @@ from loanstack import functions
 #   https://dev.mysql.com/doc/refman/8.0/en/charset-server.html
 # - lower_case_table_names=0: table names are case-sensitive, as on Aurora MySQL (Linux):
 #   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Reference.ParameterGroups.html
+# - group_concat_max_len 1,024 bytes (MySQL 8.0's default; MariaDB 10.11's is 1 MiB): GROUP_CONCAT
+#   cuts its value there unless the statement raises it (a `SET_VAR` hint, rdsdata_execute.py).
+#   https://dev.mysql.com/doc/refman/8.0/en/server-system-variables.html#sysvar_group_concat_max_len
 AURORA_SQL_MODE = "NO_ENGINE_SUBSTITUTION"
 AURORA_DEFAULTS = (
     f"--sql-mode={AURORA_SQL_MODE}",
     "--character-set-server=utf8mb4",
     "--collation-server=utf8mb4_unicode_520_ci",
     "--lower-case-table-names=0",
+    "--group-concat-max-len=1024",
 )
 # The Data API stops a statement after 45 s unless continueAfterTimeout (rdsdata_execute.py); MariaDB's
 # max_statement_time does the stopping. https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html

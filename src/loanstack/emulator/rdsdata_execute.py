@@ -137,8 +137,11 @@ def run(
     sql = bind(conn, params["sql"], params.get("parameters", []))
     if USE.search(params["sql"]):
         conn.loanstack_schema = None
+    settings = hinted(sql)
     if params.get("continueAfterTimeout"):  # the statement goes on past the call's timeout
-        sql = f"SET STATEMENT max_statement_time = 0 FOR {sql}"
+        settings.append("max_statement_time = 0")
+    if settings:
+        sql = f"SET STATEMENT {', '.join(settings)} FOR {sql}"
     started = time.monotonic()
     with clock.timing():
         cur.execute(sql)
@@ -151,6 +154,51 @@ def run(
     records = [[to_field(v) for v in row] for row in cur.fetchall()] if cur.description else []
     check_response(records)
     return 200, {"numberOfRecordsUpdated": updated, "records": records}
+
+
+# MySQL 8.0 reads `/*+ SET_VAR(name = value) */` right after a statement's first keyword as that
+# variable's session value for the statement alone; MariaDB reads it as a comment, so the
+# emulator runs such a SELECT as MariaDB's `SET STATEMENT name = value FOR ...`, which does the
+# same. Only variables MySQL lets SET_VAR set (and MariaDB has), with a number (K, M, G allowed)
+# for a value: MySQL
+# ignores a hint for any other with a warning, and so does the emulator (the comment stays one).
+# https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
+# https://mariadb.com/kb/en/set-statement/
+HINT = re.compile(r"\A\s*SELECT\s*/\*\+(?P<hints>.*?)\*/", re.IGNORECASE | re.DOTALL)
+SET_VAR = re.compile(
+    r"\bSET_VAR\s*\(\s*(?P<name>\w+)\s*=\s*(?P<value>\d+)(?P<unit>[KMG]?)\s*\)", re.IGNORECASE
+)
+SET_VAR_VARIABLES = frozenset(
+    {
+        "group_concat_max_len",
+        "join_buffer_size",
+        "max_heap_table_size",
+        "max_join_size",
+        "max_sort_length",
+        "read_rnd_buffer_size",
+        "sort_buffer_size",
+        "sql_select_limit",
+        "tmp_table_size",
+    }
+)
+
+
+def hinted(sql: str) -> list[str]:
+    """The `name = value` settings a leading SELECT's SET_VAR hints ask for, as MySQL 8.0 would
+    apply them to that statement."""
+    found = HINT.match(sql)
+    if found is None:
+        return []
+    return [
+        f"{m['name'].lower()} = {number(m['value'], m['unit'])}"
+        for m in SET_VAR.finditer(found["hints"])
+        if m["name"].lower() in SET_VAR_VARIABLES
+    ]
+
+
+def number(digits: str, unit: str) -> int:
+    """A hint's number: its K, M or G multiplies it by 1024 once, twice, three times."""
+    return int(digits) << 10 * " kmg".index(unit.lower() or " ")
 
 
 def formatted(cur: Any) -> str:

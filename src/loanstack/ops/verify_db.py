@@ -28,11 +28,15 @@ from loanstack.ops.rotate import RESUME_SECONDS
 # A value is at most GROUP_SIZE rows: a row is at most ~1,800 bytes of the answer however its
 # text escapes (64 characters of id and of fingerprint at 12 bytes each, a 16-character
 # decision, the amount, the separators), so 32 of them stay inside the Data API's 64 KB per
-# row; a page of 4,000 rows of a loan book (~200 bytes each, every quote escaped once more)
-# stays inside its 1 MiB response. GROUP_CONCAT's length is bounded by group_concat_max_len
-# (MySQL's default 1,024 bytes: SET_VAR raises it for this statement; MariaDB's default is 1 MiB
-# and it reads the hint as a comment) and a value cut short would lose rows silently: each value
-# carries its row count (`n`), which the rows read must match.
+# row. The 1 MiB response is another matter: a page of 4,000 rows of a loan book (~200 bytes
+# each, every quote escaped once more) stays inside it, 4,000 rows whose ids escape widely
+# (~1,800 bytes each) do not, and the Data API refuses the whole call; such a page is asked
+# again in halves, down to one row (`Database.fetch`). GROUP_CONCAT's length is bounded by
+# group_concat_max_len (MySQL's default 1,024 bytes: SET_VAR raises it for this statement) and a
+# value cut short would lose rows silently: each value carries its row count (`n`), which the
+# rows read must match; when they do not (the hint did not reach the database: nothing
+# documents that the Data API passes optimizer hints through), the page is read again one row
+# per value (ROWS), and so is the rest of the run.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 # https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-array
@@ -48,6 +52,14 @@ PAGE = """SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
  COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
  FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows} OFFSET {skip}) AS p) AS q
  GROUP BY (k - 1) DIV {group} ORDER BY MIN(k)"""
+# The same rows one per value: no GROUP_CONCAT, so no group_concat_max_len to depend on.
+ROWS = """SELECT CAST(JSON_ARRAY(loan_id, application_sha256, decision,
+ COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
+ FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows} OFFSET {skip}"""
+# What the Data API answers a call whose result is over its 1 MiB response limit.
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.troubleshooting.html
+TOO_LARGE = "Database returned more than the allowed response size limit"
 # (loan id, fingerprint, decision, recorded by this export?, loan amount)
 Stored = tuple[str, str, str, bool, str]
 
@@ -63,6 +75,7 @@ class Database:
     page_rows: int = PAGE_ROWS
     calls: int = 0
     resume_poll: float = 5.0  # seconds between tries while a paused cluster resumes
+    grouped: bool = True  # pages in groups (PAGE); False once a group came back cut short
 
     def rows(self, mine: str) -> Iterator[Stored]:
         """Every stored row, in pages by loan id (keyset: each page starts after the last id of
@@ -82,16 +95,16 @@ class Database:
             while True:
                 following = None
                 if not first and self.page_rows > 1:  # the first page alone: it wakes a cluster
-                    following = ahead.submit(self.page, after, mine, self.page_rows - 1)
+                    following = ahead.submit(self.fetch, after, mine, self.page_rows - 1)
                 first = False
-                page = self.read(self.page(after, mine))
+                page = self.fetch(after, mine)
                 yield page
                 if len(page) < self.page_rows:
                     return
                 after = page[-1][0]
                 if following is None:
                     continue
-                more = self.read(following.result())
+                more = following.result()
                 if not more or more[0][0] != after:
                     continue  # the table changed: asked again after this page's last id
                 yield more[1:]
@@ -99,17 +112,51 @@ class Database:
                     return
                 after = more[-1][0]
 
-    def read(self, reply: dict[str, Any]) -> list[Stored]:
+    def fetch(self, after: str, mine: str, skip: int = 0, rows: int = 0) -> list[Stored]:
+        """`rows` rows (0: a page's) after `after`, the first `skip` left out. A page over the
+        Data API's 1 MiB response is asked again as two halves, the second after the first's
+        last id (keyset), down to one row; a page in groups cut short is asked again one row per
+        value, as every page after it."""
+        rows = rows or self.page_rows
+        try:
+            return self.ask(after, mine, skip, rows)
+        except TooLarge as exc:
+            if rows == 1:
+                raise DeployError(
+                    f"one row of the decisions table after {after!r} is over the Data API's "
+                    "1 MiB response; check the table for an oversized row"
+                ) from exc
+        half = rows // 2
+        first = self.fetch(after, mine, skip, half)
+        if len(first) < half:
+            return first  # the table ends within the first half
+        return first + self.fetch(first[-1][0], mine, 0, rows - half)
+
+    def ask(self, after: str, mine: str, skip: int, rows: int) -> list[Stored]:
+        if self.grouped:
+            try:
+                return self.read(self.page(after, mine, skip, rows, PAGE), retry=True)
+            except CutShort:
+                self.grouped = False  # the group limit was not raised: read rows one by one
+        return self.read(self.page(after, mine, skip, rows, ROWS))
+
+    def read(self, reply: dict[str, Any], retry: bool = False) -> list[Stored]:
+        """The page's rows; with `retry`, a page cut short is CutShort (asked again), else, as
+        any page verify cannot read, one line."""
         try:
             page = values(json.loads(reply.get("formattedRecords") or "[]"))
         except (TypeError, ValueError, KeyError) as exc:
+            if retry and isinstance(exc, CutShort):
+                raise
             raise DeployError(
                 f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
                 f"{exc}); run verify again"
             ) from exc
         return [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
 
-    def page(self, after: str, mine: str, skip: int = 0) -> dict[str, Any]:
+    def page(
+        self, after: str, mine: str, skip: int = 0, rows: int = 0, sql: str = ""
+    ) -> dict[str, Any]:
         """One page (its first `skip` rows left out); a paused dev cluster (0 ACU) answers DatabaseResumingException while it
         wakes, so the page is asked again until it resumes (as the functions do).
         https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html"""
@@ -122,7 +169,9 @@ class Database:
                         resourceArn=self.cluster_arn,
                         secretArn=self.secret_arn,
                         database=self.name,
-                        sql=PAGE.format(rows=self.page_rows, skip=skip, group=GROUP_SIZE),
+                        sql=(sql or PAGE).format(
+                            rows=rows or self.page_rows, skip=skip, group=GROUP_SIZE
+                        ),
                         parameters=[
                             {"name": "after", "value": {"stringValue": after}},
                             {"name": "mine", "value": {"stringValue": mine}},
@@ -135,6 +184,8 @@ class Database:
                 message = str(error.get("Message", ""))
                 if "doesn't exist" in message and "loan_decisions" in message:
                     return {"formattedRecords": "[]"}  # nothing recorded yet: all missing
+                if TOO_LARGE in message:
+                    raise TooLarge(message) from exc
                 if error.get("Code") == "DatabaseResumingException" and (
                     time.monotonic() < deadline
                 ):
@@ -143,15 +194,26 @@ class Database:
                 raise DeployError(f"the Data API failed: {message or exc}") from exc
 
 
+class TooLarge(Exception):
+    """The Data API refused a page as over its 1 MiB response: asked again in halves."""
+
+
+class CutShort(ValueError):
+    """A page's groups hold fewer rows than they count (group_concat_max_len): asked again."""
+
+
 def values(found: list[dict[str, Any]]) -> list[list[Any]]:
     """Each row's five values, the page's groups read by one json.loads (a page parsed value by
     value paid the call per value). A group must hold the rows it counts (`n`): one cut short
-    (group_concat_max_len) is refused, never read as fewer rows. A value of one row per record
+    (group_concat_max_len) is CutShort, never read as fewer rows. A value of one row per record
     (`r`, as pages were read before), or given as nested JSON (MySQL's JSON type), is read too."""
     if found and all(type(v.get("g")) is str for v in found):
-        read = json.loads("[" + ",".join(map(itemgetter("g"), found)) + "]")
+        try:  # a group cut within a row is no JSON
+            read = json.loads("[" + ",".join(map(itemgetter("g"), found)) + "]")
+        except ValueError as exc:
+            raise CutShort(f"a page's groups are not whole ({exc})") from exc
         if len(read) != sum(int(v["n"]) for v in found):
-            raise ValueError("a page's groups hold fewer rows than they count")
+            raise CutShort("a page's groups hold fewer rows than they count")
     else:
         arrays = list(map(itemgetter("r"), found))
         if all(type(r) is str for r in arrays):
