@@ -93,31 +93,13 @@ def interpreter(binary: Path) -> Path | None:
 def launch(python: Path, script: Path) -> list[str]:
     """`script` run by `python` without its own folder on sys.path: started as a path, Python
     puts the script's folder first, and a module of ours there would shadow what checkov
-    imports. `-P` (Python 3.11+) leaves it off; an older Python runs it through runpy from
-    `-c`, with the `-c` entry (the working directory) taken off.
-    https://docs.python.org/3/using/cmdline.html#cmdoption-P"""
-    if version(python) >= (3, 11):
-        return [str(python), "-P", str(script)]
+    imports. runpy runs a file without adding its folder, and the `-c` entry (the working
+    directory) is taken off; any Python 3 runs it (`-P` would need 3.11).
+    https://docs.python.org/3/library/runpy.html#runpy.run_path"""
     code = (
         f"import runpy, sys; del sys.path[0]; runpy.run_path({str(script)!r}, run_name='__main__')"
     )
     return [str(python), "-c", code]
-
-
-def version(python: Path) -> tuple[int, int]:
-    """The interpreter's version as its virtual environment records it (pyvenv.cfg's
-    `version` or `version_info`: no run), else (0, 0), which takes the form any Python runs."""
-    try:
-        lines = (python.parent.parent / "pyvenv.cfg").read_text().splitlines()
-    except OSError:
-        return (0, 0)
-    for line in lines:
-        key, _, value = line.partition("=")
-        if key.strip() in ("version", "version_info"):
-            parts = value.strip().split(".")
-            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-                return (int(parts[0]), int(parts[1]))
-    return (0, 0)
 
 
 def _checkov(binary: Path, path: Path) -> dict[str, Any]:

@@ -162,7 +162,10 @@ def run(
 # same. Only variables MySQL lets SET_VAR set (and MariaDB has), with a number (K, M, G allowed)
 # for a value: MySQL
 # ignores a hint for any other with a warning, and so does the emulator (the comment stays one).
+# The variables below are those of MySQL's SET_VAR list with a numeric value (checked against
+# the list in MySQL's announcement of the hint, 8.0.3).
 # https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
+# https://dev.mysql.com/blog-archive/new-optimizer-hint-for-changing-the-session-system-variable
 # https://mariadb.com/kb/en/set-statement/
 HINT = re.compile(r"\A\s*SELECT\s*/\*\+(?P<hints>.*?)\*/", re.IGNORECASE | re.DOTALL)
 SET_VAR = re.compile(
