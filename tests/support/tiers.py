@@ -68,6 +68,7 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_cli_output.py": ("subprocess",),
     "unit/test_migrate.py": ("subprocess",),
     "unit/test_moto_fence.py": ("emulator", "subprocess"),
+    "unit/test_template_format.py": ("emulator",),  # the patches installed
     "unit/test_field_tools.py": ("subprocess",),
     "unit/test_control_tower.py": ("subprocess",),
     "unit/test_check_report.py": ("subprocess",),
