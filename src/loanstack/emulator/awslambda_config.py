@@ -18,6 +18,8 @@ from moto.awslambda.exceptions import LambdaClientError
 
 from loanstack.emulator import awslambda_async, fence
 from loanstack.emulator.awslambda_logs import logging_config
+from loanstack.emulator.awslambda_sandbox import function_of
+from loanstack.emulator.state import STATE
 
 
 def create_keeping_logging_config(
@@ -137,3 +139,14 @@ def invoke_unless_throttled(
     return fence.original(lambda_models.LambdaBackend, "invoke")(
         self, function_name, qualifier, body, headers, response
     )
+
+
+def delete_function_and_sandboxes(
+    self: Any, function_name: str, qualifier: str | None = None
+) -> None:
+    """DeleteFunction (and a stack's delete of a function), then the function's idle sandbox
+    processes (awslambda_sandbox.py): no invocation can reach them any more."""
+    fence.original(lambda_models.LambdaBackend, "delete_function")(self, function_name, qualifier)
+    named = function_name.split(":function:")[-1].split(":")  # a name or ARN, maybe qualified
+    if STATE.sandboxes is not None and qualifier is None and len(named) == 1:  # the whole function
+        STATE.sandboxes.forget(function_of(function_name))

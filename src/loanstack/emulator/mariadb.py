@@ -209,7 +209,7 @@ def copy_data_dir(source: Path, target: Path) -> None:
 
 def preferred_context() -> ssl.SSLContext:
     """The context pymysql's PREFERRED mode builds for each connection (pymysql 2.2,
-    `Connection._create_ssl_ctx({})`): the default context, no certificate or host check."""
+    its Connection with no `ssl_*` argument): the default context, no certificate or host check."""
     context = ssl.create_default_context()
     context.verify_flags &= ~ssl.VERIFY_X509_STRICT
     context.check_hostname = False

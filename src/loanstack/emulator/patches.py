@@ -252,6 +252,10 @@ PATCHES: list[Patch] = [
     Patch(lambda_models.LambdaFunction, "get_configuration", awslambda_config.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
+    Patch(lambda_models.LambdaBackend, "delete_function", awslambda_config.delete_function_and_sandboxes,
+          "a deleted function's idle sandbox processes are killed (they lived, ~44 MB each, "
+          "until the emulator stopped: one per deploy and destroy on the detached emulator)",
+          "(self, function_name, qualifier=None)"),
     Patch(lambda_models.LambdaBackend, "invoke", awslambda_config.invoke_unless_throttled,
           "an Event Invoke is queued as an S3 notification's is (202 at once); a synchronous "
           "Invoke of a function whose reserved concurrency is 0 is refused with "
