@@ -32,3 +32,10 @@ def setup_default_session(**kwargs: Any) -> None:
 def share_default_sessions() -> None:
     """From now on in this process (boto3.client() finds the function through the module)."""
     boto3.setup_default_session = setup_default_session
+
+
+def session(**kwargs: Any) -> boto3.Session:
+    """A new boto3 session for a test under moto (its own credentials and region), reading the
+    process's parsed models: a test module's fixture made one per test, each decoding botocore's
+    files again (about half of tests/unit/test_emulator_async_lambda.py's CPU)."""
+    return share_models(boto3.Session(**kwargs))  # type: ignore[no-any-return]
