@@ -14,7 +14,7 @@ import pytest
 
 from loanstack import template
 from loanstack.compliance import judge_cache
-from tests.support import schedule, tiers
+from tests.support import schedule, sessions, tiers
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -50,6 +50,13 @@ def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory in it), new for every session."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_boto_models() -> None:
+    """New default boto3 sessions (one per test under moto) share botocore's parsed data files
+    (tests/support/sessions.py)."""
+    sessions.share_default_sessions()
 
 
 @pytest.fixture(autouse=True)

@@ -53,7 +53,6 @@ COSTS: dict[str, float] = {
     "integration/test_previews.py": 20.5,
     "integration/test_deployed_template_refused.py": 17.8,
     "integration/test_loan_properties_db.py::test_any_batch_file_is_fully_accounted_and_one_row_per_loan": 17.5,
-    "unit/test_loan_malformed.py::test_an_event_that_is_no_application_is_an_error_not_a_crash": 16.8,
     "integration/test_declined.py": 16.7,
     "unit/test_partitions.py::test_cfn_lint_reports_nothing_for_the_other_partitions_regions": 14.6,
     "unit/test_cli.py::test_destroy_of_a_stack_that_is_not_there_says_so_and_succeeds": 14.5,

@@ -21,6 +21,7 @@ one place in the work tree on one worker (none do today). Session fixtures (Mari
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
@@ -96,7 +97,13 @@ EXCLUSIVE_GROUPS: dict[str, str] = {}
 
 
 def module_key(item: pytest.Item) -> str:
-    return item.path.resolve().relative_to(TESTS).as_posix()
+    return relative(item.path)
+
+
+@functools.cache
+def relative(path: Path) -> str:
+    """A module's path under tests/ (resolved once per module, not once per test)."""
+    return path.resolve().relative_to(TESTS).as_posix()
 
 
 def table_keys(item: pytest.Item) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from moto.awslambda.models import lambda_backends
 
 from loanstack.emulator import awslambda, awslambda_async, install
 from loanstack.emulator.state import STATE
+from tests.support.sessions import session as shared_session
 
 REGION = "us-east-1"
 CODE = """
@@ -47,7 +48,7 @@ def aws(request: pytest.FixtureRequest) -> Iterator[boto3.Session]:
     STATE.run_functions_in_processes(request.param == "process")
     try:
         with mock_aws():
-            yield boto3.Session(region_name=REGION)
+            yield shared_session(region_name=REGION)
     finally:
         STATE.run_functions_in_processes(False)
 
@@ -378,7 +379,7 @@ def sandboxed() -> Iterator[boto3.Session]:
     STATE.run_functions_in_processes(True)
     try:
         with mock_aws():
-            yield boto3.Session(region_name=REGION)
+            yield shared_session(region_name=REGION)
     finally:
         STATE.run_functions_in_processes(False)
 

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from loanstack.emulator import install
+from tests.support.sessions import session as shared_session
 
 REGION = "us-east-1"
 GROUP = {"Group": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/trail"}}}
@@ -41,7 +42,7 @@ TOPIC = {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alarm
 def aws() -> Iterator[boto3.Session]:
     install()
     with mock_aws():
-        yield boto3.Session(region_name=REGION)
+        yield shared_session(region_name=REGION)
 
 
 def deploy(session: boto3.Session, resources: dict[str, Any], name: str = "audit") -> str:

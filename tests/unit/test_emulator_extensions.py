@@ -19,6 +19,7 @@ from loanstack.emulator import ACCOUNT_ID, awslambda, deletion, install, modelle
 from loanstack.emulator.rds import master_password
 from loanstack.emulator.rdsdata import check_access
 from loanstack.emulator.rdsdata_errors import DataApiError
+from tests.support.sessions import session as shared_session
 
 REGION = "us-east-1"
 VPC = {"VPC": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}
@@ -34,7 +35,7 @@ SUBNET = {
 def aws() -> Iterator[boto3.Session]:
     install()
     with mock_aws():
-        yield boto3.Session(region_name=REGION)
+        yield shared_session(region_name=REGION)
 
 
 def deploy(
@@ -563,7 +564,7 @@ def test_kms_key_keeps_its_policy_rotation_and_tags_and_is_scheduled_for_deletio
 def test_intrinsics_moto_lacks_cidr_and_getazs_in_the_stack_region() -> None:
     install()
     with mock_aws():
-        session = boto3.Session(region_name="eu-west-1")
+        session = shared_session(region_name="eu-west-1")
         resources = {
             **VPC,
             "Subnet": {

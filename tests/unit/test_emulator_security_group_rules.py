@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from loanstack.emulator import ACCOUNT_ID, install
 from tests.support import backends
+from tests.support.sessions import session as shared_session
 
 REGION = "us-east-1"
 
@@ -20,7 +21,7 @@ REGION = "us-east-1"
 def aws() -> Iterator[boto3.Session]:
     install()
     with mock_aws():
-        yield boto3.Session(region_name=REGION)
+        yield shared_session(region_name=REGION)
 
 
 def test_security_group_egress_rule_to_another_group_is_created_and_deleted(

@@ -26,8 +26,9 @@ VALID = {
     "collateralValue": 400000,
 }  # fmt: skip
 
+scalar = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80)
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    scalar,
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
     ),
@@ -130,7 +131,9 @@ def test_malformed_items_in_a_list_are_reported_in_order(cases: list[Any]) -> No
     assert out["summary"] == ({"INVALID": len(apps)} if apps else {})
 
 
+# `scalar` is exactly what `junk` gives that is no list or dict (its leaves), drawn directly:
+# filtering `junk` drew ~7 containers for each kept event (2.9 s of CPU for the 300, now 0.5).
 @settings(max_examples=300, deadline=None)
-@given(junk.filter(lambda v: not isinstance(v, dict | list)))
+@given(scalar)
 def test_an_event_that_is_no_application_is_an_error_not_a_crash(event: Any) -> None:
     assert_structured_invalid(loans.handler(event, None))

@@ -95,6 +95,16 @@ def header_names(column: int) -> list[str]:
     return names
 
 
+# built once, not once per line drawn (hypothesis validates each new strategy at its first draw)
+KINDS = st.sampled_from(
+    ["new"] * 6
+    + ["same", "other", "earlier", "blank", "spaces", "quoted", "latin1"]
+    + ["nocomma", "leading", "long", "empty-id", "control"]
+)
+SPACES = st.sampled_from([b" ", b"\t ", b"\x0c"])
+LINE_ENDS = st.sampled_from(ENDS)
+
+
 @st.composite
 def exports(draw: st.DrawFn) -> tuple[bytes, int]:
     """An export of mostly rising ids, with what breaks a run: repeats (same text and other
@@ -103,13 +113,7 @@ def exports(draw: st.DrawFn) -> tuple[bytes, int]:
     column = draw(st.sampled_from([0, 2]))
     lines = [b",".join(n.encode() for n in header_names(column))]
     for next_id in range(1, draw(st.integers(0, 40)) + 1):
-        kind = draw(
-            st.sampled_from(
-                ["new"] * 6
-                + ["same", "other", "earlier", "blank", "spaces", "quoted", "latin1"]
-                + ["nocomma", "leading", "long", "empty-id", "control"]
-            )
-        )
+        kind = draw(KINDS)
         loan_id = f"L-{next_id:04d}"
         previous = f"L-{max(next_id - 1, 1):04d}"
         if kind == "new":
@@ -123,7 +127,7 @@ def exports(draw: st.DrawFn) -> tuple[bytes, int]:
         elif kind == "blank":
             text = b""
         elif kind == "spaces":
-            text = draw(st.sampled_from([b" ", b"\t ", b"\x0c"]))
+            text = draw(SPACES)
         elif kind == "quoted":
             text = row_line(loan_id, 1000, column).replace(b"mortgage", b'"mort,gage"')
         elif kind == "latin1":
@@ -139,7 +143,7 @@ def exports(draw: st.DrawFn) -> tuple[bytes, int]:
         else:
             text = b"," + row_line(loan_id, 1000, column).split(b",", 1)[1]
         lines.append(text)
-    ends = [draw(st.sampled_from(ENDS)) for _ in lines]
+    ends = [draw(LINE_ENDS) for _ in lines]
     data = b"".join(line + end for line, end in zip(lines, ends, strict=True))
     if draw(st.booleans()) and data.endswith(ENDS) and len(lines) > 1:
         data = data.rstrip(b"\r\n")  # no line end after the last line

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Any
 
 from loanstack.cfnlint_data import iam_actions
@@ -15,13 +16,16 @@ from loanstack.policy import ASSUME_ROLE_CONTEXT
 from loanstack.template import Environment, as_list, policy_documents, statements
 
 
-def matching_actions(action: str) -> list[dict[str, Any]] | None:
-    """Specs of the actions an (possibly wildcarded) action names; None when unknown."""
+@cache
+def matching_actions(action: str) -> tuple[dict[str, Any], ...] | None:
+    """Specs of the actions an (possibly wildcarded) action names; None when unknown. Kept per
+    action: cfn-lint's table is fixed for the process, and matching a name against every action
+    of its service was a quarter of the checks' CPU (the same actions recur in every run)."""
     service, _, name = action.lower().partition(":")
     actions = iam_actions().get(service)
     if actions is None:
         return None
-    matches = [spec for key, spec in actions.items() if fnmatchcase(key, name)]
+    matches = tuple(spec for key, spec in actions.items() if fnmatchcase(key, name))
     return matches or None
 
 
