@@ -22,6 +22,7 @@ from loanstack.template import ROOT
 from tests.support.cli import (
     URL_VARIABLE,
     ci_env,
+    in_process,
     loanstack,
     on_running_emulator,
     one_error_line,
@@ -185,12 +186,14 @@ def follow_until_ctrl_c(env: dict[str, str], expected: str) -> int:
 
 
 def test_lambda_tail_returns_the_invocations_log(env: dict[str, str]) -> None:
-    """`aws lambda invoke --log-type Tail` on the emulator returns the records (it was empty)."""
+    """`aws lambda invoke --log-type Tail` on the emulator returns the records (it was empty).
+    The stack's deploy and destroy are the walkthrough's own commands, run in process here
+    (`in_process`, the same checks): the subject is the emulator's answer, not the entry point."""
     import boto3
 
     from loanstack.emulator import CREDENTIALS
 
-    deployed = loanstack(env, "deploy", "--env", "dev", "--suffix", "tail42", "--yes")
+    deployed = in_process(env, "deploy", "--env", "dev", "--suffix", "tail42", "--yes")
     assert deployed.code == 0, deployed.err[-2000:]
     outputs = json.loads(Path(env["LOANSTACK_OUTPUTS_FILE"]).read_text())
     client = boto3.client(
@@ -202,7 +205,7 @@ def test_lambda_tail_returns_the_invocations_log(env: dict[str, str]) -> None:
     )
     tail = base64.b64decode(reply["LogResult"]).decode()
     assert '"level": "INFO"' in tail and "requestId" in tail
-    assert loanstack(env, "destroy", "--suffix", "tail42", "--yes").code == 0
+    assert in_process(env, "destroy", "--suffix", "tail42", "--yes").code == 0
 
 
 def test_sigterm_stops_the_emulator_and_its_mariadb_and_removes_the_data(tmp_path: Path) -> None:

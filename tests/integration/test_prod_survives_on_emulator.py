@@ -4,7 +4,10 @@ destroy code the `loanstack` command uses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from moto.kms.models import kms_backends
@@ -24,8 +27,15 @@ KEPT_IN_PROD = {"KMSKey", "LoanDocumentsBucket", "TrailBucket", "AccessLogsBucke
 
 
 def deploy_and_destroy(
-    target: Target, env: str, suffix: str, out: Path, **params: str
+    target: Target,
+    env: str,
+    suffix: str,
+    out: Path,
+    look: Callable[[dict[str, str]], None] = lambda outputs: None,
+    **params: str,
 ) -> tuple[list[dict[str, str]], dict[str, str], str]:
+    """Deploy, `look` at the stack, put an object in its documents bucket, destroy: the stack's
+    resources as listed before the destroy, its outputs, and what the destroy printed."""
     target.outputs_file = out / f"{suffix}.json"
     console = Console(record=True, width=200)
     outputs = deploy.deploy(
@@ -41,6 +51,7 @@ def deploy_and_destroy(
     )
     s3 = target.client("s3")
     s3.put_object(Bucket=outputs["LoanDocumentsBucketName"], Key="validations/a.json", Body=b"{}")
+    look(outputs)
     resources = list(stack_resources(target, f"tapstack-{suffix}"))
     console = Console(record=True, width=200)
     destroy(target, suffix, console)
@@ -65,10 +76,55 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(tmp_path_factory.mktemp("cfn-outputs"))
 
 
-def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(target: Target, out: Path) -> None:
+@dataclass
+class ProdDestroyed:
+    """One prod stack deployed, then destroyed, through the code `loanstack deploy` and
+    `destroy` run."""
+
+    resources: list[dict[str, str]]
+    outputs: dict[str, str]
+    said: str  # what destroy printed
+    metric_filters: set[str]  # on the trail's log group, while the stack was there
+    subscriptions: list[dict[str, Any]]  # RDS event subscriptions named for the stack
+    plans: list[str]  # its backup plans, while the stack was there
+
+
+def backup_plans(target: Target, suffix: str) -> list[str]:
+    """This stack's backup plans: an earlier module on the same worker may have left its own."""
+    listed = target.client("backup").list_backup_plans()["BackupPlansList"]
+    return [p["BackupPlanName"] for p in listed if p["BackupPlanName"].endswith(f"-{suffix}")]
+
+
+@pytest.fixture(scope="module")
+def prod43(target: Target, out: Path) -> ProdDestroyed:
+    """The prod stack both prod tests read: what it deployed (alarms, backups), then what its
+    destroy kept. One deploy and destroy of prod (about 5 s of CPU) instead of one per test;
+    each test asserts its own subject on it."""
+    seen: dict[str, Any] = {}
+
+    def look(outputs: dict[str, str]) -> None:
+        group = f"/aws/cloudtrail/trail-loanprocessing-prod43-{target.region}"
+        filters = target.client("logs").describe_metric_filters(logGroupName=group)
+        seen["filters"] = {
+            f["metricTransformations"][0]["metricName"] for f in filters["metricFilters"]
+        }
+        seen["subscriptions"] = target.client("rds").describe_event_subscriptions(
+            SubscriptionName="rdsevents-loanprocessing-prod43"
+        )["EventSubscriptionsList"]
+        seen["plans"] = backup_plans(target, "prod43")
+
     resources, outputs, said = deploy_and_destroy(
-        target, "prod", "prod43", out, AlarmEmail="ops@example.com"
+        target, "prod", "prod43", out, look, AlarmEmail="ops@example.com"
     )
+    return ProdDestroyed(
+        resources, outputs, said, seen["filters"], seen["subscriptions"], seen["plans"]
+    )
+
+
+def test_r6_prod_destroy_keeps_snapshot_key_and_buckets(
+    target: Target, prod43: ProdDestroyed
+) -> None:
+    resources, outputs, said = prod43.resources, prod43.outputs, prod43.said
     assert stack_status(target, "tapstack-prod43") is None
     assert left_behind(resources) == KEPT_IN_PROD
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
@@ -104,45 +160,18 @@ def test_r6_dev_destroy_leaves_nothing(target: Target, out: Path) -> None:
 
 
 def test_r14_r6_prod_alarms_and_backups_deploy_on_the_emulator(
-    target: Target, out: Path, tmp_path: Path
+    target: Target, prod43: ProdDestroyed
 ) -> None:
     """Prod's audit alarms and backups deploy: metric filters on the trail's log group, alarms,
     the RDS event subscription of the cluster, the backup vault (kept by destroy), plan and
     selection."""
-    from loanstack import template
-
-    doc = template.load()
-    target.outputs_file = out / "prod44.json"
-    params = deploy.parameters_for("prod", "prod44", {"AlarmEmail": "ops@example.com"})
-    d = deploy.Deployment(
-        target, "prod", "prod44", params, Console(record=True), template_doc=doc,
-        options=DESTROYABLE,
-    )  # fmt: skip
-    deploy.deploy(d, confirm=lambda: True)
-    logs = target.client("logs")
-    group = f"/aws/cloudtrail/trail-loanprocessing-prod44-{target.region}"
-    names = {
-        f["metricTransformations"][0]["metricName"]
-        for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]
-    }
-    assert names == {"TrailChanges", "KeyChanges", "NetworkChanges", "RootUse"}
-    (sub,) = target.client("rds").describe_event_subscriptions(
-        SubscriptionName="rdsevents-loanprocessing-prod44"
-    )["EventSubscriptionsList"]
-    assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod44"]
+    assert prod43.metric_filters == {"TrailChanges", "KeyChanges", "NetworkChanges", "RootUse"}
+    (sub,) = prod43.subscriptions
+    assert sub["SourceIdsList"] == ["aurora-loanprocessing-prod43"]
+    assert prod43.plans == ["backupplan-loanprocessing-prod43"]
+    said = prod43.said
+    assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod43" in said
     backup = target.client("backup")
-
-    def plans() -> list[str]:
-        # this stack's plans: an earlier module on the same worker may have left its own
-        listed = backup.list_backup_plans()["BackupPlansList"]
-        return [p["BackupPlanName"] for p in listed if p["BackupPlanName"].endswith("-prod44")]
-
-    assert plans() == ["backupplan-loanprocessing-prod44"]
-    console = Console(record=True, width=200)
-    destroy(target, "prod44", console)
-    assert "kept: AWS::Backup::BackupVault BackupVault backupvault-loanprocessing-prod44" in (
-        console.export_text()
-    )
     vaults = [v["BackupVaultName"] for v in backup.list_backup_vaults()["BackupVaultList"]]
-    assert "backupvault-loanprocessing-prod44" in vaults
-    assert plans() == []
+    assert "backupvault-loanprocessing-prod43" in vaults
+    assert backup_plans(target, "prod43") == []

@@ -9,7 +9,9 @@ The emulator is module-scoped: its stacks must live and die inside this module.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import boto3
 import pytest
@@ -68,14 +70,33 @@ def test_r4_the_emulator_refuses_a_security_group_named_like_an_id(
         deploy_dev(target, "sgname1", doc)
 
 
-def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: Target) -> None:
-    outputs = deploy_dev(target, "stage1")
-    assert outputs["VPCId"]
+class Shared(NamedTuple):
+    outputs: dict[str, str]
+    outputs_file: Path  # where its deploy wrote them (each test has a file of its own)
+
+
+@pytest.fixture(scope="module")
+def shared(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """A dev stack for the two tests that need one as deployed and change nothing that outlives
+    them: the staging test reads what its deploy staged, the Data API test pauses the cluster
+    and turns its writer's class back. One deploy and destroy (about 4.5 s of CPU) for both;
+    the tests whose subject is a deploy, an update or a teardown deploy their own."""
+    outputs_file = Path(tmp_path_factory.mktemp("shared")) / "flat-outputs.json"
+    target.outputs_file = outputs_file
+    yield Shared(deploy_dev(target, "shared1"), outputs_file)
+    target.outputs_file = outputs_file
+    destroy(target, "shared1", Console(record=True))
+
+
+def test_r1_the_template_is_staged_in_a_private_managed_bucket(
+    target: Target, shared: Shared
+) -> None:
+    assert shared.outputs["VPCId"]
     bucket = staging_bucket_name(ACCOUNT_ID, REGION)
     s3 = target.client("s3")
     staged = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    assert any(k.startswith("tapstack-stage1/TapStack-") for k in staged)
-    (key,) = [k for k in staged if k.startswith("tapstack-stage1/")]
+    assert any(k.startswith("tapstack-shared1/TapStack-") for k in staged)
+    (key,) = [k for k in staged if k.startswith("tapstack-shared1/")]
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     assert body == template.minified(template.load())
     assert len(body.encode()) > template.DIRECT_UPLOAD_LIMIT  # why it had to be staged
@@ -88,13 +109,13 @@ def test_r1_the_template_is_staged_in_a_private_managed_bucket(target: Target) -
     assert rule["Expiration"]["Days"] == STAGED_TEMPLATE_DAYS
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    destroy(target, "stage1", Console(record=True))
 
 
 def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
-    target: Target,
+    target: Target, shared: Shared
 ) -> None:
-    outputs = deploy_dev(target, "pause1")
+    outputs = shared.outputs
+    target.outputs_file = shared.outputs_file  # the stack invoke_validation finds
     cluster_arn = outputs["DBClusterArn"]
     data = target.client("rds-data")
     call = {"resourceArn": cluster_arn, "secretArn": outputs["DBSecretArn"], "sql": "SELECT 1"}
@@ -110,12 +131,14 @@ def test_r9_data_api_refuses_a_t_class_writer_and_resumes_a_paused_cluster(
 
     from moto.rds.models import rds_backends
 
-    writer = rds_backends[ACCOUNT_ID][REGION].databases["aurora-writer-pause1"]
+    writer = rds_backends[ACCOUNT_ID][REGION].databases["aurora-writer-shared1"]
     writer.db_instance_class = "db.t4g.medium"  # what the old default deployed
-    with pytest.raises(ClientError, match="T DB instance classes"):
-        data.execute_statement(**call)
-    writer.db_instance_class = "db.serverless"
-    destroy(target, "pause1", Console(record=True))
+    try:
+        with pytest.raises(ClientError, match="T DB instance classes"):
+            data.execute_statement(**call)
+    finally:
+        writer.db_instance_class = "db.serverless"
+    data.execute_statement(**call)  # the stack as deployed again
 
 
 def test_r11_preflight_refuses_a_reservation_the_account_cannot_give(

@@ -1,9 +1,10 @@
 """The deploy options a bank needs, `diff` and `drift`, through the real `loanstack` entry point
 in CI conditions (tests/support/cli.py) against one detached emulator (issue 21 items 6 and 9,
 issue 22 item 1's stack-level protection of prod). One run per way a result reaches the user
-keeps its subprocess (a usage error, a diff and a drift as JSON, `--exit-code`); the other
-refusals and the text `diff`/`drift` go through `cli.main` in process (`in_process`, the same
-checks): docs/testing.md, "Keeping it fast"."""
+keeps its subprocess (a usage error, a diff and a drift as JSON, `--exit-code`, a deploy and a
+destroy, a refusal with exit 1); the other refusals, the text `diff`/`drift` and prod's deploys
+and destroy go through `cli.main` in process (`in_process`, the same checks): docs/testing.md,
+"Keeping it fast"."""
 
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def local_target(env: dict[str, str], tmp: Path) -> Target:
 
 
 def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Path) -> None:
-    deployed = loanstack(env, "deploy", *PROD, "--suffix", "sp1", "--yes", timeout=300)
+    deployed = in_process(env, "deploy", *PROD, "--suffix", "sp1", "--yes")
     assert deployed.code == 0, deployed.text[-2000:]
     assert "termination protection on" in deployed.out
     got = stack(env, "tapstack-sp1")
@@ -176,7 +177,8 @@ def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Pat
     protected = {r.removeprefix("LogicalResourceId/") for r in deny["Resource"]}
     assert {"DBCluster", "DBSecret", "KMSKey", "TrailBucket"} <= protected
 
-    # destroy refuses, after the typed name, with the way to lift the protection
+    # destroy refuses, after the typed name, with the way to lift the protection (the module's
+    # one refusal with exit 1 through the entry point; the other runs of this test in process)
     refused = loanstack(env, "destroy", "--suffix", "sp1", "--confirm-stack", "tapstack-sp1")
     assert refused.code == 1
     line = one_error_line(refused)
@@ -213,11 +215,11 @@ def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Pat
 
     # switching the trail off removes its bucket: an Update:Delete, refused unless allowed
     no_trail = (*PROD, "--suffix", "sp1", "--yes", "--param", "EnableCloudTrail=false")
-    refused = loanstack(env, "deploy", *no_trail)
+    refused = in_process(env, "deploy", *no_trail)
     assert refused.code == 1
     assert "[Update:Delete] for resource [LogicalResourceId/TrailBucket]" in one_error_line(refused)
     assert "TrailBucket" in resources_of(env, "tapstack-sp1")
-    allowed = loanstack(
+    allowed = in_process(
         env, "deploy", *no_trail, "--allow-replace", "TrailBucket", "--monitoring-minutes", "5"
     )
     assert allowed.code == 0, allowed.text[-2000:]
@@ -231,15 +233,15 @@ def test_prod_is_protected_at_the_stack_level(env: dict[str, str], tmp_path: Pat
     assert rollback["MonitoringTimeInMinutes"] == 5
     arns = [t["Arn"] for t in rollback["RollbackTriggers"]]
     assert len(arns) == 5 and all(":cloudwatch:us-east-1:" in a and ":alarm:" in a for a in arns)
-    unknown = loanstack(env, "deploy", *no_trail, "--allow-replace", "Nope")
+    unknown = in_process(env, "deploy", *no_trail, "--allow-replace", "Nope")
     assert unknown.code == 2 and "not a protected resource" in one_error_line(unknown)
 
     # turned off by a deploy with nothing else to change, then destroy goes ahead
-    off = loanstack(env, "deploy", *no_trail, "--no-termination-protection")
+    off = in_process(env, "deploy", *no_trail, "--no-termination-protection")
     assert off.code == 0, off.text[-2000:]
     assert "termination protection off" in off.out
     assert stack(env, "tapstack-sp1")["EnableTerminationProtection"] is False
-    done = loanstack(env, "destroy", "--suffix", "sp1", "--confirm-stack", "tapstack-sp1")
+    done = in_process(env, "destroy", "--suffix", "sp1", "--confirm-stack", "tapstack-sp1")
     assert done.code == 0, done.text[-2000:]
     assert stacks_named(env, "tapstack-sp1") == []
 

@@ -2,11 +2,12 @@
 detached emulator. Every command acts on one named stack in one named account and region, says
 which, and the advice it prints is a command that acts on exactly that stack.
 
-Deploys and destroys of a stack keep their subprocess; the runs that only look up where a
-stack is (the other invoke, `outputs`, the region order of a stack not there) and the
-refusals after the first go through `cli.main` in process (`in_process`, with the same checks):
-what they test is what the command says and returns, not the entry point (docs/testing.md,
-"Keeping it fast")."""
+Deploys and destroys of a stack keep their subprocess, but for a second run of a path already
+taken through it (the failed deploy run again for its advice, a destroy that goes ahead); the
+runs that only look up where a stack is (the other invoke, `outputs`, the region order of a
+stack not there) and the refusals after the first go through `cli.main` in process
+(`in_process`, with the same checks): what they test is what the command says and returns, not
+the entry point (docs/testing.md, "Keeping it fast")."""
 
 from __future__ import annotations
 
@@ -148,8 +149,8 @@ def test_item1_the_advice_after_a_failed_deploy_destroys_that_stack_and_no_other
     )
     assert broken.code == 1, broken.text[-2000:]
     assert status(env, "cc1", "us-west-2") == "ROLLBACK_COMPLETE", broken.text[-2000:]
-    for run in (broken, loanstack(env, "deploy", "--env", "dev", "--suffix", "cc1",
-                                  "--region", "us-west-2", "--yes")):  # fmt: skip
+    for run in (broken, in_process(env, "deploy", "--env", "dev", "--suffix", "cc1",
+                                   "--region", "us-west-2", "--yes")):  # fmt: skip
         (advised,) = advice(run)
         assert advised[:3] == ["destroy", "--suffix", "cc1"], advised
         assert advised[advised.index("--region") + 1] == "us-west-2", advised
@@ -197,7 +198,7 @@ def test_item2_the_profiles_region_is_used_and_shown_before_the_change(
     unknown = in_process(env, "destroy", "--suffix", "pr1", "--profile", "nobody", "--yes")
     assert unknown.code == 2 and "nobody" in one_error_line(unknown)
     # a recorded stack: its own region and profile, whatever the shell says
-    gone = loanstack(env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "pr1", "--yes")
+    gone = in_process(env | {"AWS_REGION": "ap-south-1"}, "destroy", "--suffix", "pr1", "--yes")
     assert gone.code == 0 and "region eu-west-2, profile bank, stack tapstack-pr1" in gone.out
     assert status(env, "pr1", "eu-west-2") is None
 
@@ -217,6 +218,6 @@ def test_item1_prod_destroy_needs_the_stack_name_and_says_what_survives(
     assert status(env, "pd1", "us-east-1") == "CREATE_COMPLETE"
     wrong = in_process(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd2")
     assert wrong.code == 2 and status(env, "pd1", "us-east-1") == "CREATE_COMPLETE"
-    done = loanstack(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd1")
+    done = in_process(env, "destroy", "--suffix", "pd1", "--confirm-stack", "tapstack-pd1")
     assert done.code == 0, done.err[-2000:]
     assert status(env, "pd1", "us-east-1") is None
