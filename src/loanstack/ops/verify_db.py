@@ -25,17 +25,21 @@ from loanstack.ops.rotate import RESUME_SECONDS
 # JSON_QUOTE returns a utf8mb4 string on MySQL 8.0 (MariaDB likewise), never MySQL's JSON type,
 # which the Data API could give as nested JSON. The amount is a DECIMAL, whose text is digits,
 # sign and point, quoted as is (kept exact: a string, not a float); whether this export
-# recorded the row is JSON's true/false. GROUP_SIZE rows, in loan id order, are one value of the
+# recorded the row is JSON's true/false. The row and its group are text, not a blob the Data API
+# would send as base64 (CONCAT of nonbinary strings and numbers is a nonbinary string, and
+# GROUP_CONCAT of one is TEXT, MySQL's reference says), with no CAST to pay for.
+# GROUP_SIZE rows, in loan id order, are one value of the
 # answer (GROUP_CONCAT ... ORDER BY, numbered by ROW_NUMBER(): MySQL 8.0 and MariaDB 10.2+ both
 # have them; Aurora MySQL 3 is MySQL 8.0): the Data API's server (on the bench, the emulator's
 # PyMySQL on the same two cores) pays per value, and a page of 4,000 values cost it ~5 µs a row.
 # The database's own work per row is mostly copying rows into the temporary tables of the
 # derived tables, the window's sort and the grouping (EXPLAIN: a range scan of the primary key,
-# then materialised derived tables, no index order kept): so the innermost table holds only
-# the five narrow values (the 1,100-character `source` is matched there, not carried), the row's
-# text is built inside GROUP_CONCAT, and no table holds the long text of a row (a long string
-# column sends MariaDB's temporary table to disk); this cut mariadbd's CPU per row by about a
-# third (docs/benchmarks.md, round 7).
+# then the derived tables materialised): so the innermost table holds only the five narrow
+# values (the 1,100-character `source` is matched there, not carried), and each row's text is
+# built inside GROUP_CONCAT, never stored in a temporary table (MariaDB keeps a table with a long
+# text column on disk, and the page's rows' JSON_ARRAY text went to one, the skipped rows of
+# an OFFSET included); only a page's 125 group values are. mariadbd's CPU per row fell by a third
+# to a half (docs/benchmarks.md, round 7).
 # A value is at most GROUP_SIZE rows: a row is at most ~1,800 bytes of the answer however its
 # text escapes (64 characters of id and of fingerprint at 12 bytes each, a 16-character
 # decision, the amount, the separators), so 32 of them stay inside the Data API's 64 KB per
