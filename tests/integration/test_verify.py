@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from loanstack.emulator.mariadb import string_literal
 from loanstack.ops import export as migrate
 from loanstack.ops import verify
 from loanstack.testing import loanbook as exports
@@ -93,6 +94,41 @@ def test_d8_tampered_rows_are_each_reported_by_line(
     } <= states
     assert found.lines == sum(found.counts[s] for s in verify.STATES)
     assert len((tmp_path / "issues.jsonl").read_text().splitlines()) == len(found.issues)
+
+
+def test_d8_tampered_rows_holding_separators_are_reported_as_stored(
+    loans: Any, book: tuple[Path, exports.Expected]
+) -> None:
+    """A stored id that, read unescaped, would be a whole row and the start of the next (and
+    ids with the page's other separators), and a decision holding a quote and a comma: each is
+    reported with its text as stored, and the rows around them still reconcile."""
+    path, _ = book
+    lines = path.read_bytes().split(b"\n")
+    line_of = {text.split(b",")[0].decode(): n for n, text in enumerate(lines, start=1)}
+    injected = 'M-0000002","f","APPROVED",true,"1.00"],["M-0000003'
+    added = [injected, "M-0000004,M-0000005", 'M-0000007"]', "M-0000008\\"]
+    for loan_id in added:
+        sql(
+            loans,
+            f"INSERT INTO loan_decisions SELECT {string_literal(loan_id)}, applicant_id,"
+            " loan_type, loan_amount, decision, reasons, monthly_payment, debt_to_income,"
+            " loan_to_value, application_sha256, result_json, source, decided_at"
+            " FROM loan_decisions WHERE loan_id = 'M-0000001'",
+        )
+    sql(
+        loans, """UPDATE loan_decisions SET decision = 'APPROVED","X' WHERE loan_id = 'M-0000006'"""
+    )
+    found = verify.reconcile(path, database(loans), loans.thresholds())
+    assert not found.reconciled
+    issues = [i for i in found.issues if i["state"] != verify.DUPLICATE]
+    assert sorted(issues, key=lambda i: i["loanId"]) == sorted(
+        [{"loanId": i, "state": verify.EXTRA, "recorded": "APPROVED"} for i in added]
+        + [{"line": line_of["M-0000006"], "loanId": "M-0000006", "state": verify.UNEXPECTED,
+            "expected": "APPROVED", "recorded": 'APPROVED","X'}],
+        key=lambda i: str(i["loanId"]),
+    )  # fmt: skip
+    assert found.counts[verify.EXTRA] == len(added) and found.counts[verify.UNEXPECTED] == 1
+    assert found.lines == sum(found.counts[s] for s in verify.STATES)
 
 
 def test_d8_a_tampered_export_is_reported_by_line(

@@ -67,6 +67,73 @@ def test_d8_the_pages_json_arrays_are_the_tables_columns(mariadb: MariaDB) -> No
     assert len(expected) == len(TRICKY_IDS) and sum(row[3] for row in expected) == 5
 
 
+# Ids and decisions a tamperer could write to break a page's text apart: separators of the
+# page's JSON and of its groups, quotes of SQL and JSON, and an id that, written unescaped, is
+# itself a whole row and the start of another (INJECTED).
+INJECTED = 'M-3","f","APPROVED",true,"1.00"],["M-4'
+SEPARATED = [
+    INJECTED, 'M-1","M-2', "M-3,M-4", "M-5],[", 'M-6"]', "M-7\\", "M-8'", '["M-9"]',
+    "M-10\\u002c", "M-11\n,M-12", "M-13 ,", "M-14",
+]  # fmt: skip
+DECISIONS = ['APPROVED","X', "APPROVED,X", "APPROVED", "]"]  # within VARCHAR(16)
+
+
+def insert_separated(mariadb: MariaDB, ids: list[str]) -> list[tuple[str, str, str, bool, str]]:
+    """`ids` stored (recorded by the export MINE names), as a plain SELECT reads them back."""
+    mariadb.reset()
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(functions.contract(functions.VALIDATION).TABLE)
+        for k, loan_id in enumerate(ids):
+            cur.execute(
+                "INSERT INTO loan_decisions (loan_id, applicant_id, loan_type, loan_amount,"
+                " decision, reasons, monthly_payment, debt_to_income, application_sha256,"
+                " result_json, source) VALUES (%s, 'A', 'auto', '1.00', %s, '', 1, 1, %s, '{}',"
+                " 's3://b/incoming/abc-1.csv')",
+                (loan_id, DECISIONS[k % 4], f"{k:064x}"),
+            )
+        conn.commit()
+        cur.execute(
+            "SELECT loan_id, application_sha256, decision FROM loan_decisions ORDER BY loan_id"
+        )
+        return [(i, s, d, True, "1.00") for i, s, d in cur.fetchall()]
+
+
+def test_d8_ids_and_decisions_holding_separators_are_read_as_stored(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stored row is read as one row with its id and decision as stored, on one page and
+    across pages and groups, grouped or one row per value."""
+    expected = insert_separated(mariadb, SEPARATED)
+    assert sorted(row[0] for row in expected) == sorted(SEPARATED)
+    for page_rows in (1, 3, 4000):
+        database = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans", page_rows=page_rows)
+        assert list(database.rows(MINE)) == expected, page_rows
+    rows_only = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans", grouped=False)
+    assert list(rows_only.rows(MINE)) == expected
+    monkeypatch.setattr(verify_db, "GROUP_SIZE", 2)  # groups meet within the page
+    assert list(Database(DataApi(mariadb), "arn:c1", "arn:s", "loans").rows(MINE)) == expected
+
+
+def test_d8_an_id_written_unescaped_would_be_read_as_two_rows(
+    mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the escaping prevents: the same table, its id written without JSON_QUOTE, reads
+    one stored row as two (a loan never recorded, M-3, reported as recorded), with no error;
+    grouped, the count catches it and the page is read one row per value, where it does not."""
+    expected = insert_separated(mariadb, [INJECTED])
+    escaped = Database(DataApi(mariadb), "arn:c1", "arn:s", "loans")
+    assert list(escaped.rows(MINE)) == expected and len(expected) == 1
+    unescaped = "CONCAT('\"', id, '\"')"
+    for sql in ("PAGE", "ROWS"):
+        text = getattr(verify_db, sql)
+        assert "COALESCE(JSON_QUOTE(id), 'null')" in text
+        monkeypatch.setattr(
+            verify_db, sql, text.replace("COALESCE(JSON_QUOTE(id), 'null')", unescaped)
+        )
+    misread = list(Database(DataApi(mariadb), "arn:c1", "arn:s", "loans").rows(MINE))
+    assert [row[0] for row in misread] == ["M-3", "M-4"]
+
+
 def test_the_json_records_keep_the_64_kb_row_limit(mariadb: MariaDB) -> None:
     """Characters JSON escapes count as their escapes: 20,000 'é' are 120,000 characters of
     JSON (over 64 KB), 20,000 'x' are not."""

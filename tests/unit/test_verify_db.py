@@ -44,11 +44,26 @@ def test_d8_a_cluster_that_never_resumes_is_one_line(monkeypatch: pytest.MonkeyP
         list(database.rows("incoming/x%"))
 
 
-def test_d8_the_page_selects_its_json_array_as_text() -> None:
-    """Aurora MySQL 3's JSON_ARRAY is of MySQL's JSON type, which the Data API's JSON records
-    may give as nested JSON: cast to CHAR, it is a string on MySQL and MariaDB alike."""
-    assert "CAST(JSON_ARRAY(" in " ".join(verify_db.PAGE.split())
-    assert ") AS CHAR) AS r" in " ".join(verify_db.PAGE.split())
+def test_d8_the_page_writes_its_rows_as_text_never_as_mysqls_json_type() -> None:
+    """Aurora MySQL 3's JSON_ARRAY and JSON_OBJECT are of MySQL's JSON type, which the Data
+    API's JSON records may give as nested JSON; JSON_QUOTE returns a utf8mb4 string (MySQL 8.0's
+    reference), so each row's text is built from it and from plain strings alone."""
+    for sql in (verify_db.PAGE, verify_db.ROWS):
+        flat = " ".join(sql.split())
+        assert flat.count("JSON_QUOTE(") == 3, flat  # the id, the fingerprint, the decision
+        assert "JSON_ARRAY" not in flat and "JSON_OBJECT" not in flat, flat
+
+
+def test_d8_a_page_flag_is_a_bool_whatever_shape_the_page_gives_it() -> None:
+    """The page's own true/false is kept (read by calls in C); 1/0 and "1", as pages of another
+    shape give it, are read as before."""
+    read = verify_db.stored(
+        [["L-1", "ab", "APPROVED", True, "1.00"], ["L-2", "c", "X", False, "2"]]
+    )
+    assert read == [("L-1", "ab", "APPROVED", True, "1.00"), ("L-2", "c", "X", False, "2")]
+    for mine, flag in ((1, True), (0, False), ("1", True), ("0", False), (None, False)):
+        [row] = verify_db.stored([["L-1", "ab", "APPROVED", mine, "1.00"]])
+        assert row == ("L-1", "ab", "APPROVED", flag, "1.00") and type(row[3]) is bool, mine
 
 
 def test_d8_a_page_whose_arrays_come_as_nested_json_is_read() -> None:
@@ -60,6 +75,16 @@ def test_d8_a_page_whose_arrays_come_as_nested_json_is_read() -> None:
         ["L-1", "ab", "APPROVED", 1, "100.00"],
         ["L-2", "cd", "REJECTED", 0, "5.00"],
     ]
+
+
+@pytest.mark.parametrize(
+    "row", ['["L-1", "ab", "APPROVED", true]', '"L-1"', "5", '{"loanId": "L-1"}', "null"]
+)
+def test_d8_a_row_that_is_not_an_array_of_five_values_is_refused(row: str) -> None:
+    five = '["L-0", "ab", "APPROVED", true, "1.00"]'
+    for found in ([{"r": five}, {"r": row}], [{"g": f"{five},{row}", "n": 2}]):
+        with pytest.raises(ValueError, match="not an array of five values"):
+            verify_db.values(found)
 
 
 class Broken:

@@ -18,17 +18,32 @@ from loanstack.errors import DeployError
 from loanstack.ops.rotate import RESUME_SECONDS
 
 # A page comes back as one JSON string (formatRecordsAs JSON): botocore then parses one string,
-# not five typed fields per row, and json.loads reads it at C speed. Each row of the table is the
-# database's own JSON array of its five values (JSON_ARRAY, in MySQL 8.0 and MariaDB alike,
-# escapes what JSON must; cast to CHAR, it is text on both, where MySQL's JSON type could come as
-# nested JSON), and GROUP_SIZE of them, in loan id order, are one value of the answer
-# (GROUP_CONCAT ... ORDER BY, numbered by ROW_NUMBER(): MySQL 8.0 and MariaDB 10.2+ both have
-# them; Aurora MySQL 3 is MySQL 8.0): the Data API's server (on the bench, the emulator's
+# not five typed fields per row, and json.loads reads it at C speed. Each row of the table is
+# written by the database as the text of a JSON array of its five values (ROW): the id,
+# fingerprint and decision through JSON_QUOTE, which escapes what JSON must, so an id holding a
+# comma, a quote or a bracket stays one string (a tampered row is reported, never mis-split);
+# JSON_QUOTE returns a utf8mb4 string on MySQL 8.0 (MariaDB likewise), never MySQL's JSON type,
+# which the Data API could give as nested JSON. The amount is a DECIMAL, whose text is digits,
+# sign and point, quoted as is (kept exact: a string, not a float); whether this export
+# recorded the row is JSON's true/false. The row and its group are text, not a blob the Data API
+# would send as base64 (CONCAT of nonbinary strings and numbers is a nonbinary string, and
+# GROUP_CONCAT of one is TEXT, MySQL's reference says), with no CAST to pay for.
+# GROUP_SIZE rows, in loan id order, are one value of the
+# answer (GROUP_CONCAT ... ORDER BY, numbered by ROW_NUMBER(): MySQL 8.0 and MariaDB 10.2+ both
+# have them; Aurora MySQL 3 is MySQL 8.0): the Data API's server (on the bench, the emulator's
 # PyMySQL on the same two cores) pays per value, and a page of 4,000 values cost it ~5 µs a row.
+# The database's own work per row is mostly copying rows into the temporary tables of the
+# derived tables, the window's sort and the grouping (EXPLAIN: a range scan of the primary key,
+# then the derived tables materialised): so the innermost table holds only the five narrow
+# values (the 1,100-character `source` is matched there, not carried), and each row's text is
+# built inside GROUP_CONCAT, never stored in a temporary table (MariaDB keeps a table with a long
+# text column on disk, and the page's rows' JSON_ARRAY text went to one, the skipped rows of
+# an OFFSET included); only a page's 125 group values are. mariadbd's CPU per row fell by a third
+# to a half (docs/benchmarks.md, round 7).
 # A value is at most GROUP_SIZE rows: a row is at most ~1,800 bytes of the answer however its
 # text escapes (64 characters of id and of fingerprint at 12 bytes each, a 16-character
 # decision, the amount, the separators), so 32 of them stay inside the Data API's 64 KB per
-# row. The 1 MiB response is another matter: a page of 4,000 rows of a loan book (~200 bytes
+# row. The 1 MiB response is another matter: a page of 4,000 rows of a loan book (~110 bytes
 # each, every quote escaped once more) stays inside it, 4,000 rows whose ids escape widely
 # (~1,800 bytes each) do not, and the Data API refuses the whole call; such a page is asked
 # again in halves, down to one row (`Database.fetch`). GROUP_CONCAT's length is bounded by
@@ -39,23 +54,30 @@ from loanstack.ops.rotate import RESUME_SECONDS
 # per value (ROWS), and so is the rest of the run.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-json.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
-# https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-array
+# https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-quote
+# https://dev.mysql.com/doc/refman/8.0/en/string-functions.html#function_concat
 # https://dev.mysql.com/doc/refman/8.0/en/aggregate-functions.html#function_group-concat
 # https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
+# https://dev.mysql.com/doc/refman/8.0/en/internal-temporary-tables.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.MySQL80.html
 PAGE_ROWS = 4000
 GROUP_SIZE = 32
-PAGE = """SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
- CAST(GROUP_CONCAT(r ORDER BY k SEPARATOR ',') AS CHAR) AS g, COUNT(*) AS n
- FROM (SELECT r, ROW_NUMBER() OVER (ORDER BY id) AS k FROM (
- SELECT loan_id AS id, CAST(JSON_ARRAY(loan_id, application_sha256, decision,
- COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
- FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows} OFFSET {skip}) AS p) AS q
- GROUP BY (k - 1) DIV {group} ORDER BY MIN(k)"""
-# The same rows one per value: no GROUP_CONCAT, so no group_concat_max_len to depend on.
-ROWS = """SELECT CAST(JSON_ARRAY(loan_id, application_sha256, decision,
- COALESCE(source LIKE :mine, 0), CAST(loan_amount AS CHAR)) AS CHAR) AS r
+# The rows of a page, narrow: no text built yet, `source` only matched.
+TABLE_ROWS = """SELECT loan_id AS id, application_sha256 AS sha, decision,
+ source LIKE :mine AS mine, loan_amount AS amount
  FROM loan_decisions WHERE loan_id > :after ORDER BY loan_id LIMIT {rows} OFFSET {skip}"""
+# A row as the text of a JSON array (a NULL as null: CONCAT of a NULL would be NULL, and
+# GROUP_CONCAT leaves NULL out).
+ROW = """CONCAT('[', COALESCE(JSON_QUOTE(id), 'null'), ',', COALESCE(JSON_QUOTE(sha), 'null'),
+ ',', COALESCE(JSON_QUOTE(decision), 'null'), ',', IF(mine, 'true', 'false'), ',',
+ COALESCE(CONCAT('"', amount, '"'), 'null'), ']')"""
+PAGE = f"""SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
+ GROUP_CONCAT({ROW} ORDER BY k SEPARATOR ',') AS g, COUNT(*) AS n
+ FROM (SELECT id, sha, decision, mine, amount, ROW_NUMBER() OVER (ORDER BY id) AS k
+ FROM ({TABLE_ROWS}) AS p) AS q
+ GROUP BY (k - 1) DIV {{group}} ORDER BY MIN(k)"""  # noqa: S608 (constant SQL; values are bound parameters)
+# The same rows one per value: no GROUP_CONCAT, so no group_concat_max_len to depend on.
+ROWS = f"""SELECT {ROW} AS r FROM ({TABLE_ROWS}) AS p ORDER BY id"""  # noqa: S608 (as PAGE)
 # What the Data API answers a call whose result is over its 1 MiB response limit.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.troubleshooting.html
@@ -152,7 +174,7 @@ class Database:
                 f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
                 f"{exc}); run verify again"
             ) from exc
-        return [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in page]
+        return stored(page)
 
     def page(
         self, after: str, mine: str, skip: int = 0, rows: int = 0, sql: str = ""
@@ -220,9 +242,19 @@ def values(found: list[dict[str, Any]]) -> list[list[Any]]:
             read = json.loads("[" + ",".join(arrays) + "]")
         else:
             read = [r if type(r) is list else json.loads(r) for r in arrays]
-    if not all(type(r) is list and len(r) == 5 for r in read):
+    if set(map(type, read)) - {list} or set(map(len, read)) - {5}:  # in C: no loop per row
         raise ValueError("a row is not an array of five values")
     return list(read)
+
+
+def stored(page: list[list[Any]]) -> list[Stored]:
+    """The rows as tuples, by calls in C when the flag is JSON's true/false (PAGE and ROWS
+    write it so): a comprehension unpacking each row cost the tool ~0.5 µs a row. A flag given
+    as 1/0 or "1" (a page of another shape) is read as before."""
+    rows: list[Stored] = list(map(tuple, page))
+    if set(map(type, map(itemgetter(3), rows))) <= {bool}:
+        return rows
+    return [(i, s, d, m in (1, True, "1"), a) for i, s, d, m, a in rows]
 
 
 def one_line(exc: BaseException) -> BaseException:
