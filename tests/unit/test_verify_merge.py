@@ -113,15 +113,27 @@ def both(path: Path, table: Table, tmp: Path) -> tuple[Any, Any]:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(LINE, max_size=25), TAMPER, EXTRA, st.booleans(), st.sampled_from([1, 3, 4000]))
+@given(
+    st.lists(LINE, max_size=25),
+    TAMPER,
+    EXTRA,
+    st.booleans(),
+    st.sampled_from([1, 3, 4000]),
+    st.sampled_from([1, 2, 3, verify_merge.BULK]),
+)
 def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     lines: list[tuple[str, int]],
     tamper: list[tuple[str, int]],
     extra: list[Any],
     blank: bool,
     page_rows: int,
+    bulk: int,
 ) -> None:
+    """Runs of `bulk` lines (short ones too, so that runs both agree with the table and do not)
+    reconciled at once give the verdict of the lines one by one."""
+    monkeypatch.setattr(verify_merge, "BULK", bulk)
     path = tmp_path / "book.csv"
     write(path, sorted(lines, key=lambda line: line[0]), blank)  # ids in order, repeats kept
     table = Table(tampered(migrated(path), tamper, extra), page_rows)
