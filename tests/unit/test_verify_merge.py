@@ -5,6 +5,7 @@ lines and a tampered table; an export out of order falls back to SQLite."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def migrated(path: Path) -> list[Stored]:
 
 
 TAMPER = st.lists(
-    st.tuples(st.sampled_from(["drop", "sha", "decision", "null", "theirs"]), st.integers(0, 50)),
+    st.tuples(
+        st.sampled_from(["drop", "sha", "decision", "null", "theirs", "amount"]), st.integers(0, 50)
+    ),
     max_size=4,
 )
 EXTRA = st.lists(st.tuples(st.sampled_from([*IDS, "K-1", "Z-9", "0"]), st.booleans()), max_size=4)
@@ -88,6 +91,8 @@ def tampered(rows: list[Stored], tamper: list[tuple[str, int]], extra: list[Any]
         elif kind == "decision":
             other = "REJECTED" if decision != "REJECTED" else "APPROVED"
             rows[i] = (loan_id, sha, other, mine, amount)
+        elif kind == "amount":  # the control totals must tell (each side summed on its own)
+            rows[i] = (loan_id, sha, decision, mine, f"{Decimal(amount) + Decimal('0.01')}")
         elif kind == "null":
             rows[i] = (loan_id, None, None, mine, amount)  # type: ignore[assignment]
         else:

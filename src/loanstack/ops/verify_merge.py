@@ -144,8 +144,13 @@ class Merge:
         source, recorded, both = self.result.source, self.result.recorded, self.both
         if both:
             shared = id_hash_sum(both)
-            source.add_sums(len(both), amount_sum(self.both_source), shared)
-            recorded.add_sums(len(both), amount_sum(self.both_recorded), shared)
+            amounts = amount_sum(self.both_source)
+            if self.both_recorded != self.both_source:  # the same texts (as a rule): summed once
+                amounts_recorded = amount_sum(self.both_recorded)
+            else:
+                amounts_recorded = amounts
+            source.add_sums(len(both), amounts, shared)
+            recorded.add_sums(len(both), amounts_recorded, shared)
         source.add_all(self.source)
         recorded.add_all(self.recorded)
         for batch in (self.source, self.recorded, both, self.both_source, self.both_recorded):
