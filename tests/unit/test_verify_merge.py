@@ -5,6 +5,7 @@ lines and a tampered table; an export out of order falls back to SQLite."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def migrated(path: Path) -> list[Stored]:
 
 
 TAMPER = st.lists(
-    st.tuples(st.sampled_from(["drop", "sha", "decision", "null", "theirs"]), st.integers(0, 50)),
+    st.tuples(
+        st.sampled_from(["drop", "sha", "decision", "null", "theirs", "amount"]), st.integers(0, 50)
+    ),
     max_size=4,
 )
 EXTRA = st.lists(st.tuples(st.sampled_from([*IDS, "K-1", "Z-9", "0"]), st.booleans()), max_size=4)
@@ -88,6 +91,8 @@ def tampered(rows: list[Stored], tamper: list[tuple[str, int]], extra: list[Any]
         elif kind == "decision":
             other = "REJECTED" if decision != "REJECTED" else "APPROVED"
             rows[i] = (loan_id, sha, other, mine, amount)
+        elif kind == "amount":  # the control totals must tell (each side summed on its own)
+            rows[i] = (loan_id, sha, decision, mine, f"{Decimal(amount) + Decimal('0.01')}")
         elif kind == "null":
             rows[i] = (loan_id, None, None, mine, amount)  # type: ignore[assignment]
         else:
@@ -113,15 +118,27 @@ def both(path: Path, table: Table, tmp: Path) -> tuple[Any, Any]:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(LINE, max_size=25), TAMPER, EXTRA, st.booleans(), st.sampled_from([1, 3, 4000]))
+@given(
+    st.lists(LINE, max_size=25),
+    TAMPER,
+    EXTRA,
+    st.booleans(),
+    st.sampled_from([1, 3, 4000]),
+    st.sampled_from([1, 2, 3, verify_merge.BULK]),
+)
 def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     lines: list[tuple[str, int]],
     tamper: list[tuple[str, int]],
     extra: list[Any],
     blank: bool,
     page_rows: int,
+    bulk: int,
 ) -> None:
+    """Runs of `bulk` lines (short ones too, so that runs both agree with the table and do not)
+    reconciled at once give the verdict of the lines one by one."""
+    monkeypatch.setattr(verify_merge, "BULK", bulk)
     path = tmp_path / "book.csv"
     write(path, sorted(lines, key=lambda line: line[0]), blank)  # ids in order, repeats kept
     table = Table(tampered(migrated(path), tamper, extra), page_rows)

@@ -327,12 +327,16 @@ class Parallel:
             # finish the ones they hold and end, and are joined. After a death the rest are
             # killed: a broken pool's own shutdown can wait for ever too.
             if broken:
-                for process in workers_of(pool):
+                killed = workers_of(pool)
+                for process in killed:
                     process.kill()
+                for process in killed:  # SIGKILL lands later: gone when verify has answered
+                    process.join(KILL_WAIT_SECONDS)
             pool.shutdown(wait=not broken, cancel_futures=True)
 
 
 POLL_SECONDS = 1.0  # how often a wait for a block looks whether a worker died
+KILL_WAIT_SECONDS = 5.0  # a killed worker's exit, waited for (it cannot refuse SIGKILL)
 
 
 def answer(job: Future[list[Line]] | list[Line], pool: ProcessPoolExecutor) -> list[Line]:

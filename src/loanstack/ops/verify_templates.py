@@ -24,17 +24,19 @@ PROBE_LINES = 512  # lines looked up before a book seldom alike stops looking
 # parse, validate and decide alike but for the ids: the first such line goes the whole way
 # through the function's code and what it made of it is kept: the normalised application and
 # decision, or the INVALID answer's fields. A later one takes that with its own ids and, when
-# valid, is fingerprinted by the function's `fingerprint` (its content, ids included, checked
-# line by line as before, D8). A line with an id the schema refuses, cells the csv module cannot
+# valid, is fingerprinted by the function's own code with its own ids: `fingerprint` is
+# `fingerprint_of` its `fingerprint_parts` (the text around the ids) and the ids, so the parts
+# are made once per template and each line hashes its whole text (its content, ids included,
+# checked line by line as before, D8). A line with an id the schema refuses, cells the csv module cannot
 # read (a stray quote: `csv_cells` gives the reader's message) or more cells than the header goes
 # the whole way; a well-quoted line is a template like any other, keyed by the cells the csv
 # module read, which are all the function's reader reads of it (test_verify_templates holds the
 # two ways to the same lines).
 # Most of a line's cost was the parse and the schema (~25 µs).
 ID_FIELDS = ("loanId", "applicantId")
-# What a line alike is given: (normalised application or None when INVALID, decision, detail,
-# amount)
-Kept = tuple[dict[str, Any] | None, str, str, str | None]
+# What a line alike is given: (the fingerprint's text around the ids, or None when INVALID,
+# decision, detail, amount)
+Kept = tuple[tuple[str, str, str] | None, str, str, str | None]
 
 
 class Templates:
@@ -70,7 +72,7 @@ class Templates:
             yield from self.whole(lines)  # no ids to set apart, or lines seldom alike
             return
         fn = self.fn
-        cells_of, valid_id, fingerprint = fn.csv_cells, fn.ID.fullmatch, fn.fingerprint
+        cells_of, valid_id, fingerprint_of = fn.csv_cells, fn.ID.fullmatch, fn.fingerprint_of
         first, second = self.ids
         last, width, kept = max(first, second), self.width, self.kept
         whole: list[tuple[int, str]] = []
@@ -102,13 +104,18 @@ class Templates:
                     return
                 continue
             self.hits += 1
-            app, decision, detail, amount = found
-            if app is None:
+            parts, decision, detail, amount = found
+            if parts is None:
                 yield number, loan_id, None, decision, detail, amount
                 continue
-            app = app.copy()
-            app["loanId"], app["applicantId"] = loan_id, applicant
-            yield number, loan_id, fingerprint(app), decision, detail, amount
+            yield (
+                number,
+                loan_id,
+                fingerprint_of(parts, loan_id, applicant),
+                decision,
+                detail,
+                amount,
+            )
         yield from self.whole(whole)
 
     def learn(self, number: int, text: str, key: tuple[str, ...]) -> Line:
@@ -118,7 +125,8 @@ class Templates:
         line = next(self.judge_rows(rows, self.limits, self.path, clean))
         if len(self.kept) >= KEPT:
             self.kept.clear()
-        self.kept[key] = (clean[0] if clean else None, line[3], line[4], line[5])
+        parts = self.fn.fingerprint_parts(clean[0]) if clean else None
+        self.kept[key] = (parts, line[3], line[4], line[5])
         return line
 
     def whole(self, lines: list[tuple[int, str]]) -> Iterator[Line]:
