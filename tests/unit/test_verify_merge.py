@@ -4,6 +4,8 @@ lines and a tampered table; an export out of order falls back to SQLite."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loanstack.ops import verify, verify_merge
-from loanstack.ops.verify_db import Stored
+from loanstack.ops.verify_db import Group, Stored
 from loanstack.ops.verify_export import read_export
 from loanstack.testing import loanbook
 
@@ -31,16 +33,60 @@ VARIANTS: list[dict[str, Any]] = [
 LINE = st.tuples(st.sampled_from(IDS), st.integers(0, len(VARIANTS) - 1))
 
 
-class Table:
-    """The Data API's pages of a table made up by the test."""
+def quoted(value: str | None) -> str:
+    """JSON_QUOTE's text (MariaDB's and MySQL's escape alike for what the tool compares), or
+    null for NULL (COALESCE)."""
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
 
-    def __init__(self, rows: list[Stored], page_rows: int, swapped: bool = False) -> None:
+
+class Table:
+    """The Data API's pages of a table made up by the test: rows (Database.pages, fetch) and
+    groups' digests computed as verify_db.DIGEST's SQL computes them, GROUP_CONCAT cut at
+    `limit` bytes (group_concat_max_len) on a character boundary."""
+
+    def __init__(
+        self,
+        rows: list[Stored],
+        page_rows: int,
+        swapped: bool = False,
+        group: int = 3,
+        limit: int = 1 << 20,
+    ) -> None:
         self.rows, self.page_rows, self.swapped, self.calls = sorted(rows), page_rows, swapped, 0
+        self.group, self.limit, self.fetched = group, limit, 0
+        if swapped and len(rows) > 1:  # the table's answers out of loan id order
+            self.rows[0], self.rows[-1] = self.rows[-1], self.rows[0]
+
+    def fetch(self, after: str, mine: str, skip: int = 0, rows: int = 0) -> list[Stored]:
+        self.fetched += 1
+        found = [row for row in self.rows if row[0] > after][skip:]
+        return found[: rows or self.page_rows]
+
+    def digests(self, after: str, mine: str, skip: int = 0, lead: int = 0) -> list[Group]:
+        page = self.fetch(after, mine, skip)
+        self.fetched -= 1
+        groups = [page[:lead]] if lead and page else []
+        groups += [page[k : k + self.group] for k in range(lead, len(page), self.group)]
+        return [self.digest(rows) for rows in groups if rows]
+
+    def digest(self, rows: list[Stored]) -> Group:
+        text = "\n".join(f"{quoted(i)},{quoted(s)},{quoted(d)}" for i, s, d, _m, _a in rows)
+        data = text.encode()
+        if len(data) > self.limit:
+            data = data[: self.limit].decode(errors="ignore").encode()
+        amounts = [amount for *_row, amount in rows]
+        total = None if None in amounts else str(sum(map(Decimal, amounts)))
+        whole = total is not None and len(data) < self.limit - 3
+        return (
+            len(rows),
+            max(r[0] for r in rows),
+            hashlib.sha256(data).hexdigest().upper(),
+            total,
+            whole,
+        )
 
     def pages(self, mine: str) -> Iterator[list[Stored]]:
-        rows = list(self.rows)
-        if self.swapped and len(rows) > 1:
-            rows[0], rows[-1] = rows[-1], rows[0]
+        rows = self.rows
         for k in range(0, len(rows), self.page_rows):
             yield rows[k : k + self.page_rows]
 
@@ -125,6 +171,8 @@ def both(path: Path, table: Table, tmp: Path) -> tuple[Any, Any]:
     st.booleans(),
     st.sampled_from([1, 3, 4000]),
     st.sampled_from([1, 2, 3, verify_merge.BULK]),
+    st.sampled_from([1, 3, 32]),
+    st.sampled_from([1 << 20, 300]),
 )
 def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     tmp_path: Path,
@@ -135,13 +183,16 @@ def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     blank: bool,
     page_rows: int,
     bulk: int,
+    group: int,
+    limit: int,
 ) -> None:
     """Runs of `bulk` lines (short ones too, so that runs both agree with the table and do not)
-    reconciled at once give the verdict of the lines one by one."""
+    reconciled at once give the verdict of the lines one by one; so do the table's groups
+    compared by digest (of `group` rows, GROUP_CONCAT cut at `limit` bytes or not)."""
     monkeypatch.setattr(verify_merge, "BULK", bulk)
     path = tmp_path / "book.csv"
     write(path, sorted(lines, key=lambda line: line[0]), blank)  # ids in order, repeats kept
-    table = Table(tampered(migrated(path), tamper, extra), page_rows)
+    table = Table(tampered(migrated(path), tamper, extra), page_rows, group=group, limit=limit)
     merge, sqlite = both(path, table, tmp_path)
     assert merge == sqlite
 

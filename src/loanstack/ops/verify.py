@@ -12,6 +12,7 @@ CPU. Exit status 0 only when every line reconciles.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from rich.text import Text
 from loanstack.aws.outputs import StackRecord
 from loanstack.errors import UsageError
 from loanstack.ops.verify_db import PAGE, PAGE_ROWS, Database, Stored, one_line
+from loanstack.ops.verify_digest import Digested, digest_pages
 from loanstack.ops.verify_export import (
     THRESHOLD_PREFIXES,
     Hashing,
@@ -152,11 +154,15 @@ def reconcile_merged(
     workers and the page reader are stopped, and the report is written again from the start."""
     result = Reconciliation(path.name, report=report)
     lines, reader = read_export(path, limits)
-    pages = Pages(database, mine(digest))
+    pages = Pages(database, mine(digest), digest_pages)
     pages.start()
+    walked, compared = itertools.tee(lines)  # the merge's lines, and the digests' (verify_digest)
+    table = Digested(database, mine(digest), pages.items())
     try:
         with open_report(report) as out:
-            merged(lines, pages.rows(), result, out)
+            merged(walked, table.rows(compared), result, out)
+        table.settle()
+        result.recorded.amount += table.correction  # the database's sums, not the lines'
     finally:
         close = getattr(lines, "close", None)
         if close is not None:

@@ -78,6 +78,34 @@ PAGE = f"""SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
  GROUP BY (k - 1) DIV {{group}} ORDER BY MIN(k)"""  # noqa: S608 (constant SQL; values are bound parameters)
 # The same rows one per value: no GROUP_CONCAT, so no group_concat_max_len to depend on.
 ROWS = f"""SELECT {ROW} AS r FROM ({TABLE_ROWS}) AS p ORDER BY id"""  # noqa: S608 (as PAGE)
+# A page compared, not read (verify_digest): the same keyset page, grouped as PAGE is, each group
+# answering its row count, its last loan id, the SHA-256 (hex) of its rows' text (DIGEST_ROW: the
+# id, fingerprint and decision through JSON_QUOTE as ROW writes them, null for NULL, one row a
+# line, in id order), the exact sum of its amounts (SUM of a DECIMAL is a DECIMAL; as text, so
+# no float ever holds it) and `ok`: every amount present and the GROUP_CONCAT whole. A result cut
+# by group_concat_max_len (bytes; cut at a character boundary, so at most 3 bytes short of it)
+# is at least the limit less 3 bytes long; `@@group_concat_max_len` reads the value SET_VAR gives
+# the statement (MySQL's SET_VAR example reads a variable so), so a group shorter than that was
+# not cut. When the hint does not reach the database, every group of ~3 KB is flagged, never
+# passed: it is read row by row (only slower). `lead` groups the first row alone: the page asked
+# ahead (OFFSET, as `pages`) starts with the last row of the page before, which must be its last
+# id. The group text stays in the grouping's temporary table, 125 values a page.
+# https://dev.mysql.com/doc/refman/8.0/en/encryption-functions.html#function_sha2
+# https://dev.mysql.com/doc/refman/8.0/en/aggregate-functions.html#function_group-concat
+# https://dev.mysql.com/doc/refman/8.0/en/aggregate-functions.html#function_sum
+# https://dev.mysql.com/doc/refman/8.0/en/server-system-variables.html#sysvar_group_concat_max_len
+# https://dev.mysql.com/doc/refman/8.0/en/optimizer-hints.html#optimizer-hints-set-var
+DIGEST_ROW = """CONCAT(COALESCE(JSON_QUOTE(id), 'null'), ',', COALESCE(JSON_QUOTE(sha), 'null'),
+ ',', COALESCE(JSON_QUOTE(decision), 'null'))"""
+DIGEST = f"""SELECT /*+ SET_VAR(group_concat_max_len = 1048576) */
+ n, last, SHA2(g, 256) AS h, amount, whole AND LENGTH(g) < @@group_concat_max_len - 3 AS ok
+ FROM (SELECT COUNT(*) AS n, MAX(id) AS last, MIN(k) AS k, CAST(SUM(amount) AS CHAR) AS amount,
+ COUNT(amount) = COUNT(*) AS whole, GROUP_CONCAT({DIGEST_ROW} ORDER BY k SEPARATOR '\\n') AS g
+ FROM (SELECT id, sha, decision, amount, ROW_NUMBER() OVER (ORDER BY id) AS k
+ FROM ({TABLE_ROWS}) AS p) AS q
+ GROUP BY IF(k <= {{lead}}, -1, (k - 1 - {{lead}}) DIV {{group}})) AS d ORDER BY k"""  # noqa: S608 (as PAGE)
+# (rows, last loan id, SHA-256 hex of the rows' text, sum of the amounts, whole?)
+Group = tuple[int, str, str, str | None, bool]
 # What the Data API answers a call whose result is over its 1 MiB response limit.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.troubleshooting.html
@@ -161,6 +189,23 @@ class Database:
             except CutShort:
                 self.grouped = False  # the group limit was not raised: read rows one by one
         return self.read(self.page(after, mine, skip, rows, ROWS))
+
+    def digests(self, after: str, mine: str, skip: int = 0, lead: int = 0) -> list[Group]:
+        """A page's groups (DIGEST) after `after`, its first `skip` rows left out, the first
+        `lead` rows one group."""
+        sql = DIGEST.replace("{lead}", str(lead))
+        reply = self.page(after, mine, skip, self.page_rows, sql)
+        try:
+            found = json.loads(reply.get("formattedRecords") or "[]")
+            return [
+                (int(g["n"]), str(g["last"]), str(g["h"]), g["amount"], g["ok"] in (1, True, "1"))
+                for g in found
+            ]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise DeployError(
+                f"the Data API answered a page verify cannot read ({type(exc).__name__}: "
+                f"{exc}); run verify again"
+            ) from exc
 
     def read(self, reply: dict[str, Any], retry: bool = False) -> list[Stored]:
         """The page's rows; with `retry`, a page cut short is CutShort (asked again), else, as

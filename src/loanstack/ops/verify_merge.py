@@ -16,7 +16,7 @@ import queue
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from operator import lt
 from typing import IO, Any
@@ -56,22 +56,26 @@ class Pages(threading.Thread):
     """The table's rows read ahead on a thread (the Data API is mostly waited for), at most a few
     pages held, so memory stays flat; `stop` ends the reading early."""
 
-    def __init__(self, database: Database, mine: str) -> None:
+    def __init__(
+        self, database: Database, mine: str, read: Callable[[Any, str], Iterator[Any]] | None = None
+    ) -> None:
         super().__init__(name="verify-pages", daemon=True)
-        self.database, self.mine = database, mine
-        self.pages: queue.Queue[list[Stored] | BaseException | None] = queue.Queue(maxsize=4)
+        self.database, self.mine, self.read = database, mine, read
+        self.pages: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=4)
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        """The table's pages (`read`: another kind of page, verify_digest's groups)."""
         try:
-            for page in self.database.pages(self.mine):
+            read = self.read or (lambda database, mine: database.pages(mine))
+            for page in read(self.database, self.mine):
                 if not self.hand(page):
                     return
             self.hand(None)
         except BaseException as exc:  # re-raised on the main thread, as one line
             self.hand(one_line(exc))
 
-    def hand(self, item: list[Stored] | BaseException | None) -> bool:
+    def hand(self, item: list[Any] | BaseException | None) -> bool:
         while not self.stopped.is_set():
             try:
                 self.pages.put(item, timeout=0.2)
@@ -81,13 +85,17 @@ class Pages(threading.Thread):
         return False
 
     def rows(self) -> Iterator[Stored]:
+        for page in self.items():
+            yield from page
+
+    def items(self) -> Iterator[list[Any]]:
         while True:
             item = self.pages.get()
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield from item
+            yield item
 
     def stop(self) -> None:
         self.stopped.set()
