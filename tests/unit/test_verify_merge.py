@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loanstack.ops import verify, verify_merge
+from loanstack.ops import verify, verify_digest, verify_merge
 from loanstack.ops.verify_db import Group, Stored
 from loanstack.ops.verify_export import read_export
 from loanstack.testing import loanbook
@@ -173,6 +173,7 @@ def both(path: Path, table: Table, tmp: Path) -> tuple[Any, Any]:
     st.sampled_from([1, 2, 3, verify_merge.BULK]),
     st.sampled_from([1, 3, 32]),
     st.sampled_from([1 << 20, 300]),
+    st.sampled_from([1, 2, 512]),
 )
 def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     tmp_path: Path,
@@ -185,11 +186,14 @@ def test_the_merge_of_an_export_in_order_is_the_sqlite_verdict(
     bulk: int,
     group: int,
     limit: int,
+    taken: int,
 ) -> None:
     """Runs of `bulk` lines (short ones too, so that runs both agree with the table and do not)
     reconciled at once give the verdict of the lines one by one; so do the table's groups
-    compared by digest (of `group` rows, GROUP_CONCAT cut at `limit` bytes or not)."""
+    compared by digest (of `group` rows, GROUP_CONCAT cut at `limit` bytes or not; the lines
+    looked at `taken` at a time)."""
     monkeypatch.setattr(verify_merge, "BULK", bulk)
+    monkeypatch.setattr(verify_digest, "TAKEN", taken)
     path = tmp_path / "book.csv"
     write(path, sorted(lines, key=lambda line: line[0]), blank)  # ids in order, repeats kept
     table = Table(tampered(migrated(path), tamper, extra), page_rows, group=group, limit=limit)
