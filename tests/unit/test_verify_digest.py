@@ -137,3 +137,11 @@ def test_a_cut_group_agreeing_by_its_hash_is_still_read(tmp_path: Path) -> None:
     summary = verdict(path, table, tmp_path)
     assert summary["reconciled"] and table.fetched > 0
     assert verify.reconcile(path, table, LIMITS).summary()["reconciled"]  # type: ignore[arg-type]
+
+
+def test_only_values_json_quote_leaves_as_they_are_can_agree() -> None:
+    from loanstack.ops.verify_digest import plain
+
+    assert plain("L-0001APPROVEDab12 ,~")
+    for value in ['q"', "b\\", "s/", "é", "\x00", "\n", "\x1f", "\x7f", "😀"]:
+        assert not plain(f"L-1{value}"), value

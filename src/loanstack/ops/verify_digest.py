@@ -33,11 +33,11 @@ from loanstack.ops.verify_merge import Unordered
 from loanstack.ops.verify_report import amount_sum
 
 # Values whose JSON_QUOTE is the value between two quotes on MySQL 8.0 and MariaDB alike
-# (`plain`): printable ASCII but the quote and backslash JSON escapes and the solidus some
-# escape. A value with anything else (a control character, non-ASCII) never agrees here: its
+# (`plain`): ASCII without the control characters, the quote and the backslash JSON escapes, and
+# the solidus some escape. A value with anything else (a control character, non-ASCII) never agrees here: its
 # group is read row by row, which is exact whatever the escaping.
 # https://dev.mysql.com/doc/refman/8.0/en/json-creation-functions.html#function_json-quote
-ESCAPED = '"\\/'
+ESCAPED = bytes(range(32)) + b'\x7f"\\/'
 # Groups read together when one disagrees: a loan book with a problem row every few hundred
 # would otherwise pay a Data API call per group it reads.
 DETAIL_GROUPS = 8
@@ -233,6 +233,10 @@ def sha256_hex(data: bytes) -> str:
 
 
 def plain(values: str) -> bool:
-    """Whether JSON_QUOTE writes each of these values as it is, between quotes (by scans in C:
-    a regular expression cost ~1 µs a row)."""
-    return values.isascii() and values.isprintable() and not any(map(values.__contains__, ESCAPED))
+    """Whether JSON_QUOTE writes each of these values as it is, between quotes: ASCII (known to
+    the string, no scan) with none of ESCAPED once the bytes are filtered (a table lookup in C;
+    str.isprintable or a regular expression cost ~1 µs a row)."""
+    if not values.isascii():
+        return False
+    data = values.encode("ascii")
+    return len(data.translate(None, ESCAPED)) == len(data)

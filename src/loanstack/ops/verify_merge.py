@@ -189,7 +189,10 @@ class Ahead:
         return list(islice(self.buffer, count))
 
     def skip(self, count: int) -> None:
-        """Takes `count` rows that `peek` gave."""
+        """Takes `count` rows that `peek` gave (usually all the buffer holds: cleared at once)."""
+        if count == len(self.buffer):
+            self.buffer.clear()
+            return
         for _ in range(count):
             self.buffer.popleft()
 
