@@ -132,7 +132,8 @@ class Digested:
                     yield from given
                 else:
                     self.read += 1
-                    ask = sum(group[0] for group in page[index : index + DETAIL_GROUPS])
+                    ahead = page[index : index + DETAIL_GROUPS] if ok else page[index:]
+                    ask = sum(group[0] for group in ahead)  # a group cut: the page's are too
                     yield from self.detail.rows(after, last, max(ask, 1))
                 after = last
         self.settle()
