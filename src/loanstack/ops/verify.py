@@ -150,8 +150,10 @@ def mine(digest: str) -> str:
 def reconcile_merged(
     path: Path, database: Database, limits: dict[str, Any], report: Path | None, digest: str
 ) -> Reconciliation:
-    """The merge; Unordered (raised at the first line out of order) leaves nothing behind: the
-    workers and the page reader are stopped, and the report is written again from the start."""
+    """The merge, the table compared a group at a time by its digest (verify_digest) and read
+    row by row where a group differs; Unordered (raised at the first line out of order) leaves
+    nothing behind: the workers and the page reader are stopped, and the report is written
+    again from the start."""
     result = Reconciliation(path.name, report=report)
     lines, reader = read_export(path, limits)
     pages = Pages(database, mine(digest), digest_pages)
