@@ -145,3 +145,13 @@ def test_only_values_json_quote_leaves_as_they_are_can_agree() -> None:
     assert plain("L-0001APPROVEDab12 ,~")
     for value in ['q"', "b\\", "s/", "é", "\x00", "\n", "\x1f", "\x7f", "😀"]:
         assert not plain(f"L-1{value}"), value
+
+
+def test_rows_no_line_holds_are_read_in_growing_calls(tmp_path: Path) -> None:
+    """A table shared with other exports: their rows' groups differ one after the other and are
+    read in ever larger calls, not one call a few groups; each row is counted as before."""
+    path = book(tmp_path)
+    others: list[Stored] = [(f"K-{k:04d}", "f" * 64, "APPROVED", False, "1.00") for k in range(400)]
+    table = Table([*migrated(path), *others], 4000, group=2)
+    summary = verdict(path, table, tmp_path)
+    assert summary["reconciled"] and table.fetched <= 3

@@ -118,6 +118,7 @@ class Digested:
         self.said: list[str] = []  # the lines' amounts of those groups' rows
         self.correction = Decimal(0)
         self.agreed = self.read = 0  # groups agreed, groups read row by row
+        self.missed = 0  # groups differing in a row, up to this one
 
     def rows(self, lines: Iterator[Line]) -> Iterator[Stored]:
         after = ""
@@ -127,13 +128,17 @@ class Digested:
                     raise Unordered("the table's pages are not in loan id order")
                 chunk = self.take(lines, last)
                 given = self.agreeing(chunk, count, last, digest, amount if ok else None)
+                self.missed = 0 if given is not None else self.missed + 1
                 if given is not None:
                     self.agreed += 1
                     yield from given
                 else:
                     self.read += 1
-                    ahead = page[index : index + DETAIL_GROUPS] if ok else page[index:]
-                    ask = sum(group[0] for group in ahead)  # a group cut: the page's are too
+                    # a group cut: the page's are too; groups differing in a row (rows of other
+                    # exports' ids) read in ever larger calls, as pages were before
+                    wide = DETAIL_GROUPS << min(self.missed, 8)
+                    ahead = page[index : index + wide] if ok else page[index:]
+                    ask = sum(group[0] for group in ahead)
                     yield from self.detail.rows(after, last, max(ask, 1))
                 after = last
         self.settle()
