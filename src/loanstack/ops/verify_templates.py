@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +39,21 @@ ID_FIELDS = ("loanId", "applicantId")
 # What a line alike is given: (the fingerprint's text around the ids, or None when INVALID,
 # decision, detail, amount)
 Kept = tuple[tuple[str, str, str] | None, str, str, str | None]
+CELL = r'[^,"\r\n]*'  # a cell of a line `csv_cells` splits at its commas (no quote, no line end)
+NO_LINE = re.compile(r"(?!)")  # matches nothing: no ids to set apart, every line whole
+
+
+def line_pattern(low: int, high: int, id_pattern: str) -> re.Pattern[str]:
+    """A line of cells split at commas whose cells `low` and `high` are valid ids (`ID`), in
+    one match in C: (the cells before the first id, with their commas; that id; the cells
+    between; the second id; the cells after). The line without its two ids, the groups other
+    than the ids joined, is the template's key: the line's other cells and where they stand.
+    A line it matches is one `csv_cells` splits at its commas with both ids valid and at least
+    `high` + 1 cells; one it does not goes the whole way."""
+    return re.compile(
+        f"((?:{CELL},){{{low}}})({id_pattern})(,(?:{CELL},){{{high - low - 1}}})({id_pattern})"
+        f'((?:,[^"\r\n]*)?)'  # = (,CELL)*: the cells after the second id, as many as there are
+    )
 
 
 class Templates:
@@ -59,7 +76,12 @@ class Templates:
         self.width = len(names) if isinstance(names, list) else -1
         at = [names.index(f) if isinstance(names, list) and f in names else -1 for f in ID_FIELDS]
         self.ids = (at[0], at[1]) if -1 not in at and at[0] != at[1] else None
-        self.kept: dict[tuple[str, ...], Kept] = {}
+        self.low = self.ids is not None and self.ids[0] < self.ids[1]  # the loan id comes first
+        self.pattern = NO_LINE
+        if self.ids is not None:
+            self.pattern = line_pattern(min(self.ids), max(self.ids), fn.ID.pattern)
+        self.size_limit = csv.field_size_limit()  # csv_cells' bound (the reader's never exceeds it)
+        self.kept: dict[str | tuple[str, ...], Kept] = {}  # keys: line_pattern's, read_cells'
         self.looked_up, self.hits = 0, 0
 
     def seldom_alike(self) -> bool:
@@ -71,33 +93,39 @@ class Templates:
         if self.ids is None or self.seldom_alike():
             yield from self.whole(lines)  # no ids to set apart, or lines seldom alike
             return
-        fn = self.fn
-        cells_of, valid_id, fingerprint_of = fn.csv_cells, fn.ID.fullmatch, fn.fingerprint_of
-        first, second = self.ids
-        last, width, kept = max(first, second), self.width, self.kept
+        fullmatch, size_limit, first_is_low = self.pattern.fullmatch, self.size_limit, self.low
+        kept = self.kept
+        fingerprint_of = self.fn.fingerprint_of
         whole: list[tuple[int, str]] = []
         for k, (number, text) in enumerate(lines):
             if type(text) is not str:
                 whole.append((number, text))  # unreadable: the reader's message
                 continue
-            if not text.strip():
+            match = fullmatch(text)
+            if match is not None and len(text) <= size_limit:
+                self.looked_up += 1
+                before, low_id, middle, high_id, after = match.groups()
+                loan_id, applicant = (low_id, high_id) if first_is_low else (high_id, low_id)
+                key: str | tuple[str, ...] = before + middle + after
+                fits = key.count(",") < self.width  # no more cells than the header
+            elif not text.strip():
                 continue  # a blank line is no row (csv_rows)
-            self.looked_up += 1
-            cells = cells_of(text)
-            if (
-                type(cells) is not list
-                or not last < len(cells) <= width
-                or not valid_id(loan_id := cells[first])
-                or not valid_id(applicant := cells[second])
-            ):
-                whole.append((number, text))
-                continue
+            else:
+                self.looked_up += 1
+                read = self.read_cells(text)
+                if read is None:
+                    whole.append((number, text))
+                    continue
+                key, loan_id, applicant = read
+                fits = True
             if whole:
                 yield from self.whole(whole)
                 whole = []
-            cells[first] = cells[second] = ""
-            found = kept.get(key := tuple(cells))
+            found = kept.get(key)
             if found is None:
+                if not fits:
+                    whole.append((number, text))
+                    continue
                 yield self.learn(number, text, key)
                 if self.seldom_alike():
                     yield from self.whole(lines[k + 1 :])
@@ -118,7 +146,23 @@ class Templates:
             )
         yield from self.whole(whole)
 
-    def learn(self, number: int, text: str, key: tuple[str, ...]) -> Line:
+    def read_cells(self, text: str) -> tuple[tuple[str, ...], str, str] | None:
+        """A line `line_pattern` does not match (quoted cells, an id the schema refuses, too
+        few or too many cells): its key (its cells as the csv module reads them, the ids
+        emptied) and ids when it can be a template's, else None (the whole way)."""
+        cells = self.fn.csv_cells(text)
+        first, second = self.ids or (0, 0)
+        if (
+            type(cells) is not list
+            or not max(first, second) < len(cells) <= self.width
+            or not self.fn.ID.fullmatch(loan_id := cells[first])
+            or not self.fn.ID.fullmatch(applicant := cells[second])
+        ):
+            return None
+        cells[first] = cells[second] = ""
+        return tuple(cells), loan_id, applicant
+
+    def learn(self, number: int, text: str, key: str | tuple[str, ...]) -> Line:
         """A line the whole way; what the function made of it kept for the lines alike."""
         clean: list[dict[str, Any]] = []
         rows = self.fn.rows_of(self.key, [self.header, (number, text)])
