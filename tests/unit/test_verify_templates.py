@@ -5,6 +5,7 @@ cells: ids the schema refuses, numbers written many ways, quotes, short and long
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -107,6 +108,49 @@ def test_templates_take_most_lines_of_a_loan_book(tmp_path: Path) -> None:
     expected = list(verify_export.judge(FN.rows_of("incoming/book.csv", texts), LIMITS, PATH))
     assert found == [e for e in expected if e[0] in {n for n, _ in body}]
     assert templates.hits > 0.9 * len(body) and len(templates.kept) < 10
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data(), st.sampled_from(HEADERS))
+def test_blocks_read_in_place_give_every_line_as_the_whole_reader_does(
+    data: st.DataObject, header: str
+) -> None:
+    """`judge_block` reads a block's lines alike as bytes: the same lines as the function's
+    reader and `judge` give for the whole file, whatever the line ends, blank lines, bytes
+    that are not UTF-8, lines too long, and where the blocks are cut (at line ends)."""
+    names = header.split(",")
+    products = data.draw(st.lists(product(names), min_size=1, max_size=4))
+    texts = data.draw(st.lists(line(names, products), min_size=1, max_size=50))
+    texts = data.draw(st.permutations(texts + texts[: len(texts) // 2]))
+    body = []
+    for text in texts:
+        raw = text.encode()
+        spoil = data.draw(st.sampled_from(["", "", "", "", "bytes", "long", "empty"]))
+        if spoil == "bytes":  # not UTF-8 in place of a character
+            raw = raw.replace(b"-", b"\xff", 1) if b"-" in raw else raw + b"\xc3"
+        elif spoil == "long":
+            raw += b"9" * FN.MAX_LINE_BYTES  # its last cell too long: alike, but unreadable
+        elif spoil == "empty":  # blank (not empty: after a "\r", a "\n" would end that line)
+            raw = b" "
+        body.append(raw + data.draw(st.sampled_from([b"\n", b"\r", b"\r\n"])))
+    if data.draw(st.booleans()):
+        body[-1] = body[-1].rstrip(b"\r\n")  # the last line without its end
+    whole = header.encode() + b"\n" + b"".join(body)
+    expected = list(
+        verify_export.judge(
+            FN.rows_of("incoming/book.csv", FN.text_lines(io.BytesIO(whole))), LIMITS, PATH
+        )
+    )
+    cuts = sorted(
+        data.draw(st.sets(st.integers(1, len(body) - 1), max_size=4)) if len(body) > 1 else []
+    )
+    templates = verify_templates.Templates((1, header), LIMITS, PATH, FN, verify_export.judge)
+    found, number = [], 2
+    for begin, end in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        block = b"".join(body[begin:end])
+        found += templates.judge_block(number, block)
+        number += end - begin
+    assert found == expected
 
 
 TEXT = st.text(st.sampled_from(list('Ab9_-,"\r\n é')), max_size=12)
