@@ -112,8 +112,11 @@ def verify_once(env: dict[str, str], export: Path, profile: str | None) -> dict[
     )  # fmt: skip
     wall = time.perf_counter() - begin
     emulator_after, mariadbd_after = server_cpu(env)
-    tool = json.loads(run.stderr.strip().splitlines()[-1])
-    summary = json.loads(run.stdout)
+    try:
+        tool = json.loads(run.stderr.strip().splitlines()[-1])
+        summary = json.loads(run.stdout)
+    except (ValueError, IndexError):  # the child failed before its summary: say how
+        raise SystemExit(f"verify failed: {run.stdout[-800:]} {run.stderr[-2000:]}") from None
     if tool["code"] != 0 or not summary["reconciled"]:
         raise SystemExit(f"verify did not reconcile: {run.stdout[-800:]} {run.stderr[-800:]}")
     servers = {"emulator_s": emulator_after - emulator, "mariadbd_s": mariadbd_after - mariadbd}

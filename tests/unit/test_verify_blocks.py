@@ -68,3 +68,21 @@ def test_a_csv_export_in_blocks_is_judged_as_in_one_pass(
     lines, reader = verify_export.read_export(path, limits, workers=2)
     assert sorted(lines) == sorted(one) and reader.size == path.stat().st_size
     assert len(one) == 62 and {line[3] for line in one} >= {"INVALID", "REJECTED", "APPROVED"}
+
+
+@pytest.mark.parametrize("name", ["book.csv", "book.jsonl"])
+def test_the_pre_pass_digest_is_the_line_pass_digest(tmp_path: Path, name: str) -> None:
+    """verify's pre-pass hashes the migration id's digest alone (its own loop); the line
+    pass's reader (Hashing) must agree with it, or verify reports the export changed."""
+    from loanstack.ops import verify
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbfloanId\r\nL-1\n" + b"x" * (3 << 20) + b"\rlast")
+    with path.open("rb") as handle:
+        reader = verify_export.Hashing(handle, verify_export.export_kind(path))
+        while reader.read(1 << 20):
+            pass
+    assert verify.export_digest(path) == reader.digest.hexdigest()
+    other = tmp_path / ("other" + path.suffix)
+    other.write_bytes(path.read_bytes()[:-1])
+    assert verify.export_digest(other) != reader.digest.hexdigest()

@@ -12,6 +12,7 @@ CPU. Exit status 0 only when every line reconciles.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 import tempfile
@@ -225,15 +226,17 @@ def export_digest(path: Path) -> str:
     """The export's digest as migrate's object keys carry it (the format, a NUL, its bytes):
     rows whose source holds its first 24 characters were recorded by this export. Hashed ahead
     of the line-by-line pass so that the table can be read meanwhile; that pass hashes again and
-    must agree."""
+    must agree. Only the migration id's digest: the file's own SHA-256 is that pass's."""
+    kind = export_kind(path)
     try:
-        reader = Hashing(path.open("rb"), export_kind(path))
+        handle = path.open("rb")
     except OSError as exc:
         raise UsageError(f"cannot read export {path}: {exc.strerror}") from exc
-    with reader.handle:
-        while reader.read(1 << 20):
-            pass
-    return reader.digest.hexdigest()
+    digest = hashlib.sha256(kind.encode() + b"\0")
+    with handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def insert(db: sqlite3.Connection, statement: str, rows: Iterable[Any]) -> None:

@@ -177,10 +177,22 @@ def _judge_block(number: int, data: bytes) -> list[Line]:
     """A worker's block of whole lines (`Parallel.cut`), split and decoded here; in a CSV's
     first block, the header and what comes before it are not rows."""
     header = _job["header"]
+    if header is not None and number > header[0]:
+        return _templates(header).judge_block(number, data)  # the bytes of lines alike in place
     lines = block_lines(number, data)
-    if header is not None and number <= header[0]:
+    if header is not None:
         lines = [line for line in lines if line[0] > header[0]]
     return _judge_batch(lines)
+
+
+def _templates(header: tuple[int, str]) -> Templates:
+    """The worker's templates, made with its first CSV block."""
+    templates: Templates | None = _job.get("templates")
+    if templates is None:
+        templates = _job["templates"] = Templates(
+            header, _job["limits"], _job["path"], validation(), judge
+        )
+    return templates
 
 
 def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
@@ -188,11 +200,7 @@ def _judge_batch(batch: list[tuple[int, str]]) -> list[Line]:
     first, so its cells name the fields)."""
     path, header = _job["path"], _job["header"]
     if header is not None:
-        templates = _job.get("templates") or Templates(
-            header, _job["limits"], path, validation(), judge
-        )
-        _job["templates"] = templates
-        return list(templates.judge(batch))
+        return list(_templates(header).judge(batch))
     rows = validation().rows_of(f"incoming/{path.name}", batch)
     return list(judge(rows, _job["limits"], path))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +40,22 @@ ID_FIELDS = ("loanId", "applicantId")
 # What a line alike is given: (the fingerprint's text around the ids, or None when INVALID,
 # decision, detail, amount)
 Kept = tuple[tuple[str, str, str] | None, str, str, str | None]
+CELL = r'[^,"\r\n]*'  # a cell of a line `csv_cells` splits at its commas (no quote, no line end)
+NO_LINE = re.compile(r"(?!)")  # matches nothing: no ids to set apart, every line whole
+NO_RAW_LINE = re.compile(rb"(?!)")
+
+
+def line_pattern(low: int, high: int, id_pattern: str) -> re.Pattern[str]:
+    """A line of cells split at commas whose cells `low` and `high` are valid ids (`ID`), in
+    one match in C: (the cells before the first id, with their commas; that id; the cells
+    between; the second id; the cells after). The line without its two ids, the groups other
+    than the ids joined, is the template's key: the line's other cells and where they stand.
+    A line it matches is one `csv_cells` splits at its commas with both ids valid and at least
+    `high` + 1 cells; one it does not goes the whole way."""
+    return re.compile(
+        f"((?:{CELL},){{{low}}})({id_pattern})(,(?:{CELL},){{{high - low - 1}}})({id_pattern})"
+        f'((?:,[^"\r\n]*)?)'  # = (,CELL)*: the cells after the second id, as many as there are
+    )
 
 
 class Templates:
@@ -59,7 +78,16 @@ class Templates:
         self.width = len(names) if isinstance(names, list) else -1
         at = [names.index(f) if isinstance(names, list) and f in names else -1 for f in ID_FIELDS]
         self.ids = (at[0], at[1]) if -1 not in at and at[0] != at[1] else None
-        self.kept: dict[tuple[str, ...], Kept] = {}
+        self.low = self.ids is not None and self.ids[0] < self.ids[1]  # the loan id comes first
+        self.pattern, self.raw_pattern = NO_LINE, NO_RAW_LINE
+        if self.ids is not None:
+            self.pattern = line_pattern(min(self.ids), max(self.ids), fn.ID.pattern)
+            self.raw_pattern = re.compile(self.pattern.pattern.encode())
+        self.size_limit = csv.field_size_limit()  # csv_cells' bound (the reader's never exceeds it)
+        # a line's bytes read in place (`judge_block`) when no longer than both bounds
+        self.raw_limit = min(fn.MAX_LINE_BYTES, self.size_limit)
+        # keys: line_pattern's (of the text, or of the bytes in judge_block), read_cells'
+        self.kept: dict[str | bytes | tuple[str, ...], Kept] = {}
         self.looked_up, self.hits = 0, 0
 
     def seldom_alike(self) -> bool:
@@ -71,33 +99,39 @@ class Templates:
         if self.ids is None or self.seldom_alike():
             yield from self.whole(lines)  # no ids to set apart, or lines seldom alike
             return
-        fn = self.fn
-        cells_of, valid_id, fingerprint_of = fn.csv_cells, fn.ID.fullmatch, fn.fingerprint_of
-        first, second = self.ids
-        last, width, kept = max(first, second), self.width, self.kept
+        fullmatch, size_limit, first_is_low = self.pattern.fullmatch, self.size_limit, self.low
+        kept = self.kept
+        fingerprint_of = self.fn.fingerprint_of
         whole: list[tuple[int, str]] = []
         for k, (number, text) in enumerate(lines):
             if type(text) is not str:
                 whole.append((number, text))  # unreadable: the reader's message
                 continue
-            if not text.strip():
+            match = fullmatch(text)
+            if match is not None and len(text) <= size_limit:
+                self.looked_up += 1
+                before, low_id, middle, high_id, after = match.groups()
+                loan_id, applicant = (low_id, high_id) if first_is_low else (high_id, low_id)
+                key: str | tuple[str, ...] = before + middle + after
+                fits = key.count(",") < self.width  # no more cells than the header
+            elif not text.strip():
                 continue  # a blank line is no row (csv_rows)
-            self.looked_up += 1
-            cells = cells_of(text)
-            if (
-                type(cells) is not list
-                or not last < len(cells) <= width
-                or not valid_id(loan_id := cells[first])
-                or not valid_id(applicant := cells[second])
-            ):
-                whole.append((number, text))
-                continue
+            else:
+                self.looked_up += 1
+                read = self.read_cells(text)
+                if read is None:
+                    whole.append((number, text))
+                    continue
+                key, loan_id, applicant = read
+                fits = True
             if whole:
                 yield from self.whole(whole)
                 whole = []
-            cells[first] = cells[second] = ""
-            found = kept.get(key := tuple(cells))
+            found = kept.get(key)
             if found is None:
+                if not fits:
+                    whole.append((number, text))
+                    continue
                 yield self.learn(number, text, key)
                 if self.seldom_alike():
                     yield from self.whole(lines[k + 1 :])
@@ -118,7 +152,97 @@ class Templates:
             )
         yield from self.whole(whole)
 
-    def learn(self, number: int, text: str, key: tuple[str, ...]) -> Line:
+    def judge_block(self, number: int, data: bytes) -> list[Line]:
+        """A block of whole lines (`Parallel.cut`, the first line numbered `number` > 1), its
+        lines alike read in place: a line's bytes matched by `line_pattern` (compiled for
+        bytes) whose key is kept get their ids and the template's answer, without the line
+        being decoded or copied. Every other line, in order, is read by the function's reader
+        (`lines_of`) and judged by `judge`; a line alike not yet kept is decoded and learned.
+
+        The same lines as the reader's: a block is split where the reader splits it (`LINE_END`),
+        an empty piece after its last line end is no line; the bytes pattern excludes `,` `"`
+        and line ends as the text's does, and its ids are ASCII, so a line it matches is valid
+        UTF-8 when its key is (a kept key was decoded when learned: the bytes between ASCII
+        cells are the key's); a line longer than MAX_LINE_BYTES is never read in place."""
+        fn = self.fn
+        pieces = fn.LINE_END.split(data) if b"\r" in data else data.split(b"\n")
+        if not pieces[-1]:
+            pieces.pop()
+        if self.ids is None or self.seldom_alike():
+            return list(self.judge(lines_of(fn, number, pieces)))
+        fullmatch, limit, kept = self.raw_pattern.fullmatch, self.raw_limit, self.kept
+        fingerprint_of, first_is_low, width = fn.fingerprint_of, self.low, self.width
+        out: list[Line] = []
+        slow: list[bytes] = []  # a run of lines for the reader, from line `slow_from`
+        slow_from = number
+        for k, raw in enumerate(pieces):
+            match = fullmatch(raw) if len(raw) <= limit else None
+            found = None
+            if match is not None:
+                before, low_id, middle, high_id, after = match.groups()
+                found = kept.get(key := before + middle + after)
+                if found is None and key.count(b",") < width:
+                    try:
+                        text = raw.decode()
+                    except UnicodeDecodeError:
+                        pass  # the reader's message, below
+                    else:
+                        if slow:
+                            out.extend(self.judge(lines_of(fn, slow_from, slow)))
+                            slow = []
+                        self.looked_up += 1
+                        out.append(self.learn(number + k, text, key))
+                        if self.seldom_alike():
+                            rest = lines_of(fn, number + k + 1, pieces[k + 1 :])
+                            out.extend(self.judge(rest))
+                            return out
+                        continue
+            if found is None:
+                if not slow:
+                    slow_from = number + k
+                slow.append(raw)
+                continue
+            if slow:
+                out.extend(self.judge(lines_of(fn, slow_from, slow)))
+                slow = []
+            self.looked_up += 1
+            self.hits += 1
+            loan_id, applicant = (low_id, high_id) if first_is_low else (high_id, low_id)
+            parts, decision, detail, amount = found
+            loan_text = loan_id.decode()
+            out.append(
+                (number + k, loan_text, None, decision, detail, amount)
+                if parts is None
+                else (
+                    number + k,
+                    loan_text,
+                    fingerprint_of(parts, loan_text, applicant.decode()),
+                    decision,
+                    detail,
+                    amount,
+                )
+            )
+        if slow:
+            out.extend(self.judge(lines_of(fn, slow_from, slow)))
+        return out
+
+    def read_cells(self, text: str) -> tuple[tuple[str, ...], str, str] | None:
+        """A line `line_pattern` does not match (quoted cells, an id the schema refuses, too
+        few or too many cells): its key (its cells as the csv module reads them, the ids
+        emptied) and ids when it can be a template's, else None (the whole way)."""
+        cells = self.fn.csv_cells(text)
+        first, second = self.ids or (0, 0)
+        if (
+            type(cells) is not list
+            or not max(first, second) < len(cells) <= self.width
+            or not self.fn.ID.fullmatch(loan_id := cells[first])
+            or not self.fn.ID.fullmatch(applicant := cells[second])
+        ):
+            return None
+        cells[first] = cells[second] = ""
+        return tuple(cells), loan_id, applicant
+
+    def learn(self, number: int, text: str, key: str | bytes | tuple[str, ...]) -> Line:
         """A line the whole way; what the function made of it kept for the lines alike."""
         clean: list[dict[str, Any]] = []
         rows = self.fn.rows_of(self.key, [self.header, (number, text)])
@@ -134,3 +258,12 @@ class Templates:
         if lines:
             rows = self.fn.rows_of(self.key, [self.header, *lines])
             yield from self.judge_rows(rows, self.limits, self.path, None)
+
+
+def lines_of(fn: ModuleType, number: int, pieces: list[bytes]) -> list[tuple[int, Any]]:
+    """Whole lines without their ends (`pieces`, the first numbered `number` > 1) as the
+    function's reader gives them in the whole file: read behind a blank line, so that the first
+    is not the file's first (a byte order mark opens only that one); the blank line dropped."""
+    texts = fn.text_lines(io.BytesIO(b"\n" + b"\n".join(pieces)), fn.MAX_LINE_BYTES)
+    next(texts)
+    return [(n + number - 2, text) for n, text in texts]
