@@ -34,10 +34,12 @@ from typing import Any
 
 from loanstack.botocore_models import share_models
 from loanstack.emulator.awslambda_logs import (
+    InvocationThreads,
     JsonFormatter,
     NotPlumbing,
-    ThisThread,
+    follow_threads,
     logging_config,
+    own_lineage,
     to_cloudwatch,
 )
 from loanstack.emulator.awslambda_sandbox import (
@@ -155,8 +157,11 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """
     if STATE.sandboxes is not None:
         return in_sandbox(STATE.sandboxes, self, event)
+    follow_threads()  # the threads the handler starts log into its stream (awslambda_logs.py)
     invocation = Invocation(self, event)
-    worker = threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    worker = own_lineage(
+        threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    )
     worker.daemon = True
     worker.start()
     invocation.started.wait()
@@ -263,7 +268,7 @@ class Invocation:
     def handle(self) -> tuple[str, bool, str]:
         fn, logs = self.fn, self.logs
         capture = logging.StreamHandler(logs)
-        capture.addFilter(ThisThread())
+        capture.addFilter(InvocationThreads())
         capture.addFilter(NotPlumbing())
         config = logging_config(fn)
         json_format = config["LogFormat"] == "JSON"
