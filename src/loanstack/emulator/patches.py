@@ -257,8 +257,9 @@ PATCHES: list[Patch] = [
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
     Patch(lambda_models.LambdaBackend, "delete_function", awslambda_config.delete_function_and_sandboxes,
-          "a deleted function's idle sandbox processes are killed (they lived, ~44 MB each, "
-          "until the emulator stopped: one per deploy and destroy on the detached emulator)",
+          "a deleted function's idle sandbox processes are killed, its busy ones when their "
+          "invocation returns (they lived, ~44 MB each, until the emulator stopped: one per "
+          "deploy and destroy on the detached emulator)",
           "(self, function_name, qualifier=None)"),
     Patch(lambda_models.LambdaBackend, "invoke", awslambda_config.invoke_unless_throttled,
           "an Event Invoke is queued as an S3 notification's is (202 at once); a synchronous "
