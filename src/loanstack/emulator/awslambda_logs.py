@@ -80,26 +80,7 @@ def to_cloudwatch(fn: Any, lines: list[str]) -> None:
         backend.put_log_events(group, stream, events)
 
 
-CREATOR = "_loanstack_creator"  # on a Thread: the Thread that started it (`follow_threads`)
-
-
-def follow_threads() -> None:
-    """From now on, each thread started in this process records the thread that started it, so
-    an invocation's capture can take the lines of the threads its handler starts
-    (`InvocationThreads`), as Lambda's log stream has every line the runtime's process writes
-    (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html). Idempotent; the cost is
-    one attribute per thread start, none per log record or request."""
-    start = threading.Thread.start
-    if getattr(start, CREATOR, False):
-        return
-
-    def started(self: threading.Thread) -> None:
-        if not hasattr(self, CREATOR):  # `own_lineage` marked it first: the emulator's own
-            setattr(self, CREATOR, threading.current_thread())
-        start(self)
-
-    setattr(started, CREATOR, True)
-    threading.Thread.start = started  # type: ignore[method-assign]
+CREATOR = "_loanstack_creator"  # on a Thread: the Thread that started it (awslambda.py)
 
 
 def own_lineage(thread: threading.Thread) -> threading.Thread:
@@ -112,7 +93,9 @@ def own_lineage(thread: threading.Thread) -> threading.Thread:
 
 class InvocationThreads(logging.Filter):
     """An invocation's log capture takes the records of its own thread and of every thread that
-    descends from it (`follow_threads`), never those of a concurrent invocation's."""
+    descends from it (each records its creator: `awslambda.start_recording_creator`), never
+    those of a concurrent invocation's, as Lambda's log stream has every line the runtime's
+    process writes (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html)."""
 
     def __init__(self) -> None:
         super().__init__()
