@@ -6,9 +6,9 @@ invocation's records land in that group of the emulator's CloudWatch Logs, in a 
 Lambda names it, and come back base64-encoded with `--log-type Tail`
 (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html). An invocation's capture takes
 the records of its thread and of the threads it starts (as every line the runtime's process
-writes reaches the stream), none of a concurrent invocation's, none of the emulator's plumbing. A sandbox process
-(awslambda_worker.py) imports this module for the formats, so moto is imported only where the
-records are stored.
+writes reaches the stream), none of a concurrent invocation's, none of the emulator's plumbing.
+A sandbox process (awslambda_worker.py) imports this module for the formats, so moto is
+imported only where the records are stored.
 """
 
 from __future__ import annotations
