@@ -75,6 +75,8 @@ MODULE_TIERS: dict[str, tuple[str, ...]] = {
     "unit/test_check_report.py": ("subprocess",),
     "unit/test_startup.py": ("subprocess",),
     "unit/test_emulator_async_lambda.py": ("emulator", "subprocess"),  # sandbox processes
+    "unit/test_emulator_lambda_threads.py": ("emulator", "subprocess"),  # sandbox processes
+    "unit/test_emulator_sandbox_lifecycle.py": ("emulator", "subprocess"),  # sandbox processes
     "unit/test_emulator_extensions.py": ("emulator",),
     "unit/test_emulator_password_timing.py": ("emulator",),
     "unit/test_emulator_security_group_rules.py": ("emulator",),

@@ -8,8 +8,10 @@ as it does when the extra is not installed."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from loanstack.template import ROOT
 
@@ -31,18 +33,22 @@ print(f"exit={code} moto={loaded} emulator={emulator}")
 """
 
 
-def run_without_extra(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+def clean_environment(**env: str) -> dict[str, str]:
+    """This process's environment without AWS settings or an emulator to reach."""
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("AWS_", "LOANSTACK_EMULATOR"))
     }
-    environment.update(PYTHONPATH=str(ROOT / "src"), AWS_DEFAULT_REGION="us-east-1", **env)
+    return environment | {"PYTHONPATH": str(ROOT / "src"), "AWS_DEFAULT_REGION": "us-east-1"} | env
+
+
+def run_without_extra(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRA, *argv],
         capture_output=True,
         text=True,
-        env=environment,
+        env=clean_environment(**env),
         cwd=ROOT,
         timeout=120,
     )
@@ -85,3 +91,35 @@ def test_the_emulator_command_without_the_extra_is_one_line() -> None:
     assert "exit=1 moto=[]" in done.stdout, done.stdout + done.stderr
     assert "pip install 'loanstack[emulator]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+WITH_EXTRA = """
+import sys
+from loanstack.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("moto", "pymysql"))
+print(f"exit={code} moto={loaded}")
+"""
+
+
+def test_emulator_start_on_a_taken_port_refuses_before_loading_moto(tmp_path: Path) -> None:
+    """The server (moto: seconds of CPU to import) loaded before the port was found taken: the
+    refusal now comes first, in one line, exit 1 (docs/emulator.md)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for detach in ([], ["--detach"]):
+            command = ["emulator", "start", "--port", str(port), *detach]
+            done = subprocess.run(
+                [sys.executable, "-c", WITH_EXTRA, *command],
+                capture_output=True,
+                text=True,
+                env=clean_environment(LOANSTACK_EMULATOR_STATE=str(tmp_path / "emulator.json")),
+                cwd=ROOT,
+                timeout=120,
+            )
+            assert "exit=1 moto=[]" in done.stdout, (command, done.stdout[:200], done.stderr)
+            [line] = done.stderr.strip().splitlines()
+            assert line.startswith(f"loanstack: error: port {port} is taken ("), line
+            assert line.endswith("pick another with --port, or see `loanstack emulator status`")

@@ -33,11 +33,14 @@ import zipfile
 from typing import Any
 
 from loanstack.botocore_models import share_models
+from loanstack.emulator import fence
 from loanstack.emulator.awslambda_logs import (
+    CREATOR,
+    InvocationThreads,
     JsonFormatter,
     NotPlumbing,
-    ThisThread,
     logging_config,
+    own_lineage,
     to_cloudwatch,
 )
 from loanstack.emulator.awslambda_sandbox import (
@@ -135,6 +138,15 @@ def database_ca() -> dict[str, str]:
     return {"DB_CA_FILE": str(server.ca_file)} if server is not None and server.tls else {}
 
 
+def start_recording_creator(self: threading.Thread) -> None:
+    """`threading.Thread.start` while the emulator is installed (patches.py): the thread first
+    records the thread that started it, so that the lines of the threads a handler starts reach
+    its log stream (`InvocationThreads`). One attribute per thread start; nothing per record."""
+    if not hasattr(self, CREATOR):  # `own_lineage` marked it: one of the emulator's own
+        setattr(self, CREATOR, threading.current_thread())
+    fence.original(threading.Thread, "start")(self)
+
+
 class TimedOut(BaseException):
     """Raised inside a handler's thread when its function's Timeout has passed: Lambda stops the
     runtime there. A BaseException, so that a handler's `except Exception` cannot swallow it."""
@@ -156,7 +168,9 @@ def invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     if STATE.sandboxes is not None:
         return in_sandbox(STATE.sandboxes, self, event)
     invocation = Invocation(self, event)
-    worker = threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    worker = own_lineage(
+        threading.Thread(target=invocation.run, name=f"lambda-{self.function_name}")
+    )
     worker.daemon = True
     worker.start()
     invocation.started.wait()
@@ -263,7 +277,7 @@ class Invocation:
     def handle(self) -> tuple[str, bool, str]:
         fn, logs = self.fn, self.logs
         capture = logging.StreamHandler(logs)
-        capture.addFilter(ThisThread())
+        capture.addFilter(InvocationThreads())
         capture.addFilter(NotPlumbing())
         config = logging_config(fn)
         json_format = config["LogFormat"] == "JSON"

@@ -29,6 +29,7 @@ import time
 import uuid
 from typing import Any
 
+from loanstack.emulator.awslambda_logs import own_lineage
 from loanstack.emulator.state import STATE
 
 DEFAULT_CONCURRENCY = 10  # a function without a reservation; the emulator runs on a few cores
@@ -50,8 +51,12 @@ def invoke_async(account_id: str, event_body: Any, fn_arn: str, region_name: str
     for _ in range(deliveries):
         with STATE.invocations.changed:
             STATE.invocations.pending += 1
-        thread = threading.Thread(
-            target=run_event, args=(fn, json.dumps(event_body)), name=f"async-{fn.function_name}"
+        thread = own_lineage(
+            threading.Thread(
+                target=run_event,
+                args=(fn, json.dumps(event_body)),
+                name=f"async-{fn.function_name}",
+            )
         )
         thread.daemon = True
         thread.start()

@@ -144,8 +144,9 @@ def invoke_unless_throttled(
 def delete_function_and_sandboxes(
     self: Any, function_name: str, qualifier: str | None = None
 ) -> None:
-    """DeleteFunction (and a stack's delete of a function), then the function's idle sandbox
-    processes (awslambda_sandbox.py): no invocation can reach them any more."""
+    """DeleteFunction (and a stack's delete of a function), then the function's sandbox
+    processes (awslambda_sandbox.py): no invocation can reach them any more (idle ones at once,
+    busy ones when their invocation returns)."""
     fence.original(lambda_models.LambdaBackend, "delete_function")(self, function_name, qualifier)
     named = function_name.split(":function:")[-1].split(":")  # a name or ARN, maybe qualified
     if STATE.sandboxes is not None and qualifier is None and len(named) == 1:  # the whole function

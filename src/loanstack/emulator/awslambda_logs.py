@@ -5,9 +5,10 @@ the format (JSON records as Lambda's Python runtime writes them) and names the l
 invocation's records land in that group of the emulator's CloudWatch Logs, in a stream named as
 Lambda names it, and come back base64-encoded with `--log-type Tail`
 (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html). An invocation's capture takes
-only its own thread's records, and none of the emulator's plumbing. A sandbox process
-(awslambda_worker.py) imports this module for the formats, so moto is imported only where the
-records are stored.
+the records of its thread and of the threads it starts (as every line the runtime's process
+writes reaches the stream), none of a concurrent invocation's, none of the emulator's plumbing.
+A sandbox process (awslambda_worker.py) imports this module for the formats, so moto is
+imported only where the records are stored.
 """
 
 from __future__ import annotations
@@ -79,15 +80,40 @@ def to_cloudwatch(fn: Any, lines: list[str]) -> None:
         backend.put_log_events(group, stream, events)
 
 
-class ThisThread(logging.Filter):
-    """An invocation's log capture takes only its own thread's records (others run alongside)."""
+CREATOR = "_loanstack_creator"  # on a Thread: the Thread that started it (awslambda.py)
+
+
+def own_lineage(thread: threading.Thread) -> threading.Thread:
+    """Mark a thread the emulator starts (an invocation's, an event's) as descending from no
+    one: a function whose AWS call runs in its own thread (an in-process moto) and so starts
+    another invocation must not take that invocation's lines into its own log stream."""
+    setattr(thread, CREATOR, None)
+    return thread
+
+
+class InvocationThreads(logging.Filter):
+    """An invocation's log capture takes the records of its own thread and of every thread that
+    descends from it (each records its creator: `awslambda.start_recording_creator`), never
+    those of a concurrent invocation's, as Lambda's log stream has every line the runtime's
+    process writes (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.thread = threading.get_ident()
+        self.thread = threading.current_thread()
+        self.ident = self.thread.ident
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread == self.thread
+        if record.thread == self.ident:
+            return True
+        if record.thread != threading.get_ident():  # handed on by another thread (a queue)
+            return False
+        # logging calls filters in the thread that logged, so that thread is current here
+        creator = getattr(threading.current_thread(), CREATOR, None)
+        while creator is not None:
+            if creator is self.thread:
+                return True
+            creator = getattr(creator, CREATOR, None)
+        return False
 
 
 class NotPlumbing(logging.Filter):

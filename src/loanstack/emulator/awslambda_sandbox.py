@@ -75,6 +75,7 @@ class Sandbox:
         self.init_logs: list[str] = []
         self.init_error: dict[str, Any] | None = None
         self.ready = False  # the init phase has finished well (`wait_ready`)
+        self.retired = False  # its function was deleted mid-invocation: killed once released
         self._send({"init": init})
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -170,7 +171,7 @@ class Sandboxes:
     def release(self, sandbox: Sandbox, reusable: bool) -> None:
         with self.lock:
             self.busy.discard(sandbox)
-            if reusable:
+            if reusable and not sandbox.retired:
                 self.idle.setdefault(sandbox.key, []).append(sandbox)
                 return
         sandbox.kill()
@@ -178,10 +179,17 @@ class Sandboxes:
     def forget(self, function_name: str) -> None:
         """Kill the idle sandboxes of a deleted function: nothing can invoke them again, and
         each held ~44 MB until the emulator stopped (one per deploy and destroy of the dev
-        stack on the detached emulator, which lives for a whole session of tests)."""
+        stack on the detached emulator, which lives for a whole session of tests). A busy one
+        finishes its invocation, then is killed (`release`): Lambda documents no cut-short
+        invocation on DeleteFunction, and shuts an execution environment down only between
+        invocations (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-shutdown);
+        the function's Timeout still bounds it."""
         with self.lock:
             keys = [k for k in self.idle if function_of(k) == function_name]
             gone = [s for k in keys for s in self.idle.pop(k)]
+            for sandbox in self.busy:
+                if function_of(sandbox.key) == function_name:
+                    sandbox.retired = True
         for sandbox in gone:
             sandbox.kill()
 

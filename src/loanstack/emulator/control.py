@@ -82,6 +82,20 @@ def running() -> dict[str, Any] | None:
     return state if state is not None and alive(state["pid"]) else None
 
 
+def check_port(port: int) -> None:
+    """moto's threaded server waits forever when its port is taken: refuse first, in one line,
+    before anything heavy loads (`door.command`: moto costs seconds of CPU to import)."""
+    if not 0 <= port <= 65535:
+        raise EmulatorError(f"--port {port} is not a TCP port (0-65535; 0 picks a free one)")
+    if port == 0:
+        return
+    if (refused := bind_refused(port)) is not None:
+        raise EmulatorError(
+            f"port {port} is taken ({refused.strerror}): pick another with --port, or see "
+            "`loanstack emulator status`"
+        )
+
+
 def refuse_if_running() -> None:
     """One emulator per state file: a second start is refused with the URL to use instead."""
     if (state := running()) is not None:

@@ -81,6 +81,8 @@ def command(action: str, console: Console, port: int, detach: bool) -> int:
             return control.status(console)
         if action == "stop":
             return control.stop(console)
+        control.refuse_if_running()
+        control.check_port(port)  # before moto loads (seconds of CPU) or a child starts
         if detach:
             return control.start_detached(console, port)
         from loanstack.emulator import inprocess

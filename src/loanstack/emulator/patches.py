@@ -8,6 +8,8 @@ upgrade that moves one fails there, loudly, instead of somewhere inside a deploy
 
 from __future__ import annotations
 
+import threading
+
 from moto import backends as moto_backends
 from moto.awslambda import models as lambda_models
 from moto.awslambda import responses as lambda_responses
@@ -256,9 +258,15 @@ PATCHES: list[Patch] = [
     Patch(lambda_models.LambdaFunction, "get_configuration", awslambda_config.configuration_with_logging,
           "GetFunctionConfiguration answers the LoggingConfig",
           "(self, on_create=False)"),
+    Patch(threading.Thread, "start", awslambda.start_recording_creator,
+          "not moto: Python's threads record the thread that started them, so the lines of the "
+          "threads a handler starts reach its log stream, and a concurrent invocation's do not "
+          "(https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html)",
+          "(self)"),
     Patch(lambda_models.LambdaBackend, "delete_function", awslambda_config.delete_function_and_sandboxes,
-          "a deleted function's idle sandbox processes are killed (they lived, ~44 MB each, "
-          "until the emulator stopped: one per deploy and destroy on the detached emulator)",
+          "a deleted function's idle sandbox processes are killed, its busy ones when their "
+          "invocation returns (they lived, ~44 MB each, until the emulator stopped: one per "
+          "deploy and destroy on the detached emulator)",
           "(self, function_name, qualifier=None)"),
     Patch(lambda_models.LambdaBackend, "invoke", awslambda_config.invoke_unless_throttled,
           "an Event Invoke is queued as an S3 notification's is (202 at once); a synchronous "

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loanstack.emulator import EmulatorError, awslambda, control, rdsdata
+from loanstack.emulator import EmulatorError, awslambda, rdsdata
 from loanstack.emulator.cloudformation import modelled_types
+from loanstack.emulator.control import check_port
 from loanstack.emulator.faults import Faults
 from loanstack.emulator.mariadb import MariaDB
 from loanstack.emulator.patches import install, uninstall
@@ -106,16 +107,3 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def check_port(port: int) -> None:
-    """moto's threaded server waits forever when its port is taken: refuse first, in one line."""
-    if not 0 <= port <= 65535:
-        raise EmulatorError(f"--port {port} is not a TCP port (0-65535; 0 picks a free one)")
-    if port == 0:
-        return
-    if (refused := control.bind_refused(port)) is not None:
-        raise EmulatorError(
-            f"port {port} is taken ({refused.strerror}): pick another with --port, or see "
-            "`loanstack emulator status`"
-        )
