@@ -87,3 +87,29 @@ def test_a_json_answer_is_not_scanned_for_a_request_id_element(
     xml = "<R><RequestId>a</RequestId></R>"
     assert "<RequestId>a<" not in dispatch.enrich_response({}, xml)[1]
     assert scanned == [0, len(xml)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"formattedRecords": "[{\\"id\\": \\"<RequestId>x</RequestId>\\"}]"}',
+        '[{"id": "<RequestId>x</RequestId>"}, {"id": "L-1"}, {"id": "<RequestId>y</RequestId>"}]',
+        '\n {"records": [[{"stringValue": "<RequestId>a</RequestId>"}]]}',
+    ],
+)
+@pytest.mark.usefixtures("motos")
+def test_a_json_answer_holding_the_element_is_returned_as_it_is(body: str) -> None:
+    """AWS never rewrites a JSON answer; moto's substitution made a stored
+    `<RequestId>x</RequestId>` the request id and dropped what lay between two of them."""
+    headers, mine = dispatch.enrich_response({}, body)
+    assert mine == body
+    assert headers["x-amzn-requestid"]
+    assert MOTOS.__func__({}, body)[1] != body  # what moto's own did to it
+
+
+@pytest.mark.parametrize("lead", ["", "\n  ", "\ufeff", '<?xml version="1.0"?>\n'])
+@pytest.mark.usefixtures("motos")
+def test_an_xml_answer_gets_the_request_id(lead: str) -> None:
+    body = lead + "<R><ResponseMetadata><RequestId>moto's</RequestId></ResponseMetadata></R>"
+    headers, mine = dispatch.enrich_response({}, body)
+    assert f"<RequestId>{headers['x-amzn-requestid']}</RequestId>" in mine

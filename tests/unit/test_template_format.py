@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 from moto.cloudformation import models as cfn_models
+from moto.cloudformation.exceptions import ValidationError
 
 from loanstack import template
 from loanstack.emulator import install
@@ -63,3 +64,34 @@ def test_a_yaml_template_is_still_read_by_motos_reader() -> None:
     change_set.template = YAML_TEMPLATE
     change_set._parse_template()
     assert change_set.template_dict == parsed
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_as_cloudformation_reads_it(constant: str) -> None:
+    """ECMA-404 JSON has no NaN or Infinity (Python's json accepts them): CloudFormation answers
+    "Template format error: JSON not well-formed."
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-formats.html)."""
+    body = '{"Resources": {}, "Metadata": {"N": ' + constant + "}}"
+    with pytest.raises(ValidationError, match=r": Template format error: JSON not well-formed\.$"):
+        cfn_models.Stack.parse_template(body)
+    change_set = object.__new__(cfn_models.ChangeSet)
+    change_set.template = body
+    with pytest.raises(ValidationError, match="JSON not well-formed"):
+        change_set._parse_template()
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("- a\n- b\n", "unsupported structure"),
+        ("foo", "unsupported structure"),
+        ("42", "unsupported structure"),
+        ("Resources: [a\n", "YAML not well-formed"),
+        ('{"Resources": [a}', "JSON not well-formed"),
+    ],
+)
+def test_a_body_that_is_no_template_is_a_validation_error(body: str, said: str) -> None:
+    """Not moto's raw ValueError (HTTP 500): CloudFormation's ValidationError
+    (https://repost.aws/knowledge-center/cloudformation-template-validation)."""
+    with pytest.raises(ValidationError, match=f": Template format error: {said}\\.$"):
+        cfn_models.Stack.parse_template(body)

@@ -119,11 +119,19 @@ PATCHES: list[Patch] = [
           "(self)"),
     Patch(cfn_models.Stack, "parse_template", staticmethod(template_format.parse_stack_template),
           "a JSON template is read as JSON, as CloudFormation reads it (moto's pure-Python YAML "
-          "reader first: 0.5 s of CPU per read of this template, two reads a deploy)",
+          "reader first: 0.5 s of CPU per read of this template, two reads a deploy); NaN and "
+          "Infinity are not JSON, and a body that is not well-formed or not a mapping is a "
+          "ValidationError, not HTTP 500",
           "(template)"),
     Patch(cfn_models.ChangeSet, "_parse_template", template_format.parse_change_set_template,
           "a JSON template is read as JSON (as Stack.parse_template above)",
           "(self)"),
+    Patch(cfn_models.CloudFormationBackend, "validate_template", template_format.validate_template,
+          "ValidateTemplate reads the body as a stack's is read first: NaN or Infinity in JSON, a "
+          "body that is not well-formed or not a mapping are CloudFormation's ValidationError "
+          "(moto's cfn-lint accepted them): "
+          "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-formats.html",
+          "(self, template)"),
     Patch(cfn_responses.CloudFormationResponse, "describe_change_set", changesets.describe_change_set,
           "IncludePropertyValues, as DescribeChangeSet answers it",
           "(self)"),
